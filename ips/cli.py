@@ -1,0 +1,156 @@
+"""`reefguard` command line.
+
+Sub-commands follow Suricata's flags where a Suricata user would reach for
+them (`-r`, `-S`, `-l`, `-k`, `--set`).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ips.config import Config
+
+DEFAULT_RULES = [str(Path(__file__).resolve().parent.parent / "signatures")]
+
+
+def _config_from(args) -> Config:
+    config = Config()
+    if getattr(args, "checksum", None):
+        config.checksum_mode = args.checksum
+    try:
+        config.apply(getattr(args, "set", None) or [])
+    except ValueError as exc:
+        raise SystemExit(f"reefguard: {exc}")
+    return config
+
+
+def rule_files(paths: list[str]) -> list[str]:
+    """Expand directories to their *.rules files, in name order."""
+    out: list[str] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            out.extend(str(f) for f in sorted(path.glob("*.rules")))
+        else:
+            out.append(str(path))
+    return out
+
+
+def load_engine(paths: list[str], config: Config, cache_dir: str | None = None,
+                quiet: bool = False):
+    from ips.detect import DetectEngine
+    files = rule_files(paths)
+    if not files:
+        return None, None
+    engine, report = DetectEngine.load(files, config, cache_dir=cache_dir)
+    if not quiet:
+        skipped = len(report.skipped)
+        errors = len(report.errors)
+        print(f"rules: {report.loaded} loaded, {skipped} skipped, {errors} errors "
+              f"from {len(files)} file(s)", file=sys.stderr)
+        for item in list(report.errors)[:5]:
+            print(f"  error: {item}", file=sys.stderr)
+    return engine, report
+
+
+def cmd_replay(args) -> int:
+    from ips.replay import replay
+    config = _config_from(args)
+    engine, _ = load_engine(args.rules or [], config, args.cache_dir)
+    consumers = []
+    if not args.no_store:
+        from ips.store import Store, StoreConsumer
+        consumers.append(StoreConsumer(Store(Path(args.outdir) / "reefguard.sqlite")))
+    if config.profiling and not args.no_profile:
+        consumers[:0] = _profiling_consumers(config)
+    summary = replay(args.pcaps, engine, args.outdir, config, consumers=consumers,
+                     progress=None if not args.quiet else False)
+    for err in summary.errors:
+        print(f"reefguard: {err}", file=sys.stderr)
+    if not args.quiet:
+        rate = summary.packets / summary.seconds if summary.seconds else 0.0
+        print(f"{summary.packets} packets in {summary.seconds:.2f} s ({rate:,.0f} pkt/s): "
+              f"{summary.alerts} alerts ({summary.blocked} blocked), "
+              f"{summary.flows} flows, {summary.anomalies} anomalies; "
+              f"EVE in {Path(args.outdir) / 'eve.json'}")
+    return 0 if not summary.errors or summary.packets else 1
+
+
+def _profiling_consumers(config: Config) -> list:
+    """The device inventory and profiler, when their modules are present."""
+    try:
+        from ips.profile import make_consumers
+    except ImportError:
+        return []
+    return list(make_consumers(config))
+
+
+def cmd_rules_check(args) -> int:
+    from ips.detect.check import main as check_main
+    argv: list[str] = []
+    for path in rule_files(args.rules):
+        argv += ["-S", path]
+    if args.verbose:
+        argv.append("-v")
+    return check_main(argv)
+
+
+def cmd_verify(args) -> int:
+    from ips.verify import main as verify_main
+    return verify_main(args.dirs, keep=args.keep, filter_=args.filter, verbose=args.verbose)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reefguard", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("replay", help="run captures through the engine offline")
+    p.add_argument("-r", dest="pcaps", action="append", required=True, metavar="PCAP")
+    p.add_argument("-S", dest="rules", action="append", metavar="RULES",
+                   help="rule file or directory (repeatable)")
+    p.add_argument("-l", dest="outdir", required=True, metavar="OUTDIR")
+    p.add_argument("-k", dest="checksum", choices=["none", "all", "auto"], default="auto")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])
+    p.add_argument("--cache-dir", default=None, help="compiled rule cache directory")
+    p.add_argument("--no-store", action="store_true", help="do not write the SQLite store")
+    p.add_argument("--no-profile", action="store_true", help="turn device profiling off")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("rules", help="rule tools")
+    rsub = p.add_subparsers(dest="rules_command", required=True)
+    c = rsub.add_parser("check", help="parse rules; report what would be skipped and why")
+    c.add_argument("-S", dest="rules", action="append", required=True, metavar="RULES")
+    c.add_argument("--verbose", "-v", action="store_true", help="list every skipped rule")
+    c.set_defaults(func=cmd_rules_check)
+
+    p = sub.add_parser("verify", help="run suricata-verify style cases")
+    p.add_argument("dirs", nargs="+", metavar="DIR")
+    p.add_argument("--keep", metavar="OUTDIR", help="keep each case's output here")
+    p.add_argument("--filter", "-k", dest="filter", help="only cases whose name contains this")
+    p.add_argument("--verbose", action="store_true")
+    p.set_defaults(func=cmd_verify)
+
+    try:
+        from ips import service
+    except ImportError:
+        service = None
+    if service is not None and hasattr(service, "register"):
+        service.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else
+                        logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

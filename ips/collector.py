@@ -1,0 +1,101 @@
+"""The collector: fan-out of events to consumers, in one explicit list.
+
+Consumers are plain objects whose methods are named after the hook they
+handle (mitmproxy's addon style)::
+
+    alert(Alert)  flow_end(FlowEnd)  anomaly(Anomaly)  app_record(AppRecord)
+    device_anomaly(DeviceAnomaly)  stats(Stats)  tick(timestamp)  done()
+
+A hook may return an iterable of new events (the device profiler returns
+`DeviceAnomaly` events); those are fed to every consumer in turn. A consumer
+that raises is logged and counted, never fatal: one broken consumer must not
+stop alerts from being written.
+
+Inline, every worker process sends its events to the one collector process
+(`QueueSink`); the collector is the single writer of the store.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable
+
+from ips import events
+
+log = logging.getLogger("reefguard.collector")
+
+HOOKS: dict[type, str] = {
+    events.Alert: "alert",
+    events.FlowEnd: "flow_end",
+    events.Anomaly: "anomaly",
+    events.AppRecord: "app_record",
+    events.DeviceAnomaly: "device_anomaly",
+    events.Stats: "stats",
+}
+
+# Derived events may trigger further events; bound the chain so a consumer
+# bug cannot loop forever.
+MAX_DERIVED_DEPTH = 4
+
+
+class Collector:
+    def __init__(self, consumers: Iterable[Any]) -> None:
+        self.consumers = list(consumers)
+        self.errors: dict[str, int] = {}
+        self.counts: dict[str, int] = {}
+
+    def __call__(self, event: Any) -> None:
+        self.emit(event)
+
+    def emit(self, event: Any, _depth: int = 0) -> None:
+        hook = HOOKS.get(type(event))
+        if hook is None:
+            raise TypeError(f"not an event: {event!r}")
+        self.counts[hook] = self.counts.get(hook, 0) + 1
+        pending = []
+        for consumer in self.consumers:
+            derived = self._safecall(consumer, hook, event)
+            if derived:
+                pending.extend(derived)
+        # Every consumer sees an event before the events derived from it.
+        if _depth < MAX_DERIVED_DEPTH:
+            for new_event in pending:
+                self.emit(new_event, _depth + 1)
+
+    def tick(self, timestamp: float) -> None:
+        for consumer in self.consumers:
+            derived = self._safecall(consumer, "tick", timestamp)
+            for new_event in derived or ():
+                self.emit(new_event, 1)
+
+    def done(self) -> None:
+        for consumer in self.consumers:
+            derived = self._safecall(consumer, "done")
+            for new_event in derived or ():
+                self.emit(new_event, 1)
+
+    def _safecall(self, consumer: Any, hook: str, *args: Any):
+        method = getattr(consumer, hook, None)
+        if method is None:
+            return None
+        try:
+            return method(*args)
+        except Exception:  # noqa: BLE001 - a consumer bug must not kill the pipeline
+            name = f"{type(consumer).__name__}.{hook}"
+            self.errors[name] = self.errors.get(name, 0) + 1
+            if self.errors[name] <= 3:
+                log.exception("consumer %s failed", name)
+            return None
+
+
+class QueueSink:
+    """Worker-side end of the worker → collector channel (multiprocessing)."""
+
+    def __init__(self, queue) -> None:
+        self.queue = queue
+        self.dropped = 0
+
+    def __call__(self, event: Any) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except Exception:  # queue full: never block the packet path
+            self.dropped += 1

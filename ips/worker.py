@@ -1,0 +1,249 @@
+"""The worker: one linear per-packet function that calls the stages in order.
+
+    decode → defrag → flow → stream → applayer → detect → verdict → events
+
+The same `Worker` runs on a pcap file (`reefguard replay`), on an NFQUEUE
+(`reefguard run`) and in unit tests; only the source of packets differs.
+Stages do not call each other; this module is the only place that knows the
+order. Anything a stage cannot handle is turned into a counted anomaly and
+the configured exception policy (`config.exception_policy`), never an
+exception that escapes `process()`.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from ips import events
+from ips.applayer import AppLayer
+from ips.config import Config
+from ips.decode import decode
+from ips.defrag import Defragmenter
+from ips.flow import Flow, FlowTable
+from ips.packet import ACCEPT, DROP, PROTO_TCP, PROTO_UDP, Packet, PROTO_NAMES
+from ips.stream import TcpReassembler
+from ips import verdict as verdicts
+
+log = logging.getLogger("reefguard.worker")
+
+# When checksum validation is "auto", look at this many packets first: if
+# most of them have bad checksums the capture was taken with offloading on,
+# and validating would blind the engine (Suricata does the same).
+AUTO_CHECKSUM_SAMPLE = 1000
+AUTO_CHECKSUM_BAD_RATIO = 0.1
+
+
+class Worker:
+    """Runs packets through the pipeline and emits events to `emit`."""
+
+    def __init__(self, config: Config, engine, emit: Callable[[object], None]) -> None:
+        self.config = config
+        self.engine = engine
+        self.emit = emit
+        self.flows = FlowTable(config)
+        self.defrag = Defragmenter()
+        self.stream = TcpReassembler(config)
+        self.applayer = AppLayer(config)
+        self.counters: dict[str, int] = {
+            "packets": 0, "decoded": 0, "invalid": 0, "alerts": 0,
+            "dropped": 0, "bypassed": 0, "exceptions": 0,
+            "checksum_bad": 0, "rewritten": 0,
+        }
+        self.anomaly_counts: dict[str, int] = {}
+        self._checksums = config.checksum_mode != "none"
+        self._auto_checksum = config.checksum_mode == "auto"
+        self._last_ts = 0.0
+
+    # ------------------------------------------------------------------
+    def process(self, pkt: Packet) -> int:
+        """Inspect one packet; return its verdict (ips.packet.ACCEPT, ...)."""
+        self.counters["packets"] += 1
+        try:
+            return self._process(pkt)
+        except Exception:  # noqa: BLE001 - exception policy, counted
+            self.counters["exceptions"] += 1
+            if self.counters["exceptions"] <= 5:
+                log.exception("worker exception on packet %d", pkt.pcap_cnt)
+            self._record_anomaly(pkt, "engine.exception", "decode")
+            return verdicts.exception_verdict(self.config, pkt)
+
+    def _process(self, pkt: Packet) -> int:
+        if pkt.ts > self._last_ts:
+            self._last_ts = pkt.ts
+            self._expire(pkt.ts)
+
+        ok = decode(pkt, self._checksums)
+        if pkt.anomalies:
+            self._emit_anomalies(pkt)
+        if not ok:
+            self.counters["invalid"] += 1 if pkt.anomalies else 0
+            return ACCEPT
+        self.counters["decoded"] += 1
+        if self._auto_checksum:
+            self._auto_checksum_step(pkt)
+        if not pkt.checksum_ok:
+            # Suricata drops invalid-checksum packets from stream and detection.
+            self.counters["checksum_bad"] += 1
+            return ACCEPT
+
+        if pkt.is_fragment:
+            whole = self.defrag.add(pkt)
+            if pkt.anomalies:
+                self._emit_anomalies(pkt)
+            if whole is None:
+                return ACCEPT
+            pkt = whole
+
+        flow = self.flows.lookup(pkt)
+        if flow is not None and flow.action == "drop":
+            self.counters["dropped"] += 1
+            return DROP
+
+        stream = None
+        txs = ()
+        if flow is not None:
+            if pkt.proto == PROTO_TCP:
+                chunk = self.stream.on_packet(flow, pkt)
+                if chunk is not None:
+                    if chunk.data or chunk.gap:
+                        txs = self.applayer.on_data(flow, pkt, chunk.data, pkt.to_server, chunk.gap)
+                    if chunk.data:
+                        stream = (chunk.window, chunk.new_offset)
+            elif pkt.proto == PROTO_UDP and pkt.payload:
+                txs = self.applayer.on_data(flow, pkt, pkt.payload, pkt.to_server, False)
+            if pkt.anomalies:
+                self._emit_anomalies(pkt)
+
+        matches = self.engine.inspect(pkt, flow, stream, txs) if self.engine else ()
+        verdict = verdicts.decide(pkt, flow, matches, self.config)
+        if matches:
+            self._emit_alerts(pkt, flow, matches, verdict)
+        for tx in txs:
+            if tx.record is not None:
+                self._emit_app_record(pkt, flow, tx)
+        if verdict == DROP:
+            self.counters["dropped"] += 1
+        if pkt.rewritten is not None:
+            self.counters["rewritten"] += 1
+        if flow is not None and flow.action == "bypass":
+            self.counters["bypassed"] += 1
+        return verdict
+
+    # ------------------------------------------------------------------
+    def tick(self, now: float) -> None:
+        """Inline: expire flows by wall-clock time between packets."""
+        self._expire(now)
+
+    def finish(self) -> None:
+        """End of input: log every remaining flow and the stats record."""
+        for flow in self.flows.flush():
+            self._end_flow(flow)
+        self.emit(events.Stats(timestamp=self._last_ts, counters=self.stats()))
+
+    def swap_engine(self, engine) -> None:
+        """Live rule reload: the next packet sees the new rules."""
+        self.engine = engine
+
+    def stats(self) -> dict:
+        flow_stats = dict(self.flows.stats)
+        return {
+            "capture": {"kernel_packets": self.counters["packets"]},
+            "decoder": {"pkts": self.counters["packets"],
+                        "decoded": self.counters["decoded"],
+                        "invalid": self.counters["invalid"],
+                        "checksum_bad": self.counters["checksum_bad"],
+                        "event": dict(self.anomaly_counts)},
+            "flow": flow_stats,
+            "detect": {"alert": self.counters["alerts"]},
+            "ips": {"accepted": self.counters["packets"] - self.counters["dropped"],
+                    "blocked": self.counters["dropped"],
+                    "bypassed": self.counters["bypassed"],
+                    "rewritten": self.counters["rewritten"]},
+            "engine": {"exceptions": self.counters["exceptions"]},
+        }
+
+    # ------------------------------------------------------------------
+    def _auto_checksum_step(self, pkt: Packet) -> None:
+        seen = self.counters["decoded"]
+        if not pkt.checksum_ok:
+            self.counters.setdefault("auto_bad", 0)
+            self.counters["auto_bad"] += 1
+        if seen >= AUTO_CHECKSUM_SAMPLE or (
+                seen >= 10 and self.counters.get("auto_bad", 0) / seen > 0.5):
+            if self.counters.get("auto_bad", 0) / seen > AUTO_CHECKSUM_BAD_RATIO:
+                log.info("checksum validation turned off: %d of %d packets bad "
+                         "(capture with offloading)", self.counters.get("auto_bad", 0), seen)
+                self._checksums = False
+                pkt.checksum_ok = True
+            self._auto_checksum = False
+
+    def _expire(self, now: float) -> None:
+        for flow in self.flows.expire(now):
+            self._end_flow(flow)
+
+    def _end_flow(self, flow: Flow) -> None:
+        for tx in self.applayer.on_flow_end(flow):
+            if tx.record is not None:
+                self._emit_app_record(None, flow, tx)
+        proto = PROTO_NAMES.get(flow.proto, str(flow.proto))
+        self.emit(events.FlowEnd(
+            timestamp=flow.last, flow_id=flow.id,
+            tuple=events.FiveTuple(flow.client_ip, flow.client_port,
+                                   flow.server_ip, flow.server_port, proto),
+            app_proto=flow.app_proto, start=flow.start, end=flow.last,
+            pkts_toserver=flow.pkts_toserver, pkts_toclient=flow.pkts_toclient,
+            bytes_toserver=flow.bytes_toserver, bytes_toclient=flow.bytes_toclient,
+            state=flow.state, reason=flow.end_reason or "shutdown",
+            alerted=flow.alerted, action=flow.action,
+            tcp_flags_ts=flow.tcp_flags_ts, tcp_flags_tc=flow.tcp_flags_tc,
+            tcp_state=flow.tcp_state if flow.proto == PROTO_TCP else None,
+            client_mac=flow.client_mac, server_mac=flow.server_mac))
+
+    def _emit_alerts(self, pkt: Packet, flow: Flow | None, matches, verdict: int) -> None:
+        action = "blocked" if verdict != ACCEPT and verdict != verdicts.BYPASS else "allowed"
+        proto = pkt.proto_name
+        for match in matches:
+            if match.noalert:
+                continue
+            rule = match.rule
+            if flow is not None:
+                flow.alerted = True
+            self.counters["alerts"] += 1
+            rule_action = "blocked" if rule.action in ("drop", "reject") and action == "blocked" else "allowed"
+            self.emit(events.Alert(
+                timestamp=pkt.ts, flow_id=flow.id if flow else 0,
+                pcap_cnt=pkt.pcap_cnt, src_ip=pkt.src, src_port=pkt.sport,
+                dest_ip=pkt.dst, dest_port=pkt.dport, proto=proto,
+                app_proto=flow.app_proto if flow else None,
+                action=rule_action, gid=rule.gid, signature_id=rule.sid,
+                rev=rule.rev, signature=rule.msg, category=rule.category or "",
+                severity=rule.severity, metadata=rule.metadata,
+                tx_id=match.tx_id, src_mac=pkt.src_mac))
+
+    def _emit_app_record(self, pkt: Packet | None, flow: Flow, tx) -> None:
+        proto = PROTO_NAMES.get(flow.proto, str(flow.proto))
+        if pkt is not None and pkt.src is not None:
+            five = events.FiveTuple(pkt.src, pkt.sport, pkt.dst, pkt.dport, proto)
+            ts, cnt, mac = pkt.ts, pkt.pcap_cnt, pkt.src_mac
+        else:
+            five = events.FiveTuple(flow.client_ip, flow.client_port,
+                                    flow.server_ip, flow.server_port, proto)
+            ts, cnt, mac = flow.last, 0, flow.client_mac
+        self.emit(events.AppRecord(timestamp=ts, flow_id=flow.id, pcap_cnt=cnt,
+                                   tuple=five, app_proto=tx.app_proto,
+                                   fields=tx.record, tx_id=tx.tx_id, src_mac=mac))
+
+    def _emit_anomalies(self, pkt: Packet) -> None:
+        for name in pkt.anomalies:
+            kind = "stream" if name.startswith("stream.") else (
+                "applayer" if name.startswith("applayer.") else "decode")
+            self._record_anomaly(pkt, name, kind)
+        pkt.anomalies = None
+
+    def _record_anomaly(self, pkt: Packet, name: str, kind: str) -> None:
+        self.anomaly_counts[name] = self.anomaly_counts.get(name, 0) + 1
+        self.emit(events.Anomaly(
+            timestamp=pkt.ts, pcap_cnt=pkt.pcap_cnt, type=kind, event=name,
+            src_ip=pkt.src, dest_ip=pkt.dst, src_port=pkt.sport,
+            dest_port=pkt.dport, proto=pkt.proto_name if pkt.proto else None,
+            flow_id=pkt.flow.id if pkt.flow is not None else 0))

@@ -1,0 +1,56 @@
+from ips import events
+from ips.collector import Collector
+
+
+def _alert(**kw):
+    base = dict(timestamp=1.0, flow_id=1, pcap_cnt=1, src_ip="192.0.2.1", src_port=1,
+                dest_ip="198.51.100.1", dest_port=80, proto="TCP", app_proto=None,
+                action="allowed", gid=1, signature_id=1, rev=1, signature="x",
+                category="c", severity=2)
+    base.update(kw)
+    return events.Alert(**base)
+
+
+class Recorder:
+    def __init__(self):
+        self.seen = []
+
+    def alert(self, a):
+        self.seen.append(a)
+
+    def device_anomaly(self, a):
+        self.seen.append(a)
+
+
+class Broken:
+    def alert(self, a):
+        raise RuntimeError("boom")
+
+
+class Deriver:
+    def alert(self, a):
+        return [events.DeviceAnomaly(timestamp=a.timestamp, mac="02:00:00:00:00:01", ip=a.src_ip,
+                                     kind="scan", score=0.9, observed={}, baseline={},
+                                     explanation="x")]
+
+
+def test_broken_consumer_does_not_stop_others():
+    rec = Recorder()
+    c = Collector([Broken(), rec])
+    c.emit(_alert())
+    assert len(rec.seen) == 1
+    assert c.errors == {"Broken.alert": 1}
+
+
+def test_derived_events_reach_every_consumer():
+    rec = Recorder()
+    c = Collector([Deriver(), rec])
+    c.emit(_alert())
+    kinds = [type(e).__name__ for e in rec.seen]
+    assert kinds == ["Alert", "DeviceAnomaly"]
+
+
+def test_rejects_non_events():
+    import pytest
+    with pytest.raises(TypeError):
+        Collector([]).emit(object())
