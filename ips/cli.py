@@ -60,6 +60,7 @@ def cmd_replay(args) -> int:
     config = _config_from(args)
     engine, _ = load_engine(args.rules or [], config, args.cache_dir)
     consumers = []
+    Path(args.outdir).mkdir(parents=True, exist_ok=True)
     if not args.no_store:
         from ips.store import Store, StoreConsumer
         consumers.append(StoreConsumer(Store(Path(args.outdir) / "reefguard.sqlite")))

@@ -20,11 +20,20 @@ _TCP_FLAG_NAMES = (("fin", 0x01), ("syn", 0x02), ("rst", 0x04), ("psh", 0x08),
                    ("ack", 0x10), ("urg", 0x20), ("ecn", 0x40), ("cwr", 0x80))
 
 
+_last_second: list = [None, ""]
+
+
 def eve_timestamp(ts: float) -> str:
     """Suricata's format: 2009-10-16T16:44:16.083524+0000 (UTC)."""
     micros = int(round(ts * 1_000_000))
-    dt = datetime.fromtimestamp(micros // 1_000_000, tz=timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{micros % 1_000_000:06d}+0000"
+    second, fraction = divmod(micros, 1_000_000)
+    # Records come in time order, so the formatted second is nearly always
+    # the previous one; strftime per record was a visible cost.
+    if _last_second[0] != second:
+        dt = datetime.fromtimestamp(second, tz=timezone.utc)
+        _last_second[0] = second
+        _last_second[1] = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{_last_second[1]}.{fraction:06d}+0000"
 
 
 def alert_record(a: events.Alert) -> dict[str, Any]:
@@ -155,8 +164,9 @@ def stats_record(s: events.Stats) -> dict[str, Any]:
 
 def fast_line(a: events.Alert) -> str:
     """One fast.log line, as Suricata writes it."""
-    dt = datetime.fromtimestamp(a.timestamp, tz=timezone.utc)
-    stamp = dt.strftime("%m/%d/%Y-%H:%M:%S") + f".{int(a.timestamp * 1e6) % 1_000_000:06d}"
+    second, fraction = divmod(int(round(a.timestamp * 1_000_000)), 1_000_000)
+    dt = datetime.fromtimestamp(second, tz=timezone.utc)
+    stamp = dt.strftime("%m/%d/%Y-%H:%M:%S") + f".{fraction:06d}"
     drop = "[Drop] " if a.action == "blocked" else ""
     ports = (f"{a.src_ip}:{a.src_port} -> {a.dest_ip}:{a.dest_port}"
              if a.proto in ("TCP", "UDP") else f"{a.src_ip} -> {a.dest_ip}")

@@ -23,6 +23,7 @@ from ips.flow import Flow, FlowTable
 from ips.packet import ACCEPT, DROP, PROTO_TCP, PROTO_UDP, Packet, PROTO_NAMES
 from ips.stream import TcpReassembler
 from ips import verdict as verdicts
+from ips.output import eve_timestamp
 
 log = logging.getLogger("reefguard.worker")
 
@@ -31,6 +32,27 @@ log = logging.getLogger("reefguard.worker")
 # and validating would blind the engine (Suricata does the same).
 AUTO_CHECKSUM_SAMPLE = 1000
 AUTO_CHECKSUM_BAD_RATIO = 0.1
+
+
+def alert_app_fields(tx) -> dict:
+    """The app-layer object logged beside an alert: the transaction's record
+    when complete, else what its buffers already tell (Suricata logs the
+    transaction's current state)."""
+    if tx.record is not None:
+        return tx.record
+    if tx.app_proto != "http":
+        return {}
+    fields = {}
+    for key, buffer in (("hostname", "http.host"), ("url", "http.uri.raw"),
+                        ("http_user_agent", "http.user_agent"),
+                        ("http_method", "http.method"), ("protocol", "http.protocol"),
+                        ("http_content_type", "http.content_type")):
+        value = tx.buffers.get(buffer)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if value:
+            fields[key] = value.decode("utf-8", "replace")
+    return fields
 
 
 class Worker:
@@ -116,8 +138,19 @@ class Worker:
 
         matches = self.engine.inspect(pkt, flow, stream, txs) if self.engine else ()
         verdict = verdicts.decide(pkt, flow, matches, self.config)
+        if flow is not None and flow.action == "pass" and verdict == ACCEPT:
+            reason = verdicts.bypass_reason(
+                flow,
+                depth_reached=(pkt.proto == PROTO_TCP and self.stream.depth_reached(flow, pkt.to_server)),
+                encrypted=self.applayer.inspection_done(flow) and flow.app_proto == "tls")
+            if reason:
+                flow.action = "bypass"
+                key = "bypass_" + reason
+                self.counters[key] = self.counters.get(key, 0) + 1
+        if pkt.proto == PROTO_TCP and verdict == ACCEPT and self.stream.normalised(pkt):
+            pkt.rewritten = verdicts.rewrite_tcp_payload(pkt)
         if matches:
-            self._emit_alerts(pkt, flow, matches, verdict)
+            self._emit_alerts(pkt, flow, matches, verdict, txs)
         for tx in txs:
             if tx.record is not None:
                 self._emit_app_record(pkt, flow, tx)
@@ -199,17 +232,32 @@ class Worker:
             tcp_state=flow.tcp_state if flow.proto == PROTO_TCP else None,
             client_mac=flow.client_mac, server_mac=flow.server_mac))
 
-    def _emit_alerts(self, pkt: Packet, flow: Flow | None, matches, verdict: int) -> None:
+    def _emit_alerts(self, pkt: Packet, flow: Flow | None, matches, verdict: int, txs) -> None:
         action = "blocked" if verdict != ACCEPT and verdict != verdicts.BYPASS else "allowed"
         proto = pkt.proto_name
+        flow_info = None
+        if flow is not None:
+            flow_info = {
+                "pkts_toserver": flow.pkts_toserver, "pkts_toclient": flow.pkts_toclient,
+                "bytes_toserver": flow.bytes_toserver, "bytes_toclient": flow.bytes_toclient,
+                "start": eve_timestamp(flow.start),
+                "src_ip": flow.client_ip, "dest_ip": flow.server_ip,
+                "src_port": flow.client_port, "dest_port": flow.server_port,
+            }
         for match in matches:
-            if match.noalert:
-                continue
             rule = match.rule
+            if match.noalert or rule.action == "pass":
+                continue
             if flow is not None:
                 flow.alerted = True
             self.counters["alerts"] += 1
             rule_action = "blocked" if rule.action in ("drop", "reject") and action == "blocked" else "allowed"
+            app = None
+            if match.tx_id is not None:
+                for tx in txs:
+                    if tx.tx_id == match.tx_id:
+                        app = {tx.app_proto: alert_app_fields(tx)}
+                        break
             self.emit(events.Alert(
                 timestamp=pkt.ts, flow_id=flow.id if flow else 0,
                 pcap_cnt=pkt.pcap_cnt, src_ip=pkt.src, src_port=pkt.sport,
@@ -218,7 +266,7 @@ class Worker:
                 action=rule_action, gid=rule.gid, signature_id=rule.sid,
                 rev=rule.rev, signature=rule.msg, category=rule.category or "",
                 severity=rule.severity, metadata=rule.metadata,
-                tx_id=match.tx_id, src_mac=pkt.src_mac))
+                tx_id=match.tx_id, src_mac=pkt.src_mac, app=app, flow=flow_info))
 
     def _emit_app_record(self, pkt: Packet | None, flow: Flow, tx) -> None:
         proto = PROTO_NAMES.get(flow.proto, str(flow.proto))
@@ -235,6 +283,12 @@ class Worker:
 
     def _emit_anomalies(self, pkt: Packet) -> None:
         for name in pkt.anomalies:
+            if name.endswith("invalid_checksum"):
+                # A bad checksum is a property of the capture (offloading) far
+                # more often than an attack: counted in stats, not logged per
+                # packet, as Suricata does.
+                self.anomaly_counts[name] = self.anomaly_counts.get(name, 0) + 1
+                continue
             kind = "stream" if name.startswith("stream.") else (
                 "applayer" if name.startswith("applayer.") else "decode")
             self._record_anomaly(pkt, name, kind)
