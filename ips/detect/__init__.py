@@ -1,0 +1,678 @@
+"""Detection engine: Suricata rules → matches for each packet.
+
+    engine, report = DetectEngine.load(paths, config, cache_dir=None)
+    matches = engine.inspect(pkt, flow, stream, txs)
+
+Theory of operation
+-------------------
+Load: every rule line is parsed (`parser`); refused or broken rules go to the
+`LoadReport` with file, line, sid and reason, and never stop the others.
+Loaded rules are ordered as Suricata orders them (action: pass, drop, reject,
+alert; then flowbit setters before readers; then priority) and each gets one
+fast pattern in one prefilter group (`prefilter`). Rules with no usable
+pattern sit in small lists bucketed by transport/direction (packet rules) or
+app protocol (transaction rules).
+
+Inspect, per packet:
+1. A flow passed by a `pass` rule is not inspected again (Suricata 7: a pass
+   match on a flow passes the whole flow).
+2. Packet rules: the packet payload and, for TCP, the new part of the
+   reassembled stream are scanned; candidates plus the no-pattern bucket are
+   verified cheapest first: header, flow, packet keywords, flowbits, payload.
+3. Transaction rules: each tx's buffers are scanned per buffer group; a rule
+   is verified when all its buffers are present; it alerts at most once per
+   (rule, flow, tx_id).
+4. A match applies its flowbit actions, then thresholds decide whether it is
+   reported. A `pass` match stops the packet.
+
+Stream semantics. `stream` is (window, new_offset). A payload rule on TCP
+whose data went into the stream is matched against the window, and reported
+only if it matches the window but does *not* match `window[:new_offset]`:
+i.e. the match needs bytes that arrived with this packet, so the same stream
+match is never reported twice and matches spanning segments are found. Such
+a rule is not also tried on the bare packet payload (Suricata skips packet
+inspection for packets added to the stream). Rules that need the packet
+(`dsize`, `tcp-pkt`, `flow:no_stream`) are matched on the packet payload;
+`tcp-stream`/`flow:only_stream` rules only on the stream. When `stream` is
+None (UDP, no reassembly, midstream not picked up) payload rules other than
+stream-only ones are matched on the packet payload, as Suricata does. Depth
+and offset in stream matches count from the window start.
+
+Bounds. Per buffer scan at most `config.max_verify_per_packet` candidates are
+verified (the rest are counted in `stats["verify_capped"]`); each rule
+verification has a step budget (`verify.STEPS_PER_INSPECTION`); pcre sees at
+most `verify.PCRE_MAX_INPUT` bytes; payload inspection stops once a flow
+direction has had `config.stream_depth` bytes inspected.
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+from . import cache as cache_module
+from . import state, transforms, verify
+from .parser import PAYLOAD, STICKY_ALIASES, Rule, RuleError, parse_rule
+from .prefilter import Matcher, PatternGroup
+from .variables import Variables, address_key
+
+__all__ = ["DetectEngine", "LoadReport", "Match", "Rule"]
+
+_ACTION_RANK = {"pass": 0, "drop": 1, "reject": 2, "alert": 3}
+_PROTO_CLASSES = ("tcp", "udp", "icmp", "other")
+_DIRECTIONS = ("ts", "tc")
+# Alternative names a tx may use for the buffer a rule names.
+_BUFFER_FALLBACKS = {
+    "file.data": ("http.response_body", "http.request_body"),
+    "http.response_body": ("file.data",),
+}
+
+
+def _proto_class(proto: int) -> str:
+    if proto == 6:
+        return "tcp"
+    if proto == 17:
+        return "udp"
+    if proto in (1, 58):
+        return "icmp"
+    return "other"
+
+
+def _rule_proto_classes(rule: Rule) -> tuple[str, ...]:
+    if rule.transports is None:
+        return _PROTO_CLASSES
+    return tuple(sorted({_proto_class(proto) for proto in rule.transports}))
+
+
+def _rule_directions(rule: Rule) -> tuple[str, ...]:
+    if rule.direction_hint is None or rule.direction in ("<>", "=>"):
+        return _DIRECTIONS
+    return (rule.direction_hint,)
+
+
+class Match:
+    """One rule that matched the packet."""
+
+    __slots__ = ("rule", "tx_id", "from_stream", "noalert")
+
+    def __init__(self, rule: Rule, tx_id: int | None = None, from_stream: bool = False) -> None:
+        self.rule = rule
+        self.tx_id = tx_id
+        self.from_stream = from_stream
+        self.noalert = rule.noalert
+
+    def __repr__(self) -> str:
+        return f"Match(sid={self.rule.sid}, tx_id={self.tx_id}, from_stream={self.from_stream})"
+
+
+class LoadReport:
+    """What happened to each rule line."""
+
+    __slots__ = ("loaded", "skipped", "errors", "files")
+
+    def __init__(self) -> None:
+        self.loaded = 0
+        self.skipped: list[tuple[str, int, int | None, str, str | None]] = []
+        self.errors: list[tuple[str, int, int | None, str, str | None]] = []
+        self.files: list[str] = []
+
+    def by_reason(self) -> Counter:
+        return Counter(reason for _, _, _, reason, _ in self.skipped)
+
+    def by_keyword(self) -> Counter:
+        return Counter(f"{reason}: {keyword}" if keyword else reason
+                       for _, _, _, reason, keyword in self.skipped)
+
+
+def load_classifications(path: str | None = None) -> dict[str, tuple[str, int]]:
+    """classification.config → {shortname: (description, priority)}."""
+    if path is None:
+        here = os.path.dirname(os.path.abspath(__file__))
+        path = os.path.join(here, "..", "..", "signatures", "classification.config")
+    table = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                line = line.strip()
+                if not line.startswith("config classification:"):
+                    continue
+                parts = [p.strip() for p in line.split(":", 1)[1].split(",")]
+                if len(parts) == 3 and parts[2].isdigit():
+                    table[parts[0]] = (parts[1], int(parts[2]))
+    except OSError:
+        pass
+    return table
+
+
+def _iter_rule_lines(path: str, data: bytes):
+    """(line number, rule text) for each rule in a file, joining '\\' continuations."""
+    text = data.decode("utf-8", errors="replace")
+    pending = ""
+    start = 0
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not pending:
+            if not stripped or stripped.startswith("#"):
+                continue
+            start = number
+        if stripped.endswith("\\"):
+            pending += stripped[:-1]
+            continue
+        yield start, pending + stripped
+        pending = ""
+    if pending:
+        yield start, pending
+
+
+def _sort_key(rule: Rule):
+    setters = bool(rule.flowbit_actions)
+    readers = bool(rule.flowbit_checks)
+    if setters and not readers:
+        flowbit_rank = 0
+    elif setters and readers:
+        flowbit_rank = 1
+    elif readers:
+        flowbit_rank = 2
+    else:
+        flowbit_rank = 3
+    return (_ACTION_RANK[rule.action], flowbit_rank, rule.priority)
+
+
+class DetectEngine:
+    """Loaded ruleset and its prefilter databases."""
+
+    __slots__ = ("rules", "config", "packet_matchers", "packet_no_pattern", "tx_matchers",
+                 "tx_no_pattern", "thresholds", "stats", "max_verify", "max_flow_bytes",
+                 "packet_alert_max", "tx_groups_by_buffer", "rule_texts", "address_index",
+                 "_variables", "_classifications")
+
+    def __init__(self, rules: list, config) -> None:
+        # rules[i] is a parsed Rule, or None until first needed when loaded
+        # from the cache (parsing is deterministic, so the text is enough).
+        self.rules = rules
+        self.rule_texts: list[tuple[str, int, str]] = []
+        self.config = config
+        self._variables = None
+        self._classifications = None
+        # (proto class, direction) -> {(ip version, address prefix): [rule index]}
+        self.address_index: dict[tuple, dict[tuple, list[int]]] = {}
+        self.packet_matchers: dict[tuple, Matcher] = {}
+        self.packet_no_pattern: dict[tuple, list[int]] = {}
+        self.tx_matchers: dict[tuple, Matcher] = {}
+        self.tx_no_pattern: dict[str, list[int]] = {}
+        # base buffer name -> [(group buffer name, transform chain)], built with the matchers
+        self.tx_groups_by_buffer: dict[str, list[tuple[str, tuple]]] = {}
+        self.thresholds = state.Thresholds()
+        self.stats: Counter = Counter()
+        self.max_verify = max(1, int(getattr(config, "max_verify_per_packet", 256)))
+        self.max_flow_bytes = int(getattr(config, "stream_depth", 1 << 20)) or (1 << 20)
+        self.packet_alert_max = int(getattr(config, "packet_alert_max", 15))
+
+    # -- loading -----------------------------------------------------------
+    @classmethod
+    def load(cls, rule_paths: list[str], config, cache_dir: str | None = None,
+             classification_path: str | None = None) -> tuple["DetectEngine", LoadReport]:
+        variables = Variables.from_config(config)
+        texts = []
+        report = LoadReport()
+        for path in rule_paths:
+            try:
+                with open(path, "rb") as handle:
+                    texts.append((path, handle.read()))
+                report.files.append(path)
+            except OSError as exc:
+                report.errors.append((path, 0, None, "unreadable-file", str(exc)))
+        key = None
+        if cache_dir:
+            variables_text = repr(sorted(variables.addresses.items())) + repr(sorted(variables.ports.items()))
+            key = cache_module.ruleset_key(texts, variables_text + repr(classification_path))
+            cached = cache_module.load(cache_dir, key)
+            if cached is not None:
+                try:
+                    return cls._from_cache(cached, config, variables, classification_path,
+                                           [path for path, _ in texts])
+                except Exception:  # noqa: BLE001 - a bad cache entry must only cost a rebuild
+                    pass
+        classifications = load_classifications(classification_path)
+        rules = []
+        seen: dict[tuple[int, int], Rule] = {}
+        for path, data in texts:
+            for line_number, text in _iter_rule_lines(path, data):
+                try:
+                    rule = parse_rule(text, variables, classifications)
+                except RuleError as exc:
+                    sid = _guess_sid(text)
+                    entry = (path, line_number, sid, exc.reason, exc.keyword)
+                    if exc.syntax:
+                        report.errors.append(entry[:3] + (f"syntax: {exc.detail}"[:200], exc.keyword))
+                    else:
+                        report.skipped.append(entry)
+                    continue
+                except (ValueError, TypeError, IndexError, OverflowError, RecursionError) as exc:
+                    report.errors.append((path, line_number, _guess_sid(text),
+                                          f"syntax: {exc}"[:200], None))
+                    continue
+                rule.file = path
+                rule.line = line_number
+                identity = (rule.gid, rule.sid)
+                previous = seen.get(identity)
+                if previous is not None:
+                    # Suricata keeps one rule per gid:sid; the higher revision wins.
+                    loser = rule if rule.rev <= previous.rev else previous
+                    report.skipped.append((loser.file, loser.line, loser.sid, "duplicate-sid", None))
+                    if loser is previous:
+                        rules[rules.index(previous)] = rule
+                        seen[identity] = rule
+                    continue
+                seen[identity] = rule
+                rules.append(rule)
+        rules.sort(key=_sort_key)
+        for index, rule in enumerate(rules):
+            rule.index = index
+        report.loaded = len(rules)
+        engine = cls(rules, config)
+        engine._variables = variables
+        engine._classifications = classifications
+        engine.rule_texts = [(rule.file, rule.line, rule.text) for rule in rules]
+        groups = engine._build_groups()
+        for group_key, group in groups.items():
+            target = engine.tx_matchers if group_key[0] == "tx" else engine.packet_matchers
+            target[group_key[1:]] = Matcher.compile(group)
+        engine._index_tx_groups()
+        if cache_dir and key:
+            cache_module.store(cache_dir, key, {
+                "rule_texts": engine.rule_texts, "report": report,
+                "databases": {group_key: (matcher_for(engine, group_key).dump(),
+                                          groups[group_key].rules_by_pattern)
+                              for group_key in groups},
+                "packet_no_pattern": engine.packet_no_pattern,
+                "tx_no_pattern": engine.tx_no_pattern,
+                "address_index": engine.address_index,
+            })
+        return engine, report
+
+    @classmethod
+    def _from_cache(cls, cached: dict, config, variables: Variables,
+                    classification_path: str | None, paths: list[str]) -> tuple["DetectEngine", LoadReport]:
+        # Same bytes in the same order: rename the cached file names to today's paths.
+        renamed = dict(zip(cached["report"].files, paths))
+        texts = [(renamed.get(file, file), line, text) for file, line, text in cached["rule_texts"]]
+        report = cached["report"]
+        report.skipped = [(renamed.get(entry[0], entry[0]),) + tuple(entry[1:]) for entry in report.skipped]
+        report.errors = [(renamed.get(entry[0], entry[0]),) + tuple(entry[1:]) for entry in report.errors]
+        report.files = list(paths)
+        engine = cls([None] * len(texts), config)
+        engine.rule_texts = texts
+        engine._variables = variables
+        engine._classifications = load_classifications(classification_path)
+        for group_key, (blob, rules_by_pattern) in cached["databases"].items():
+            target = engine.tx_matchers if group_key[0] == "tx" else engine.packet_matchers
+            target[group_key[1:]] = Matcher.load(blob, rules_by_pattern)
+        engine.packet_no_pattern = cached["packet_no_pattern"]
+        engine.tx_no_pattern = cached["tx_no_pattern"]
+        engine.address_index = cached["address_index"]
+        engine._index_tx_groups()
+        return engine, report
+
+    def rule(self, index: int) -> Rule:
+        """The parsed rule at `index` (parsed on first use after a cached load)."""
+        rule = self.rules[index]
+        if rule is None:
+            file, line, text = self.rule_texts[index]
+            rule = parse_rule(text, self._variables, self._classifications)
+            rule.file, rule.line, rule.index = file, line, index
+            self.rules[index] = rule
+        return rule
+
+    def _index_tx_groups(self) -> None:
+        by_buffer: dict[str, set] = {}
+        for buffer_name, _direction in self.tx_matchers:
+            base, chain = transforms.split(buffer_name)
+            by_buffer.setdefault(base, set()).add((buffer_name, chain))
+        self.tx_groups_by_buffer = {base: sorted(groups) for base, groups in by_buffer.items()}
+
+    def _build_groups(self) -> dict[tuple, PatternGroup]:
+        groups: dict[tuple, PatternGroup] = {}
+        for rule in self.rules:
+            directions = _rule_directions(rule)
+            fast = rule.fast_pattern
+            if rule.tx_buffers:
+                if fast is None or fast[0] == PAYLOAD:
+                    self.tx_no_pattern.setdefault(rule.app_proto or "", []).append(rule.index)
+                    continue
+                buffer, content = fast
+                for direction in directions:
+                    groups.setdefault(("tx", buffer, direction), PatternGroup()).add(
+                        content.fast_bytes, content.nocase, rule.index)
+                continue
+            address_keys = _address_keys(rule) if fast is None else None
+            for proto_class in _rule_proto_classes(rule):
+                for direction in directions:
+                    if fast is None and address_keys:
+                        index = self.address_index.setdefault((proto_class, direction), {})
+                        for key in address_keys:
+                            index.setdefault(key, []).append(rule.index)
+                    elif fast is None:
+                        self.packet_no_pattern.setdefault((proto_class, direction), []).append(rule.index)
+                    else:
+                        groups.setdefault(("packet", proto_class, direction), PatternGroup()).add(
+                            fast[1].fast_bytes, fast[1].nocase, rule.index)
+        return groups
+
+    # -- inspection ----------------------------------------------------------
+    def inspect(self, pkt, flow, stream, txs) -> list[Match]:
+        """Matches for one packet; never raises on malformed input."""
+        try:
+            return self._inspect(pkt, flow, stream, txs)
+        except Exception:  # noqa: BLE001 - detection must not take the worker down
+            self.stats["inspect_errors"] += 1
+            return []
+
+    def _inspect(self, pkt, flow, stream, txs) -> list[Match]:
+        detect = getattr(flow, "detect", None) if flow is not None else None
+        if detect is not None and detect.get("pass"):
+            return []
+        context = _PacketContext(pkt, flow)
+        matches: list[Match] = []
+        direction = "ts" if pkt.to_server else "tc"
+        proto_class = _proto_class(pkt.proto)
+
+        # Bound payload work per flow direction.
+        payload = pkt.payload or b""
+        window = None
+        new_offset = 0
+        if stream is not None and pkt.proto == 6:
+            window, new_offset = stream
+        inspect_payload = True
+        if detect is not None:
+            counter_key = "inspected_ts" if pkt.to_server else "inspected_tc"
+            seen = detect.get(counter_key, 0)
+            if seen >= self.max_flow_bytes:
+                inspect_payload = False
+                self.stats["flow_inspect_capped"] += 1
+            else:
+                grown = len(payload) if window is None else max(len(window) - new_offset, len(payload))
+                detect[counter_key] = seen + grown
+
+        candidates: set[int] = set()
+        matcher = self.packet_matchers.get((proto_class, direction))
+        if matcher is not None and inspect_payload:
+            matcher.scan(payload, candidates)
+            if window is not None:
+                matcher.scan(window, candidates)
+        ordered = sorted(candidates)
+        if len(ordered) > self.max_verify:
+            self.stats["verify_capped"] += len(ordered) - self.max_verify
+            ordered = ordered[:self.max_verify]
+        no_pattern = self.packet_no_pattern.get((proto_class, direction))
+        if no_pattern:
+            ordered.extend(no_pattern)
+        by_address = self.address_index.get((proto_class, direction))
+        if by_address:
+            for address in (context.source, context.destination):
+                if address is not None:
+                    ordered.extend(by_address.get(_address_bucket(*address), ()))
+        if no_pattern or by_address:
+            ordered = sorted(set(ordered))
+        stop = False
+        for index in ordered:
+            rule = self.rule(index)
+            if not inspect_payload and PAYLOAD in rule.buffers:
+                continue
+            result = self._verify_packet_rule(rule, context, window, new_offset)
+            if result is None:
+                continue
+            if self._report(rule, context, None, result, matches):
+                stop = True
+                break
+
+        if not stop and txs:
+            for tx in txs:
+                if self._inspect_tx(tx, context, matches):
+                    break
+        self._cap_alerts(matches)
+        return matches
+
+    def _cap_alerts(self, matches: list[Match]) -> None:
+        alerting = [m for m in matches if not m.noalert]
+        if len(alerting) > self.packet_alert_max:
+            self.stats["alerts_capped"] += len(alerting) - self.packet_alert_max
+            keep = set(map(id, alerting[:self.packet_alert_max]))
+            matches[:] = [m for m in matches if m.noalert or id(m) in keep]
+
+    def _report(self, rule: Rule, context: "_PacketContext", tx_id, from_stream: bool,
+                matches: list[Match]) -> bool:
+        """Apply a match's effects; returns True when a pass rule stops the packet."""
+        flow = context.flow
+        state.apply_flowbits(rule, flow)
+        pkt = context.pkt
+        if rule.detection_filter is not None and not self.thresholds.allow(
+                rule, rule.detection_filter, pkt, flow, "detection_filter"):
+            return False
+        if rule.threshold is not None and not self.thresholds.allow(
+                rule, rule.threshold, pkt, flow, "threshold"):
+            return False
+        matches.append(Match(rule, tx_id, bool(from_stream)))
+        if rule.action == "pass":
+            if flow is not None and getattr(flow, "detect", None) is not None:
+                flow.detect["pass"] = True
+            return True
+        return False
+
+    def _header_match(self, rule: Rule, context: "_PacketContext") -> bool:
+        pkt = context.pkt
+        if rule.transports is not None and pkt.proto not in rule.transports:
+            return False
+        flow = context.flow
+        if rule.app_proto is not None:
+            app_proto = getattr(flow, "app_proto", None) if flow is not None else None
+            if app_proto is None or _normal_app_proto(app_proto) != rule.app_proto:
+                return False
+        if rule.app_layer_protocol is not None:
+            negated, name = rule.app_layer_protocol
+            app_proto = getattr(flow, "app_proto", None) if flow is not None else None
+            app_proto = _normal_app_proto(app_proto) if app_proto else "unknown"
+            if (app_proto == name) == negated:
+                return False
+        if rule.flow_established is not None or rule.flow_to_server is not None:
+            if flow is None:
+                return False
+            if rule.flow_established is not None and bool(flow.established) != rule.flow_established:
+                return False
+            if rule.flow_to_server is not None and bool(pkt.to_server) != rule.flow_to_server:
+                return False
+        source, destination = context.source, context.destination
+        source_port, destination_port = pkt.sport, pkt.dport
+        if rule.direction == "=>" and not pkt.to_server:
+            source, destination = destination, source
+            source_port, destination_port = destination_port, source_port
+        if _addresses_match(rule, source, destination, source_port, destination_port, pkt.proto):
+            return True
+        if rule.direction == "<>":
+            return _addresses_match(rule, destination, source, destination_port, source_port, pkt.proto)
+        return False
+
+    def _verify_packet_rule(self, rule: Rule, context: "_PacketContext", window, new_offset):
+        """None when the rule does not match; else whether the match came from the stream."""
+        if not self._header_match(rule, context):
+            return None
+        pkt = context.pkt
+        for check in rule.packet_checks:
+            if not check.match(pkt):
+                return None
+        if not state.flowbits_match(rule, context.flow):
+            return None
+        matchers = rule.buffers.get(PAYLOAD)
+        if matchers is None:
+            return False
+        if window is not None and not rule.packet_only:
+            if window and self._buffer_match(matchers, window) and not (
+                    new_offset > 0 and self._buffer_match(matchers, window[:new_offset])):
+                return True
+            return None
+        if rule.stream_only and pkt.proto == 6:
+            return None
+        if self._buffer_match(matchers, pkt.payload or b""):
+            return False
+        return None
+
+    def _buffer_match(self, matchers: list, data: bytes, variables: dict | None = None) -> bool:
+        budget = verify.Budget()
+        result = verify.inspect_buffer(matchers, data, {} if variables is None else variables, budget)
+        if budget.exhausted:
+            self.stats["verify_budget_exhausted"] += 1
+        return result
+
+    def _inspect_tx(self, tx, context: "_PacketContext", matches: list[Match]) -> bool:
+        buffers = tx.buffers or {}
+        direction = "ts" if tx.to_server else "tc"
+        candidates: set[int] = set()
+        for name, value in buffers.items():
+            name = STICKY_ALIASES.get(name, name)
+            bases = [name] + [alias for alias, targets in _BUFFER_FALLBACKS.items() if name in targets]
+            for base in bases:
+                for group_name, chain in self.tx_groups_by_buffer.get(base, ()):
+                    matcher = self.tx_matchers.get((group_name, direction))
+                    if matcher is None:
+                        continue
+                    elements = value if isinstance(value, (list, tuple)) else (value,)
+                    for element in elements:
+                        matcher.scan(transforms.apply(chain, element) if chain else element,
+                                     candidates)
+        ordered = sorted(candidates)
+        if len(ordered) > self.max_verify:
+            self.stats["verify_capped"] += len(ordered) - self.max_verify
+            ordered = ordered[:self.max_verify]
+        extra = self.tx_no_pattern.get(_normal_app_proto(tx.app_proto) or "", ())
+        if extra:
+            ordered = sorted(set(ordered).union(extra))
+        rules = [self.rule(index) for index in ordered]
+        flow = context.flow
+        alerted = None
+        if flow is not None and getattr(flow, "detect", None) is not None:
+            alerted = flow.detect.setdefault("tx_alerted", set())
+        for rule in rules:
+            identity = (rule.index, tx.app_proto, tx.tx_id)
+            if alerted is not None and identity in alerted:
+                continue
+            if not self._verify_tx_rule(rule, context, tx, buffers):
+                continue
+            if alerted is not None:
+                if len(alerted) < 65536:
+                    alerted.add(identity)
+            if self._report(rule, context, tx.tx_id, False, matches):
+                return True
+        return False
+
+    def _verify_tx_rule(self, rule: Rule, context: "_PacketContext", tx, buffers: dict) -> bool:
+        if rule.app_proto is not None and _normal_app_proto(tx.app_proto) != rule.app_proto:
+            return False
+        if not self._header_match(rule, context):
+            return False
+        pkt = context.pkt
+        for check in rule.packet_checks:
+            if not check.match(pkt):
+                return False
+        if not state.flowbits_match(rule, context.flow):
+            return False
+        variables: dict = {}
+        for name, matchers in rule.buffers.items():
+            if name == PAYLOAD:
+                if not self._buffer_match(matchers, pkt.payload or b"", variables):
+                    return False
+                continue
+            base, chain = transforms.split(name)
+            value = _lookup_buffer(buffers, base, tx.to_server)
+            if value is None:
+                return False
+            elements = value if isinstance(value, (list, tuple)) else (value,)
+            if not any(self._buffer_match(matchers, transforms.apply(chain, element) if chain
+                                          else element, variables)
+                       for element in elements):
+                return False
+        return True
+
+
+def matcher_for(engine: DetectEngine, group_key: tuple) -> Matcher:
+    target = engine.tx_matchers if group_key[0] == "tx" else engine.packet_matchers
+    return target[group_key[1:]]
+
+
+_MAX_BUCKETS_PER_RULE = 4096
+
+
+def _address_bucket(version: int, value: int) -> tuple[int, int]:
+    """IPv4 /24 or IPv6 /64 bucket of an address."""
+    return (version, value >> 8) if version == 4 else (version, value >> 64)
+
+
+def _address_keys(rule: Rule) -> list | None:
+    """Buckets covering the narrower address side of a header-only rule (IP lists)."""
+    best = None
+    for side in (rule.source, rule.destination):
+        if side.any or side.negative or not side.positive:
+            continue
+        keys = []
+        for version, low, high in side.positive:
+            first, last = _address_bucket(version, low)[1], _address_bucket(version, high)[1]
+            if last - first + len(keys) >= _MAX_BUCKETS_PER_RULE:
+                keys = None
+                break
+            keys.extend((version, bucket) for bucket in range(first, last + 1))
+        if keys is not None and (best is None or len(keys) < len(best)):
+            best = keys
+    return best
+
+
+def _lookup_buffer(buffers: dict, name: str, to_server: bool):
+    value = buffers.get(name)
+    if value is not None:
+        return value
+    for legacy, canonical in STICKY_ALIASES.items():
+        if canonical == name and legacy in buffers:
+            return buffers[legacy]
+    if name == "file.data":
+        return buffers.get("http.request_body" if to_server else "http.response_body")
+    if name == "http.response_body":
+        return buffers.get("file.data")
+    return None
+
+
+def _normal_app_proto(name):
+    if name is None:
+        return None
+    name = str(name).lower()
+    return {"http1": "http", "ssl": "tls", "ike": "ikev2"}.get(name, name)
+
+
+def _addresses_match(rule: Rule, source, destination, source_port: int, destination_port: int,
+                     proto: int) -> bool:
+    if not rule.source.any:
+        if source is None or not rule.source.match(*source):
+            return False
+    if not rule.destination.any:
+        if destination is None or not rule.destination.match(*destination):
+            return False
+    if proto in (6, 17, 132):
+        if not rule.source_ports.any and not rule.source_ports.match(source_port):
+            return False
+        if not rule.destination_ports.any and not rule.destination_ports.match(destination_port):
+            return False
+    elif not (rule.source_ports.any and rule.destination_ports.any):
+        return False
+    return True
+
+
+class _PacketContext:
+    __slots__ = ("pkt", "flow", "source", "destination")
+
+    def __init__(self, pkt, flow) -> None:
+        self.pkt = pkt
+        self.flow = flow
+        self.source = address_key(pkt.src)
+        self.destination = address_key(pkt.dst)
+
+
+def _guess_sid(text: str) -> int | None:
+    import re
+    match = re.search(r"[;(\s]sid\s*:\s*(\d+)", text)
+    return int(match.group(1)) if match else None

@@ -1,0 +1,59 @@
+"""Compiled rulesets cached on disk.
+
+The key is a hash of everything that changes the result: the engine version,
+the rule files' bytes in order (not their names, so a
+moved copy of the same ruleset still hits), and the rule variables. The value is the
+parsed rules plus the serialised Hyperscan databases, so a warm start skips
+both the Python parse and the Hyperscan compile. A corrupt or stale cache
+entry is ignored (and rebuilt), never trusted.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+
+ENGINE_VERSION = "reefguard-detect-1"
+MAX_CACHE_FILES = 8   # older entries are removed so the cache directory stays bounded
+
+
+def ruleset_key(rule_texts: list[tuple[str, bytes]], variables_text: str) -> str:
+    digest = hashlib.sha256()
+    digest.update(ENGINE_VERSION.encode())
+    digest.update(variables_text.encode())
+    for path, data in rule_texts:
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def load(cache_dir: str, key: str):
+    path = os.path.join(cache_dir, f"detect-{key}.pickle")
+    try:
+        with open(path, "rb") as handle:
+            payload = pickle.load(handle)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError):
+        return None
+    if not isinstance(payload, dict) or payload.get("key") != key:
+        return None
+    return payload
+
+
+def store(cache_dir: str, key: str, payload: dict) -> None:
+    """Write atomically (temp file + rename) so a concurrent reader never sees half a file."""
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        payload = dict(payload, key=key)
+        handle, temp_path = tempfile.mkstemp(dir=cache_dir, prefix=".detect-")
+        with os.fdopen(handle, "wb") as out:
+            pickle.dump(payload, out, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(temp_path, os.path.join(cache_dir, f"detect-{key}.pickle"))
+        entries = sorted((os.path.join(cache_dir, name) for name in os.listdir(cache_dir)
+                          if name.startswith("detect-") and name.endswith(".pickle")),
+                         key=os.path.getmtime)
+        for old in entries[:-MAX_CACHE_FILES]:
+            os.unlink(old)
+    except OSError:
+        # A read-only or full disk only costs the next start a recompile.
+        return

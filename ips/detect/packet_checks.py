@@ -1,0 +1,218 @@
+"""Header keywords checked on the decoded packet: dsize, flags, ttl, itype, ...
+
+Each check is a small object with `match(pkt) -> bool`. They run before any
+payload work because they cost a comparison or two.
+"""
+from __future__ import annotations
+
+import re
+
+from .verify import UintCheck
+
+
+class _FieldCheck:
+    __slots__ = ("name", "compare")
+
+    def __init__(self, name: str, compare) -> None:
+        self.name = name
+        self.compare = compare
+
+    def match(self, pkt) -> bool:
+        value = READERS[self.name](pkt)
+        if value is None:
+            return False
+        if self.name == "dsize" and not value and getattr(self.compare, "mode", "") == "!":
+            # Suricata does not match `dsize:!N` on packets without payload
+            # (suricata-verify test-dsize-values expects exactly this).
+            return False
+        return self.compare(value)
+
+
+def _icmp_field(start: int):
+    def read(pkt):
+        if pkt.proto not in (1, 58) or pkt.icmp_type not in (0, 8, 13, 14, 15, 16, 17, 18, 128, 129):
+            return None
+        offset = pkt.l4_offset + start
+        data = pkt.data
+        if offset + 2 > len(data):
+            return None
+        return int.from_bytes(data[offset:offset + 2], "big")
+    return read
+
+
+_FLAG_BITS = {"F": 1, "S": 2, "R": 4, "P": 8, "A": 16, "U": 32, "E": 64, "C": 128,
+              "1": 128, "2": 64}
+
+
+class Flags:
+    """`flags:[+*!]FSRPAUCE0[,mask]`."""
+
+    __slots__ = ("modifier", "bits", "ignore")
+
+    def __init__(self, value: str) -> None:
+        parts = value.split(",")
+        spec = parts[0].strip()
+        self.modifier = ""
+        while spec and spec[0] in "+*!":
+            self.modifier = spec[0]
+            spec = spec[1:]
+        if spec and spec[-1] in "+*!":
+            self.modifier = spec[-1]
+            spec = spec[:-1]
+        self.bits = 0
+        for letter in spec.upper():
+            if letter == "0":
+                continue
+            if letter not in _FLAG_BITS:
+                raise ValueError(f"unknown tcp flag {letter!r}")
+            self.bits |= _FLAG_BITS[letter]
+        self.ignore = 0
+        if len(parts) > 1:
+            for letter in parts[1].strip().upper():
+                if letter not in _FLAG_BITS:
+                    raise ValueError(f"unknown tcp flag {letter!r} in mask")
+                self.ignore |= _FLAG_BITS[letter]
+
+    def match(self, pkt) -> bool:
+        if pkt.proto != 6:
+            return False
+        flags = pkt.tcp_flags & ~self.ignore & 0xFF
+        if self.modifier == "+":
+            return flags & self.bits == self.bits
+        if self.modifier == "*":
+            return bool(flags & self.bits)
+        if self.modifier == "!":
+            return not (flags & self.bits) if self.bits else flags != 0
+        return flags == self.bits
+
+
+class SameIp:
+    __slots__ = ()
+
+    def match(self, pkt) -> bool:
+        return pkt.src is not None and pkt.src == pkt.dst
+
+
+class Fragbits:
+    """`fragbits:[+*!]MDR`: more fragments, don't fragment, reserved (IPv4)."""
+
+    __slots__ = ("modifier", "bits")
+
+    def __init__(self, value: str) -> None:
+        spec = value.strip()
+        self.modifier = ""
+        if spec and spec[0] in "+*!":
+            self.modifier, spec = spec[0], spec[1:]
+        self.bits = 0
+        for letter in spec.upper():
+            bit = {"M": 0x2000, "D": 0x4000, "R": 0x8000}.get(letter)
+            if bit is None:
+                raise ValueError(f"unknown fragbit {letter!r}")
+            self.bits |= bit
+
+    def match(self, pkt) -> bool:
+        if pkt.ip_version != 4:
+            return False
+        offset = pkt.ip_offset + 6
+        if offset + 2 > len(pkt.data):
+            return False
+        flags = int.from_bytes(pkt.data[offset:offset + 2], "big") & 0xE000
+        if self.modifier == "+":
+            return flags & self.bits == self.bits
+        if self.modifier == "*":
+            return bool(flags & self.bits)
+        if self.modifier == "!":
+            return not flags & self.bits
+        return flags == self.bits
+
+
+_IP_PROTO = re.compile(r"^\s*([<>!]?)\s*(\w+)\s*$")
+_PROTO_NAMES = {"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "ipv6": 41, "gre": 47, "esp": 50,
+                "ah": 51, "ipv6-icmp": 58, "icmpv6": 58, "sctp": 132, "pim": 103}
+
+
+def _read_dsize(pkt):
+    return len(pkt.payload)
+
+
+def _read_ttl(pkt):
+    return pkt.ttl if pkt.ip_version else None
+
+
+def _read_itype(pkt):
+    return pkt.icmp_type if pkt.icmp_type >= 0 else None
+
+
+def _read_icode(pkt):
+    return pkt.icmp_code if pkt.icmp_code >= 0 else None
+
+
+def _read_ack(pkt):
+    return pkt.ack if pkt.proto == 6 else None
+
+
+def _read_seq(pkt):
+    return pkt.seq if pkt.proto == 6 else None
+
+
+def _read_window(pkt):
+    return pkt.window if pkt.proto == 6 else None
+
+
+def _read_ip_proto(pkt):
+    return pkt.proto if pkt.ip_version else None
+
+
+_read_icmp_id = _icmp_field(4)
+_read_icmp_seq = _icmp_field(6)
+
+# Readers by keyword; checks store the keyword, not the function, so a loaded
+# ruleset pickles into the on-disk cache.
+READERS = {"dsize": _read_dsize, "ttl": _read_ttl, "itype": _read_itype, "icode": _read_icode,
+           "ack": _read_ack, "seq": _read_seq, "window": _read_window,
+           "icmp_id": _read_icmp_id, "icmp_seq": _read_icmp_seq, "ip_proto": _read_ip_proto}
+
+
+class _Compare:
+    """ip_proto and window comparisons: =, !, <, >."""
+
+    __slots__ = ("op", "number")
+
+    def __init__(self, op: str, number: int) -> None:
+        self.op = op
+        self.number = number
+
+    def __call__(self, value: int) -> bool:
+        if self.op == "!":
+            return value != self.number
+        if self.op == "<":
+            return value < self.number
+        if self.op == ">":
+            return value > self.number
+        return value == self.number
+
+
+def build(keyword: str, value: str | None):
+    value = (value or "").strip()
+    if keyword in ("dsize", "ttl", "itype", "icode", "ack", "seq", "icmp_id", "icmp_seq"):
+        return _FieldCheck(keyword, UintCheck(value))
+    if keyword == "window":
+        negated = value.startswith("!")
+        number = int(value.lstrip("!").strip(), 0)
+        return _FieldCheck(keyword, _Compare("!" if negated else "", number))
+    if keyword == "ip_proto":
+        match = _IP_PROTO.match(value)
+        if match is None:
+            raise ValueError(f"bad ip_proto {value!r}")
+        op, name = match.groups()
+        number = int(name) if name.isdigit() else _PROTO_NAMES.get(name.lower())
+        if number is None:
+            raise ValueError(f"unknown protocol {name!r}")
+        return _FieldCheck(keyword, _Compare(op, number))
+    if keyword == "flags":
+        return Flags(value)
+    if keyword == "fragbits":
+        return Fragbits(value)
+    if keyword == "sameip":
+        return SameIp()
+    raise ValueError(f"{keyword} is not implemented")

@@ -1,0 +1,962 @@
+"""Suricata rule language: text → `Rule`.
+
+`parse_rule(text, variables, classifications)` returns a `Rule` or raises
+`RuleError`. A `RuleError` is either a *syntax* error (the line is not a rule
+at all) or a *refusal* (valid Suricata, but a keyword or form this engine
+does not implement). Refused rules are skipped, never loaded in a weakened
+form: dropping a keyword could turn a precise rule into a noisy one, or a
+blocking rule into one that blocks the wrong traffic.
+
+Layout of a parsed rule:
+* header: action, protocol, address/port matchers, direction;
+* `buffers`: ordered {buffer name: [matchers]} — "payload" is the packet or
+  reassembled stream, other names are Suricata sticky buffers filled by the
+  app-layer (`http.uri`, `dns.query`, ...);
+* `packet_checks`: header keywords (dsize, flags, ttl, itype, ...);
+* flow, flowbits, threshold, and informational fields.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+
+from . import transforms, verify
+from .variables import VariableError, Variables
+
+ACTIONS = {"alert": "alert", "drop": "drop", "reject": "reject", "rejectsrc": "reject",
+           "rejectdst": "reject", "rejectboth": "reject", "pass": "pass"}
+
+# Transport protocols a rule header may name, and the IP protocol numbers.
+TRANSPORTS = {"ip": None, "tcp": {6}, "udp": {17}, "icmp": {1, 58}, "icmpv4": {1},
+              "icmpv6": {58}, "tcp-pkt": {6}, "tcp-stream": {6}, "sctp": {132}}
+# App-layer protocols Suricata knows, with the transports they run on. A rule
+# on one of these only fires once the flow's app_proto is detected as it.
+APP_PROTOCOLS = {
+    "http": {6}, "http1": {6}, "http2": {6}, "tls": {6}, "ssl": {6}, "dns": {6, 17},
+    "ssh": {6}, "smtp": {6}, "ftp": {6}, "ftp-data": {6}, "smb": {6}, "dcerpc": {6, 17},
+    "dhcp": {17}, "ntp": {17}, "snmp": {17}, "tftp": {17}, "sip": {6, 17}, "krb5": {6, 17},
+    "nfs": {6, 17}, "ikev2": {17}, "ike": {17}, "mqtt": {6}, "modbus": {6}, "dnp3": {6},
+    "enip": {6, 17}, "rdp": {6}, "rfb": {6}, "telnet": {6}, "imap": {6}, "pop3": {6},
+    "quic": {17}, "bittorrent-dht": {17}, "pgsql": {6}, "websocket": {6}, "ldap": {6, 17},
+    "mdns": {17}, "ssdp": {17},
+}
+APP_PROTO_ALIASES = {"http1": "http", "ssl": "tls", "ike": "ikev2"}
+
+# Sticky buffers: canonical name → (app protocol, direction) with direction
+# "ts" (to server), "tc" (to client) or None (either).
+BUFFERS = {
+    "http.uri": ("http", "ts"), "http.uri.raw": ("http", "ts"), "http.method": ("http", "ts"),
+    "http.header": ("http", None), "http.header.raw": ("http", None),
+    "http.header_names": ("http", None), "http.host": ("http", "ts"),
+    "http.host.raw": ("http", "ts"), "http.user_agent": ("http", "ts"),
+    "http.cookie": ("http", None), "http.request_body": ("http", "ts"),
+    "http.stat_code": ("http", "tc"), "http.stat_msg": ("http", "tc"),
+    "http.server": ("http", "tc"), "http.location": ("http", "tc"),
+    "http.response_body": ("http", "tc"), "http.request_line": ("http", "ts"),
+    "http.response_line": ("http", "tc"), "http.protocol": ("http", None),
+    "http.request_header": ("http", "ts"), "http.response_header": ("http", "tc"),
+    "http.content_type": ("http", None), "http.content_len": ("http", None),
+    "http.start": ("http", None), "http.accept": ("http", "ts"),
+    "http.accept_enc": ("http", "ts"), "http.accept_lang": ("http", "ts"),
+    "http.referer": ("http", "ts"), "http.connection": ("http", None),
+    "file.data": (None, None),
+    "dns.query": ("dns", None),
+    "tls.sni": ("tls", "ts"), "tls.cert_subject": ("tls", "tc"), "tls.cert_issuer": ("tls", "tc"),
+    "tls.cert_serial": ("tls", "tc"), "tls.cert_fingerprint": ("tls", "tc"),
+    "tls.certs": ("tls", "tc"), "ja3.hash": ("tls", "ts"), "ja3.string": ("tls", "ts"),
+    "ja3s.hash": ("tls", "tc"), "ja3s.string": ("tls", "tc"),
+    "ssh.proto": ("ssh", None), "ssh.software": ("ssh", None),
+}
+# Older sticky-buffer spellings.
+STICKY_ALIASES = {
+    "dns_query": "dns.query", "tls_sni": "tls.sni", "tls_cert_subject": "tls.cert_subject",
+    "tls_cert_issuer": "tls.cert_issuer", "tls_cert_serial": "tls.cert_serial",
+    "tls_cert_fingerprint": "tls.cert_fingerprint", "ja3_hash": "ja3.hash",
+    "ja3_string": "ja3.string", "ja3s_hash": "ja3s.hash", "ja3s_string": "ja3s.string",
+    "file_data": "file.data", "ssh_proto": "ssh.proto", "ssh_software": "ssh.software",
+    "http_request_line": "http.request_line", "http_response_line": "http.response_line",
+    "http_header_names": "http.header_names", "http_accept": "http.accept",
+    "http_accept_enc": "http.accept_enc", "http_accept_lang": "http.accept_lang",
+    "http_referer": "http.referer", "http_connection": "http.connection",
+    "http_content_type": "http.content_type", "http_content_len": "http.content_len",
+    "http_start": "http.start", "http_protocol": "http.protocol",
+}
+# Content modifiers that move the previous content into a buffer.
+CONTENT_MODIFIERS = {
+    "http_uri": "http.uri", "http_raw_uri": "http.uri.raw", "http_method": "http.method",
+    "http_header": "http.header", "http_raw_header": "http.header.raw",
+    "http_cookie": "http.cookie", "http_user_agent": "http.user_agent",
+    "http_host": "http.host", "http_raw_host": "http.host.raw",
+    "http_client_body": "http.request_body", "http_stat_code": "http.stat_code",
+    "http_stat_msg": "http.stat_msg", "http_server_body": "http.response_body",
+}
+# pcre modifier letters that select a buffer.
+PCRE_BUFFERS = {
+    "U": "http.uri", "I": "http.uri.raw", "P": "http.request_body", "Q": "file.data",
+    "H": "http.header", "D": "http.header.raw", "M": "http.method", "C": "http.cookie",
+    "S": "http.stat_code", "Y": "http.stat_msg", "V": "http.user_agent", "W": "http.host",
+    "Z": "http.host.raw",
+}
+PAYLOAD = "payload"
+
+# Keywords that only carry information.
+INFORMATIONAL = {"reference", "created_at", "updated_at"}
+# Keywords accepted and deliberately ignored, with why.
+IGNORED = {
+    "tag": "tagging extra packets for logging is not implemented; the alert itself is unaffected",
+    "rawbytes": "no normalised payload exists, so raw and normal bytes are the same",
+}
+# Known Suricata keywords this engine refuses (reported by name).
+TRANSFORMS = {"pcrexform", "xor", "header_lowercase", "strip_pseudo_headers", "from_base64"}
+
+
+class RuleError(ValueError):
+    """A rule that is not loaded: `syntax` True when the line does not parse at all."""
+
+    def __init__(self, reason: str, keyword: str | None = None, syntax: bool = False,
+                 detail: str = "") -> None:
+        super().__init__(f"{reason}{': ' + keyword if keyword else ''}{' (' + detail + ')' if detail else ''}")
+        self.reason = reason
+        self.keyword = keyword
+        self.syntax = syntax
+        self.detail = detail
+
+
+class Rule:
+    """One loaded signature."""
+
+    __slots__ = (
+        "text", "file", "line", "action", "protocol", "transports", "app_proto", "packet_only",
+        "stream_only", "source", "source_ports", "direction", "destination", "destination_ports",
+        "sid", "gid", "rev", "msg", "classtype", "category", "priority", "metadata", "references",
+        "target", "buffers", "packet_checks", "flow_established", "flow_to_server",
+        "flow_stateless", "flowbit_checks", "flowbit_actions", "noalert", "bypass",
+        "threshold", "detection_filter", "app_layer_protocol", "fast_pattern", "direction_hint",
+        "order", "tx_buffers", "index",
+    )
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.file = ""
+        self.line = 0
+        self.action = "alert"
+        self.protocol = "ip"
+        self.transports = None         # set of IP protocol numbers, None = any
+        self.app_proto = None          # required flow app_proto, if any
+        self.packet_only = False       # tcp-pkt / flow:no_stream / dsize
+        self.stream_only = False       # tcp-stream / flow:only_stream
+        self.source = self.destination = None
+        self.source_ports = self.destination_ports = None
+        self.direction = "->"
+        self.sid = 0
+        self.gid = 1
+        self.rev = 0
+        self.msg = ""
+        self.classtype = None
+        self.category = ""
+        self.priority = 3
+        self.metadata: dict[str, list[str]] = {}
+        self.references: list[str] = []
+        self.target = None
+        self.buffers: dict[str, list] = {}
+        self.packet_checks: list = []
+        self.flow_established = None   # True/False/None
+        self.flow_to_server = None     # True/False/None
+        self.flow_stateless = False
+        self.flowbit_checks: list = []   # (kind, names, combinator)
+        self.flowbit_actions: list = []  # (kind, name)
+        self.noalert = False
+        self.bypass = False
+        self.threshold = None
+        self.detection_filter = None
+        self.app_layer_protocol = None   # (negated, name)
+        self.fast_pattern = None          # (buffer, Content)
+        self.direction_hint = None        # "ts", "tc" or None
+        self.order = 0
+        self.tx_buffers = ()               # names of app-layer buffers the rule inspects
+        self.index = 0
+
+    @property
+    def severity(self) -> int:
+        return self.priority
+
+    def __repr__(self) -> str:
+        return f"Rule(sid={self.sid}, msg={self.msg!r})"
+
+
+# -- small text helpers -------------------------------------------------------
+
+_OPTION = re.compile(r"((?:\\.|[^;\\])*);", re.DOTALL)
+
+
+def split_options(body: str) -> list[tuple[str, str | None]]:
+    """Split `name:value; name; ...` at unescaped ';'.
+
+    Quotes do not protect ';' in Suricata either (a ';' in a value must be
+    written `\\;`), and pcre bodies may hold a lone '"'."""
+    options = []
+    end = 0
+    for match in _OPTION.finditer(body):
+        options.append(match.group(1))
+        end = match.end()
+    tail = body[end:].strip()
+    if tail:
+        raise RuleError("syntax", syntax=True, detail=f"option not terminated by ';': {tail[:40]!r}")
+    result = []
+    for option in options:
+        option = option.strip()
+        if not option:
+            continue
+        if ":" in option:
+            name, value = option.split(":", 1)
+            result.append((name.strip().lower(), value.strip()))
+        else:
+            result.append((option.lower(), None))
+    return result
+
+
+def unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        value = value[1:-1]
+    return re.sub(r'\\(["\\;:])', r"\1", value)
+
+
+def parse_content_bytes(text: str) -> bytes:
+    """Content string with |hex| blocks and \\-escapes to bytes."""
+    if "|" not in text and "\\" not in text:
+        return text.encode("utf-8")
+    out = bytearray()
+    index = 0
+    in_hex = False
+    hex_digits = ""
+    while index < len(text):
+        char = text[index]
+        if in_hex:
+            if char == "|":
+                if hex_digits:
+                    raise RuleError("syntax", "content", syntax=True, detail="odd hex digits")
+                in_hex = False
+            elif char in " \t":
+                if hex_digits:
+                    raise RuleError("syntax", "content", syntax=True, detail="split hex byte")
+            elif char in "0123456789abcdefABCDEF":
+                hex_digits += char
+                if len(hex_digits) == 2:
+                    out.append(int(hex_digits, 16))
+                    hex_digits = ""
+            else:
+                raise RuleError("syntax", "content", syntax=True, detail=f"bad hex {char!r}")
+        elif char == "|":
+            in_hex = True
+        elif char == "\\":
+            if index + 1 >= len(text):
+                raise RuleError("syntax", "content", syntax=True, detail="dangling escape")
+            out.extend(text[index + 1].encode("latin-1"))
+            index += 1
+        else:
+            out.extend(char.encode("utf-8"))
+        index += 1
+    if in_hex:
+        raise RuleError("syntax", "content", syntax=True, detail="unterminated hex")
+    return bytes(out)
+
+
+def _int(text: str, keyword: str) -> int:
+    try:
+        return int(text.strip(), 0)
+    except ValueError:
+        raise RuleError("syntax", keyword, syntax=True, detail=f"not a number {text!r}") from None
+
+
+def _int_or_var(text: str, keyword: str, builder: "_Builder"):
+    text = text.strip()
+    if re.fullmatch(r"-?(?:0[xX][0-9a-fA-F]+|\d+)", text):
+        return int(text, 0)
+    if text in builder.variables_defined:
+        return text
+    raise RuleError("syntax", keyword, syntax=True, detail=f"unknown variable {text!r}")
+
+
+# -- pcre translation ---------------------------------------------------------
+
+_POSIX_CLASSES = {
+    "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
+    "space": r"\s", "xdigit": "0-9A-Fa-f", "punct": r"!-/:-@\[-`{-~", "print": r"\x20-\x7e",
+    "graph": r"\x21-\x7e", "cntrl": r"\x00-\x1f\x7f", "word": r"\w", "blank": r" \t",
+}
+_PCRE_FLAGS = {"i": re.IGNORECASE, "s": re.DOTALL, "m": re.MULTILINE, "x": re.VERBOSE}
+
+
+def translate_pcre(pattern: str) -> str:
+    """Rewrite PCRE-only syntax into Python `re` syntax, or raise RuleError."""
+    if re.search(r"\\[xo]\{|\\[hHvVRKXCGpPNEQ]|\\[gk]\{|\(\*|\(\?[|#]|\(\?C|\\c|\(\?[R0-9+&]", pattern):
+        raise RuleError("pcre-unsupported", "pcre", detail="PCRE-only construct")
+    pattern = re.sub(r"\(\?<([A-Za-z_]\w*)>", r"(?P<\1>", pattern)
+    pattern = re.sub(r"\(\?'([A-Za-z_]\w*)'", r"(?P<\1>", pattern)
+    pattern = re.sub(r"\\k<([A-Za-z_]\w*)>", r"(?P=\1)", pattern)
+    pattern = re.sub(r"\[:(\^?)(\w+):\]", lambda m: _posix(m), pattern)
+    # PCRE's \z is Python's \Z; PCRE's \Z also allows one final newline.
+    pattern = re.sub(r"(?<!\\)((?:\\\\)*)\\Z", r"\1(?=\\n?\\Z)", pattern)
+    pattern = re.sub(r"(?<!\\)((?:\\\\)*)\\z", r"\1\\Z", pattern)
+    return pattern
+
+
+def _posix(match) -> str:
+    negated, name = match.groups()
+    if negated or name not in _POSIX_CLASSES:
+        raise RuleError("pcre-unsupported", "pcre", detail=f"POSIX class {name}")
+    return _POSIX_CLASSES[name]
+
+
+def compile_pcre(value: str):
+    """`"/re/flags"` (optionally prefixed by !) → (regex, negated, relative, buffer or None)."""
+    text = value.strip()
+    negated = False
+    if text.startswith("!"):
+        negated = True
+        text = text[1:].strip()
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        text = text[1:-1]
+    # Suricata also accepts an unquoted /re/flags.
+    if not text.startswith("/") or text.rfind("/") == 0:
+        raise RuleError("syntax", "pcre", syntax=True, detail="pcre must be /re/flags")
+    end = text.rfind("/")
+    body, flag_text = text[1:end], text[end + 1:]
+    flags = 0
+    relative = False
+    buffer = None
+    anchored = False
+    for letter in flag_text:
+        if letter in _PCRE_FLAGS:
+            flags |= _PCRE_FLAGS[letter]
+        elif letter == "R":
+            relative = True
+        elif letter == "A":
+            anchored = True
+        elif letter in ("E", "O", "B"):
+            # E: "$" only at the very end (Python's "$" also matches before a
+            # final newline, so we match at least as much — never less); O:
+            # match-limit override; B: raw bytes (no normalisation here).
+            continue
+        elif letter in PCRE_BUFFERS:
+            if buffer is not None and buffer != PCRE_BUFFERS[letter]:
+                raise RuleError("syntax", "pcre", syntax=True, detail="two buffer modifiers")
+            buffer = PCRE_BUFFERS[letter]
+        elif letter == "G":
+            raise RuleError("pcre-unsupported", "pcre", detail="ungreedy flag G")
+        else:
+            raise RuleError("syntax", "pcre", syntax=True, detail=f"unknown pcre flag {letter!r}")
+    python_pattern = translate_pcre(body)
+    if anchored:
+        python_pattern = r"\A(?:" + python_pattern + ")"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            regex = re.compile(python_pattern.encode("latin-1"), flags)
+    except (re.error, FutureWarning, DeprecationWarning, UnicodeEncodeError, OverflowError,
+            RecursionError) as exc:
+        raise RuleError("pcre-unsupported", "pcre", detail=str(exc)[:80]) from None
+    return verify.Pcre(regex, negated, relative, value), buffer
+
+
+# -- the builder --------------------------------------------------------------
+
+class _Builder:
+    """Parse state while walking one rule's options in order."""
+
+    __slots__ = ("rule", "current_buffer", "last_content", "last_content_buffer",
+                 "variables_defined", "classifications", "saw_dsize", "last_positional")
+
+    def __init__(self, rule: Rule, classifications: dict) -> None:
+        self.rule = rule
+        self.current_buffer = PAYLOAD
+        self.last_content = None
+        self.last_content_buffer = None
+        self.last_positional = None
+        self.variables_defined: set[str] = set()
+        self.classifications = classifications
+        self.saw_dsize = False
+
+    def add(self, matcher, buffer: str | None = None) -> None:
+        name = buffer or self.current_buffer
+        self.rule.buffers.setdefault(name, []).append(matcher)
+        self.last_positional = matcher
+
+    def content(self, keyword: str) -> verify.Content:
+        if self.last_content is None:
+            raise RuleError("syntax", keyword, syntax=True, detail="modifier without a content")
+        return self.last_content
+
+    def move_last_content(self, buffer: str, keyword: str) -> None:
+        content = self.content(keyword)
+        current = self.rule.buffers.get(self.last_content_buffer, [])
+        if content in current:
+            current.remove(content)
+            if not current:
+                del self.rule.buffers[self.last_content_buffer]
+        self.rule.buffers.setdefault(buffer, []).append(content)
+        self.last_content_buffer = buffer
+
+
+def _opt_content(builder: _Builder, value: str | None, keyword: str = "content") -> None:
+    if value is None:
+        raise RuleError("syntax", keyword, syntax=True, detail="content needs a value")
+    text = value.strip()
+    negated = False
+    if text.startswith("!"):
+        negated = True
+        text = text[1:].strip()
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        raise RuleError("syntax", keyword, syntax=True, detail="content must be quoted")
+    pattern = parse_content_bytes(text[1:-1])
+    if not pattern:
+        raise RuleError("syntax", keyword, syntax=True, detail="empty content")
+    content = verify.Content(pattern, negated)
+    buffer = "http.uri" if keyword == "uricontent" else None
+    builder.add(content, buffer)
+    builder.last_content = content
+    builder.last_content_buffer = buffer or builder.current_buffer
+
+
+def _opt_position(builder: _Builder, value: str | None, keyword: str) -> None:
+    content = builder.content(keyword)
+    if value is None:
+        raise RuleError("syntax", keyword, syntax=True, detail="needs a value")
+    number = _int_or_var(value, keyword, builder)
+    if keyword in ("depth", "within") and isinstance(number, int) and number <= 0:
+        raise RuleError("syntax", keyword, syntax=True, detail="must be positive")
+    if keyword in ("depth", "offset") and isinstance(number, int) and number < 0:
+        raise RuleError("syntax", keyword, syntax=True, detail="must not be negative")
+    if getattr(content, keyword) is not None:
+        raise RuleError("syntax", keyword, syntax=True, detail="set twice")
+    if keyword in ("distance", "within") and content.startswith:
+        raise RuleError("syntax", keyword, syntax=True, detail="conflicts with startswith")
+    setattr(content, keyword, number)
+
+
+def _opt_flag(builder: _Builder, keyword: str) -> None:
+    content = builder.content(keyword)
+    if keyword == "nocase":
+        content.nocase = True
+    elif keyword == "startswith":
+        if content.relative or content.depth is not None or content.offset is not None:
+            raise RuleError("syntax", keyword, syntax=True, detail="startswith with position")
+        content.startswith = True
+    elif keyword == "endswith":
+        content.endswith = True
+
+
+def _opt_fast_pattern(builder: _Builder, value: str | None) -> None:
+    content = builder.content("fast_pattern")
+    content.fast_pattern = True
+    if value is None:
+        return
+    value = value.strip()
+    if value == "only":
+        content.fast_pattern_only = True
+        return
+    parts = value.split(",")
+    if len(parts) != 2:
+        raise RuleError("syntax", "fast_pattern", syntax=True, detail=value)
+    start, length = _int(parts[0], "fast_pattern"), _int(parts[1], "fast_pattern")
+    if start < 0 or length <= 0 or start + length > len(content.pattern):
+        raise RuleError("syntax", "fast_pattern", syntax=True, detail="chop outside content")
+    content.fast_pattern_chop = (start, length)
+
+
+def _opt_isdataat(builder: _Builder, value: str | None) -> None:
+    if value is None:
+        raise RuleError("syntax", "isdataat", syntax=True)
+    parts = [p.strip() for p in value.split(",")]
+    text = parts[0]
+    negated = text.startswith("!")
+    if negated:
+        text = text[1:].strip()
+    relative = "relative" in parts[1:]
+    for extra in parts[1:]:
+        if extra not in ("relative", "rawbytes"):
+            raise RuleError("syntax", "isdataat", syntax=True, detail=extra)
+    position = _int_or_var(text, "isdataat", builder)
+    builder.add(verify.IsDataAt(position, relative, negated))
+
+
+_ENDIAN = {"big": False, "little": True}
+_BASES = {"hex": 16, "dec": 10, "oct": 8}
+
+
+def _byte_common(obj, parts: list[str], keyword: str, builder: _Builder, allowed: set) -> None:
+    obj.little = False
+    obj.base = None
+    obj.relative = False
+    index = 0
+    while index < len(parts):
+        part = parts[index]
+        words = part.split()
+        head = words[0] if words else ""
+        if head in _ENDIAN:
+            obj.little = _ENDIAN[head]
+        elif head == "relative":
+            obj.relative = True
+        elif head == "string":
+            obj.base = 10
+            if len(words) > 1 and words[1] in _BASES:
+                obj.base = _BASES[words[1]]
+        elif head in _BASES and obj.base is not None:
+            obj.base = _BASES[head]
+        elif head == "dce":
+            raise RuleError("unsupported-keyword", keyword, detail="dce byte order")
+        elif head in allowed:
+            if head in ("multiplier", "post_offset", "bitmask", "align") and len(words) > 1:
+                setattr(obj, head, _int(words[1], keyword))
+            elif head == "align":
+                obj.align = True if keyword == "byte_jump" else 4
+            else:
+                setattr(obj, head, True)
+        else:
+            raise RuleError("syntax", keyword, syntax=True, detail=f"unknown option {part!r}")
+        index += 1
+    if obj.base is None and not (1 <= obj.count <= 8):
+        raise RuleError("syntax", keyword, syntax=True, detail="binary count must be 1..8")
+    if obj.base is not None and obj.count == 0:
+        raise RuleError("unsupported-keyword", keyword, detail="string with 0 bytes")
+    if obj.base is not None and not (1 <= obj.count <= 32):
+        raise RuleError("syntax", keyword, syntax=True, detail="string count must be 1..32")
+
+
+def _opt_byte_test(builder: _Builder, value: str | None) -> None:
+    parts = [p.strip() for p in (value or "").split(",")]
+    if len(parts) < 4:
+        raise RuleError("syntax", "byte_test", syntax=True, detail="needs 4 arguments")
+    test = verify.ByteTest()
+    test.count = _int(parts[0], "byte_test")
+    op = parts[1].replace(" ", "")
+    test.negated = op.startswith("!")
+    op = op.lstrip("!") or "="
+    if op not in ("<", ">", "=", "<=", ">=", "&", "^"):
+        raise RuleError("syntax", "byte_test", syntax=True, detail=f"operator {op!r}")
+    test.op = op
+    test.value = _int_or_var(parts[2], "byte_test", builder)
+    test.offset = _int_or_var(parts[3], "byte_test", builder)
+    _byte_common(test, parts[4:], "byte_test", builder, {"bitmask"})
+    builder.add(test)
+
+
+def _opt_byte_jump(builder: _Builder, value: str | None) -> None:
+    parts = [p.strip() for p in (value or "").split(",")]
+    if len(parts) < 2:
+        raise RuleError("syntax", "byte_jump", syntax=True, detail="needs 2 arguments")
+    jump = verify.ByteJump()
+    jump.count = _int(parts[0], "byte_jump")
+    jump.offset = _int_or_var(parts[1], "byte_jump", builder)
+    _byte_common(jump, parts[2:], "byte_jump", builder,
+                 {"multiplier", "align", "from_beginning", "from_end", "post_offset", "bitmask"})
+    builder.add(jump)
+
+
+def _opt_byte_extract(builder: _Builder, value: str | None) -> None:
+    parts = [p.strip() for p in (value or "").split(",")]
+    if len(parts) < 3:
+        raise RuleError("syntax", "byte_extract", syntax=True, detail="needs 3 arguments")
+    extract = verify.ByteExtract()
+    extract.count = _int(parts[0], "byte_extract")
+    extract.offset = _int(parts[1], "byte_extract")
+    extract.name = parts[2]
+    if not re.fullmatch(r"[A-Za-z_]\w*", extract.name):
+        raise RuleError("syntax", "byte_extract", syntax=True, detail="bad variable name")
+    _byte_common(extract, parts[3:], "byte_extract", builder, {"multiplier", "align"})
+    builder.variables_defined.add(extract.name)
+    builder.add(extract)
+
+
+def _opt_pcre(builder: _Builder, value: str | None) -> None:
+    if value is None:
+        raise RuleError("syntax", "pcre", syntax=True)
+    pcre, buffer = compile_pcre(value)
+    if buffer is not None and pcre.relative and buffer != builder.current_buffer:
+        # A relative pcre with its own buffer modifier anchors on that buffer's list.
+        pass
+    builder.add(pcre, buffer)
+
+
+def _opt_flow(builder: _Builder, value: str | None) -> None:
+    rule = builder.rule
+    for part in (value or "").split(","):
+        word = part.strip().lower()
+        if word == "established":
+            rule.flow_established = True
+        elif word == "not_established":
+            rule.flow_established = False
+        elif word in ("to_server", "from_client"):
+            rule.flow_to_server = True
+        elif word in ("to_client", "from_server"):
+            rule.flow_to_server = False
+        elif word == "stateless":
+            rule.flow_stateless = True
+        elif word == "only_stream":
+            rule.stream_only = True
+        elif word == "no_stream":
+            rule.packet_only = True
+        elif word in ("only_frag", "no_frag"):
+            raise RuleError("unsupported-keyword", "flow", detail=word)
+        else:
+            raise RuleError("syntax", "flow", syntax=True, detail=f"unknown flow option {word!r}")
+
+
+_FLOWBIT_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def _opt_flowbits(builder: _Builder, value: str | None) -> None:
+    rule = builder.rule
+    if value is None:
+        raise RuleError("syntax", "flowbits", syntax=True)
+    parts = [p.strip() for p in value.split(",", 1)]
+    command = parts[0].lower()
+    if command == "noalert":
+        rule.noalert = True
+        return
+    if len(parts) != 2 or not parts[1]:
+        raise RuleError("syntax", "flowbits", syntax=True, detail=f"{command} needs a name")
+    names_text = parts[1]
+    if "|" in names_text and "&" in names_text:
+        raise RuleError("syntax", "flowbits", syntax=True, detail="mixed | and &")
+    combinator = "or" if "|" in names_text else "and"
+    names = [n.strip() for n in re.split(r"[|&]", names_text)]
+    for name in names:
+        if not _FLOWBIT_NAME.match(name):
+            raise RuleError("syntax", "flowbits", syntax=True, detail=f"bad name {name!r}")
+    if command in ("isset", "isnotset"):
+        rule.flowbit_checks.append((command, tuple(names), combinator))
+    elif command in ("set", "unset", "toggle"):
+        if combinator == "or" and len(names) > 1:
+            raise RuleError("syntax", "flowbits", syntax=True, detail=f"{command} with |")
+        for name in names:
+            rule.flowbit_actions.append((command, name))
+    else:
+        raise RuleError("syntax", "flowbits", syntax=True, detail=f"unknown command {command!r}")
+
+
+def _parse_threshold(value: str | None, keyword: str) -> dict:
+    result = {}
+    for part in (value or "").split(","):
+        words = part.split()
+        if len(words) != 2:
+            raise RuleError("syntax", keyword, syntax=True, detail=part.strip())
+        result[words[0].lower()] = words[1]
+    try:
+        spec = {
+            "type": result.pop("type", "threshold" if keyword == "detection_filter" else None),
+            "track": result.pop("track"),
+            "count": int(result.pop("count")),
+            "seconds": int(result.pop("seconds")),
+        }
+    except (KeyError, ValueError):
+        raise RuleError("syntax", keyword, syntax=True, detail="needs type, track, count, seconds") from None
+    if result:
+        raise RuleError("syntax", keyword, syntax=True, detail=f"unknown {sorted(result)}")
+    if spec["type"] not in ("limit", "threshold", "both"):
+        raise RuleError("syntax", keyword, syntax=True, detail=f"type {spec['type']}")
+    if spec["track"] not in ("by_src", "by_dst", "by_rule", "by_both", "by_flow"):
+        raise RuleError("syntax", keyword, syntax=True, detail=f"track {spec['track']}")
+    if spec["count"] < 0 or spec["seconds"] < 0:
+        raise RuleError("syntax", keyword, syntax=True, detail="negative")
+    return spec
+
+
+def _opt_metadata(builder: _Builder, value: str | None) -> None:
+    for part in (value or "").split(","):
+        words = part.strip().split(None, 1)
+        if not words:
+            continue
+        key = words[0]
+        builder.rule.metadata.setdefault(key, []).append(words[1].strip() if len(words) > 1 else "")
+
+
+def _uint_keyword(keyword: str, value: str | None) -> verify.UintCheck:
+    try:
+        return verify.UintCheck(value or "")
+    except ValueError as exc:
+        raise RuleError("syntax", keyword, syntax=True, detail=str(exc)) from None
+
+
+def _opt_packet_check(builder: _Builder, keyword: str, value: str | None) -> None:
+    from . import packet_checks
+    try:
+        check = packet_checks.build(keyword, value)
+    except ValueError as exc:
+        raise RuleError("syntax", keyword, syntax=True, detail=str(exc)) from None
+    builder.rule.packet_checks.append(check)
+    if keyword == "dsize":
+        builder.rule.packet_only = True
+
+
+def _opt_urilen(builder: _Builder, value: str | None) -> None:
+    parts = [p.strip() for p in (value or "").split(",")]
+    buffer = "http.uri"
+    if len(parts) > 1:
+        if parts[1] == "raw":
+            buffer = "http.uri.raw"
+        elif parts[1] != "norm":
+            raise RuleError("syntax", "urilen", syntax=True, detail=parts[1])
+    check = _uint_keyword("urilen", parts[0])
+    # urilen is a length test on the URI buffer; it does not move the anchor.
+    builder.rule.buffers.setdefault(buffer, []).insert(0, verify.BufferSize(check))
+
+
+def _opt_app_layer_protocol(builder: _Builder, value: str | None) -> None:
+    text = (value or "").strip()
+    negated = text.startswith("!")
+    name = text.lstrip("!").strip().lower()
+    if name not in APP_PROTOCOLS and name not in ("failed", "unknown"):
+        raise RuleError("syntax", "app-layer-protocol", syntax=True, detail=name)
+    builder.rule.app_layer_protocol = (negated, APP_PROTO_ALIASES.get(name, name))
+
+
+def _apply_option(builder: _Builder, name: str, value: str | None) -> None:
+    rule = builder.rule
+    if name in ("content", "uricontent"):
+        _opt_content(builder, value, name)
+    elif name in ("depth", "offset", "distance", "within"):
+        _opt_position(builder, value, name)
+    elif name in ("nocase", "startswith", "endswith"):
+        _opt_flag(builder, name)
+    elif name == "fast_pattern":
+        _opt_fast_pattern(builder, value)
+    elif name in CONTENT_MODIFIERS:
+        builder.move_last_content(CONTENT_MODIFIERS[name], name)
+    elif name in BUFFERS or name in STICKY_ALIASES:
+        builder.current_buffer = STICKY_ALIASES.get(name, name)
+        builder.last_content = None
+    elif name == "pkt_data":
+        builder.current_buffer = PAYLOAD
+        builder.last_content = None
+    elif name == "pcre":
+        _opt_pcre(builder, value)
+    elif name == "isdataat":
+        _opt_isdataat(builder, value)
+    elif name == "bsize":
+        builder.add(verify.BufferSize(_uint_keyword("bsize", value)))
+    elif name == "byte_test":
+        _opt_byte_test(builder, value)
+    elif name == "byte_jump":
+        _opt_byte_jump(builder, value)
+    elif name == "byte_extract":
+        _opt_byte_extract(builder, value)
+    elif name == "urilen":
+        _opt_urilen(builder, value)
+    elif name in ("dsize", "itype", "icode", "ttl", "ip_proto", "flags", "ack", "seq", "window",
+                  "icmp_id", "icmp_seq", "fragbits", "sameip", "tcp.flags"):
+        _opt_packet_check(builder, "flags" if name == "tcp.flags" else name, value)
+    elif name == "flow":
+        _opt_flow(builder, value)
+    elif name == "flowbits":
+        _opt_flowbits(builder, value)
+    elif name == "noalert":
+        rule.noalert = True
+    elif name == "bypass":
+        rule.bypass = True
+    elif name == "threshold":
+        if rule.threshold is not None:
+            raise RuleError("syntax", name, syntax=True, detail="twice")
+        rule.threshold = _parse_threshold(value, name)
+    elif name == "detection_filter":
+        rule.detection_filter = _parse_threshold(value, name)
+    elif name == "msg":
+        rule.msg = unquote(value or "")
+    elif name == "sid":
+        rule.sid = _int(value or "", "sid")
+    elif name == "rev":
+        rule.rev = _int(value or "", "rev")
+    elif name == "gid":
+        rule.gid = _int(value or "", "gid")
+    elif name == "priority":
+        priority = _int(value or "", "priority")
+        if not 1 <= priority <= 255:
+            raise RuleError("syntax", name, syntax=True, detail="priority out of range")
+        rule.priority = priority
+        rule.order = -1  # remember that priority was explicit (see _finish)
+    elif name == "classtype":
+        key = (value or "").strip()
+        if key not in builder.classifications:
+            raise RuleError("syntax", name, syntax=True, detail=f"unknown classtype {key!r}")
+        rule.classtype = key
+    elif name == "reference":
+        rule.references.append((value or "").strip())
+    elif name == "metadata":
+        _opt_metadata(builder, value)
+    elif name == "target":
+        target = (value or "").strip()
+        if target not in ("src_ip", "dest_ip"):
+            raise RuleError("syntax", name, syntax=True, detail=target)
+        rule.target = target
+    elif name == "app-layer-protocol":
+        _opt_app_layer_protocol(builder, value)
+    elif name in INFORMATIONAL:
+        return
+    elif name in IGNORED:
+        return
+    elif name in transforms.TRANSFORMS:
+        if builder.current_buffer == PAYLOAD:
+            raise RuleError("transform-unsupported", name, detail="transform on packet payload")
+        if builder.rule.buffers.get(builder.current_buffer):
+            raise RuleError("syntax", name, syntax=True, detail="transform after a match")
+        builder.current_buffer = f"{builder.current_buffer}|{name}"
+    elif name in TRANSFORMS:
+        raise RuleError("transform-unsupported", name)
+    elif name == "app-layer-event":
+        raise RuleError("unsupported-keyword", name, detail="app-layer events are not raised")
+    else:
+        raise RuleError("unsupported-keyword", name)
+
+
+def tokenize_header(header: str) -> list[str]:
+    """Whitespace split that keeps `[...]` groups (which may contain spaces) together."""
+    if "[" not in header:
+        return header.split()
+    tokens, depth, current = [], 0, []
+    for char in header:
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+        if char.isspace() and depth == 0:
+            if current:
+                tokens.append("".join(current))
+                current = []
+        else:
+            current.append(char)
+    if current:
+        tokens.append("".join(current))
+    return [t.replace(" ", "") for t in tokens]
+
+
+def parse_rule(text: str, variables: Variables, classifications: dict) -> Rule:
+    """Parse one rule line. Raises RuleError."""
+    text = text.strip()
+    open_paren = text.find("(")
+    if open_paren < 0 or not text.endswith(")"):
+        raise RuleError("syntax", syntax=True, detail="no option block")
+    header = tokenize_header(text[:open_paren])
+    if len(header) != 7:
+        raise RuleError("syntax", syntax=True, detail=f"header has {len(header)} fields, expected 7")
+    action, protocol, source, source_ports, direction, destination, destination_ports = header
+    rule = Rule()
+    rule.text = text
+    action = action.lower()
+    if action not in ACTIONS:
+        raise RuleError("syntax", syntax=True, detail=f"unknown action {action!r}")
+    rule.action = ACTIONS[action]
+    protocol = protocol.lower()
+    rule.protocol = protocol
+    if protocol in TRANSPORTS:
+        rule.transports = TRANSPORTS[protocol]
+        rule.packet_only = protocol == "tcp-pkt"
+        rule.stream_only = protocol == "tcp-stream"
+    elif protocol in APP_PROTOCOLS:
+        rule.transports = APP_PROTOCOLS[protocol]
+        rule.app_proto = APP_PROTO_ALIASES.get(protocol, protocol)
+    else:
+        raise RuleError("syntax", syntax=True, detail=f"unknown protocol {protocol!r}")
+    if direction not in ("->", "<>", "=>"):
+        raise RuleError("syntax", syntax=True, detail=f"bad direction {direction!r}")
+    rule.direction = direction
+    try:
+        rule.source = variables.address(source)
+        rule.destination = variables.address(destination)
+        rule.source_ports = variables.port(source_ports)
+        rule.destination_ports = variables.port(destination_ports)
+    except VariableError as exc:
+        raise RuleError("syntax", syntax=True, detail=str(exc)) from None
+
+    builder = _Builder(rule, classifications)
+    for name, value in split_options(text[open_paren + 1:-1]):
+        _apply_option(builder, name, value)
+    _finish(rule, classifications)
+    return rule
+
+
+def _finish(rule: Rule, classifications: dict) -> None:
+    if rule.sid <= 0:
+        raise RuleError("syntax", "sid", syntax=True, detail="missing sid")
+    explicit_priority = rule.order == -1
+    rule.order = 0
+    if rule.classtype is not None:
+        description, priority = classifications[rule.classtype]
+        rule.category = description
+        if not explicit_priority:
+            rule.priority = priority
+    for name, matchers in rule.buffers.items():
+        first_relative = matchers and getattr(matchers[0], "relative", False)
+        if first_relative and isinstance(matchers[0], verify.Content):
+            # A relative first content anchors at the buffer start (Suricata does the same).
+            pass
+        for matcher in matchers:
+            if isinstance(matcher, verify.Content):
+                if matcher.nocase:
+                    matcher.pattern = matcher.pattern.lower()
+                if matcher.endswith and matcher.depth is not None and not matcher.relative:
+                    pass
+        verify.link_relative(matchers)
+        if name != PAYLOAD:
+            app_proto, direction = BUFFERS[name.split("|", 1)[0]]
+            if direction is not None and rule.direction_hint is None:
+                rule.direction_hint = direction
+            if app_proto is not None:
+                if rule.app_proto is None and rule.protocol in ("tcp", "udp", "ip"):
+                    rule.app_proto = app_proto
+                elif rule.app_proto not in (None, app_proto) and rule.app_proto != "http2":
+                    raise RuleError("syntax", name, syntax=True,
+                                    detail=f"{name} on a {rule.app_proto} rule")
+    if rule.flow_to_server is not None:
+        rule.direction_hint = "ts" if rule.flow_to_server else "tc"
+    rule.tx_buffers = tuple(name for name in rule.buffers if name != PAYLOAD)
+    if rule.stream_only and rule.packet_only:
+        raise RuleError("syntax", "flow", syntax=True, detail="only_stream with no_stream/dsize")
+    _choose_fast_pattern(rule)
+
+
+def _pattern_strength(pattern: bytes) -> int:
+    """Suricata's PatternStrength: rare, varied bytes make a better fast pattern."""
+    seen = set()
+    score = 0
+    for byte in pattern:
+        if byte in seen:
+            score += 1
+        elif chr(byte).isalpha():
+            seen.add(byte)
+            score += 3
+        else:
+            seen.add(byte)
+            score += 4
+    return score
+
+
+def _buffer_priority(name: str) -> int:
+    """Higher wins: app-layer buffers, then payload, then http.method (Suricata's order)."""
+    if name == "http.method":
+        return 0
+    if name == PAYLOAD:
+        return 1
+    return 2
+
+
+def _choose_fast_pattern(rule: Rule) -> None:
+    explicit = None
+    best = None
+    best_key = None
+    for name, matchers in rule.buffers.items():
+        for position, matcher in enumerate(matchers):
+            if not isinstance(matcher, verify.Content):
+                continue
+            if matcher.fast_pattern:
+                explicit = (name, matcher)
+            if matcher.negated:
+                continue
+            key = (_buffer_priority(name), len(matcher.pattern), _pattern_strength(matcher.pattern),
+                   position)
+            if best_key is None or key >= best_key:
+                best, best_key = (name, matcher), key
+    chosen = explicit or best
+    if chosen is not None and chosen[1].negated:
+        chosen = best   # a negated content cannot select candidates; fall back
+    rule.fast_pattern = chosen

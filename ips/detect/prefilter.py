@@ -1,0 +1,90 @@
+"""Multi-pattern prefilter: one Hyperscan block-mode database per group.
+
+A group is an inspection buffer plus what else narrows the candidates
+(transport class and direction for the packet payload, direction for
+app-layer buffers). Every rule contributes exactly one fast pattern to one or
+more groups; a scan returns the rules whose fast pattern occurs, and the
+verifier decides the rest.
+
+Rules that share a fast pattern share one Hyperscan expression, so a common
+pattern costs one callback, not one per rule. Patterns are compiled as
+regular expressions made of `\\xHH` escapes: python-hyperscan's literal API
+stops at the first NUL byte, and rule patterns often contain one.
+HS_FLAG_SINGLEMATCH reports each expression at most once per scan.
+"""
+from __future__ import annotations
+
+import hyperscan
+
+
+class PatternGroup:
+    """Patterns of one group while the ruleset is being built."""
+
+    __slots__ = ("patterns", "rules_by_pattern")
+
+    def __init__(self) -> None:
+        self.patterns: dict[tuple[bytes, bool], int] = {}
+        self.rules_by_pattern: list[list[int]] = []
+
+    def add(self, pattern: bytes, nocase: bool, rule_index: int) -> None:
+        key = (pattern.lower() if nocase else pattern, nocase)
+        pattern_id = self.patterns.get(key)
+        if pattern_id is None:
+            pattern_id = len(self.rules_by_pattern)
+            self.patterns[key] = pattern_id
+            self.rules_by_pattern.append([])
+        rules = self.rules_by_pattern[pattern_id]
+        if not rules or rules[-1] != rule_index:
+            rules.append(rule_index)
+
+
+def _expression(pattern: bytes) -> bytes:
+    return b"".join(b"\\x%02x" % byte for byte in pattern)
+
+
+class Matcher:
+    """A compiled group: scan bytes, get candidate rule indices."""
+
+    __slots__ = ("database", "rules_by_pattern", "_found")
+
+    def __init__(self, database, rules_by_pattern: list[list[int]]) -> None:
+        self.database = database
+        self.rules_by_pattern = rules_by_pattern
+        self._found: list[int] = []
+
+    @classmethod
+    def compile(cls, group: PatternGroup) -> "Matcher":
+        expressions = []
+        flags = []
+        for (pattern, nocase), _ in sorted(group.patterns.items(), key=lambda item: item[1]):
+            expressions.append(_expression(pattern))
+            flags.append(hyperscan.HS_FLAG_SINGLEMATCH | (hyperscan.HS_FLAG_CASELESS if nocase else 0))
+        database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        database.compile(expressions=expressions, ids=list(range(len(expressions))),
+                         elements=len(expressions), flags=flags)
+        return cls(database, group.rules_by_pattern)
+
+    def dump(self) -> bytes:
+        return hyperscan.dumpb(self.database)
+
+    @classmethod
+    def load(cls, blob: bytes, rules_by_pattern: list[list[int]]) -> "Matcher":
+        database = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
+        database.scratch = hyperscan.Scratch(database)
+        return cls(database, rules_by_pattern)
+
+    def scan(self, data: bytes, into: set) -> None:
+        """Add the indices of rules whose fast pattern occurs in `data` to `into`."""
+        if not data:
+            return
+        found = self._found
+        found.clear()
+        self.database.scan(data, match_event_handler=_on_match, context=found)
+        rules_by_pattern = self.rules_by_pattern
+        for pattern_id in found:
+            into.update(rules_by_pattern[pattern_id])
+
+
+def _on_match(pattern_id, start, end, flags, context):
+    context.append(pattern_id)
+    return False

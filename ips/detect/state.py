@@ -1,0 +1,119 @@
+"""Detection state that outlives one packet: flowbits and thresholds.
+
+Flowbits live on the flow (`flow.flowbits`, a set of names). Thresholds and
+detection filters keep counters keyed by what the rule tracks; `by_flow`
+counters live in the flow's own detect dict so they die with the flow, the
+others in a bounded table here. Time is the packet timestamp, never the wall
+clock, so a pcap replays the same way every time.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+MAX_THRESHOLD_ENTRIES = 65536   # tracked (rule, address) pairs; oldest evicted first
+
+
+def flowbits_match(rule, flow) -> bool:
+    """All of the rule's isset/isnotset conditions hold on this flow."""
+    if not rule.flowbit_checks:
+        return True
+    if flow is None:
+        return False
+    bits = flow.flowbits
+    for command, names, combinator in rule.flowbit_checks:
+        if command == "isset":
+            hits = [name in bits for name in names]
+        else:
+            hits = [name not in bits for name in names]
+        if combinator == "or":
+            if not any(hits):
+                return False
+        elif not all(hits):
+            return False
+    return True
+
+
+def apply_flowbits(rule, flow) -> None:
+    """Run the rule's set/unset/toggle actions after it matched."""
+    if flow is None or not rule.flowbit_actions:
+        return
+    bits = flow.flowbits
+    for command, name in rule.flowbit_actions:
+        if command == "set":
+            bits.add(name)
+        elif command == "unset":
+            bits.discard(name)
+        elif name in bits:
+            bits.discard(name)
+        else:
+            bits.add(name)
+
+
+class _Counter:
+    __slots__ = ("start", "count")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.count = 0
+
+
+class Thresholds:
+    """Counters for `threshold` and `detection_filter`, Suricata's semantics.
+
+    * limit N: alert on the first N matches in each period.
+    * threshold N: alert on every N-th match in the period.
+    * both N: alert once per period, on the N-th match.
+    * detection_filter N: alert on every match after the N-th in the period.
+    A period starts at the first match and lasts `seconds`; the next match
+    after it starts a new period.
+    """
+
+    __slots__ = ("_table",)
+
+    def __init__(self) -> None:
+        self._table: OrderedDict = OrderedDict()
+
+    def allow(self, rule, spec: dict, pkt, flow, kind: str) -> bool:
+        key = self._key(rule, spec, pkt, kind)
+        if key is None:
+            return True
+        if spec["track"] == "by_flow":
+            if flow is None:
+                return True
+            table = flow.detect.setdefault("thresholds", {})
+        else:
+            table = self._table
+        now = pkt.ts
+        counter = table.get(key)
+        if counter is None or now - counter.start > spec["seconds"]:
+            counter = _Counter(now)
+            table[key] = counter
+            if table is self._table:
+                self._table.move_to_end(key)
+                while len(self._table) > MAX_THRESHOLD_ENTRIES:
+                    self._table.popitem(last=False)
+        counter.count += 1
+        limit = spec["count"]
+        if kind == "detection_filter":
+            return counter.count > limit
+        mode = spec["type"]
+        if mode == "limit":
+            return counter.count <= limit
+        if mode == "threshold":
+            if counter.count >= limit:
+                counter.count = 0
+                return True
+            return False
+        return counter.count == limit  # both
+
+    @staticmethod
+    def _key(rule, spec: dict, pkt, kind: str):
+        track = spec["track"]
+        base = (kind, rule.gid, rule.sid)
+        if track == "by_src":
+            return base + (pkt.src,)
+        if track == "by_dst":
+            return base + (pkt.dst,)
+        if track == "by_both":
+            return base + (pkt.src, pkt.dst)
+        return base

@@ -1,0 +1,422 @@
+"""Option-by-option verification of a candidate rule.
+
+The prefilter only says "this rule's fast pattern is somewhere in a buffer".
+This module decides whether the rule really matches, with Suricata's
+semantics for payload keywords:
+
+* Each inspection buffer (packet payload, `http.uri`, `dns.query`, ...) has
+  its own ordered list of matchers. Relative keywords (`distance`, `within`,
+  relative `pcre`, `isdataat:..,relative`, relative `byte_*`) are anchored at
+  the end of the previous positional match in the same list.
+* When a later relative matcher fails, an earlier content is retried at its
+  next occurrence (Suricata's backtracking in
+  detect-engine-content-inspection.c), so `content:"a"; content:"b";
+  distance:0; within:1;` finds "ab" in "a a ab".
+* A negated content succeeds when the content is absent from its window and
+  leaves the anchor where it was.
+
+Work is bounded: every inspection carries a step budget (`Budget`); when it
+runs out the rule does not match and the overrun is counted, so a payload
+crafted to make backtracking explode costs a fixed amount of CPU.
+"""
+from __future__ import annotations
+
+import re
+
+# Caps that bound the work per inspection.
+PCRE_MAX_INPUT = 64 * 1024       # bytes of a buffer a pcre sees
+STEPS_PER_INSPECTION = 4096      # matcher attempts (incl. backtracking) per rule and buffer
+MAX_BACKTRACK_PCRE = 32          # re-tries of one pcre at later positions
+
+
+class Budget:
+    """Per-inspection step counter; `exhausted` is sticky so callers can count it."""
+
+    __slots__ = ("steps", "exhausted")
+
+    def __init__(self, steps: int = STEPS_PER_INSPECTION) -> None:
+        self.steps = steps
+        self.exhausted = False
+
+    def spend(self) -> bool:
+        self.steps -= 1
+        if self.steps < 0:
+            self.exhausted = True
+            return False
+        return True
+
+
+class Inspection:
+    """State shared by the matchers of one rule against one buffer."""
+
+    __slots__ = ("buffer", "lowered", "variables", "budget")
+
+    def __init__(self, buffer: bytes, variables: dict, budget: Budget) -> None:
+        self.buffer = buffer
+        self.lowered = None
+        self.variables = variables
+        self.budget = budget
+
+    def lower(self) -> bytes:
+        if self.lowered is None:
+            self.lowered = self.buffer.lower()
+        return self.lowered
+
+
+def _value(value, variables: dict) -> int | None:
+    """A numeric option that may name a byte_extract variable."""
+    if isinstance(value, str):
+        return variables.get(value)
+    return value
+
+
+class Content:
+    """`content` with its modifiers."""
+
+    __slots__ = ("pattern", "nocase", "negated", "offset", "depth", "distance", "within",
+                 "startswith", "endswith", "fast_pattern", "fast_pattern_only",
+                 "fast_pattern_chop", "rawbytes", "relative_next")
+
+    def __init__(self, pattern: bytes, negated: bool = False) -> None:
+        self.pattern = pattern
+        self.negated = negated
+        self.nocase = False
+        self.offset = None      # int or variable name
+        self.depth = None
+        self.distance = None
+        self.within = None
+        self.startswith = False
+        self.endswith = False
+        self.fast_pattern = False
+        self.fast_pattern_only = False
+        self.fast_pattern_chop = None   # (offset, length)
+        self.rawbytes = False
+        self.relative_next = False      # a later matcher anchors on this one
+
+    @property
+    def relative(self) -> bool:
+        return self.distance is not None or self.within is not None
+
+    @property
+    def fast_bytes(self) -> bytes:
+        if self.fast_pattern_chop is not None:
+            start, length = self.fast_pattern_chop
+            return self.pattern[start:start + length]
+        return self.pattern
+
+    def window(self, inspection: Inspection, prev: int) -> tuple[int, int] | None:
+        """Search region [start, end) for this content, Suricata's arithmetic."""
+        variables = inspection.variables
+        size = len(inspection.buffer)
+        if self.relative:
+            start = prev
+            end = size
+            distance = 0
+            if self.distance is not None:
+                distance = _value(self.distance, variables)
+                if distance is None:
+                    return None
+                start = max(0, prev + distance)
+            if self.within is not None:
+                within = _value(self.within, variables)
+                if within is None:
+                    return None
+                end = min(end, prev + distance + within)
+            if self.depth is not None:
+                depth = _value(self.depth, variables)
+                if depth is None:
+                    return None
+                end = min(end, prev + depth)
+            if self.offset is not None:
+                offset = _value(self.offset, variables)
+                if offset is None:
+                    return None
+                start = max(start, prev + offset)
+        else:
+            start = 0
+            end = size
+            if self.startswith:
+                end = min(end, len(self.pattern))
+            if self.offset is not None:
+                start = _value(self.offset, variables)
+                if start is None:
+                    return None
+            if self.depth is not None:
+                depth = _value(self.depth, variables)
+                if depth is None:
+                    return None
+                end = min(end, start + depth)
+        if end - start < len(self.pattern):
+            return None
+        return start, end
+
+    def positions(self, inspection: Inspection, prev: int):
+        window = self.window(inspection, prev)
+        haystack = inspection.lower() if self.nocase else inspection.buffer
+        pattern = self.pattern
+        found_any = False
+        if window is not None:
+            start, end = window
+            size = len(inspection.buffer)
+            position = haystack.find(pattern, start, end)
+            while position != -1:
+                match_end = position + len(pattern)
+                if not self.endswith or match_end == size:
+                    if self.negated:
+                        found_any = True
+                        break
+                    yield match_end
+                if not inspection.budget.spend():
+                    return
+                position = haystack.find(pattern, position + 1, end)
+        if self.negated and not found_any:
+            yield prev
+
+
+class Pcre:
+    """`pcre:"/re/flags"` compiled with Python's `re` (refused where incompatible)."""
+
+    __slots__ = ("regex", "negated", "relative", "source", "relative_next")
+
+    def __init__(self, regex, negated: bool, relative: bool, source: str) -> None:
+        self.regex = regex
+        self.negated = negated
+        self.relative = relative
+        self.source = source
+        self.relative_next = False
+
+    def positions(self, inspection: Inspection, prev: int):
+        buffer = inspection.buffer
+        base = prev if self.relative else 0
+        subject = buffer[base:base + PCRE_MAX_INPUT]
+        match = self.regex.search(subject)
+        if self.negated:
+            if match is None:
+                yield prev
+            return
+        tries = 0
+        while match is not None:
+            yield base + match.end()
+            tries += 1
+            if tries >= MAX_BACKTRACK_PCRE or not inspection.budget.spend():
+                return
+            match = self.regex.search(subject, match.start() + 1)
+
+
+class IsDataAt:
+    __slots__ = ("position", "relative", "negated", "relative_next")
+
+    def __init__(self, position, relative: bool, negated: bool) -> None:
+        self.position = position
+        self.relative = relative
+        self.negated = negated
+        self.relative_next = False
+
+    def positions(self, inspection: Inspection, prev: int):
+        position = _value(self.position, inspection.variables)
+        if position is None:
+            return
+        if self.relative:
+            position += prev
+        present = position < len(inspection.buffer)
+        if present != self.negated:
+            yield prev
+
+
+class UintCheck:
+    """Suricata's integer comparisons: N, <N, <=N, >N, >=N, A<>B (exclusive), A-B, !N."""
+
+    __slots__ = ("mode", "low", "high")
+
+    _FORM = re.compile(r"^\s*(!|<=|>=|<|>|=)?\s*(\d+)\s*(?:(<>|-)\s*(\d+))?\s*$")
+
+    def __init__(self, text: str) -> None:
+        match = self._FORM.match(text)
+        if match is None:
+            raise ValueError(f"bad number comparison {text!r}")
+        op, first, range_op, second = match.groups()
+        if range_op:
+            if op not in (None, "!"):
+                raise ValueError(f"bad range {text!r}")
+            self.mode = "notrange" if op == "!" else "range"
+            self.low, self.high = int(first), int(second)
+            if self.low >= self.high:
+                raise ValueError(f"empty range {text!r}")
+        else:
+            self.mode = op or "="
+            self.low = self.high = int(first)
+
+    def __call__(self, value: int) -> bool:
+        mode = self.mode
+        if mode == "=":
+            return value == self.low
+        if mode == "<":
+            return value < self.low
+        if mode == ">":
+            return value > self.low
+        if mode == "<=":
+            return value <= self.low
+        if mode == ">=":
+            return value >= self.low
+        if mode == "!":
+            return value != self.low
+        if mode == "range":
+            return self.low < value < self.high
+        return not (self.low < value < self.high)
+
+
+class BufferSize:
+    """`bsize`: length of the whole buffer."""
+
+    __slots__ = ("check", "relative_next")
+
+    def __init__(self, check: UintCheck) -> None:
+        self.check = check
+        self.relative_next = False
+
+    def positions(self, inspection: Inspection, prev: int):
+        if self.check(len(inspection.buffer)):
+            yield prev
+
+
+def read_number(buffer: bytes, position: int, count: int, little: bool, base: int | None):
+    """Read `count` bytes at `position` as an integer; None when out of range or not a number."""
+    if position < 0 or position + count > len(buffer):
+        return None
+    raw = buffer[position:position + count]
+    if base is None:
+        return int.from_bytes(raw, "little" if little else "big")
+    try:
+        text = raw.decode("ascii").strip()
+        return int(text, base)
+    except ValueError:
+        return None
+
+
+class ByteTest:
+    __slots__ = ("count", "op", "negated", "value", "offset", "relative", "little", "base",
+                 "bitmask", "relative_next")
+
+    def __init__(self) -> None:
+        self.relative_next = False
+        self.bitmask = None
+
+    def positions(self, inspection: Inspection, prev: int):
+        variables = inspection.variables
+        offset = _value(self.offset, variables)
+        value = _value(self.value, variables)
+        if offset is None or value is None:
+            return
+        position = prev + offset if self.relative else offset
+        number = read_number(inspection.buffer, position, self.count, self.little, self.base)
+        if number is None:
+            return
+        if self.bitmask is not None:
+            number &= self.bitmask
+            shift = (self.bitmask & -self.bitmask).bit_length() - 1
+            number >>= max(shift, 0)
+        op = self.op
+        if op == "<":
+            result = number < value
+        elif op == ">":
+            result = number > value
+        elif op == "=":
+            result = number == value
+        elif op == "<=":
+            result = number <= value
+        elif op == ">=":
+            result = number >= value
+        elif op == "&":
+            result = (number & value) != 0
+        else:  # "^"
+            result = (number ^ value) != 0
+        if result != self.negated:
+            yield prev
+
+
+class ByteJump:
+    __slots__ = ("count", "offset", "relative", "little", "base", "multiplier", "align",
+                 "from_beginning", "from_end", "post_offset", "bitmask", "relative_next")
+
+    def __init__(self) -> None:
+        self.relative_next = False
+        self.multiplier = 1
+        self.align = False
+        self.from_beginning = False
+        self.from_end = False
+        self.post_offset = 0
+        self.bitmask = None
+
+    def positions(self, inspection: Inspection, prev: int):
+        offset = _value(self.offset, inspection.variables)
+        if offset is None:
+            return
+        buffer = inspection.buffer
+        position = prev + offset if self.relative else offset
+        number = read_number(buffer, position, self.count, self.little, self.base)
+        if number is None:
+            return
+        if self.bitmask is not None:
+            number &= self.bitmask
+        jump = number * self.multiplier
+        if self.align and jump % 4:
+            jump += 4 - jump % 4
+        if self.from_beginning:
+            target = jump
+        elif self.from_end:
+            target = len(buffer) + jump
+        else:
+            target = position + self.count + jump
+        target += self.post_offset
+        # Suricata refuses a jump outside the buffer.
+        if target < 0 or target > len(buffer):
+            return
+        yield target
+
+
+class ByteExtract:
+    __slots__ = ("count", "offset", "name", "relative", "little", "base", "multiplier",
+                 "align", "relative_next")
+
+    def __init__(self) -> None:
+        self.relative_next = False
+        self.multiplier = 1
+        self.align = 0
+
+    def positions(self, inspection: Inspection, prev: int):
+        position = prev + self.offset if self.relative else self.offset
+        number = read_number(inspection.buffer, position, self.count, self.little, self.base)
+        if number is None:
+            return
+        number *= self.multiplier
+        if self.align and number % self.align:
+            number += self.align - number % self.align
+        inspection.variables[self.name] = number
+        yield position + self.count
+
+
+def inspect_buffer(matchers: list, buffer: bytes, variables: dict, budget: Budget) -> bool:
+    """True when the ordered matcher list matches `buffer`."""
+    inspection = Inspection(buffer, variables, budget)
+    return _run(matchers, 0, inspection, 0)
+
+
+def _run(matchers: list, index: int, inspection: Inspection, prev: int) -> bool:
+    if index == len(matchers):
+        return True
+    matcher = matchers[index]
+    for new_prev in matcher.positions(inspection, prev):
+        if _run(matchers, index + 1, inspection, new_prev):
+            return True
+        # Only a later *relative* matcher can succeed at another occurrence
+        # of this one; otherwise the failure is final (Suricata does the same).
+        if not matcher.relative_next or not inspection.budget.spend():
+            return False
+    return False
+
+
+def link_relative(matchers: list) -> None:
+    """Mark each matcher whose successor anchors on it, enabling backtracking."""
+    for index in range(len(matchers) - 1):
+        following = matchers[index + 1]
+        matchers[index].relative_next = bool(getattr(following, "relative", False))

@@ -1,0 +1,57 @@
+"""One-line builders for packets, flows, transactions and engines in detection tests."""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+from ips.config import Config
+from ips.detect import DetectEngine
+from ips.packet import Packet
+
+
+class FakeFlow:
+    """Stand-in with the attributes DetectEngine reads from ips.flow.Flow."""
+
+    def __init__(self, established: bool = True, app_proto: str | None = None, proto: int = 6):
+        self.established = established
+        self.state = "established" if established else "new"
+        self.flowbits: set[str] = set()
+        self.detect: dict = {}
+        self.app_proto = app_proto
+        self.proto = proto
+
+
+@dataclass
+class FakeTx:
+    app_proto: str
+    tx_id: int
+    to_server: bool
+    buffers: dict = field(default_factory=dict)
+    record: dict | None = None
+    complete: bool = False
+
+
+def packet(payload: bytes = b"", *, proto: int = 6, src: str = "192.168.1.2", dst: str = "198.51.100.9",
+           sport: int = 40000, dport: int = 80, to_server: bool = True, ts: float = 1.0,
+           flags: int = 0x18, icmp_type: int = -1, icmp_code: int = -1, ttl: int = 64) -> Packet:
+    pkt = Packet(b"", ts=ts)
+    pkt.ip_version = 6 if ":" in src else 4
+    pkt.proto, pkt.src, pkt.dst, pkt.sport, pkt.dport = proto, src, dst, sport, dport
+    pkt.payload, pkt.to_server, pkt.tcp_flags, pkt.ttl = payload, to_server, flags, ttl
+    pkt.icmp_type, pkt.icmp_code = icmp_type, icmp_code
+    return pkt
+
+
+def engine(rules: str, config: Config | None = None, cache_dir: str | None = None):
+    handle, path = tempfile.mkstemp(suffix=".rules")
+    with os.fdopen(handle, "w") as out:
+        out.write(rules)
+    try:
+        return DetectEngine.load([path], config or Config(), cache_dir=cache_dir)
+    finally:
+        os.unlink(path)
+
+
+def sids(matches) -> list[int]:
+    return sorted(match.rule.sid for match in matches)

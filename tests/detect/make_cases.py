@@ -1,0 +1,89 @@
+"""Generate the detection conformance cases in tests/detect/cases/ (verify format).
+
+    python tests/detect/make_cases.py
+
+Each case folder gets input.pcap (built with scapy, documentation addresses
+only), test.rules and test.yaml with the expected alert counts. The cases are
+committed; rerun this script only to change them.
+"""
+from __future__ import annotations
+
+import os
+
+from scapy.all import IP, TCP, UDP, Ether, Raw, wrpcap
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
+CLIENT, SERVER = "192.0.2.10", "198.51.100.20"
+
+
+def _tcp_session(segments: list[tuple[bool, bytes]]) -> list:
+    """Handshake, then data segments (to_server flag, bytes) each acknowledged."""
+    client_seq, server_seq = 1000, 5000
+    frames = [
+        Ether() / IP(src=CLIENT, dst=SERVER) / TCP(sport=40000, dport=80, flags="S", seq=client_seq),
+        Ether() / IP(src=SERVER, dst=CLIENT) / TCP(sport=80, dport=40000, flags="SA", seq=server_seq, ack=client_seq + 1),
+        Ether() / IP(src=CLIENT, dst=SERVER) / TCP(sport=40000, dport=80, flags="A", seq=client_seq + 1, ack=server_seq + 1),
+    ]
+    client_seq += 1
+    server_seq += 1
+    for to_server, data in segments:
+        if to_server:
+            frames.append(Ether() / IP(src=CLIENT, dst=SERVER) / TCP(sport=40000, dport=80, flags="PA", seq=client_seq, ack=server_seq) / Raw(data))
+            client_seq += len(data)
+            frames.append(Ether() / IP(src=SERVER, dst=CLIENT) / TCP(sport=80, dport=40000, flags="A", seq=server_seq, ack=client_seq))
+        else:
+            frames.append(Ether() / IP(src=SERVER, dst=CLIENT) / TCP(sport=80, dport=40000, flags="PA", seq=server_seq, ack=client_seq) / Raw(data))
+            server_seq += len(data)
+            frames.append(Ether() / IP(src=CLIENT, dst=SERVER) / TCP(sport=40000, dport=80, flags="A", seq=client_seq, ack=server_seq))
+    for index, frame in enumerate(frames):
+        frame.time = 1700000000 + index * 0.01
+    return frames
+
+
+def _write(name: str, frames: list, rules: str, expected: dict[int, int], note: str) -> None:
+    folder = os.path.join(HERE, name)
+    os.makedirs(folder, exist_ok=True)
+    wrpcap(os.path.join(folder, "input.pcap"), frames)
+    with open(os.path.join(folder, "test.rules"), "w") as out:
+        out.write(rules)
+    lines = [f"# {note}", "checks:"]
+    for sid, count in expected.items():
+        lines += ["  - filter:", f"      count: {count}", "      match:",
+                  "        event_type: alert", f"        alert.signature_id: {sid}"]
+    with open(os.path.join(folder, "test.yaml"), "w") as out:
+        out.write("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    _write("stream-content-spans-segments",
+           _tcp_session([(True, b"GET /a HTTP/1.1\r\nX-Probe: uid=0"), (True, b"(root)\r\n\r\n")]),
+           'alert tcp any any -> any any (msg:"split content"; flow:to_server,established; '
+           'content:"uid=0|28|root|29|"; sid:1001; rev:1;)\n'
+           'alert tcp any any -> any any (msg:"to_client must not fire"; flow:to_client; '
+           'content:"uid=0"; sid:1002; rev:1;)\n',
+           {1001: 1, 1002: 0},
+           "a content split over two segments alerts once; a to_client rule stays silent")
+    frames = []
+    for index in range(5):
+        frame = Ether() / IP(src=CLIENT, dst=SERVER) / UDP(sport=5000 + index, dport=9999) / Raw(b"PING-IOT")
+        frame.time = 1700000000 + index
+        frames.append(frame)
+    _write("threshold-limit-udp", frames,
+           'alert udp any any -> any 9999 (msg:"limited"; content:"PING-IOT"; '
+           'threshold:type limit, track by_src, count 3, seconds 60; sid:1003; rev:1;)\n'
+           'alert udp any any -> any 9999 (msg:"after two"; content:"PING"; '
+           'detection_filter:track by_src, count 2, seconds 60; sid:1004; rev:1;)\n',
+           {1003: 3, 1004: 3},
+           "threshold limit caps at 3, detection_filter fires from the 3rd match")
+    _write("distance-within-backtrack",
+           _tcp_session([(True, b"key=ax key=ay key=ab end")]),
+           'alert tcp any any -> any 80 (msg:"backtrack"; content:"key="; content:"b"; '
+           'distance:1; within:1; sid:1005; rev:1;)\n'
+           'alert tcp any any -> any 80 (msg:"negated"; content:"key="; content:!"zz"; '
+           'distance:0; sid:1006; rev:1;)\n',
+           {1005: 1, 1006: 1},
+           "relative content retried at later occurrences; negated content absent")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""DetectEngine end to end on hand-made packets mirroring suricata-verify cases."""
+from __future__ import annotations
+
+from ips.config import Config
+from ips.detect.check import main as check_main
+from tests.detect.factories import FakeFlow, FakeTx, engine, packet, sids
+
+
+def test_load_report_counts_and_reasons():
+    eng, report = engine('alert tcp any any -> any any (content:"a"; sid:1;)\n'
+                         '# comment\n'
+                         'alert tcp any any -> any any (xbits:set,a,track ip_src; sid:2;)\n'
+                         'alert tcp any any -> any any (content:"a" sid:3)\n'
+                         'alert tcp any any -> any any (content:"b"; \\\n sid:4;)\n')
+    assert report.loaded == 2
+    assert report.by_reason() == {"unsupported-keyword": 1}
+    assert report.skipped[0][1:] == (3, 2, "unsupported-keyword", "xbits")
+    assert report.errors[0][1] == 4
+
+
+def test_detect_flowbits_case():
+    rules = '\n'.join([
+        'alert ip any any -> any any (msg:"s"; flowbits:set,fb1; sid:1;)',
+        'alert ip any any -> any any (msg:"s"; flowbits:set,fb2; sid:2;)',
+        'alert ip any any -> any any (flowbits:isset,fb3|fb4; sid:3;)',
+        'alert ip any any -> any any (flowbits:isset,fb1|fb5; sid:5;)',
+        'alert ip any any -> any any (flowbits:isnotset, fb1|fb2 ; sid:6;)',
+        'alert ip any any -> any any (flowbits:unset,fb1; sid:7;)',
+        'alert ip any any -> any any (flowbits:noalert; flowbits:isnotset,fb1; flowbits:set,fb1; content:"GET "; sid:8;)',
+        'alert ip any any -> any any (flowbits:isset,fb1; sid:9;)',
+    ])
+    eng, report = engine(rules)
+    assert report.loaded == 8
+    flow = FakeFlow()
+    matches = eng.inspect(packet(b"GET / HTTP/1.0\r\n"), flow, None, [])
+    # Setters run first, so isset readers see bits set by this very packet.
+    assert sids(matches) == [1, 2, 5, 7, 8, 9]
+    assert [m.noalert for m in matches if m.rule.sid == 8] == [True]
+    assert 3 not in sids(matches) and 6 not in sids(matches)
+
+
+def test_flowbit_oring_and_tx_once_per_transaction():
+    rules = '\n'.join([
+        'alert http any any -> any any (content:"testmyids.com";http_header;flowbits:set,fb1;noalert;sid:1;)',
+        'alert http any any -> any any (http.stat_code;content:"200";flowbits:isset,fb4|fb2|fb1;sid:4;)',
+        'alert http any any -> any any (http.stat_code;content:"200";flowbits:isset,fb2|fb3|fb4;sid:5;)',
+    ])
+    eng, _ = engine(rules)
+    flow = FakeFlow(app_proto="http")
+    request = FakeTx("http", 0, True, {"http.header": b"Host: testmyids.com\r\n"})
+    assert sids(eng.inspect(packet(b"GET"), flow, None, [request])) == [1]
+    response = FakeTx("http", 0, False, {"http.stat_code": b"200"})
+    reply = packet(b"HTTP/1.1 200", to_server=False, src="198.51.100.9", dst="192.168.1.2")
+    assert sids(eng.inspect(reply, flow, None, [response])) == [4]
+    assert eng.inspect(reply, flow, None, [response]) == []       # once per (rule, tx)
+
+
+def test_threshold_limit_by_rule_bug_4503():
+    eng, _ = engine('alert ip any any -> 8.8.8.8 any (threshold: type limit, track by_rule, count 5, '
+                    'seconds 300; sid:1;)\n')
+    fired = [len(eng.inspect(packet(b"", proto=17, dst="8.8.8.8", ts=float(i)), None, None, []))
+             for i in range(8)]
+    assert fired == [1, 1, 1, 1, 1, 0, 0, 0]
+    assert len(eng.inspect(packet(b"", proto=17, dst="8.8.8.8", ts=400.0), None, None, [])) == 1
+
+
+def test_threshold_modes_and_detection_filter():
+    eng, _ = engine('alert tcp any any -> any any (content:"x"; threshold:type threshold, track by_src, count 3, seconds 60; sid:1;)\n'
+                    'alert tcp any any -> any any (content:"x"; threshold:type both, track by_src, count 2, seconds 60; sid:2;)\n'
+                    'alert tcp any any -> any any (content:"x"; detection_filter:track by_flow, count 2, seconds 60; sid:3;)\n')
+    flow = FakeFlow()
+    per_packet = [sids(eng.inspect(packet(b"x", ts=float(i)), flow, None, [])) for i in range(6)]
+    assert per_packet == [[], [2], [1, 3], [3], [3], [1, 3]]
+
+
+def test_dsize_values_case():
+    eng, _ = engine('\n'.join([
+        'alert tcp any any -> any any (dsize:10; sid:1;)', 'alert tcp any any -> any any (dsize:<10; sid:2;)',
+        'alert tcp any any -> any any (dsize:<=10; sid:3;)', 'alert tcp any any -> any any (dsize:>8; sid:4;)',
+        'alert tcp any any -> any any (dsize:>=10; sid:5;)', 'alert tcp any any -> any any (dsize:8<>20; sid:6;)',
+        'alert tcp any any -> any any (dsize:!9; sid:7;)']))
+    assert sids(eng.inspect(packet(b"0123456789"), None, None, [])) == [1, 3, 4, 5, 6, 7]
+    assert sids(eng.inspect(packet(b""), None, None, [])) == [2, 3]
+
+
+def test_itype_case():
+    eng, _ = engine('alert icmp any any -> any any (itype:8; sid:1;)\n'
+                    'alert icmp any any -> any any (itype:<15; sid:2;)\n'
+                    'alert icmp any any -> any any (itype:>7; sid:3;)\n'
+                    'alert icmp any any -> any any (itype:7<>20; sid:4;)\n')
+    assert sids(eng.inspect(packet(b"", proto=1, icmp_type=8, icmp_code=0), None, None, [])) == [1, 2, 3, 4]
+    assert sids(eng.inspect(packet(b"", proto=1, icmp_type=0, icmp_code=0), None, None, [])) == [2]
+
+
+def test_flow_keyword_needs_established_flow():
+    eng, _ = engine('alert tcp any any -> any 1212 (content:"MATCH?"; flow:to_server,established; sid:1;)\n')
+    pkt = packet(b"MATCH?", dport=1212)
+    assert eng.inspect(pkt, FakeFlow(established=False), None, []) == []
+    assert eng.inspect(pkt, None, None, []) == []
+    assert sids(eng.inspect(pkt, FakeFlow(), None, [])) == [1]
+
+
+def test_stream_match_spanning_segments_reported_once():
+    eng, _ = engine('alert tcp any any -> any any (content:"uid=0|28|root|29|"; sid:1;)\n')
+    flow = FakeFlow()
+    first = eng.inspect(packet(b"uid=0("), flow, (b"xxuid=0(", 2), [])
+    assert first == []
+    second = eng.inspect(packet(b"root)"), flow, (b"xxuid=0(root)", 8), [])
+    assert [(m.rule.sid, m.from_stream) for m in second] == [(1, True)]
+    # Later data that does not complete a new match reports nothing again.
+    assert eng.inspect(packet(b"zz"), flow, (b"xxuid=0(root)zz", 13), []) == []
+
+
+def test_packet_rules_match_payload_without_stream_and_dsize_ignores_stream():
+    eng, _ = engine('alert tcp any any -> any any (content:"AAA"; endswith; sid:1;)\n'
+                    'alert tcp any any -> any any (content:"BB"; dsize:2; sid:2;)\n')
+    assert sids(eng.inspect(packet(b"xAAA"), FakeFlow(), None, [])) == [1]
+    assert sids(eng.inspect(packet(b"BB"), FakeFlow(), (b"qqBB", 2), [])) == [2]
+
+
+def test_pass_rule_stops_packet_and_flow():
+    eng, _ = engine('pass tcp any any -> any any (content:"ok"; sid:1;)\n'
+                    'alert tcp any any -> any any (content:"o"; sid:2;)\n')
+    flow = FakeFlow()
+    assert sids(eng.inspect(packet(b"ok"), flow, None, [])) == [1]
+    assert eng.inspect(packet(b"o"), flow, None, []) == []
+
+
+def test_packet_alert_max_and_bidirectional_header():
+    config = Config()
+    config.packet_alert_max = 2
+    rules = ''.join(f'alert tcp any any <> 192.168.1.2 any (content:"x"; sid:{i};)\n' for i in range(1, 6))
+    eng, _ = engine(rules, config)
+    reply = packet(b"x", src="192.168.1.2", dst="198.51.100.9")
+    assert len(eng.inspect(reply, None, None, [])) == 2
+    assert eng.stats["alerts_capped"] == 3
+
+
+def test_dns_query_with_dotprefix_transform():
+    eng, _ = engine('alert dns any any -> any any (dns.query; dotprefix; content:".evil.com"; nocase; endswith; sid:1;)\n')
+    flow = FakeFlow(app_proto="dns", proto=17)
+    tx = FakeTx("dns", 0, True, {"dns.query": [b"evil.com"]})
+    assert sids(eng.inspect(packet(b"", proto=17, dport=53), flow, None, [tx])) == [1]
+    tx = FakeTx("dns", 1, True, {"dns.query": [b"notevil.com"]})
+    assert eng.inspect(packet(b"", proto=17, dport=53), flow, None, [tx]) == []
+
+
+def test_ip_list_rules_are_bucketed_by_address():
+    eng, report = engine('alert ip [203.0.113.5,198.51.100.0/24] any -> $HOME_NET any (sid:1;)\n')
+    assert report.loaded == 1 and eng.address_index
+    assert sids(eng.inspect(packet(b"", src="198.51.100.77", dst="192.168.1.1"), None, None, [])) == [1]
+    assert eng.inspect(packet(b"", src="203.0.113.6", dst="192.168.1.1"), None, None, []) == []
+
+
+def test_cache_roundtrip(tmp_path):
+    rules = 'alert tcp any any -> any any (content:"abc"; pcre:"/c$/"; sid:1;)\n'
+    engine(rules, cache_dir=str(tmp_path))
+    assert list(tmp_path.glob("detect-*.pickle"))
+    cached, report = engine(rules, cache_dir=str(tmp_path))
+    assert report.loaded == 1 and cached.rules == [None]
+    assert sids(cached.inspect(packet(b"xxabc"), None, None, [])) == [1]
+
+
+def test_malformed_packet_does_not_raise():
+    eng, _ = engine('alert tcp any any -> any any (content:"a"; sid:1;)\n')
+    pkt = packet(b"a")
+    pkt.src = "not-an-address"
+    pkt.payload = None
+    assert eng.inspect(pkt, None, None, None) == []
+
+
+def test_check_cli(tmp_path, capsys):
+    good = tmp_path / "a.rules"
+    good.write_text('alert tcp any any -> any any (content:"a"; sid:1;)\n'
+                    'alert tcp any any -> any any (stream_size:server,>,1; sid:2;)\n')
+    assert check_main(["-S", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "unsupported-keyword: stream_size" in out and out.strip().endswith("1 loaded, 1 skipped")
+    bad = tmp_path / "b.rules"
+    bad.write_text("alert nonsense\n")
+    assert check_main(["-S", str(good), "-S", str(bad)]) == 1

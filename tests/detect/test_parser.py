@@ -1,0 +1,96 @@
+"""Rule language: header, options, refusals and syntax errors."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from ips.detect.parser import RuleError, parse_rule, split_options
+from ips.detect.variables import Variables
+
+VARIABLES = Variables("[192.168.0.0/16,10.0.0.0/8]", "!$HOME_NET")
+CLASSES = {"trojan-activity": ("A Network Trojan was detected", 1),
+           "bad-unknown": ("Potentially Bad Traffic", 2)}
+
+
+def parse(text: str):
+    return parse_rule(text, VARIABLES, CLASSES)
+
+
+def test_header_and_informational_options():
+    rule = parse('drop http $HOME_NET any -> $EXTERNAL_NET $HTTP_PORTS (msg:"a\\;b"; '
+                 'flow:established,to_server; http.uri; content:"/x"; classtype:trojan-activity; '
+                 'metadata:created_at 2024_01_01, signature_severity Major; reference:url,x; '
+                 'sid:5; rev:3; gid:1;)')
+    assert (rule.action, rule.sid, rule.rev, rule.msg) == ("drop", 5, 3, "a;b")
+    assert rule.priority == 1 and rule.category == "A Network Trojan was detected"
+    assert rule.metadata == {"created_at": ["2024_01_01"], "signature_severity": ["Major"]}
+    assert rule.app_proto == "http" and rule.flow_to_server is True
+    assert rule.source.match(4, int.from_bytes(bytes([192, 168, 1, 1]), "big"))
+    assert not rule.destination.match(4, int.from_bytes(bytes([10, 1, 1, 1]), "big"))
+    assert rule.destination_ports.match(80) and not rule.destination_ports.match(81)
+
+
+def test_explicit_priority_beats_classtype():
+    rule = parse('alert ip any any -> any any (classtype:bad-unknown; priority:4; sid:1;)')
+    assert rule.priority == 4
+
+
+def test_legacy_modifiers_move_content_to_buffers():
+    rule = parse('alert tcp any any -> any any (content:"GET"; http_method; content:"/a"; '
+                 'http_uri; content:"x"; sid:1;)')
+    assert set(rule.buffers) == {"http.method", "http.uri", "payload"}
+    assert rule.tx_buffers == ("http.method", "http.uri")
+
+
+def test_fast_pattern_selection_prefers_app_buffer_then_length():
+    rule = parse('alert http any any -> any any (http.method; content:"POST"; http.uri; '
+                 'content:"/a"; http.user_agent; content:"Mozilla"; sid:1;)')
+    assert rule.fast_pattern[0] == "http.user_agent"
+    explicit = parse('alert tcp any any -> any any (content:"longer-one"; content:"ab"; '
+                     'fast_pattern; sid:1;)')
+    assert explicit.fast_pattern[1].pattern == b"ab"
+    negated = parse('alert tcp any any -> any any (content:!"abc"; sid:1;)')
+    assert negated.fast_pattern is None
+
+
+@pytest.mark.parametrize("text,keyword", [
+    ('alert tcp any any -> any any (xbits:set,a,track ip_src; sid:1;)', "xbits"),
+    ('alert tcp any any -> any any (app-layer-event:http.x; sid:1;)', "app-layer-event"),
+    ('alert tcp any any -> any any (pcre:"/(?<=a)(?|b)/"; sid:1;)', "pcre"),
+])
+def test_refusals_name_the_keyword(text, keyword):
+    with pytest.raises(RuleError) as info:
+        parse(text)
+    assert not info.value.syntax and info.value.keyword == keyword
+
+
+@pytest.mark.parametrize("text", [
+    "alert tcp any any -> any any",
+    'alert tcp any any -> any any (content:"a" sid:1)',
+    'alert foo any any -> any any (sid:1;)',
+    'alert tcp any any -> any any (content:"|4|"; sid:1;)',
+    'alert tcp any any -> any any (content:"a";)',
+    'alert tcp any any -> any any (nocase; sid:1;)',
+])
+def test_syntax_errors(text):
+    with pytest.raises(RuleError) as info:
+        parse(text)
+    assert info.value.syntax
+
+
+def test_split_options_keeps_escaped_semicolons():
+    assert split_options('msg:"a\\;b"; nocase;') == [("msg", '"a\\;b"'), ("nocase", None)]
+
+
+def test_pcre_posix_class_and_named_group_translation():
+    rule = parse('alert tcp any any -> any any (pcre:"/(?<n>[[:digit:]]+)x/"; sid:1;)')
+    assert rule.buffers["payload"][0].regex.search(b"123x")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_random_text_only_raises_rule_error(text):
+    try:
+        parse(text)
+    except RuleError:
+        pass

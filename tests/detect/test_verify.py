@@ -1,0 +1,130 @@
+"""Payload semantics of the verifier (content positions, backtracking, pcre, byte_*)."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from ips.detect import verify
+from ips.detect.parser import parse_rule
+from ips.detect.variables import Variables
+
+VARIABLES = Variables("[192.168.0.0/16]", "!$HOME_NET")
+
+
+def matches(options: str, data: bytes, buffer: str = "payload") -> bool:
+    rule = parse_rule(f"alert tcp any any -> any any ({options} sid:1;)", VARIABLES, {})
+    return verify.inspect_buffer(rule.buffers[buffer], data, {}, verify.Budget())
+
+
+def test_distance_within_backtracks_to_later_occurrence():
+    # The first "a" is followed by "x"; only the last "a" has "b" right after.
+    assert matches('content:"a"; content:"b"; distance:0; within:1;', b"ax ax ab")
+    assert not matches('content:"a"; content:"b"; distance:0; within:1;', b"ax ax ax b")
+
+
+def test_alert_distance_within_case():
+    rule = 'content:"AllWorkAndNoPlayMakesWill"; content:"DullBoy"; distance:1; within:7;'
+    assert matches(rule, b"AllWorkAndNoPlayMakesWill DullBoy")
+    assert not matches(rule, b"AllWorkAndNoPlayMakesWillDullBoy")   # distance 1 skips the D
+
+
+def test_depth_offset_and_startswith_endswith():
+    assert matches('content:"GET"; depth:3;', b"GET /")
+    assert not matches('content:"GET"; depth:3;', b" GET /")
+    assert matches('content:"B"; offset:2; depth:1;', b"ABB")
+    assert not matches('content:"B"; offset:2; depth:1;', b"ABA")
+    assert matches('content:"AAA"; endswith;', b"xxAAA")
+    assert not matches('content:"AAA"; endswith;', b"AAAxx")
+    assert matches('content:"ab"; startswith;', b"abc")
+    assert not matches('content:"ab"; startswith;', b"cab")
+
+
+def test_negated_content_and_negated_endswith():
+    assert matches('content:"GET"; content:!"evil"; distance:0;', b"GET good")
+    assert not matches('content:"GET"; content:!"evil"; distance:0;', b"GET evil")
+    assert matches('content:!".google.com"; endswith;', b"www.google.com.evil")
+    assert not matches('content:!".google.com"; endswith;', b"www.google.com")
+
+
+def test_nocase_and_hex():
+    assert matches('content:"uid=0|28|root|29|"; nocase;', b"UID=0(ROOT)")
+    assert not matches('content:"uid=0|28|root|29|";', b"UID=0(ROOT)")
+
+
+def test_bug_docs_5030_endswith_with_distance_within():
+    rule = 'content:"yYYYYYYYYYYYYYYYY"; distance:9; within:29; endswith;'
+    assert matches(rule, b"012345678xxyYYYYYYYYYYYYYYYY")
+    assert not matches(rule, b"0123yYYYYYYYYYYYYYYYY")
+
+
+def test_bug_5162_chain():
+    options = ('content:"|fe|SMB"; depth:8; content:"|09 00|"; distance:8; within:2; '
+               'content:"|05 00 00|"; distance:0; content:"|0c 00|"; distance:19; within:2; '
+               'content:"|15 00 00 00|"; distance:20; within:4; pcre:"/^\\x00/R";')
+    data = (b"\x00\x00\x00\x00\xfeSMB" + b"\x00" * 8 + b"\x09\x00" + b"\x05\x00\x00" + b"\x11" * 19
+            + b"\x0c\x00" + b"\x22" * 20 + b"\x15\x00\x00\x00" + b"\x00")
+    assert matches(options, data)
+    assert not matches(options, data[:-1] + b"\x01")
+
+
+def test_uricontent_relative_chain_sig19():
+    options = ('uricontent:"now"; uricontent:"this"; uricontent:"is"; within:12; '
+               'uricontent:"big"; within:8; uricontent:"string"; within:8;')
+    assert matches(options, b"/this_this_now_is_is_____big_string_now", "http.uri")
+
+
+def test_pcre_relative_and_modifiers():
+    assert matches('content:"GET"; pcre:"/^\\s+\\/index/R";', b"GET  /index")
+    assert not matches('content:"GET"; pcre:"/^\\/index/R";', b"GET  /index")
+    assert matches('pcre:"/ONE/i";', b"xxone")
+    assert matches('pcre:!"/two/";', b"one")
+
+
+def test_isdataat_and_bsize():
+    assert matches('content:"A"; isdataat:2,relative;', b"Axyz")
+    assert not matches('content:"A"; isdataat:3,relative;', b"Axy")
+    assert matches('content:"A"; isdataat:!3,relative;', b"Axy")
+    assert matches('bsize:3;', b"abc")
+    assert not matches('bsize:<3;', b"abc")
+
+
+def test_byte_test_jump_extract():
+    data = b"\x00\x04abcdLEN=0010"
+    assert matches('byte_test:2,=,4,0;', data)
+    assert matches('byte_jump:2,0; content:"LEN"; within:3;', data)
+    assert matches('content:"LEN="; byte_test:4,=,10,0,relative,string,dec;', data)
+    assert matches('byte_extract:2,0,size; content:"d"; offset:size;', b"\x00\x05abcd")
+    assert not matches('byte_extract:2,0,size; content:"a"; offset:size;', b"\x00\x05abcd")
+    assert matches('byte_test:1,&,0x80,0;', b"\x81")
+
+
+def test_uint_check_forms():
+    assert verify.UintCheck("8<>20")(10) and not verify.UintCheck("8<>20")(8)
+    assert verify.UintCheck(">=10")(10) and not verify.UintCheck(">10")(10)
+    assert verify.UintCheck("!9")(10) and not verify.UintCheck("!9")(9)
+    with pytest.raises(ValueError):
+        verify.UintCheck("20<>8")
+
+
+def test_budget_bounds_pathological_backtracking():
+    budget = verify.Budget(steps=500)
+    rule = parse_rule('alert tcp any any -> any any (content:"A"; content:"A"; distance:0; '
+                      'content:"A"; distance:0; content:"B"; distance:0; sid:1;)', VARIABLES, {})
+    assert not verify.inspect_buffer(rule.buffers["payload"], b"A" * 1400, {}, budget)
+    assert budget.exhausted
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_payloads_never_raise(data):
+    options = ('content:"A"; content:"B"; distance:0; within:5; byte_jump:1,0,relative; '
+               'isdataat:1,relative; pcre:"/C+/R";')
+    matches(options, data)
+
+
+def test_uricontent_negated_after_relative_chain_sig21():
+    options = 'uricontent:"fix"; uricontent:"this"; within:6; uricontent:!"and"; distance:0;'
+    assert matches(options, b"/this_is_a_fix_this_now_and_not_now", "http.uri") is False
+    assert matches(options, b"/fix_this_now", "http.uri")
+    # The case's URI: the first fix/this is followed by "and", the second is not.
+    assert matches(options, b"/we_need_to_fix_this_and_yes_fix_this_now", "http.uri")
