@@ -1,0 +1,13 @@
+"""The box inline: bridge, kernel fast path (iptables, conntrack marks,
+ipsets), enforcement, and the network-namespace lab.
+
+Only this package (and the NFQUEUE source) changes kernel state. The packet
+path it builds, in the order a bridged packet meets it (filter/FORWARD):
+
+    REEFGUARD-FORWARD
+      marked by a queue verdict (NF_REPEAT)? -> REEFGUARD-VERDICT: save the mark
+                                               in conntrack, accept/drop/reset
+      REEFGUARD-BLOCK: quarantined device / blocked destination -> drop
+      restore the conntrack mark -> bypass: accept, drop: drop, reject: reset
+      REEFGUARD-QUEUE: NFQUEUE --queue-balance (fail-open: --queue-bypass)
+"""

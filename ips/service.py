@@ -1,0 +1,827 @@
+"""The inline service: `reefguard run`, `down`, `reload`, `lab`.
+
+Theory of operation
+-------------------
+One control process owns everything that changes the machine::
+
+    control ──┬─ bridge + br_netfilter (appliance.bridge)
+              ├─ iptables/ipset rules, one transaction (appliance.firewall)
+              ├─ N worker processes, one per NFQUEUE number (--queue-balance)
+              ├─ the collector process, single writer of the store and EVE
+              ├─ enforcement: store `blocks` -> kernel, every second
+              ├─ watchdog: a dead or stuck worker is killed and restarted
+              ├─ status.json + Prometheus text (`render_metrics`)
+              └─ the web UI in a thread, when asked (`--web`)
+
+Start order makes the failure policy hold from the first packet: workers
+bind their queues *before* the rules that feed them exist. Stop order is the
+reverse: rules go first (traffic keeps flowing through the plain bridge),
+then workers and the collector. While a worker is dead the kernel applies the
+policy: fail-open (`--queue-bypass`, plus the kernel's fail-open flag for a
+full queue) lets traffic pass uninspected; fail-closed drops it.
+
+A state file (`<data-dir>/state.json`) records what was installed, so
+`reefguard down` can remove exactly that after a crash.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import os
+import queue as queue_module
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ips.config import Config
+from ips.packet import ACCEPT, BYPASS, DROP, REJECT
+
+log = logging.getLogger("reefguard.service")
+
+DEFAULT_DATA_DIR = "/var/lib/reefguard"
+DEFAULT_BRIDGE = "br-reefguard"
+STATE_FILE = "state.json"
+STATUS_FILE = "status.json"
+STORE_FILE = "reefguard.db"
+
+HEARTBEAT_STALE_SECONDS = 3.0   # a worker silent this long is stuck
+STATUS_INTERVAL = 1.0
+EVE_STATS_INTERVAL = 30.0
+EVENT_QUEUE_MAX = 100_000        # bounded: a slow collector costs events, not packets
+
+# Per-worker shared counters (index in the shared array).
+COUNTERS = ("packets", "accepted", "dropped", "rejected", "bypassed",
+            "errors", "alerts", "reloads", "reload_failures")
+_INDEX = {name: i for i, name in enumerate(COUNTERS)}
+
+
+# ----------------------------------------------------------------------
+# worker process
+
+@dataclass(slots=True)
+class WorkerSpec:
+    queue_num: int
+    rules: list[str]
+    config: Config
+    cache_dir: str | None
+    fail_open: bool
+    inspect: str = "full"
+    """full: the real pipeline; accept / bypass: trivial verdicts (kernel tests)."""
+
+
+class _TrivialWorker:
+    """Stands in for ips.worker.Worker when only the kernel side is tested
+    (or the pipeline cannot be imported): every packet gets one verdict."""
+
+    def __init__(self, verdict: int) -> None:
+        self.verdict = verdict
+        self.counters = {"packets": 0}
+
+    def process(self, pkt) -> int:
+        self.counters["packets"] += 1
+        return self.verdict
+
+    def tick(self, now: float) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+    def swap_engine(self, engine) -> None:
+        pass
+
+    def stats(self) -> dict:
+        return {"capture": {"kernel_packets": self.counters["packets"]}}
+
+
+def load_engine(rules: list[str], config: Config, cache_dir: str | None):
+    """(engine or None, message). Never raises: no rules, no detection."""
+    if not rules:
+        return None, "no rules"
+    try:
+        from ips.cli import load_engine as cli_load_engine
+        engine, report = cli_load_engine(rules, config, cache_dir, quiet=True)
+    except ImportError as exc:
+        return None, f"detection unavailable ({exc})"
+    loaded = getattr(report, "loaded", "?")
+    return engine, f"{loaded} rules loaded"
+
+
+def _build_worker(spec: WorkerSpec, emit):
+    if spec.inspect == "accept":
+        return _TrivialWorker(ACCEPT), "trivial accept"
+    if spec.inspect == "bypass":
+        return _TrivialWorker(BYPASS), "trivial bypass"
+    try:
+        from ips.worker import Worker
+    except ImportError as exc:
+        log.warning("pipeline unavailable (%s); accepting every packet", exc)
+        return _TrivialWorker(ACCEPT), f"pipeline unavailable: {exc}"
+    engine, message = load_engine(spec.rules, spec.config, spec.cache_dir)
+    return Worker(spec.config, engine, emit), message
+
+
+def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) -> None:
+    """Body of one worker process: bind the queue, answer packets until told to stop."""
+    from ips.collector import QueueSink
+    from ips.nfq import NfqSource, apply_verdict, packet_from_queue
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker%(process)d %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the control process coordinates
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    sink = QueueSink(events_queue)
+    worker, message = _build_worker(spec, sink)
+    local = [0] * len(COUNTERS)
+    pending: list[Any] = []   # engine loaded by the reload thread, swapped by the loop
+    last_tick = [time.time()]
+    verdict_names = {"accept": _INDEX["accepted"], "bypass": _INDEX["bypassed"],
+                     "drop": _INDEX["dropped"], "drop_flow": _INDEX["dropped"],
+                     "reject": _INDEX["rejected"]}
+
+    def maintenance(now: float) -> None:
+        heartbeat.value = now
+        if pending:
+            worker.swap_engine(pending.pop())
+        if now - last_tick[0] >= 1.0:
+            last_tick[0] = now
+            worker.tick(now)
+            for i, value in enumerate(local):
+                counters[i] = value
+
+    def handle(nfq_packet) -> None:
+        pkt = packet_from_queue(nfq_packet)
+        verdict = worker.process(pkt)
+        flow = pkt.flow
+        done = apply_verdict(nfq_packet, verdict, getattr(flow, "action", None), pkt.rewritten)
+        local[0] += 1
+        local[verdict_names[done]] += 1
+        if pkt.alerts:
+            local[_INDEX["alerts"]] += len(pkt.alerts)
+        if local[0] & 255 == 0:
+            maintenance(pkt.ts)
+
+    def reload_in_background() -> None:
+        engine, text = load_engine(spec.rules, spec.config, spec.cache_dir)
+        if engine is None and spec.rules:
+            local[_INDEX["reload_failures"]] += 1
+            log.warning("queue %d: reload failed (%s); keeping the running rules",
+                        spec.queue_num, text)
+            return
+        pending.append(engine)
+        local[_INDEX["reloads"]] += 1
+
+    source = NfqSource(spec.queue_num, handle, fail_open=spec.fail_open,
+                       fallback_verdict=ACCEPT if spec.fail_open else DROP)
+    control.send(("ready", {"queue": spec.queue_num, "fail_open_flag": source.fail_open_set,
+                            "pipeline": message}))
+    try:
+        while not stopping.is_set():
+            source.poll(0.25)
+            maintenance(time.time())
+            while control.poll():
+                try:
+                    command = control.recv()
+                except EOFError:  # the control process is gone: stop
+                    command = ("stop",)
+                if command[0] == "stop":
+                    stopping.set()
+                elif command[0] == "reload":
+                    threading.Thread(target=reload_in_background, daemon=True).start()
+    finally:
+        source.close()
+        for i, value in enumerate(local):
+            counters[i] = value
+        try:
+            worker.finish()
+        except Exception:  # noqa: BLE001 - last flows are best effort on the way out
+            log.exception("worker finish failed")
+
+
+# ----------------------------------------------------------------------
+# collector process
+
+def collector_main(events_queue, data_dir: str, config: Config) -> None:
+    from ips.collector import Collector
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s collector %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopped by the sentinel, after the workers
+    consumers: list[Any] = []
+    try:
+        from ips.output import EveWriter
+        consumers.append(EveWriter(data_dir))
+    except ImportError:
+        log.warning("EVE writer unavailable")
+    try:
+        from ips.store import Store, StoreConsumer
+        consumers.append(StoreConsumer(Store(Path(data_dir) / STORE_FILE)))
+    except ImportError:
+        log.warning("store unavailable")
+    try:
+        from ips.cli import _profiling_consumers
+        if config.profiling:
+            consumers[:0] = _profiling_consumers(config)
+    except ImportError:
+        pass
+    collector = Collector(consumers)
+    last_tick = time.time()
+    while True:
+        try:
+            event = events_queue.get(timeout=0.5)
+        except queue_module.Empty:
+            event = False
+        if event is None:
+            break
+        if event is not False:
+            collector.emit(event)
+        now = time.time()
+        if now - last_tick >= 1.0:
+            last_tick = now
+            collector.tick(now)
+    collector.done()
+
+
+# ----------------------------------------------------------------------
+# metrics
+
+def render_metrics(status: dict | None = None, data_dir: str | None = None) -> str:
+    """Prometheus text exposition of the inline counters.
+
+    `status` is what the control process writes to status.json each second;
+    without it, that file is read from `data_dir` (default: $REEFGUARD_DATA_DIR
+    or /var/lib/reefguard)."""
+    if status is None:
+        directory = data_dir or os.environ.get("REEFGUARD_DATA_DIR", DEFAULT_DATA_DIR)
+        try:
+            status = json.loads((Path(directory) / STATUS_FILE).read_text())
+        except (OSError, ValueError):
+            status = {}
+    totals = status.get("totals", {})
+    lines = []
+
+    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+        lines.append(f"# HELP reefguard_{name} {help_text}")
+        lines.append(f"# TYPE reefguard_{name} {kind}")
+        for labels, value in samples:
+            lines.append(f"reefguard_{name}{labels} {value}")
+
+    metric("up", "gauge", "1 while the inline service runs.",
+           [("", 1 if status.get("state") == "running" else 0)])
+    metric("fail_open", "gauge", "1 in fail-open mode, 0 in fail-closed mode.",
+           [("", 1 if status.get("policy", "fail-open") == "fail-open" else 0)])
+    for name, help_text in (("inspected", "Packets inspected by a worker."),
+                            ("bypassed", "Packets whose verdict handed the flow to the kernel."),
+                            ("dropped", "Packets dropped by a verdict."),
+                            ("rejected", "Packets answered with a TCP reset."),
+                            ("uninspected", "Packets that passed without inspection "
+                                            "(no worker, or the queue was full; fail-open)."),
+                            ("queue_overflow_dropped", "Packets dropped because a queue was "
+                                                      "full (fail-closed)."),
+                            ("alerts", "Alerts raised."),
+                            ("worker_restarts", "Workers restarted by the watchdog.")):
+        metric(f"{name}_total", "counter", help_text, [("", totals.get(name, 0))])
+    metric("workers_alive", "gauge", "Workers currently running.",
+           [("", status.get("workers_alive", 0))])
+    per_queue = status.get("queues", {})
+    if per_queue:
+        metric("queue_waiting", "gauge", "Packets waiting in a kernel queue.",
+               [(f'{{queue="{q}"}}', data.get("queue_total", 0)) for q, data in per_queue.items()])
+    metric("enforced_changes_total", "counter", "Kernel changes made by enforcement.",
+           [("", status.get("enforced_changes", 0))])
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------
+# control process
+
+@dataclass
+class _WorkerSlot:
+    spec: WorkerSpec
+    process: Any = None
+    control: Any = None
+    counters: Any = None
+    heartbeat: Any = None
+    restarts: int = 0
+    started: float = 0.0
+    ready: bool = False
+    info: dict = field(default_factory=dict)
+    retired: list[int] = field(default_factory=list)
+    """Counter totals of earlier incarnations of this slot."""
+
+
+class InlineService:
+    """The control process of `reefguard run`."""
+
+    def __init__(self, args) -> None:
+        self.args = args
+        self.data_dir = Path(args.data_dir)
+        self.policy = args.policy
+        self.fail_open = args.policy == "fail-open"
+        self.config = Config()
+        self.config.stream_inline = True
+        # Locally generated and veth traffic carries partial checksums
+        # (offload); the kernel has already dealt with checksums of what it
+        # forwards, and a "bad" checksum must not make a packet skip inspection.
+        self.config.checksum_mode = "none"
+        # A restarted worker, or a flow older than the service, starts midstream.
+        self.config.stream_midstream = True
+        self.config.exception_policy = "pass" if self.fail_open else "drop"
+        self.config.apply(getattr(args, "set", None) or [])
+        self.ctx = multiprocessing.get_context("forkserver")
+        self.events = None
+        self.collector = None
+        self.slots: list[_WorkerSlot] = []
+        self.bridge_state = None
+        self.plan = None
+        self.enforcer = None
+        self.stopping = threading.Event()
+        self.reload_requested = threading.Event()
+        self.worker_restarts = 0
+        self.enforced_changes = 0
+        self.reload_failures = 0
+        self.store_conn = None
+        self._baseline_queue_packets = 0
+        self._uninspected = 0
+
+    # -- lifecycle -------------------------------------------------------
+    def run(self) -> int:
+        from appliance import bridge, firewall
+        from appliance.enforce import Enforcer
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        state_path = self.data_dir / STATE_FILE
+        if state_path.exists():
+            old = json.loads(state_path.read_text() or "{}")
+            if old.get("pid") and _pid_alive(old["pid"]) and old["pid"] != os.getpid():
+                raise SystemExit(f"reefguard: already running (pid {old['pid']}); "
+                                 f"or run `reefguard down --data-dir {self.data_dir}`")
+            log.warning("stale state file from pid %s: cleaning up first", old.get("pid"))
+            down_from_state(old, remove_bridge=False)
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+        self.ctx.set_forkserver_preload(["ips.nfq"])
+        state: dict[str, Any] = {"pid": os.getpid(), "started": time.time()}
+        try:
+            adopt = self.args.bridge is not None and not self.args.create_bridge
+            name = self.args.bridge or DEFAULT_BRIDGE
+            self.bridge_state = bridge.setup_bridge(name, [self.args.wan, self.args.lan],
+                                                    adopt=adopt and _link_exists(name))
+            state["bridge"] = self.bridge_state.to_dict()
+            self.plan = firewall.FirewallPlan(bridge=name, queue_first=self.args.queue_num,
+                                              queue_count=self.args.workers,
+                                              fail_open=self.fail_open)
+            state["firewall"] = self.plan.to_dict()
+            _write_json(state_path, state)   # before the rules: a crash from here on is undoable
+            self.events = self.ctx.Queue(EVENT_QUEUE_MAX)
+            self.collector = self.ctx.Process(target=collector_main, name="reefguard-collector",
+                                              args=(self.events, str(self.data_dir), self.config))
+            self.collector.start()
+            cache_dir = str(self.data_dir / "rule-cache")
+            for i in range(self.args.workers):
+                spec = WorkerSpec(self.args.queue_num + i, list(self.args.rules or []),
+                                  self.config, cache_dir, self.fail_open, self.args.inspect)
+                slot = _WorkerSlot(spec)
+                self.slots.append(slot)
+                self._start_worker(slot)
+            self._wait_ready(timeout=120)
+            firewall.apply(self.plan)
+            self.enforcer = Enforcer(gateways=set(self.args.gateway or []))
+            self._baseline_queue_packets = 0
+            state["state"] = "running"
+            _write_json(state_path, state)
+            log.info("inline on %s (%s <-> %s), %d worker(s), %s", name, self.args.wan,
+                     self.args.lan, self.args.workers, self.policy)
+            self._start_side_servers()
+            self._loop()
+            return 0
+        finally:
+            self._shutdown(state_path)
+
+    def _loop(self) -> None:
+        last_status = 0.0
+        last_eve_stats = time.time()
+        while not self.stopping.is_set():
+            self.stopping.wait(0.25)
+            if self.stopping.is_set():
+                break
+            now = time.time()
+            self._watchdog(now)
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                threading.Thread(target=self._reload, daemon=True).start()
+            if now - last_status >= STATUS_INTERVAL:
+                last_status = now
+                self._enforce()
+                status = self.status()
+                _write_json(self.data_dir / STATUS_FILE, status)
+                if now - last_eve_stats >= EVE_STATS_INTERVAL:
+                    last_eve_stats = now
+                    self._emit_stats(status)
+
+    def _shutdown(self, state_path: Path) -> None:
+        from appliance import bridge, firewall
+
+        # Rules first: from here on the bridge forwards everything, so
+        # stopping the workers cannot cut the LAN whatever the policy.
+        leftovers = []
+        if self.plan is not None:
+            try:
+                leftovers = firewall.teardown(self.plan)
+            except Exception as exc:  # noqa: BLE001 - keep tearing down the rest
+                leftovers = [str(exc)]
+        for slot in self.slots:
+            if slot.process is not None and slot.process.is_alive():
+                try:
+                    slot.control.send(("stop",))
+                except OSError:
+                    pass
+        deadline = time.time() + 5
+        for slot in self.slots:
+            if slot.process is not None:
+                slot.process.join(max(0.1, deadline - time.time()))
+                if slot.process.is_alive():
+                    slot.process.kill()
+                    slot.process.join(1)
+        status = self.status() if self.slots else {}
+        if self.events is not None:
+            try:
+                if status:
+                    self._emit_stats(status)
+                self.events.put(None, timeout=2)
+            except Exception:  # noqa: BLE001
+                pass
+        if self.collector is not None:
+            self.collector.join(10)
+            if self.collector.is_alive():
+                self.collector.kill()
+        if self.bridge_state is not None:
+            bridge.release_bridge(self.bridge_state, remove=self.args.remove_bridge)
+        if status:
+            status["state"] = "stopped"
+            _write_json(self.data_dir / STATUS_FILE, status)
+        if leftovers:
+            log.error("could not remove: %s (state file kept for `reefguard down`)", leftovers)
+        else:
+            try:
+                state_path.unlink()
+            except FileNotFoundError:
+                pass
+
+    # -- workers ---------------------------------------------------------
+    def _start_worker(self, slot: _WorkerSlot) -> None:
+        if slot.counters is not None:
+            slot.retired = [a + b for a, b in zip(slot.retired or [0] * len(COUNTERS),
+                                                  list(slot.counters))]
+        parent_end, child_end = self.ctx.Pipe()
+        slot.control = parent_end
+        slot.counters = self.ctx.Array("q", len(COUNTERS), lock=False)
+        slot.heartbeat = self.ctx.Value("d", time.time(), lock=False)
+        slot.ready = False
+        slot.started = time.time()
+        slot.process = self.ctx.Process(
+            target=worker_main, name=f"reefguard-worker-{slot.spec.queue_num}",
+            args=(slot.spec, self.events, child_end, slot.counters, slot.heartbeat))
+        slot.process.start()
+        child_end.close()
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.time() + timeout
+        for slot in self.slots:
+            while not slot.ready:
+                if self.stopping.is_set():
+                    raise SystemExit("interrupted while starting")
+                if not slot.process.is_alive():
+                    raise RuntimeError(f"worker for queue {slot.spec.queue_num} died at start")
+                if time.time() > deadline:
+                    raise RuntimeError("workers did not start in time")
+                self._poll_ready(slot, 0.2)
+
+    def _poll_ready(self, slot: _WorkerSlot, timeout: float) -> None:
+        try:
+            if slot.control.poll(timeout):
+                kind, info = slot.control.recv()
+                if kind == "ready":
+                    slot.ready = True
+                    slot.info = info
+                    slot.heartbeat.value = time.time()
+                    log.info("queue %d ready: %s", slot.spec.queue_num, info)
+        except (EOFError, OSError):
+            pass
+
+    def _watchdog(self, now: float) -> None:
+        for slot in self.slots:
+            if not slot.ready:
+                self._poll_ready(slot, 0)
+            dead = not slot.process.is_alive()
+            # A worker still loading rules has not beaten yet; give it time.
+            grace = 120.0 if not slot.ready else HEARTBEAT_STALE_SECONDS
+            stuck = not dead and now - max(slot.heartbeat.value, slot.started) > grace
+            if not (dead or stuck):
+                continue
+            log.error("worker for queue %d %s; restarting (traffic meanwhile: %s)",
+                      slot.spec.queue_num, "died" if dead else "is stuck", self.policy)
+            if stuck:
+                slot.process.kill()
+            slot.process.join(2)
+            slot.restarts += 1
+            self.worker_restarts += 1
+            self._start_worker(slot)
+
+    def _reload(self) -> None:
+        """Compile the rules in the background; workers swap only a set that
+        compiled, so a broken rule file keeps the running set."""
+        spec = self.slots[0].spec if self.slots else None
+        if spec is None or spec.inspect != "full":
+            return
+        engine, message = load_engine(spec.rules, self.config, spec.cache_dir)
+        if engine is None and spec.rules:
+            self.reload_failures += 1
+            log.error("reload failed (%s); keeping the running rules", message)
+            return
+        log.info("reload: %s; swapping in %d worker(s)", message, len(self.slots))
+        for slot in self.slots:
+            try:
+                slot.control.send(("reload",))
+            except OSError:
+                pass
+
+    # -- enforcement, status ---------------------------------------------
+    def _enforce(self) -> None:
+        from appliance.enforce import wanted_from_store
+
+        if self.enforcer is None:
+            return
+        try:
+            if self.store_conn is None:
+                from ips.store import connect
+                self.store_conn = connect(self.data_dir / STORE_FILE)
+            quarantined, blocked = wanted_from_store(self.store_conn)
+            self.enforced_changes += self.enforcer.reconcile(quarantined, blocked)
+        except Exception:  # noqa: BLE001 - enforcement retries next second
+            log.exception("enforcement failed")
+
+    def status(self) -> dict:
+        from appliance import firewall
+        from ips.nfq import read_queue_stats
+
+        totals = {name: 0 for name in COUNTERS}
+        for slot in self.slots:
+            current = list(slot.counters) if slot.counters is not None else [0] * len(COUNTERS)
+            for i, name in enumerate(COUNTERS):
+                totals[name] += current[i] + (slot.retired[i] if slot.retired else 0)
+        queues = {str(q): {"queue_total": s.queue_total, "queue_dropped": s.queue_dropped,
+                           "user_dropped": s.user_dropped, "id_sequence": s.id_sequence,
+                           "bound": bool(s.peer_portid)}
+                  for q, s in read_queue_stats().items()}
+        sent_to_queue = sum(firewall.queue_rule_packets(f) for f in (self.plan.families
+                                                                     if self.plan else ()))
+        waiting = sum(q["queue_total"] for q in queues.values())
+        overflow = sum(q["queue_dropped"] + q["user_dropped"] for q in queues.values())
+        # Every packet that hit the NFQUEUE rule was inspected, is waiting,
+        # or went past the engine: without a reader (--queue-bypass), through
+        # the fail-open flag, or (fail-closed) into the overflow drop count.
+        missed = max(0, sent_to_queue - totals["packets"] - waiting)
+        # Worker counters are published about once a second, so `missed`
+        # jitters; the counter the outside sees must never go down.
+        if self.fail_open:
+            self._uninspected = max(self._uninspected, missed)
+        uninspected = self._uninspected
+        return {
+            "state": "running" if not self.stopping.is_set() else "stopping",
+            "time": time.time(), "pid": os.getpid(), "policy": self.policy,
+            "bridge": self.plan.bridge if self.plan else None,
+            "workers": len(self.slots),
+            "workers_alive": sum(1 for s in self.slots if s.process and s.process.is_alive()),
+            "totals": {"inspected": totals["packets"], "bypassed": totals["bypassed"],
+                       "dropped": totals["dropped"], "rejected": totals["rejected"],
+                       "accepted": totals["accepted"], "alerts": totals["alerts"],
+                       "errors": totals["errors"], "uninspected": uninspected,
+                       "queue_overflow_dropped": overflow if not self.fail_open else 0,
+                       "sent_to_queue": sent_to_queue,
+                       "worker_restarts": self.worker_restarts,
+                       "reloads": totals["reloads"],
+                       "reload_failures": totals["reload_failures"] + self.reload_failures},
+            "queues": queues,
+            "workers_info": [dict(s.info, restarts=s.restarts,
+                                  pid=s.process.pid if s.process else None)
+                             for s in self.slots],
+            "enforced_changes": self.enforced_changes,
+        }
+
+    def _emit_stats(self, status: dict) -> None:
+        from ips import events
+        try:
+            self.events.put_nowait(events.Stats(timestamp=time.time(),
+                                                counters={"inline": status["totals"]}))
+        except Exception:  # noqa: BLE001 - stats are best effort
+            pass
+
+    def _start_side_servers(self) -> None:
+        if self.args.metrics:
+            host, port = _host_port(self.args.metrics)
+            start_metrics_server(host, port, lambda: render_metrics(self.status()))
+        if self.args.web:
+            host, port = _host_port(self.args.web)
+            start_web(host, port, self.data_dir)
+
+
+def start_metrics_server(host: str, port: int, render) -> Any:
+    """Serve GET /metrics (Prometheus text) in a daemon thread."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404)
+                return
+            body = render().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True, name="metrics").start()
+    return server
+
+
+def start_web(host: str, port: int, data_dir: Path) -> bool:
+    """Run the dashboard (uvicorn) in a daemon thread; False if unavailable."""
+    try:
+        import uvicorn
+        from webui.main import create_app
+        from webui.settings import WebSettings
+    except ImportError as exc:
+        log.warning("web UI unavailable: %s", exc)
+        return False
+    os.environ.setdefault("REEFGUARD_DATA_DIR", str(data_dir))
+    settings = WebSettings(store_path=data_dir / STORE_FILE, bind_host=host, port=port,
+                           secret_key_file=data_dir / "web-secret")
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True, name="webui").start()
+    return True
+
+
+# ----------------------------------------------------------------------
+# helpers
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(data, indent=1, default=str))
+    os.replace(temporary, path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _link_exists(name: str) -> bool:
+    return os.path.exists(f"/sys/class/net/{name}")
+
+
+def down_from_state(state: dict, remove_bridge: bool = False) -> list[str]:
+    """Remove what a (crashed) run recorded in its state file."""
+    from appliance import bridge, firewall
+
+    leftovers: list[str] = []
+    if state.get("firewall"):
+        leftovers += firewall.teardown(firewall.FirewallPlan.from_dict(state["firewall"]))
+    if state.get("bridge"):
+        bridge.release_bridge(bridge.BridgeState.from_dict(state["bridge"]), remove=remove_bridge)
+    return leftovers
+
+
+# ----------------------------------------------------------------------
+# commands
+
+def cmd_run(args) -> int:
+    if os.geteuid() != 0:
+        raise SystemExit("reefguard run: needs root (bridge, iptables, NFQUEUE)")
+    if args.workers < 1 or args.workers > 64:
+        raise SystemExit("reefguard run: --workers must be 1..64")
+    return InlineService(args).run()
+
+
+def cmd_down(args) -> int:
+    state_path = Path(args.data_dir) / STATE_FILE
+    if not state_path.exists():
+        print(f"reefguard down: no state file at {state_path}; nothing recorded to remove")
+        return 0
+    state = json.loads(state_path.read_text() or "{}")
+    if state.get("pid") and _pid_alive(state["pid"]) and state["pid"] != os.getpid():
+        print(f"reefguard down: pid {state['pid']} is running; stopping it")
+        os.kill(state["pid"], signal.SIGTERM)
+        for _ in range(100):
+            if not state_path.exists() or not _pid_alive(state["pid"]):
+                break
+            time.sleep(0.1)
+        if not state_path.exists():
+            return 0
+    leftovers = down_from_state(state, remove_bridge=args.remove_bridge)
+    if leftovers:
+        print(f"reefguard down: could not remove {leftovers}", file=sys.stderr)
+        return 1
+    state_path.unlink()
+    print("reefguard down: removed rules, sets" + (" and bridge" if args.remove_bridge else ""))
+    return 0
+
+
+def cmd_reload(args) -> int:
+    state_path = Path(args.data_dir) / STATE_FILE
+    try:
+        pid = json.loads(state_path.read_text())["pid"]
+    except (OSError, ValueError, KeyError):
+        raise SystemExit(f"reefguard reload: no running service recorded in {state_path}")
+    os.kill(pid, signal.SIGHUP)
+    return 0
+
+
+def cmd_lab(args) -> int:
+    from appliance.lab import run_lab
+    return run_lab(args)
+
+
+def register(subparsers) -> None:
+    """Add `run`, `down`, `reload` and `lab` to the reefguard CLI."""
+    p = subparsers.add_parser("run", help="run inline on a bridge (root)")
+    p.add_argument("--wan", required=True, help="port towards the router")
+    p.add_argument("--lan", required=True, help="port towards the devices")
+    p.add_argument("-S", dest="rules", action="append", metavar="RULES", default=[],
+                   help="rule file or directory (repeatable)")
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    p.add_argument("--web", metavar="HOST:PORT", help="serve the dashboard")
+    p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics")
+    p.add_argument("--bridge", metavar="NAME",
+                   help=f"adopt this bridge if it exists, else create it (default {DEFAULT_BRIDGE})")
+    p.add_argument("--create-bridge", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--remove-bridge", action="store_true",
+                   help="on stop, remove the bridge if this run created it "
+                        "(default: keep it, so the LAN keeps working)")
+    p.add_argument("--policy", choices=["fail-open", "fail-closed"], default="fail-open")
+    p.add_argument("--queue-num", type=int, default=0, help="first NFQUEUE number")
+    p.add_argument("--gateway", action="append", metavar="IP",
+                   help="gateway a quarantined device may still use for DNS (repeatable)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])
+    p.add_argument("--inspect", choices=["full", "accept", "bypass"], default="full",
+                   help=argparse.SUPPRESS)  # trivial verdicts, for kernel-side tests
+    p.set_defaults(func=cmd_run)
+
+    p = subparsers.add_parser("down", help="remove what a crashed `run` left behind")
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    p.add_argument("--remove-bridge", action="store_true",
+                   help="also remove the bridge if `run` created it")
+    p.set_defaults(func=cmd_down)
+
+    p = subparsers.add_parser("reload", help="reload rules in the running service (SIGHUP)")
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    p.set_defaults(func=cmd_reload)
+
+    p = subparsers.add_parser("lab", help="IoT lab in network namespaces with the box inline")
+    p.add_argument("--duration", type=float, default=20.0,
+                   help="seconds of benign traffic after the attacks (0: until Ctrl-C)")
+    p.add_argument("--web", metavar="HOST:PORT", help="serve the dashboard on the host")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--policy", choices=["fail-open", "fail-closed"], default="fail-open")
+    p.add_argument("-S", dest="rules", action="append", metavar="RULES", default=[],
+                   help="extra rule files (the virtual patches are always loaded)")
+    p.add_argument("--data-dir", default=None, help="keep EVE and store here")
+    p.set_defaults(func=cmd_lab)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="reefguard")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Rendering of the iptables-restore payloads (no kernel needed)."""
+from appliance import firewall, ipsets
+from appliance.firewall import FirewallPlan
+from ips.nfq import MARK_BYPASS, MARK_MASK
+
+
+def _rules(payload: str) -> list[str]:
+    return [line for line in payload.splitlines() if line.startswith("-")]
+
+
+def test_apply_payload_is_one_transaction_in_own_chains():
+    payload = firewall.render_apply(FirewallPlan(bridge="br0", queue_count=2), 4)
+    lines = payload.splitlines()
+    assert lines[0] == "*filter" and lines[-1] == "COMMIT"
+    assert payload.count("COMMIT") == 1
+    for rule in _rules(payload):
+        chain = rule.split()[1]
+        # the only rule outside our chains is the one jump from FORWARD
+        assert chain.startswith("REEFGUARD-") or rule == "-I " + firewall.jump_rule(FirewallPlan("br0"))
+
+
+def test_queue_rule_follows_policy_and_balance():
+    open_plan = FirewallPlan(bridge="br0", queue_first=4, queue_count=3, fail_open=True)
+    closed_plan = FirewallPlan(bridge="br0", queue_first=4, queue_count=1, fail_open=False)
+    assert "--queue-balance 4:6 --queue-bypass" in firewall.queue_rule(open_plan)
+    assert firewall.queue_rule(closed_plan).endswith("NFQUEUE --queue-num 4")
+
+
+def test_blocks_come_before_the_bypass_accept():
+    rules = _rules(firewall.render_apply(FirewallPlan(bridge="br0"), 4))
+    forward = [r for r in rules if r.startswith(f"-A {firewall.FORWARD_CHAIN}")]
+    block = next(i for i, r in enumerate(forward) if r.endswith(f"-j {firewall.BLOCK_CHAIN}"))
+    bypass = next(i for i, r in enumerate(forward) if f"0x{MARK_BYPASS:08x}/0x{MARK_MASK:08x} -j ACCEPT" in r)
+    queue = next(i for i, r in enumerate(forward) if r.endswith(f"-j {firewall.QUEUE_CHAIN}"))
+    assert block < bypass < queue
+
+
+def test_jump_not_duplicated_when_present():
+    plan = FirewallPlan(bridge="br0")
+    assert "-I FORWARD" not in firewall.render_apply(plan, 4, jump_present=True)
+    assert "-I FORWARD" in firewall.render_apply(plan, 4, jump_present=False)
+
+
+def test_ipv6_payload_uses_v6_sets_and_keeps_neighbour_discovery():
+    payload = firewall.render_apply(FirewallPlan(bridge="br0"), 6)
+    assert ipsets.QUARANTINE[6] in payload and ipsets.QUARANTINE[4] not in payload
+    assert "-p ipv6-icmp -j RETURN" in payload
+
+
+def test_teardown_removes_every_chain_it_declares():
+    plan = FirewallPlan(bridge="br0")
+    payload = firewall.render_teardown(plan, 4)
+    for chain in firewall.CHAINS:
+        assert f"-X {chain}" in payload
+    assert f"-D {firewall.jump_rule(plan)}" in payload
+    assert "-D FORWARD" not in firewall.render_teardown(plan, 4, jump_present=False)
+
+
+def test_teardown_falls_back_piecewise_when_transaction_fails():
+    calls = []
+
+    def runner(argv, stdin=None):
+        calls.append(argv)
+        if argv[0].endswith("-restore"):
+            raise RuntimeError("transaction refused")
+        if "-C" in argv:
+            return ""
+        if "-D" in argv and sum(1 for c in calls if "-D" in c) > 1:
+            raise RuntimeError("Bad rule")
+        return ""
+
+    leftovers = firewall.teardown(FirewallPlan(bridge="br0", families=(4,)), runner)
+    assert leftovers == []
+    assert any(argv[:3] == ["iptables", "-w", "-X"] for argv in calls)
+    assert any(argv[:2] == ["ipset", "destroy"] for argv in calls)
+
+
+def test_plan_round_trips_through_state_file():
+    plan = FirewallPlan(bridge="br9", queue_first=2, queue_count=2, fail_open=False)
+    assert FirewallPlan.from_dict(plan.to_dict()) == plan

@@ -1,0 +1,29 @@
+"""Service pieces that need no root: metrics text, CLI registration."""
+import argparse
+
+from ips import service
+
+
+def test_render_metrics_has_the_policy_counters():
+    status = {"state": "running", "policy": "fail-open", "workers_alive": 2,
+              "totals": {"inspected": 10, "bypassed": 4, "dropped": 1, "uninspected": 7},
+              "queues": {"0": {"queue_total": 3}}}
+    text = service.render_metrics(status)
+    assert "reefguard_up 1" in text
+    assert "reefguard_inspected_total 10" in text
+    assert "reefguard_uninspected_total 7" in text
+    assert 'reefguard_queue_waiting{queue="0"} 3' in text
+    assert "# TYPE reefguard_dropped_total counter" in text
+
+
+def test_render_metrics_without_status_file_reports_down(tmp_path):
+    assert "reefguard_up 0" in service.render_metrics(data_dir=str(tmp_path))
+
+
+def test_register_adds_commands():
+    parser = argparse.ArgumentParser()
+    service.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["run", "--wan", "a", "--lan", "b", "--policy", "fail-closed"])
+    assert args.func is service.cmd_run and args.policy == "fail-closed"
+    assert parser.parse_args(["down"]).func is service.cmd_down
+    assert parser.parse_args(["lab", "--duration", "3"]).duration == 3.0
