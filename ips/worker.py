@@ -31,6 +31,10 @@ log = logging.getLogger("reefguard.worker")
 # most of them have bad checksums the capture was taken with offloading on,
 # and validating would blind the engine (Suricata does the same).
 AUTO_CHECKSUM_SAMPLE = 1000
+# App-layer parsers name their events after the protocol ("http.gap").
+APPLAYER_EVENT_PREFIXES = frozenset({
+    "applayer", "http", "dns", "tls", "dhcp", "mdns", "ssdp", "mqtt", "telnet",
+    "modbus", "template"})
 AUTO_CHECKSUM_BAD_RATIO = 0.1
 
 
@@ -289,8 +293,9 @@ class Worker:
                 # packet, as Suricata does.
                 self.anomaly_counts[name] = self.anomaly_counts.get(name, 0) + 1
                 continue
-            kind = "stream" if name.startswith("stream.") else (
-                "applayer" if name.startswith("applayer.") else "decode")
+            prefix = name.split(".", 1)[0]
+            kind = ("stream" if prefix == "stream" else
+                    "applayer" if prefix in APPLAYER_EVENT_PREFIXES else "decode")
             self._record_anomaly(pkt, name, kind)
         pkt.anomalies = None
 

@@ -1,0 +1,328 @@
+"""DNS parser (sans-IO) for UDP datagrams and TCP streams (2-byte length).
+
+`parse_message(data)` decodes one message into a `DnsMessage`; it never
+raises and reports what it could not decode in `message.problems`. Names use
+compression pointers with loop protection: a pointer must point strictly
+backwards from the label that uses it and at most MAX_POINTERS are followed
+per name, so a hostile message costs O(message size) per name.
+
+Transactions: a query opens a transaction (keyed by DNS id); the response with
+the same id updates and completes it. The EVE record is Suricata's dns
+version 3 style ({"version": 3, "type": "request"|"response", "id", "flags",
+"qr", "rd", ..., "queries": [{"rrname", "rrtype"}], "answers": [...]}).
+`ips.applayer.mdns` reuses `parse_message` for multicast DNS.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from ips.applayer import Tx
+
+MAX_MESSAGE_BYTES = 65535 + 2
+"""A TCP DNS message cannot be longer (the length prefix is 16 bits)."""
+MAX_POINTERS = 32
+"""Compression pointers followed per name."""
+MAX_NAME_BYTES = 255
+"""RFC 1035 limit on an encoded name; longer is an event."""
+MAX_RECORDS = 256
+"""Records decoded per section; more are counted but not decoded."""
+MAX_OPEN_QUERIES = 64
+"""Queries awaiting their response per flow."""
+
+RRTYPES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 13: "HINFO", 15: "MX",
+           16: "TXT", 28: "AAAA", 33: "SRV", 35: "NAPTR", 41: "OPT", 43: "DS",
+           46: "RRSIG", 47: "NSEC", 48: "DNSKEY", 64: "SVCB", 65: "HTTPS",
+           99: "SPF", 252: "AXFR", 255: "ANY", 257: "CAA"}
+RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP",
+          5: "REFUSED", 6: "YXDOMAIN", 7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH", 10: "NOTZONE"}
+
+
+@dataclass(slots=True)
+class DnsRecord:
+    name: bytes
+    rrtype: int
+    rrclass: int
+    ttl: int = 0
+    rdata: bytes = b""
+    """Raw rdata."""
+    value: object = None
+    """Decoded rdata: str for names/addresses, list[bytes] for TXT, dict for SRV."""
+
+
+@dataclass(slots=True)
+class DnsMessage:
+    id: int = 0
+    flags: int = 0
+    questions: list[DnsRecord] = field(default_factory=list)
+    answers: list[DnsRecord] = field(default_factory=list)
+    authorities: list[DnsRecord] = field(default_factory=list)
+    additionals: list[DnsRecord] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def is_response(self) -> bool:
+        return bool(self.flags & 0x8000)
+
+    @property
+    def rcode(self) -> int:
+        return self.flags & 0x000F
+
+    @property
+    def opcode(self) -> int:
+        return (self.flags >> 11) & 0x0F
+
+
+def read_name(data: bytes, offset: int) -> tuple[bytes, int, str | None]:
+    """Decode a (possibly compressed) name at `offset`.
+
+    Returns (dotted name, offset after the name in the original position,
+    problem or None)."""
+    labels: list[bytes] = []
+    total = 0
+    pointers = 0
+    position = offset
+    end_after: int | None = None
+    lowest = offset   # pointers must go strictly below every label used so far
+    while True:
+        if position >= len(data):
+            return b".".join(labels), (end_after or position), "dns.name_truncated"
+        length = data[position]
+        if length & 0xC0 == 0xC0:
+            if position + 1 >= len(data):
+                return b".".join(labels), (end_after or position + 1), "dns.name_truncated"
+            target = ((length & 0x3F) << 8) | data[position + 1]
+            if end_after is None:
+                end_after = position + 2
+            pointers += 1
+            if pointers > MAX_POINTERS or target >= lowest:
+                return b".".join(labels), end_after, "dns.name_pointer_loop"
+            lowest = target
+            position = target
+            continue
+        if length & 0xC0:
+            return b".".join(labels), (end_after or position + 1), "dns.name_bad_label"
+        if length == 0:
+            return b".".join(labels), (end_after or position + 1), None
+        label = data[position + 1: position + 1 + length]
+        if len(label) < length:
+            return b".".join(labels), (end_after or len(data)), "dns.name_truncated"
+        total += length + 1
+        if total > MAX_NAME_BYTES:
+            return b".".join(labels), (end_after or position + 1 + length), "dns.name_too_long"
+        labels.append(label)
+        position += 1 + length
+
+
+def _decode_rdata(data: bytes, rrtype: int, start: int, length: int, problems: list[str]):
+    rdata = data[start:start + length]
+    try:
+        if rrtype == 1 and length == 4:
+            return str(ipaddress.IPv4Address(rdata))
+        if rrtype == 28 and length == 16:
+            return str(ipaddress.IPv6Address(rdata))
+        if rrtype in (2, 5, 12):
+            name, _, problem = read_name(data[:start + length], start)
+            if problem:
+                problems.append(problem)
+            return name.decode("utf-8", "replace")
+        if rrtype == 15 and length >= 3:
+            name, _, problem = read_name(data[:start + length], start + 2)
+            return name.decode("utf-8", "replace")
+        if rrtype == 33 and length >= 7:
+            name, _, problem = read_name(data[:start + length], start + 6)
+            return {"priority": int.from_bytes(rdata[0:2], "big"),
+                    "weight": int.from_bytes(rdata[2:4], "big"),
+                    "port": int.from_bytes(rdata[4:6], "big"),
+                    "name": name.decode("utf-8", "replace")}
+        if rrtype == 16:
+            strings, position = [], 0
+            while position < len(rdata):
+                size = rdata[position]
+                strings.append(rdata[position + 1: position + 1 + size])
+                position += 1 + size
+            return strings
+    except ValueError:
+        problems.append("dns.rdata_invalid")
+    return None
+
+
+def parse_message(data: bytes) -> DnsMessage:
+    message = DnsMessage()
+    if len(data) < 12:
+        message.problems.append("dns.malformed_data")
+        return message
+    message.id = int.from_bytes(data[0:2], "big")
+    message.flags = int.from_bytes(data[2:4], "big")
+    counts = [int.from_bytes(data[i:i + 2], "big") for i in (4, 6, 8, 10)]
+    position = 12
+    sections = (message.questions, message.answers, message.authorities, message.additionals)
+    for section_index, (section, count) in enumerate(zip(sections, counts)):
+        for record_index in range(count):
+            if record_index >= MAX_RECORDS:
+                message.problems.append("dns.too_many_records")
+                return message
+            if position >= len(data):
+                message.problems.append("dns.malformed_data")
+                return message
+            name, position, problem = read_name(data, position)
+            if problem:
+                message.problems.append(problem)
+            fixed = data[position:position + (4 if section_index == 0 else 10)]
+            if len(fixed) < (4 if section_index == 0 else 10):
+                message.problems.append("dns.malformed_data")
+                return message
+            rrtype = int.from_bytes(fixed[0:2], "big")
+            rrclass = int.from_bytes(fixed[2:4], "big")
+            if section_index == 0:
+                section.append(DnsRecord(name, rrtype, rrclass))
+                position += 4
+                continue
+            ttl = int.from_bytes(fixed[4:8], "big")
+            length = int.from_bytes(fixed[8:10], "big")
+            position += 10
+            if position + length > len(data):
+                message.problems.append("dns.malformed_data")
+                return message
+            value = _decode_rdata(data, rrtype, position, length, message.problems)
+            section.append(DnsRecord(name, rrtype, rrclass, ttl, data[position:position + length], value))
+            position += length
+    return message
+
+
+def _rrtype_name(rrtype: int) -> str:
+    return RRTYPES.get(rrtype, str(rrtype))
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", "replace")
+
+
+def _answer_json(record: DnsRecord) -> dict:
+    entry = {"rrname": _text(record.name), "rrtype": _rrtype_name(record.rrtype), "ttl": record.ttl}
+    if isinstance(record.value, str):
+        entry["rdata"] = record.value
+    elif isinstance(record.value, dict):
+        entry["srv"] = record.value
+    elif isinstance(record.value, list):
+        entry["rdata"] = " ".join(_text(s) for s in record.value)
+    return entry
+
+
+def message_record(message: DnsMessage) -> dict:
+    """Suricata EVE dns (version 3) object for one message."""
+    flags = message.flags
+    record: dict = {"version": 3, "type": "response" if message.is_response else "request",
+                    "id": message.id, "flags": f"{flags:04x}"}
+    if message.is_response:
+        record["qr"] = True
+    if flags & 0x0400:
+        record["aa"] = True
+    if flags & 0x0200:
+        record["tc"] = True
+    if flags & 0x0100:
+        record["rd"] = True
+    if flags & 0x0080:
+        record["ra"] = True
+    record["opcode"] = message.opcode
+    if message.is_response:
+        record["rcode"] = RCODES.get(message.rcode, str(message.rcode))
+    record["queries"] = [{"rrname": _text(q.name), "rrtype": _rrtype_name(q.rrtype)}
+                         for q in message.questions]
+    if message.answers:
+        record["answers"] = [_answer_json(a) for a in message.answers]
+    if message.authorities:
+        record["authorities"] = [_answer_json(a) for a in message.authorities]
+    return record
+
+
+class DnsParser:
+    """DNS over UDP (one message per feed) or TCP (length-prefixed stream)."""
+
+    __slots__ = ("events", "tcp", "buffers", "open", "next_tx_id", "stopped")
+
+    def __init__(self, config=None, tcp: bool = False) -> None:
+        self.events: list[str] = []
+        self.tcp = bool(tcp)         # TCP: messages carry a 2-byte length prefix
+        self.buffers = {True: bytearray(), False: bytearray()}
+        self.open: dict[int, tuple[Tx, dict]] = {}   # DNS id -> (tx, request record)
+        self.next_tx_id = 0
+        self.stopped = {True: False, False: False}
+
+    def feed(self, data: bytes, to_server: bool, gap: bool = False) -> list[Tx]:
+        if not self.tcp:
+            return self._on_message(data, to_server)
+        if gap:
+            # After loss we do not know where a message starts.
+            self.events.append("dns.gap")
+            self.stopped[to_server] = True
+            self.buffers[to_server] = bytearray()
+        if self.stopped[to_server]:
+            return []
+        buffer = self.buffers[to_server]
+        buffer += data
+        out: list[Tx] = []
+        position = 0
+        # Consumed bytes are removed once at the end: deleting per message
+        # would make many small messages in one chunk quadratic.
+        while len(buffer) - position >= 2:
+            length = int.from_bytes(buffer[position:position + 2], "big")
+            if len(buffer) - position < 2 + length:
+                break
+            message = bytes(buffer[position + 2:position + 2 + length])
+            position += 2 + length
+            out.extend(self._on_message(message, to_server))
+        del buffer[:position]
+        return out
+
+    def finish(self) -> list[Tx]:
+        out = []
+        for tx, record in self.open.values():
+            self._close(tx, record)
+            out.append(tx)
+        self.open.clear()
+        return out
+
+    @staticmethod
+    def _close(tx: Tx, record: dict) -> None:
+        tx.record = record
+        tx.complete = True
+
+    @property
+    def buffered_bytes(self) -> int:
+        return len(self.buffers[True]) + len(self.buffers[False])
+
+    def _on_message(self, data: bytes, to_server: bool) -> list[Tx]:
+        message = parse_message(data)
+        self.events.extend(dict.fromkeys(message.problems))
+        if len(data) < 12:
+            return []
+        record = message_record(message)
+        queries = [q.name for q in message.questions]
+        if not message.is_response:
+            tx = Tx(app_proto="dns", tx_id=self.next_tx_id, to_server=to_server)
+            self.next_tx_id += 1
+            tx.buffers["dns.query"] = queries
+            tx.buffers["dns.opcode"] = message.opcode
+            if len(self.open) >= MAX_OPEN_QUERIES:
+                oldest = next(iter(self.open))
+                self._close(*self.open.pop(oldest))
+            if message.id in self.open:
+                self._close(*self.open.pop(message.id))
+            # The record is set when the transaction completes (response or
+            # flow end); until then the request's record waits here.
+            self.open[message.id] = (tx, record)
+            return [tx]
+        tx, _request_record = self.open.pop(message.id, (None, None))
+        if tx is None:
+            tx = Tx(app_proto="dns", tx_id=self.next_tx_id, to_server=to_server)
+            self.next_tx_id += 1
+            tx.buffers["dns.query"] = queries
+        tx.to_server = to_server
+        tx.buffers["dns.answer.name"] = [a.name for a in message.answers]
+        tx.buffers["dns.rcode"] = message.rcode
+        # The log line of a pair is the response; the request was already
+        # visible to detection when it arrived.
+        tx.record = record
+        tx.complete = True
+        return [tx]

@@ -1,0 +1,771 @@
+"""HTTP/1.x parser (sans-IO), filling Suricata's http.* sticky buffers.
+
+Theory of operation
+-------------------
+Each direction is a small state machine over the reassembled byte stream:
+
+    START_LINE -> HEADERS -> BODY (length | chunked | until close) -> START_LINE
+                                                 \\-> DONE (CONNECT/101 tunnel, error)
+
+Header sections are collected in a bytearray bounded by MAX_HEADER_BYTES; the
+end-of-section search resumes where the previous one stopped, so a header
+trickling in one byte per segment is still parsed in O(bytes). Bodies are not
+buffered beyond the inspection limits (REQUEST_BODY_LIMIT /
+RESPONSE_BODY_LIMIT, Suricata's 100 KiB defaults); the rest is counted and
+skipped. Requests are queued (at most MAX_OPEN_TRANSACTIONS) and responses are
+matched to them in order, which handles pipelining.
+
+URI normalisation follows libhtp as Suricata configures it (personality IDS,
+`double-decode-path: no`): `%XX` is decoded exactly once in path and query
+(so `%252e` stays `%2e` -- a double-encoded traversal is *not* folded, as in
+Suricata), `%uXXXX` is decoded with best-fit to one byte, backslashes become
+slashes, `//` is compressed, and `.`/`..` segments are removed (RFC 3986).
+Invalid `%` escapes are preserved.
+
+A gap in a direction ends parsing of that direction with an
+"http.gap" event: resynchronising inside an unknown body would let an
+attacker choose what we take for a request line.
+"""
+from __future__ import annotations
+
+import re
+import zlib
+
+from ips.applayer import Tx
+
+MAX_HEADER_BYTES = 64 * 1024
+"""Start line plus header section; larger is an event and ends parsing."""
+REQUEST_BODY_LIMIT = 100 * 1024
+RESPONSE_BODY_LIMIT = 100 * 1024
+"""Body bytes kept for inspection (Suricata's request/response-body-limit)."""
+MAX_OPEN_TRANSACTIONS = 64
+"""Requests waiting for their response (pipelining depth)."""
+MAX_CHUNK_LINE = 1024
+"""Chunk-size line (with extensions) length before it is an error."""
+BODY_INSPECT_STEP = 4096
+"""New body bytes that trigger re-publishing the body buffer to detection."""
+
+_START_LINE, _HEADERS, _BODY_LENGTH, _BODY_CHUNK_SIZE, _BODY_CHUNK_DATA, \
+    _BODY_CHUNK_CRLF, _BODY_TRAILERS, _BODY_UNTIL_CLOSE, _DONE = range(9)
+
+_HEX = b"0123456789abcdefABCDEF"
+_STATUS_RE = re.compile(rb"^(HTTP/\d+\.\d+)[ \t]+(\d{3})(?:[ \t]+(.*))?$", re.S)
+
+
+# -- URI normalisation -----------------------------------------------------------
+
+def _percent_decode(data: bytes) -> bytes:
+    """Decode %XX and %uXXXX once, keeping invalid escapes as they are."""
+    if b"%" not in data:
+        return data
+    out = bytearray()
+    index, length = 0, len(data)
+    while index < length:
+        byte = data[index]
+        if byte == 0x25:  # '%'
+            pair = data[index + 1:index + 3]
+            if len(pair) == 2 and pair[0] in _HEX and pair[1] in _HEX:
+                out.append(int(pair, 16))
+                index += 3
+                continue
+            if data[index + 1:index + 2] in (b"u", b"U"):
+                quad = data[index + 2:index + 6]
+                if len(quad) == 4 and all(c in _HEX for c in quad):
+                    code = int(quad, 16)
+                    # libhtp best-fit: 0x00XX keeps the byte, else '?'.
+                    out.append(code if code < 0x100 else 0x3F)
+                    index += 6
+                    continue
+        out.append(byte)
+        index += 1
+    return bytes(out)
+
+
+def _remove_dot_segments(path: bytes) -> bytes:
+    """RFC 3986 section 5.2.4, after '//' compression."""
+    path = path.replace(b"\\", b"/")
+    while b"//" in path:
+        path = path.replace(b"//", b"/")
+    absolute = path.startswith(b"/")
+    segments = path.split(b"/")
+    output: list[bytes] = []
+    for segment in segments[1:] if absolute else segments:
+        if segment == b".":
+            continue
+        if segment == b"..":
+            if output:
+                output.pop()
+            continue
+        output.append(segment)
+    result = b"/".join(output)
+    if absolute:
+        result = b"/" + result
+    if segments and segments[-1] in (b".", b"..") and not result.endswith(b"/"):
+        result += b"/"
+    return result
+
+
+def normalise_uri(raw: bytes) -> bytes:
+    """The http.uri buffer for a raw request target (see module docstring)."""
+    target = raw
+    lowered = target[:8].lower()
+    if lowered.startswith((b"http://", b"https://")):
+        # Absolute form: http.uri is the path part (uri-include-all: no).
+        after_scheme = target.index(b"//") + 2
+        slash = target.find(b"/", after_scheme)
+        target = target[slash:] if slash >= 0 else b"/"
+    path, question, query = target.partition(b"?")
+    path, _, _fragment = path.partition(b"#")
+    path = _remove_dot_segments(_percent_decode(path)) if path else path
+    if question:
+        return path + b"?" + _percent_decode(query)
+    return path
+
+
+def _absolute_host(raw_uri: bytes) -> bytes | None:
+    lowered = raw_uri[:8].lower()
+    if not lowered.startswith((b"http://", b"https://")):
+        return None
+    rest = raw_uri[raw_uri.index(b"//") + 2:]
+    authority = re.split(rb"[/?#]", rest, maxsplit=1)[0]
+    return authority.rpartition(b"@")[2]
+
+
+def _strip_port(host: bytes) -> bytes:
+    if host.startswith(b"["):
+        return host.partition(b"]")[0] + b"]"
+    return host.partition(b":")[0]
+
+
+# -- header section --------------------------------------------------------------
+
+class _Headers:
+    """Parsed header section: ordered, duplicate names merged as libhtp does."""
+
+    __slots__ = ("items", "index", "folded", "invalid")
+
+    def __init__(self) -> None:
+        self.items: list[list[bytes]] = []        # [name, value]
+        self.index: dict[bytes, int] = {}         # lowercased name -> position
+        self.folded = False
+        self.invalid = False
+
+    def add(self, name: bytes, value: bytes) -> None:
+        key = name.lower()
+        position = self.index.get(key)
+        if position is None:
+            self.index[key] = len(self.items)
+            self.items.append([name, value])
+        else:
+            self.items[position][1] += b", " + value
+
+    def get(self, name: bytes) -> bytes | None:
+        position = self.index.get(name)
+        return None if position is None else self.items[position][1]
+
+
+def _parse_header_lines(lines: list[bytes]) -> _Headers:
+    headers = _Headers()
+    pending: list[bytes] | None = None
+    for line in lines:
+        if line[:1] in (b" ", b"\t") and pending is not None:
+            # obsolete line folding: continuation of the previous value
+            headers.folded = True
+            pending[1] += b" " + line.strip(b" \t")
+            continue
+        if pending is not None:
+            headers.add(pending[0], pending[1])
+        name, colon, value = line.partition(b":")
+        if not colon:
+            headers.invalid = True
+            pending = None
+            continue
+        pending = [name.strip(b" \t"), value.strip(b" \t")]
+    if pending is not None:
+        headers.add(pending[0], pending[1])
+    return headers
+
+
+def _split_lines(section: bytes) -> list[bytes]:
+    return [line[:-1] if line.endswith(b"\r") else line for line in section.split(b"\n")]
+
+
+# -- transactions ----------------------------------------------------------------
+
+class _HttpTx:
+    __slots__ = ("tx", "method", "raw_uri", "protocol", "request_headers",
+                 "request_body", "request_body_seen", "response_headers", "status",
+                 "response_body", "response_body_seen", "response_started",
+                 "response_done", "request_done", "content_encoding", "response_xml",
+                 "request_buffers", "response_buffers", "decoder",
+                 "request_published", "response_published")
+
+    def __init__(self, tx_id: int) -> None:
+        self.tx = Tx(app_proto="http", tx_id=tx_id, to_server=True)
+        self.method = b""
+        self.raw_uri = b""
+        self.protocol = b""
+        self.request_headers: _Headers | None = None
+        self.request_body = bytearray()
+        self.request_body_seen = 0
+        self.response_headers: _Headers | None = None
+        self.status: int | None = None
+        self.response_body = bytearray()
+        self.response_body_seen = 0
+        self.response_started = False
+        self.response_done = False
+        self.request_done = False
+        self.content_encoding = b""
+        self.response_xml = False
+        # Buffers such as http.header exist in both directions: each side
+        # has its own dict and `tx.buffers` shows the direction being
+        # inspected (response values over request ones for to_client).
+        self.request_buffers: dict = {}
+        self.response_buffers: dict = {}
+        self.decoder = None                 # zlib decoder, False for identity
+        self.request_published = 0          # body bytes already exposed as buffers
+        self.response_published = 0
+
+
+class _Direction:
+    __slots__ = ("state", "buffer", "remaining", "chunk_line", "tx", "closed")
+
+    def __init__(self) -> None:
+        self.state = _START_LINE
+        self.buffer = bytearray()
+        self.remaining = 0
+        self.chunk_line = bytearray()
+        self.tx: _HttpTx | None = None
+        self.closed = False
+
+
+class HttpParser:
+    """HTTP/1.0 and 1.1 in both directions of one connection."""
+
+    __slots__ = ("events", "requests", "responses", "open", "next_tx_id", "finished")
+
+    def __init__(self, config=None) -> None:
+        self.events: list[str] = []
+        self.requests = _Direction()
+        self.responses = _Direction()
+        self.open: list[_HttpTx] = []     # requests awaiting (or in) their response
+        self.next_tx_id = 0
+        self.finished: list[_HttpTx] = []
+
+    # -- public -------------------------------------------------------------------
+
+    def feed(self, data: bytes, to_server: bool, gap: bool = False) -> list[Tx]:
+        data = bytes(data)
+        side = self.requests if to_server else self.responses
+        if gap and side.state != _DONE:
+            self.events.append("http.gap")
+            side.state = _DONE
+            side.buffer = bytearray()
+        updated: list[_HttpTx] = []
+        position = 0
+        guard = 0
+        while position < len(data) and side.state != _DONE:
+            guard += 1
+            if guard > len(data) + 16:
+                self.events.append("http.parser_stuck")
+                side.state = _DONE
+                break
+            if to_server:
+                position = self._step_request(data, position, updated)
+            else:
+                position = self._step_response(data, position, updated)
+        out: list[Tx] = []
+        for http_tx in updated:
+            if http_tx.tx not in out:
+                http_tx.tx.to_server = to_server
+                if to_server:
+                    http_tx.tx.buffers = http_tx.request_buffers
+                else:
+                    http_tx.tx.buffers = {**http_tx.request_buffers, **http_tx.response_buffers}
+                out.append(http_tx.tx)
+        return out
+
+    def finish(self) -> list[Tx]:
+        """End of flow: a body read until close ends here; incomplete
+        transactions are completed so they get logged."""
+        out = []
+        for http_tx in list(self.open):     # _complete removes from self.open
+            if not http_tx.tx.complete:
+                self._complete(http_tx)
+                out.append(http_tx.tx)
+        self.open.clear()
+        return out
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes held by the parser (for bound checks in tests)."""
+        total = len(self.requests.buffer) + len(self.responses.buffer)
+        for http_tx in self.open:
+            total += len(http_tx.request_body) + len(http_tx.response_body)
+        return total
+
+    # -- header section collection -----------------------------------------------
+
+    def _collect_section(self, side: _Direction, data: bytes, position: int,
+                         too_large_event: str) -> tuple[int, bytes | None]:
+        """Append bytes until the blank line; return (new position, section).
+
+        Only the bytes of the header section are copied; the end search looks
+        at each new newline once, peeking back into the held bytes for the
+        "\n\n" / "\n\r\n" that ends the section, so it is O(new bytes)."""
+        data_len = len(data)
+        if side.state == _START_LINE and not side.buffer:
+            # Tolerate empty lines between messages (RFC 9112 section 2.2).
+            while position < data_len and data[position] in (0x0D, 0x0A):
+                position += 1
+            if position >= data_len:
+                return position, None
+        held = side.buffer
+        limit = min(data_len, position + max(MAX_HEADER_BYTES - len(held), 0))
+
+        def byte_at(index: int) -> int:
+            # index is relative to data; negative reaches back into `held`
+            if index >= position:
+                return data[index]
+            back = position - index
+            return held[-back] if back <= len(held) else -1
+
+        newline = data.find(b"\n", position, limit)
+        while newline >= 0:
+            before = byte_at(newline - 1)
+            if before == 0x0A or (before == 0x0D and byte_at(newline - 2) == 0x0A):
+                section = bytes(held) + data[position:newline + 1]
+                side.buffer = bytearray()
+                return newline + 1, section
+            newline = data.find(b"\n", newline + 1, limit)
+        held += data[position:limit]
+        if len(held) >= MAX_HEADER_BYTES:
+            self.events.append(too_large_event)
+            side.state = _DONE
+            side.buffer = bytearray()
+        return limit, None
+
+    # -- requests -------------------------------------------------------------------
+
+    def _step_request(self, data, position, updated) -> int:
+        side = self.requests
+        if side.state in (_START_LINE, _HEADERS):
+            side.state = _HEADERS
+            position, section = self._collect_section(side, data, position,
+                                                      "http.request_header_too_large")
+            if section is None:
+                if side.state == _HEADERS and not side.buffer:
+                    side.state = _START_LINE
+                return position
+            self._on_request_section(section, updated)
+            return position
+        return self._step_body(side, data, position, updated, to_server=True)
+
+    def _on_request_section(self, section: bytes, updated) -> None:
+        side = self.requests
+        lines = _split_lines(section)
+        while lines and lines[-1] == b"":
+            lines.pop()
+        request_line = lines[0] if lines else b""
+        parts = request_line.split(b" ")
+        http_tx = _HttpTx(self.next_tx_id)
+        self.next_tx_id += 1
+        if len(self.open) >= MAX_OPEN_TRANSACTIONS:
+            self.events.append("http.too_many_transactions")
+            dropped = self.open.pop(0)
+            self._complete(dropped)
+        self.open.append(http_tx)
+        updated.append(http_tx)
+        if len(parts) >= 3 and parts[-1].startswith(b"HTTP/"):
+            method, protocol = parts[0], parts[-1]
+            raw_uri = b" ".join(parts[1:-1])   # libhtp keeps spaces inside the URI
+        elif len(parts) == 2:
+            method, raw_uri, protocol = parts[0], parts[1], b""   # HTTP/0.9
+        else:
+            self.events.append("http.request_line_invalid")
+            method, raw_uri, protocol = (parts[0] if parts else b""), b"", b""
+        http_tx.method, http_tx.raw_uri, http_tx.protocol = method, raw_uri, protocol
+        headers = _parse_header_lines(lines[1:])
+        if headers.invalid:
+            self.events.append("http.request_header_invalid")
+        http_tx.request_headers = headers
+        buffers = http_tx.request_buffers
+        buffers["http.method"] = method
+        buffers["http.uri.raw"] = raw_uri
+        buffers["http.uri"] = normalise_uri(raw_uri)
+        buffers["http.protocol"] = protocol
+        buffers["http.request_line"] = request_line
+        header_end = section.find(b"\n") + 1
+        buffers["http.header.raw"] = section[header_end:]
+        buffers["http.start"] = section
+        self._fill_header_buffers(buffers, headers, request=True)
+        host = headers.get(b"host")
+        absolute = _absolute_host(raw_uri)
+        if host is not None:
+            buffers["http.host.raw"] = host
+            buffers["http.host"] = _strip_port(host.strip()).lower()
+        elif absolute is not None:
+            buffers["http.host.raw"] = absolute
+            buffers["http.host"] = _strip_port(absolute).lower()
+        body_state, length = self._body_framing(headers, request=True)
+        side.state, side.remaining = body_state, length
+        side.tx = http_tx
+        if side.state == _START_LINE:
+            http_tx.request_done = True
+        if method.upper() == b"CONNECT":
+            http_tx.request_done = True
+            side.state = _START_LINE
+
+    def _fill_header_buffers(self, buffers, headers: _Headers, request: bool) -> None:
+        # http.header excludes Cookie (request) / Set-Cookie (response), as
+        # Suricata does (suricata-verify http-chunked sid 22); the raw buffer
+        # keeps them.
+        excluded = b"cookie" if request else b"set-cookie"
+        normalised = bytearray()
+        names = bytearray(b"\r\n")
+        per_header = []
+        for name, value in headers.items:
+            names += name + b"\r\n"
+            per_header.append(name + b": " + value)
+            if name.lower() == excluded:
+                continue
+            normalised += name + b": " + value + b"\r\n"
+        normalised += b"\r\n"
+        names += b"\r\n"
+        buffers["http.header"] = bytes(normalised)
+        buffers["http.header_names"] = bytes(names)
+        buffers["http.request_header" if request else "http.response_header"] = per_header
+        wanted = ((b"user-agent", "http.user_agent"), (b"cookie", "http.cookie"),
+                  (b"content-type", "http.content_type"), (b"content-length", "http.content_len"),
+                  (b"referer", "http.referer"), (b"accept", "http.accept"),
+                  (b"connection", "http.connection"), (b"accept-encoding", "http.accept_enc"),
+                  (b"accept-language", "http.accept_lang")) if request else (
+                  (b"set-cookie", "http.cookie"), (b"content-type", "http.content_type"),
+                  (b"content-length", "http.content_len"), (b"server", "http.server"),
+                  (b"location", "http.location"), (b"connection", "http.connection"))
+        for header_name, buffer_name in wanted:
+            value = headers.get(header_name)
+            if value is not None:
+                buffers[buffer_name] = value
+
+    def _body_framing(self, headers: _Headers, request: bool,
+                      http_tx: _HttpTx | None = None) -> tuple[int, int]:
+        transfer_encoding = headers.get(b"transfer-encoding")
+        if transfer_encoding is not None and b"chunked" in transfer_encoding.lower():
+            if headers.get(b"content-length") is not None:
+                self.events.append("http.request_smuggling" if request else "http.response_smuggling")
+            return _BODY_CHUNK_SIZE, 0
+        content_length = headers.get(b"content-length")
+        if content_length is not None:
+            text = content_length.split(b",")[0].strip()
+            if text.isdigit() and len(text) <= 18:
+                length = int(text)
+                return (_BODY_LENGTH, length) if length > 0 else (_START_LINE, 0)
+            self.events.append("http.invalid_content_length")
+            return (_DONE, 0)
+        if request:
+            return _START_LINE, 0
+        return _BODY_UNTIL_CLOSE, 0
+
+    # -- responses ------------------------------------------------------------------
+
+    def _step_response(self, data, position, updated) -> int:
+        side = self.responses
+        if side.state in (_START_LINE, _HEADERS):
+            side.state = _HEADERS
+            position, section = self._collect_section(side, data, position,
+                                                      "http.response_header_too_large")
+            if section is None:
+                if side.state == _HEADERS and not side.buffer:
+                    side.state = _START_LINE
+                return position
+            self._on_response_section(section, updated)
+            return position
+        return self._step_body(side, data, position, updated, to_server=False)
+
+    def _on_response_section(self, section: bytes, updated) -> None:
+        side = self.responses
+        lines = _split_lines(section)
+        while lines and lines[-1] == b"":
+            lines.pop()
+        status_line = lines[0] if lines else b""
+        match = _STATUS_RE.match(status_line)
+        http_tx = next((t for t in self.open if not t.response_started), None)
+        if http_tx is None:
+            # A response without a request we saw (midstream, or extra data).
+            self.events.append("http.unsolicited_response")
+            http_tx = _HttpTx(self.next_tx_id)
+            self.next_tx_id += 1
+            http_tx.request_done = True
+            if len(self.open) >= MAX_OPEN_TRANSACTIONS:
+                self._complete(self.open.pop(0))
+            self.open.append(http_tx)
+        updated.append(http_tx)
+        buffers = http_tx.response_buffers
+        headers = _parse_header_lines(lines[1:])
+        if match is None:
+            self.events.append("http.response_line_invalid")
+            protocol, status_text, message = b"", b"", b""
+        else:
+            protocol, status_text, message = match.group(1), match.group(2), match.group(3) or b""
+        status = int(status_text) if status_text else None
+        http_tx.response_headers = headers
+        buffers["http.response_line"] = status_line
+        buffers["http.stat_code"] = status_text
+        buffers["http.stat_msg"] = message
+        buffers["http.response.protocol"] = protocol
+        header_end = section.find(b"\n") + 1
+        buffers["http.header.raw"] = section[header_end:]
+        buffers["http.start"] = section
+        self._fill_header_buffers(buffers, headers, request=False)
+        if status is not None and 100 <= status < 200 and status != 101:
+            # Interim response: the final one follows for the same request.
+            side.state = _START_LINE
+            return
+        http_tx.response_started = True
+        http_tx.status = status
+        encoding = headers.get(b"content-encoding")
+        http_tx.content_encoding = encoding.lower().strip() if encoding else b""
+        content_type = headers.get(b"content-type") or b""
+        http_tx.response_xml = b"xml" in content_type.lower()
+        side.tx = http_tx
+        if (status == 101 or (http_tx.method.upper() == b"CONNECT" and status is not None
+                              and 200 <= status < 300)):
+            # The connection now carries another protocol: stop parsing it.
+            self._complete(http_tx)
+            side.state = _DONE
+            self.requests.state = _DONE
+            return
+        if http_tx.method.upper() == b"HEAD" or status in (204, 304):
+            side.state = _START_LINE
+            self._complete(http_tx)
+            return
+        side.state, side.remaining = self._body_framing(headers, request=False)
+        if side.state == _START_LINE:
+            self._complete(http_tx)
+
+    # -- bodies (both directions) -------------------------------------------------------
+
+    def _step_body(self, side: _Direction, data: bytes, position, updated, to_server: bool) -> int:
+        http_tx = side.tx
+        data_len = len(data)
+        if http_tx is None:
+            side.state = _DONE
+            return data_len
+        if side.state == _BODY_LENGTH:
+            take = min(side.remaining, data_len - position)
+            self._body_bytes(http_tx, data[position:position + take], to_server)
+            side.remaining -= take
+            position += take
+            if side.remaining == 0:
+                self._end_body(side, http_tx, to_server)
+            updated.append(http_tx)
+            return position
+        if side.state == _BODY_UNTIL_CLOSE:
+            self._body_bytes(http_tx, data[position:], to_server)
+            updated.append(http_tx)
+            return data_len
+        if side.state in (_BODY_CHUNK_SIZE, _BODY_TRAILERS, _BODY_CHUNK_CRLF):
+            newline = data.find(b"\n", position, position + MAX_CHUNK_LINE + 2)
+            if newline >= 0:
+                newline -= position
+            if newline < 0:
+                side.chunk_line += data[position:position + MAX_CHUNK_LINE]
+                if len(side.chunk_line) > MAX_CHUNK_LINE:
+                    self.events.append("http.chunk_line_too_long")
+                    side.state = _DONE
+                self._count_transfer(http_tx, data_len - position, to_server)
+                return data_len
+            line = bytes(side.chunk_line) + data[position:position + newline]
+            side.chunk_line = bytearray()
+            self._count_transfer(http_tx, newline + 1, to_server)
+            position += newline + 1
+            line = line.rstrip(b"\r")
+            if side.state == _BODY_CHUNK_CRLF:
+                if line:
+                    self.events.append("http.chunk_missing_crlf")
+                side.state = _BODY_CHUNK_SIZE
+                return position
+            if side.state == _BODY_TRAILERS:
+                if not line:
+                    self._end_body(side, http_tx, to_server)
+                    updated.append(http_tx)
+                return position
+            size_text = line.split(b";")[0].strip()
+            try:
+                size = int(size_text, 16) if size_text else -1
+            except ValueError:
+                size = -1
+            if size < 0 or len(size_text) > 16:
+                self.events.append("http.invalid_chunk_length")
+                side.state = _DONE
+                return position
+            if size == 0:
+                side.state = _BODY_TRAILERS
+            else:
+                side.state, side.remaining = _BODY_CHUNK_DATA, size
+            return position
+        if side.state == _BODY_CHUNK_DATA:
+            take = min(side.remaining, data_len - position)
+            self._body_bytes(http_tx, data[position:position + take], to_server, framing=False)
+            self._count_transfer(http_tx, take, to_server)
+            side.remaining -= take
+            position += take
+            if side.remaining == 0:
+                side.state = _BODY_CHUNK_CRLF
+            updated.append(http_tx)
+            return position
+        side.state = _DONE
+        return data_len
+
+    def _count_transfer(self, http_tx: _HttpTx, count: int, to_server: bool) -> None:
+        # EVE's "length" is the body as transmitted, chunk framing included.
+        if to_server:
+            http_tx.request_body_seen += count
+        else:
+            http_tx.response_body_seen += count
+
+    def _body_bytes(self, http_tx: _HttpTx, data: bytes, to_server: bool, framing: bool = True) -> None:
+        if to_server:
+            if framing:
+                http_tx.request_body_seen += len(data)
+            room = REQUEST_BODY_LIMIT - len(http_tx.request_body)
+            if room > 0:
+                http_tx.request_body += data[:room]
+        else:
+            if framing:
+                http_tx.response_body_seen += len(data)
+            room = RESPONSE_BODY_LIMIT - len(http_tx.response_body)
+            if room > 0 and data:
+                http_tx.response_body += self._decode(http_tx, data, room)
+        self._publish_body(http_tx, to_server, final=False)
+
+    def _decode(self, http_tx: _HttpTx, data: bytes, room: int) -> bytes:
+        """Content-Encoding gzip/deflate, decoded incrementally (one decoder
+        per transaction, output capped at `room`, so a zip bomb stops there)."""
+        if http_tx.decoder is None:
+            encoding = http_tx.content_encoding
+            if encoding in (b"gzip", b"x-gzip"):
+                http_tx.decoder = zlib.decompressobj(47)
+            elif encoding == b"deflate":
+                # "deflate" is zlib-wrapped per RFC, raw in some servers.
+                wrapped = len(data) >= 2 and data[0] & 0x0F == 8 and ((data[0] << 8) | data[1]) % 31 == 0
+                http_tx.decoder = zlib.decompressobj(15 if wrapped else -15)
+            else:
+                http_tx.decoder = False
+        if http_tx.decoder is False:
+            return data[:room]
+        try:
+            return http_tx.decoder.decompress(data, room)
+        except zlib.error:
+            self.events.append("http.body_decompression_failed")
+            http_tx.decoder = False
+            return data[:room]
+
+    def _publish_body(self, http_tx: _HttpTx, to_server: bool, final: bool) -> None:
+        """Expose the body buffer to detection. Materialising it on every
+        segment would be quadratic for a body trickled in small segments, so
+        it is published each BODY_INSPECT_STEP new bytes, when the limit is
+        reached, and when the body ends (as Suricata's inspect window)."""
+        body = http_tx.request_body if to_server else http_tx.response_body
+        published = http_tx.request_published if to_server else http_tx.response_published
+        if len(body) == published:
+            return
+        limit = REQUEST_BODY_LIMIT if to_server else RESPONSE_BODY_LIMIT
+        if not (final or len(body) - published >= BODY_INSPECT_STEP or len(body) >= limit):
+            return
+        value = bytes(body)
+        if to_server:
+            http_tx.request_published = len(body)
+            http_tx.request_buffers["http.request_body"] = value
+        else:
+            http_tx.response_published = len(body)
+            http_tx.response_buffers["http.response_body"] = value
+            http_tx.response_buffers["file.data"] = value
+
+    def _end_body(self, side: _Direction, http_tx: _HttpTx, to_server: bool) -> None:
+        side.state = _START_LINE
+        self._publish_body(http_tx, to_server, final=True)
+        if to_server:
+            http_tx.request_done = True
+        else:
+            self._complete(http_tx)
+
+    # -- completion -----------------------------------------------------------------
+
+    def _complete(self, http_tx: _HttpTx) -> None:
+        tx = http_tx.tx
+        if tx.complete:
+            return
+        self._publish_body(http_tx, True, final=True)
+        self._publish_body(http_tx, False, final=True)
+        tx.buffers = {**http_tx.request_buffers, **http_tx.response_buffers}
+        tx.complete = True
+        if http_tx in self.open:
+            self.open.remove(http_tx)
+        tx.record = self._record(http_tx)
+
+    def _record(self, http_tx: _HttpTx) -> dict:
+        """EVE "http" object, fields in Suricata's order, absent ones left out."""
+        record: dict = {}
+        buffers = http_tx.request_buffers
+        host = buffers.get("http.host.raw")
+        if host:
+            record["hostname"] = _text(_strip_port(host).lower())
+            port = host.rpartition(b":")[2] if b":" in host and not host.endswith(b"]") else b""
+            if port.isdigit():
+                record["http_port"] = int(port)
+        if http_tx.raw_uri:
+            record["url"] = _text(http_tx.raw_uri)
+        if http_tx.request_headers is not None:
+            user_agent = http_tx.request_headers.get(b"user-agent")
+            if user_agent is not None:
+                record["http_user_agent"] = _text(user_agent)
+        if http_tx.response_headers is not None:
+            content_type = http_tx.response_headers.get(b"content-type")
+            if content_type is not None:
+                record["http_content_type"] = _text(content_type.split(b";")[0].strip())
+        if http_tx.request_headers is not None:
+            referer = http_tx.request_headers.get(b"referer")
+            if referer is not None:
+                record["http_refer"] = _text(referer)
+        if http_tx.method:
+            record["http_method"] = _text(http_tx.method)
+        if http_tx.protocol:
+            record["protocol"] = _text(http_tx.protocol)
+        if http_tx.status is not None:
+            record["status"] = http_tx.status
+        if http_tx.response_headers is not None:
+            location = http_tx.response_headers.get(b"location")
+            if location is not None:
+                record["redirect"] = _text(location)
+        record["length"] = http_tx.response_body_seen
+        if http_tx.response_xml:
+            device = upnp_device_description(http_tx.response_buffers.get("http.response_body") or b"")
+            if device:
+                # Device observation for the inventory (not part of Suricata's
+                # EVE http object; consumers that want pure EVE drop it).
+                record["upnp"] = device
+        return record
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", "replace")
+
+
+_UPNP_FIELDS = ("deviceType", "friendlyName", "manufacturer", "manufacturerURL",
+                "modelName", "modelNumber", "modelDescription", "serialNumber", "UDN")
+
+
+def upnp_device_description(body: bytes) -> dict | None:
+    """Fields of a UPnP device description (root device only), without an
+    XML parser: the document is untrusted and bounded, and we only need the
+    first occurrence of a few leaf elements."""
+    if b"urn:schemas-upnp-org:device" not in body and b"<friendlyName>" not in body:
+        return None
+    device = {}
+    for name in _UPNP_FIELDS:
+        match = re.search(rb"<" + name.encode() + rb">([^<]{0,256})</" + name.encode() + rb">", body)
+        if match:
+            device[name] = _text(match.group(1).strip())
+    return device or None

@@ -1,0 +1,393 @@
+"""TLS handshake parser (sans-IO): SNI, versions, JA3/JA3S, JA4, certificate.
+
+Theory of operation
+-------------------
+Per direction, bytes go through two bounded buffers:
+
+* `records`: TLS record framing (5-byte header + fragment). At most one
+  record (MAX_RECORD_BYTES) is ever waiting for its end.
+* `handshake`: the concatenated fragments of handshake records
+  (content type 22), bounded by MAX_HANDSHAKE_BYTES. Handshake messages may
+  be split over many records (even 1-byte records, a known evasion) and over
+  many TCP segments; we parse a message only once all its bytes are here.
+
+Consumed bytes are removed once per `feed`, so work is O(bytes).
+After a ChangeCipherSpec or application-data record a direction is encrypted
+and its handshake content is no longer parsed. When both directions are
+encrypted the transaction is complete and `handshake_done` tells the engine
+the flow can be bypassed.
+
+JA3: md5 of "version,ciphers,extensions,curves,point_formats" (decimal,
+'-'-joined, GREASE values removed). JA4 follows the FoxIO specification
+(JA4_a "t13d1516h2", then 12 hex of sha256 of the sorted ciphers and of the
+sorted extensions without SNI/ALPN plus "_" signature algorithms).
+"""
+from __future__ import annotations
+
+import hashlib
+
+from ips.applayer import Tx
+
+MAX_RECORD_BYTES = 5 + 16384 + 2048
+"""Largest legal TLS record (TLSCiphertext) with its header."""
+MAX_HANDSHAKE_BYTES = 64 * 1024
+"""Handshake bytes buffered per direction (certificate chains included)."""
+
+_CONTENT_CCS, _CONTENT_ALERT, _CONTENT_HANDSHAKE, _CONTENT_APPDATA = 20, 21, 22, 23
+_CLIENT_HELLO, _SERVER_HELLO, _CERTIFICATE = 1, 2, 11
+
+_EXT_SNI, _EXT_GROUPS, _EXT_POINT_FORMATS, _EXT_SIG_ALGS, _EXT_ALPN = 0, 10, 11, 13, 16
+_EXT_SUPPORTED_VERSIONS = 43
+
+
+def is_grease(value: int) -> bool:
+    """GREASE values (RFC 8701): 0x0a0a, 0x1a1a, ... 0xfafa."""
+    return (value & 0x0F0F) == 0x0A0A and (value >> 8) == (value & 0xFF)
+
+
+VERSION_NAMES = {0x0200: "SSLv2", 0x0300: "SSLv3", 0x0301: "TLSv1", 0x0302: "TLS 1.1",
+                 0x0303: "TLS 1.2", 0x0304: "TLS 1.3"}
+_JA4_VERSIONS = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: "s3",
+                 0x0200: "s2", 0xFEFF: "d1", 0xFEFD: "d2", 0xFEFC: "d3"}
+
+
+class _Reader:
+    """Bounds-checked reads; a short read raises ValueError, caught by the caller."""
+
+    __slots__ = ("data", "position")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.position = 0
+
+    def take(self, count: int) -> bytes:
+        if count < 0 or self.position + count > len(self.data):
+            raise ValueError("truncated")
+        chunk = self.data[self.position:self.position + count]
+        self.position += count
+        return chunk
+
+    def integer(self, size: int) -> int:
+        return int.from_bytes(self.take(size), "big")
+
+    def vector(self, length_size: int) -> bytes:
+        return self.take(self.integer(length_size))
+
+    @property
+    def remaining(self) -> int:
+        return len(self.data) - self.position
+
+
+def _u16_list(data: bytes) -> list[int]:
+    return [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data) - 1, 2)]
+
+
+class ClientHello:
+    """Fields of a ClientHello needed for SNI, JA3 and JA4."""
+
+    __slots__ = ("version", "ciphers", "extensions", "groups", "point_formats",
+                 "signature_algorithms", "alpn", "sni", "supported_versions")
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.ciphers: list[int] = []
+        self.extensions: list[int] = []
+        self.groups: list[int] = []
+        self.point_formats: list[int] = []
+        self.signature_algorithms: list[int] = []
+        self.alpn: list[bytes] = []
+        self.sni: bytes | None = None
+        self.supported_versions: list[int] = []
+
+
+def parse_client_hello(body: bytes) -> ClientHello:
+    """Parse a ClientHello body (after the 4-byte handshake header).
+    Raises ValueError when truncated or malformed."""
+    reader = _Reader(body)
+    hello = ClientHello()
+    hello.version = reader.integer(2)
+    reader.take(32)                    # random
+    reader.vector(1)                   # session id
+    hello.ciphers = _u16_list(reader.vector(2))
+    reader.vector(1)                   # compression methods
+    if reader.remaining == 0:
+        return hello                   # no extensions (old clients)
+    extensions = _Reader(reader.vector(2))
+    while extensions.remaining:
+        ext_type = extensions.integer(2)
+        ext = _Reader(extensions.vector(2))
+        hello.extensions.append(ext_type)
+        if ext_type == _EXT_SNI and ext.remaining:
+            names = _Reader(ext.vector(2))
+            while names.remaining:
+                name_type = names.integer(1)
+                name = names.vector(2)
+                if name_type == 0 and hello.sni is None:
+                    hello.sni = name
+        elif ext_type == _EXT_GROUPS and ext.remaining:
+            hello.groups = _u16_list(ext.vector(2))
+        elif ext_type == _EXT_POINT_FORMATS and ext.remaining:
+            hello.point_formats = list(ext.vector(1))
+        elif ext_type == _EXT_SIG_ALGS and ext.remaining:
+            hello.signature_algorithms = _u16_list(ext.vector(2))
+        elif ext_type == _EXT_ALPN and ext.remaining:
+            protocols = _Reader(ext.vector(2))
+            while protocols.remaining:
+                hello.alpn.append(protocols.vector(1))
+        elif ext_type == _EXT_SUPPORTED_VERSIONS and ext.remaining:
+            hello.supported_versions = _u16_list(ext.vector(1))
+    return hello
+
+
+def ja3_string(hello: ClientHello) -> str:
+    def join(values):
+        return "-".join(str(v) for v in values if not is_grease(v))
+    return ",".join((str(hello.version), join(hello.ciphers), join(hello.extensions),
+                     join(hello.groups), "-".join(str(v) for v in hello.point_formats)))
+
+
+def ja4(hello: ClientHello, transport: str = "t") -> str:
+    versions = [v for v in hello.supported_versions if not is_grease(v)]
+    version = max(versions) if versions else hello.version
+    ciphers = [c for c in hello.ciphers if not is_grease(c)]
+    extensions = [e for e in hello.extensions if not is_grease(e)]
+    if hello.alpn and hello.alpn[0]:
+        first = hello.alpn[0]
+        if chr(first[0]).isalnum() and chr(first[-1]).isalnum() and first[0] < 128 and first[-1] < 128:
+            alpn = chr(first[0]) + chr(first[-1])
+        else:
+            hexed = first.hex()
+            alpn = hexed[0] + hexed[-1]
+    else:
+        alpn = "00"
+    part_a = (f"{transport}{_JA4_VERSIONS.get(version, '00')}"
+              f"{'d' if hello.sni is not None else 'i'}"
+              f"{min(len(ciphers), 99):02d}{min(len(extensions), 99):02d}{alpn}")
+
+    def digest(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    part_b = digest(",".join(f"{c:04x}" for c in sorted(ciphers))) if ciphers else "000000000000"
+    hashed_extensions = sorted(e for e in extensions if e not in (_EXT_SNI, _EXT_ALPN))
+    if hashed_extensions:
+        text = ",".join(f"{e:04x}" for e in hashed_extensions)
+        if hello.signature_algorithms:
+            text += "_" + ",".join(f"{s:04x}" for s in hello.signature_algorithms)
+        part_c = digest(text)
+    else:
+        part_c = "000000000000"
+    return f"{part_a}_{part_b}_{part_c}"
+
+
+def _distinguished_name(name) -> str:
+    """Suricata's format: attributes in certificate order, ", "-joined."""
+    return ", ".join(f"{attribute.rfc4514_attribute_name}={attribute.value}"
+                     for rdn in name.rdns for attribute in rdn)
+
+
+class _Direction:
+    __slots__ = ("records", "handshake", "encrypted", "stopped")
+
+    def __init__(self) -> None:
+        self.records = bytearray()
+        self.handshake = bytearray()
+        self.encrypted = False
+        self.stopped = False
+
+
+class TlsParser:
+    """One TLS connection; a single transaction (tx_id 0)."""
+
+    __slots__ = ("events", "client", "server", "tx", "record", "handshake_done",
+                 "client_hello_seen", "server_hello_seen", "certificate_seen")
+
+    def __init__(self, config=None) -> None:
+        self.events: list[str] = []
+        self.client = _Direction()
+        self.server = _Direction()
+        self.tx = Tx(app_proto="tls", tx_id=0, to_server=True)
+        self.record: dict = {}
+        self.handshake_done = False
+        self.client_hello_seen = False
+        self.server_hello_seen = False
+        self.certificate_seen = False
+
+    @property
+    def buffered_bytes(self) -> int:
+        return sum(len(d.records) + len(d.handshake) for d in (self.client, self.server))
+
+    def feed(self, data: bytes, to_server: bool, gap: bool = False) -> list[Tx]:
+        side = self.client if to_server else self.server
+        if gap:
+            if not side.encrypted and not side.stopped:
+                self.events.append("tls.gap")
+            side.stopped = True
+            side.records = bytearray()
+            side.handshake = bytearray()
+        if side.stopped or self.tx.complete:
+            return []
+        side.records += data
+        changed = self._records(side, to_server)
+        if self.client.encrypted and self.server.encrypted and not self.tx.complete:
+            self.handshake_done = True
+            self._complete()
+            changed = True
+        if changed:
+            self.tx.to_server = to_server
+            return [self.tx]
+        return []
+
+    def finish(self) -> list[Tx]:
+        if self.tx.complete or not (self.client_hello_seen or self.server_hello_seen):
+            return []
+        self._complete()
+        return [self.tx]
+
+    # -- records --------------------------------------------------------------------
+
+    def _records(self, side: _Direction, to_server: bool) -> bool:
+        buffer = side.records
+        position = 0
+        changed = False
+        while len(buffer) - position >= 5:
+            content_type = buffer[position]
+            major = buffer[position + 1]
+            length = int.from_bytes(buffer[position + 3:position + 5], "big")
+            if content_type not in (20, 21, 22, 23, 24) or major != 3 or length > MAX_RECORD_BYTES - 5:
+                self.events.append("tls.invalid_record")
+                side.stopped = True
+                side.records = bytearray()
+                side.handshake = bytearray()
+                return changed
+            if len(buffer) - position < 5 + length:
+                break
+            fragment = bytes(buffer[position + 5:position + 5 + length])
+            position += 5 + length
+            if content_type == _CONTENT_HANDSHAKE and not side.encrypted:
+                if len(side.handshake) + len(fragment) > MAX_HANDSHAKE_BYTES:
+                    self.events.append("tls.handshake_too_large")
+                    side.stopped = True
+                    side.handshake = bytearray()
+                    break
+                side.handshake += fragment
+                changed |= self._handshake_messages(side, to_server)
+            elif content_type in (_CONTENT_CCS, _CONTENT_APPDATA):
+                side.encrypted = True
+                side.handshake = bytearray()
+        del buffer[:position]
+        if len(side.records) > MAX_RECORD_BYTES:   # cannot happen: length was checked
+            side.records = bytearray()
+        return changed
+
+    def _handshake_messages(self, side: _Direction, to_server: bool) -> bool:
+        buffer = side.handshake
+        position = 0
+        changed = False
+        while len(buffer) - position >= 4:
+            message_type = buffer[position]
+            length = int.from_bytes(buffer[position + 1:position + 4], "big")
+            if length > MAX_HANDSHAKE_BYTES:
+                self.events.append("tls.handshake_too_large")
+                side.stopped = True
+                break
+            if len(buffer) - position < 4 + length:
+                break
+            body = bytes(buffer[position + 4:position + 4 + length])
+            position += 4 + length
+            try:
+                changed |= self._message(message_type, body, to_server)
+            except ValueError:
+                self.events.append("tls.invalid_handshake_message")
+        del buffer[:position]
+        return changed
+
+    def _message(self, message_type: int, body: bytes, to_server: bool) -> bool:
+        buffers = self.tx.buffers
+        if message_type == _CLIENT_HELLO and to_server and not self.client_hello_seen:
+            hello = parse_client_hello(body)
+            self.client_hello_seen = True
+            ja3 = ja3_string(hello)
+            ja3_hash = hashlib.md5(ja3.encode()).hexdigest()
+            fingerprint = ja4(hello)
+            buffers["ja3.string"] = ja3.encode()
+            buffers["ja3.hash"] = ja3_hash.encode()
+            buffers["ja4.hash"] = fingerprint.encode()
+            self.record["ja3"] = {"hash": ja3_hash, "string": ja3}
+            self.record["ja4"] = fingerprint
+            if hello.sni is not None:
+                buffers["tls.sni"] = hello.sni
+                self.record["sni"] = hello.sni.decode("utf-8", "replace")
+            if hello.alpn:
+                buffers["tls.alpn"] = list(hello.alpn)
+            versions = [v for v in hello.supported_versions if not is_grease(v)]
+            client_version = max(versions) if versions else hello.version
+            buffers["tls.version"] = VERSION_NAMES.get(client_version, hex(client_version)).encode()
+            return True
+        if message_type == _SERVER_HELLO and not to_server and not self.server_hello_seen:
+            self._server_hello(body)
+            self.server_hello_seen = True
+            return True
+        if message_type == _CERTIFICATE and not to_server and not self.certificate_seen:
+            self.certificate_seen = True
+            self._certificate(body)
+            return True
+        return False
+
+    def _server_hello(self, body: bytes) -> None:
+        reader = _Reader(body)
+        version = reader.integer(2)
+        reader.take(32)
+        reader.vector(1)
+        cipher = reader.integer(2)
+        reader.integer(1)
+        extensions: list[int] = []
+        if reader.remaining:
+            ext_reader = _Reader(reader.vector(2))
+            while ext_reader.remaining:
+                ext_type = ext_reader.integer(2)
+                ext = ext_reader.vector(2)
+                extensions.append(ext_type)
+                if ext_type == _EXT_SUPPORTED_VERSIONS and len(ext) == 2:
+                    version = int.from_bytes(ext, "big")
+        name = VERSION_NAMES.get(version, hex(version))
+        self.tx.buffers["tls.version"] = name.encode()
+        self.record["version"] = name
+        ja3s = f"{int.from_bytes(body[:2], 'big')},{cipher}," \
+               + "-".join(str(e) for e in extensions)
+        self.record["ja3s"] = {"hash": hashlib.md5(ja3s.encode()).hexdigest(), "string": ja3s}
+
+    def _certificate(self, body: bytes) -> None:
+        reader = _Reader(body)
+        chain = _Reader(reader.vector(3))
+        if not chain.remaining:
+            return
+        der = chain.vector(3)
+        try:
+            from cryptography import x509  # imported here: optional, and slow to load
+            certificate = x509.load_der_x509_certificate(der)
+            subject = _distinguished_name(certificate.subject)
+            issuer = _distinguished_name(certificate.issuer)
+        except ImportError:
+            return      # certificate fields are optional; the handshake fields are not
+        except Exception:  # noqa: BLE001 - any malformed certificate is just an event
+            self.events.append("tls.certificate_invalid")
+            return
+        self.tx.buffers["tls.cert_subject"] = subject.encode()
+        self.tx.buffers["tls.cert_issuer"] = issuer.encode()
+        self.tx.buffers["tls.cert_serial"] = format(certificate.serial_number, "X").encode()
+        self.tx.buffers["tls.cert_fingerprint"] = hashlib.sha1(der).hexdigest().encode()
+        self.record["subject"] = subject
+        self.record["issuerdn"] = issuer
+        fingerprint = hashlib.sha1(der).hexdigest()
+        self.record["fingerprint"] = ":".join(fingerprint[i:i + 2] for i in range(0, 40, 2))
+        try:
+            self.record["notbefore"] = certificate.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%S")
+            self.record["notafter"] = certificate.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%S")
+        except (AttributeError, ValueError):
+            pass
+
+    def _complete(self) -> None:
+        self.tx.complete = True
+        order = ("subject", "issuerdn", "fingerprint", "sni", "version", "notbefore",
+                 "notafter", "ja3", "ja3s", "ja4")
+        self.tx.record = {key: self.record[key] for key in order if key in self.record}

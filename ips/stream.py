@@ -1,0 +1,404 @@
+"""Per-direction TCP stream reassembly.
+
+Theory of operation
+-------------------
+Each TCP flow gets one `FlowStream` (stored in `flow.stream`) holding two
+`DirectionStream`s, one per direction. A direction works in *stream offsets*:
+64-bit byte positions counted from the first byte after the SYN (or from the
+first byte seen, on midstream pickup). Sequence numbers are converted to
+offsets relative to the next byte we expect, using signed 32-bit distance, so
+wrap-around of the sequence space needs no special case.
+
+Per data segment:
+
+* bytes before `next_offset` were already delivered: they are compared with
+  the bytes we kept (`retained`, the last `RETAIN_BYTES` delivered). A
+  difference is the classic overlap evasion; we log
+  `stream.reassembly_overlap_different_data` and keep the first data
+  ("first data wins", the BSD/Suricata default). Inline, the packet's payload
+  is rewritten to the bytes already inspected so the receiver cannot see
+  anything the detection engine did not.
+* bytes at `next_offset` are delivered at once, followed by any held
+  out-of-order segments that are now contiguous.
+* bytes after `next_offset` are held in `pending` (bounded by
+  `config.stream_max_pending` per direction). Overlaps between held segments
+  also keep the first data.
+
+A hole that will never be filled (capture loss) is detected two ways: the
+receiver acknowledges bytes we never saw, or the held data would exceed its
+bound. Either way we skip to the next held byte and deliver with `gap=True`
+so parsers resynchronise or stop.
+
+After `config.stream_depth` bytes per direction nothing more is delivered;
+`TcpReassembler.depth_reached(flow)` tells the verdict stage the flow can be
+handed to the kernel.
+
+Bounds per direction: `pending` <= stream_max_pending bytes, `retained` <=
+RETAIN_BYTES, plus the O(1) counters. Work per segment is O(segment size +
+number of held segments it touches).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ips.packet import TH_ACK, TH_FIN, TH_RST, TH_SYN
+
+WINDOW_BYTES = 2048
+"""Already-delivered bytes handed to raw-stream detection in front of new data,
+so a pattern split across segments is still seen as a whole."""
+
+RETAIN_BYTES = 16 * 1024
+"""Delivered bytes kept to compare retransmissions against. A retransmission
+of older data than this cannot be verified (counted, never trusted)."""
+
+MAX_PENDING_SEGMENTS = 1024
+"""Held out-of-order segments per direction; bounds per-segment bookkeeping
+so that a flood of one-byte segments cannot make insertion quadratic."""
+
+_SEQ_MOD = 1 << 32
+_HALF = 1 << 31
+
+
+def _seq_distance(seq: int, reference: int) -> int:
+    """Signed distance from `reference` to `seq` in 32-bit sequence space."""
+    return ((seq - reference + _HALF) % _SEQ_MOD) - _HALF
+
+
+@dataclass(slots=True)
+class Chunk:
+    """New in-order bytes one packet made available in its direction."""
+    data: bytes
+    """Bytes delivered now (may be b"" when only a gap is reported)."""
+    window: bytes
+    """Up to WINDOW_BYTES of earlier delivered data followed by `data`."""
+    new_offset: int
+    """`window[new_offset:] == data`."""
+    gap: bool
+    """Bytes were lost before `data`: parsers must resync or stop."""
+
+
+class DirectionStream:
+    """Reassembly state of one direction of one TCP connection."""
+
+    __slots__ = (
+        "initialised", "base_seq", "next_offset", "pending", "pending_bytes",
+        "retained", "gap_pending", "depth_reached", "fin_seen", "highest_end",
+    )
+
+    def __init__(self) -> None:
+        self.initialised = False
+        self.base_seq = 0          # sequence number of stream offset 0
+        self.next_offset = 0       # next stream offset we expect to deliver
+        self.pending: dict[int, bytes] = {}   # start offset -> held bytes
+        self.pending_bytes = 0
+        self.retained = bytearray()           # tail of the delivered bytes
+        self.gap_pending = False              # a gap is to be reported with the next delivery
+        self.depth_reached = False
+        self.fin_seen = False
+        self.highest_end = 0                  # highest stream offset seen (end of data)
+
+    def start(self, first_data_seq: int) -> None:
+        self.initialised = True
+        self.base_seq = first_data_seq & 0xFFFFFFFF
+        self.next_offset = 0
+        self.highest_end = 0
+
+    def offset_of(self, seq: int) -> int:
+        """Stream offset of sequence number `seq` (near next_offset)."""
+        next_seq = (self.base_seq + self.next_offset) & 0xFFFFFFFF
+        return self.next_offset + _seq_distance(seq, next_seq)
+
+
+class FlowStream:
+    """Both directions of a flow; lives in `flow.stream`."""
+
+    __slots__ = ("to_server", "to_client")
+
+    def __init__(self) -> None:
+        self.to_server = DirectionStream()
+        self.to_client = DirectionStream()
+
+    def direction(self, to_server: bool) -> DirectionStream:
+        return self.to_server if to_server else self.to_client
+
+
+class TcpReassembler:
+    """Turns TCP segments into in-order byte chunks per direction (sans-IO)."""
+
+    __slots__ = ("depth", "inline", "max_pending", "midstream", "last_normalised")
+
+    def __init__(self, config) -> None:
+        self.depth = max(0, int(config.stream_depth))
+        self.inline = bool(config.stream_inline)
+        self.max_pending = max(0, int(config.stream_max_pending))
+        self.midstream = bool(config.stream_midstream)
+        # The last packet whose payload was rewritten, so the verdict stage
+        # can ask `normalised(pkt)` without a slot on Packet.
+        self.last_normalised = None
+
+    # -- queries -------------------------------------------------------------
+
+    def depth_reached(self, flow, to_server: bool | None = None) -> bool:
+        """True once the inspection depth is reached: in one direction when
+        `to_server` is given, else in both (then the flow can be bypassed)."""
+        stream = getattr(flow, "stream", None)
+        if not isinstance(stream, FlowStream):
+            return False
+        if to_server is not None:
+            return stream.direction(to_server).depth_reached
+        return stream.to_server.depth_reached and stream.to_client.depth_reached
+
+    def normalised(self, pkt) -> bool:
+        """Whether `pkt.payload` was rewritten to already-inspected bytes
+        (inline mode); the verdict stage must then send the rewritten packet."""
+        return self.last_normalised is pkt
+
+    # -- the per-packet entry point -----------------------------------------
+
+    def on_packet(self, flow, pkt) -> Chunk | None:
+        """Feed one decoded TCP packet; return what it made newly available."""
+        try:
+            return self._on_packet(flow, pkt)
+        except Exception:  # noqa: BLE001 - a stage must never raise on input
+            pkt.anomaly("stream.internal_error")
+            return None
+
+    def _on_packet(self, flow, pkt) -> Chunk | None:
+        stream = flow.stream
+        if not isinstance(stream, FlowStream):
+            stream = FlowStream()
+            flow.stream = stream
+        own = stream.direction(pkt.to_server)
+        other = stream.direction(not pkt.to_server)
+        flags = pkt.tcp_flags
+
+        if flags & TH_SYN:
+            # The SYN (or SYN/ACK) fixes where this direction's data starts.
+            # A repeated SYN with another ISN before any data restarts it.
+            if not own.initialised or (own.next_offset == 0 and not own.pending):
+                own.start(pkt.seq + 1)
+            return None
+        if flags & TH_RST:
+            return None
+
+        if flags & TH_ACK and other.initialised:
+            self._check_ack(other, pkt)
+
+        payload = pkt.payload
+        if not own.initialised:
+            if not payload:
+                return None
+            # No SYN seen for this direction: Suricata only reassembles such
+            # a stream when midstream pickup is enabled.
+            if not self.midstream:
+                return None
+            own.start(pkt.seq)
+
+        if flags & TH_FIN:
+            own.fin_seen = True
+        if not payload:
+            return self._drain(own) if own.gap_pending else None
+        if own.depth_reached:
+            return None
+
+        start = own.offset_of(pkt.seq)
+        if len(payload) == 1 and start == own.next_offset - 1 and not flags & TH_FIN:
+            # TCP keep-alive probe: one garbage byte at next-1 (RFC 1122
+            # 4.2.3.6). Not data, and not an overlap worth an event.
+            return None
+        if start < 0:
+            # Data from before the stream start (e.g. before midstream pickup
+            # or a bogus sequence number): only the part from offset 0 counts.
+            if start + len(payload) <= 0:
+                pkt.anomaly("stream.pkt_before_stream_start")
+                return None
+            payload = payload[-start:]
+            start = 0
+        end = start + len(payload)
+        own.highest_end = max(own.highest_end, end)
+
+        normalised = bytearray(pkt.payload) if self.inline else None
+        payload_origin = end - len(pkt.payload)   # offset of pkt.payload[0]
+
+        # 1. Bytes already delivered: compare, first data wins.
+        if start < own.next_offset:
+            overlap_end = min(end, own.next_offset)
+            self._compare_delivered(own, pkt, start, overlap_end, payload, start, normalised, payload_origin)
+            if end <= own.next_offset:
+                self._finish_normalise(pkt, normalised)
+                return None
+            payload = payload[own.next_offset - start:]
+            start = own.next_offset
+
+        # 2. Bytes overlapping held segments: the held (first) copy wins.
+        if own.pending:
+            self._compare_pending(own, pkt, start, payload, normalised, payload_origin)
+
+        self._finish_normalise(pkt, normalised)
+
+        # Clamp to the inspection depth: nothing beyond it is kept.
+        if self.depth and end > self.depth:
+            payload = payload[: max(0, self.depth - start)]
+            end = start + len(payload)
+            if not payload:
+                return None
+
+        if start > own.next_offset:
+            self._hold(own, pkt, start, payload)
+            if own.gap_pending:
+                return self._drain(own)
+            return None
+        return self._deliver(own, payload)
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _check_ack(self, receiver_side: DirectionStream, pkt) -> None:
+        """An ACK for bytes of `receiver_side`'s sender that we never saw means
+        they were lost to us: report a gap instead of waiting forever."""
+        acked = receiver_side.offset_of(pkt.ack)
+        if acked <= receiver_side.next_offset:
+            return
+        if acked > receiver_side.highest_end + 1:
+            # Acknowledges bytes we never saw at all (capture loss or a
+            # forged ACK); nothing is held, so there is nothing to resume.
+            pkt.anomaly("stream.ack_unseen_data")
+            return
+        if receiver_side.pending:
+            first_held = min(receiver_side.pending)
+            if first_held > receiver_side.next_offset and acked >= first_held:
+                self._skip_to(receiver_side, first_held)
+                pkt.anomaly("stream.reassembly_seq_gap")
+
+    def _skip_to(self, own: DirectionStream, offset: int) -> None:
+        own.next_offset = offset
+        own.gap_pending = True
+        own.retained.clear()   # bytes before the hole are no longer adjacent
+
+    def _compare_delivered(self, own, pkt, start, stop, payload, payload_start,
+                           normalised, payload_origin) -> None:
+        retained_start = own.next_offset - len(own.retained)
+        lo = max(start, retained_start)
+        if lo >= stop:
+            if start < retained_start:
+                pkt.anomaly("stream.reassembly_overlap_unverified")
+            return
+        seen = own.retained[lo - retained_start: stop - retained_start]
+        sent = payload[lo - payload_start: stop - payload_start]
+        if seen != sent:
+            pkt.anomaly("stream.reassembly_overlap_different_data")
+            if normalised is not None:
+                normalised[lo - payload_origin: stop - payload_origin] = seen
+
+    def _compare_pending(self, own, pkt, start, payload, normalised, payload_origin) -> None:
+        end = start + len(payload)
+        differs = False
+        for held_start, held in own.pending.items():
+            held_end = held_start + len(held)
+            lo, hi = max(start, held_start), min(end, held_end)
+            if lo >= hi:
+                continue
+            seen = held[lo - held_start: hi - held_start]
+            if seen != payload[lo - start: hi - start]:
+                differs = True
+                if normalised is not None:
+                    normalised[lo - payload_origin: hi - payload_origin] = seen
+        if differs:
+            pkt.anomaly("stream.reassembly_overlap_different_data")
+
+    def _finish_normalise(self, pkt, normalised) -> None:
+        if normalised is not None and bytes(normalised) != pkt.payload:
+            pkt.payload = bytes(normalised)
+            self.last_normalised = pkt
+
+    def _hold(self, own: DirectionStream, pkt, start: int, payload: bytes) -> None:
+        # Keep only the bytes not already held (first data wins).
+        pieces = [(start, payload)]
+        for held_start, held in own.pending.items():
+            held_end = held_start + len(held)
+            next_pieces = []
+            for piece_start, piece in pieces:
+                piece_end = piece_start + len(piece)
+                if piece_end <= held_start or piece_start >= held_end:
+                    next_pieces.append((piece_start, piece))
+                    continue
+                if piece_start < held_start:
+                    next_pieces.append((piece_start, piece[: held_start - piece_start]))
+                if piece_end > held_end:
+                    next_pieces.append((held_end, piece[held_end - piece_start:]))
+            pieces = next_pieces
+            if not pieces:
+                return
+        for piece_start, piece in pieces:
+            too_many = len(own.pending) >= MAX_PENDING_SEGMENTS
+            if too_many or own.pending_bytes + len(piece) > self.max_pending:
+                # The hole is not coming back in time: declare it lost and
+                # deliver what we hold, so memory stays bounded.
+                # The new piece is not held (the memcap exception: the worker
+                # applies the configured exception policy to this anomaly).
+                pkt.anomaly("stream.reassembly_memcap")
+                if own.pending:
+                    self._skip_to(own, min(own.pending))
+                    return
+                if self.max_pending <= 0 or len(piece) > self.max_pending:
+                    self._skip_to(own, piece_start)
+                    own.pending[piece_start] = piece
+                    own.pending_bytes += len(piece)
+                    return
+            own.pending[piece_start] = piece
+            own.pending_bytes += len(piece)
+
+    def _deliver(self, own: DirectionStream, payload: bytes) -> Chunk:
+        window_before = bytes(own.retained[-WINDOW_BYTES:])
+        pieces = [payload]
+        own.next_offset += len(payload)
+        self._append_retained(own, payload)
+        self._collect_pending(own, pieces)
+        return self._make_chunk(own, window_before, pieces)
+
+    def _drain(self, own: DirectionStream) -> Chunk | None:
+        window_before = bytes(own.retained[-WINDOW_BYTES:])
+        pieces: list[bytes] = []
+        self._collect_pending(own, pieces)
+        if not pieces and not own.gap_pending:
+            return None
+        return self._make_chunk(own, window_before, pieces)
+
+    def _collect_pending(self, own: DirectionStream, pieces: list[bytes]) -> None:
+        while own.pending:
+            piece = own.pending.pop(own.next_offset, None)
+            if piece is None:
+                # Drop held bytes wholly behind next_offset; trim a straddler.
+                behind = [s for s in own.pending if s < own.next_offset]
+                if not behind:
+                    break
+                for held_start in behind:
+                    held = own.pending.pop(held_start)
+                    own.pending_bytes -= len(held)
+                    held_end = held_start + len(held)
+                    if held_end > own.next_offset:
+                        own.pending[own.next_offset] = held[own.next_offset - held_start:]
+                        own.pending_bytes += held_end - own.next_offset
+                continue
+            own.pending_bytes -= len(piece)
+            pieces.append(piece)
+            own.next_offset += len(piece)
+            self._append_retained(own, piece)
+
+    def _append_retained(self, own: DirectionStream, data: bytes) -> None:
+        own.retained += data
+        if len(own.retained) > RETAIN_BYTES:
+            del own.retained[: len(own.retained) - RETAIN_BYTES]
+
+    def _make_chunk(self, own: DirectionStream, window_before: bytes, pieces: list[bytes]) -> Chunk:
+        data = b"".join(pieces)
+        if self.depth and own.next_offset >= self.depth:
+            own.depth_reached = True
+            if own.pending:
+                own.pending.clear()
+                own.pending_bytes = 0
+        gap = own.gap_pending
+        own.gap_pending = False
+        if gap:
+            window_before = b""
+        return Chunk(data=data, window=window_before + data,
+                     new_offset=len(window_before), gap=gap)

@@ -1,0 +1,95 @@
+"""DNS parser: UDP and TCP framing, compression, loop protection, records."""
+from __future__ import annotations
+
+import struct
+
+from hypothesis import given, settings, strategies as st
+
+from tests.applayer.applayer_helpers import PCAPS, Pipeline, feed_all, payloads
+
+from ips.applayer.dns import DnsParser, parse_message, read_name
+
+
+def name(text: str) -> bytes:
+    return b"".join(bytes([len(p)]) + p.encode() for p in text.split(".")) + b"\x00"
+
+
+def query(message_id=0x1234, qname="camera.example.com", qtype=1) -> bytes:
+    return struct.pack(">HHHHHH", message_id, 0x0100, 1, 0, 0, 0) + name(qname) + struct.pack(">HH", qtype, 1)
+
+
+def response(message_id=0x1234) -> bytes:
+    header = struct.pack(">HHHHHH", message_id, 0x8180, 1, 2, 0, 0)
+    question = name("camera.example.com") + struct.pack(">HH", 1, 1)
+    cname = b"\xc0\x0c" + struct.pack(">HHIH", 5, 1, 60, 6) + b"\x03cdn\xc0\x13"   # cdn.example.com
+    answer = b"\xc0\x30" + struct.pack(">HHIH", 1, 1, 300, 4) + bytes([203, 0, 113, 7])
+    return header + question + cname + answer
+
+
+def test_query_opens_and_response_completes_transaction():
+    parser = DnsParser()
+    [request_tx] = parser.feed(query(), True)
+    assert request_tx.buffers["dns.query"] == [b"camera.example.com"]
+    assert not request_tx.complete and request_tx.record is None
+    [tx] = parser.feed(response(), False)
+    assert tx is request_tx and tx.complete
+    assert tx.record["type"] == "response" and tx.record["rcode"] == "NOERROR"
+    assert tx.record["queries"] == [{"rrname": "camera.example.com", "rrtype": "A"}]
+    assert tx.record["answers"] == [
+        {"rrname": "camera.example.com", "rrtype": "CNAME", "ttl": 60, "rdata": "cdn.example.com"},
+        {"rrname": "cdn.example.com", "rrtype": "A", "ttl": 300, "rdata": "203.0.113.7"}]
+
+
+def test_unanswered_query_is_flushed_at_flow_end():
+    parser = DnsParser()
+    parser.feed(query(), True)
+    [tx] = parser.finish()
+    assert tx.complete and tx.record["type"] == "request"
+
+
+def test_tcp_length_prefixed_messages_split_anywhere():
+    parser = DnsParser(tcp=True)
+    stream = b"".join(struct.pack(">H", len(m)) + m for m in (query(1), query(2, "b.example")))
+    txs = []
+    for index in range(len(stream)):
+        txs += parser.feed(stream[index:index + 1], True)
+    assert [tx.buffers["dns.query"] for tx in txs] == [[b"camera.example.com"], [b"b.example"]]
+    assert parser.buffered_bytes == 0
+
+
+def test_compression_loop_is_stopped():
+    # a pointer to itself, and two pointers pointing at each other
+    assert read_name(b"\x00" * 12 + b"\xc0\x0c", 12)[2] == "dns.name_pointer_loop"
+    data = b"\x00" * 12 + b"\x01a\xc0\x10" + b"\xc0\x0c"
+    assert read_name(data, 16)[2] == "dns.name_pointer_loop"
+
+
+def test_truncated_message_is_an_event_not_an_exception():
+    parser = DnsParser()
+    parser.feed(query()[:-3], True)
+    assert "dns.malformed_data" in parser.events
+
+
+def test_real_capture():
+    pipeline = Pipeline().run(PCAPS / "benign/ndpi/dns.pcap")
+    names = {q["rrname"] for r in pipeline.records("dns") for q in r["queries"]}
+    assert "www.example.com" in names
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.binary(max_size=200)), max_size=10), st.booleans())
+def test_random_input_never_raises(pieces, tcp):
+    parser = DnsParser(tcp=tcp)
+    feed_all(parser, pieces)
+    parser.finish()
+    assert parser.buffered_bytes <= 2 * (65535 + 2)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_mutated_response_never_raises(data):
+    message = bytearray(response())
+    for _ in range(data.draw(st.integers(1, 6))):
+        message[data.draw(st.integers(0, len(message) - 1))] = data.draw(st.integers(0, 255))
+    parse_message(bytes(message))
+    DnsParser().feed(bytes(message), False)

@@ -1,0 +1,261 @@
+"""HTTP parser: buffers, framing, pipelining, normalisation, evasions, bounds."""
+from __future__ import annotations
+
+import gzip
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from tests.applayer.applayer_helpers import DATA, PCAPS, Pipeline, feed_all
+
+from ips.applayer import http as http_module
+from ips.applayer.http import HttpParser, normalise_uri
+
+REQUEST = (b"GET /a/../b//c/%2e%2e/d.php?x=%41&y=1 HTTP/1.1\r\n"
+           b"Host: Example.COM:8080\r\n"
+           b"User-Agent: Mozilla/5.0 (IoT)\r\n"
+           b"Cookie: session=1\r\n"
+           b"X-Folded: one\r\n two\r\n"
+           b"\r\n")
+RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: Boa/0.94\r\nContent-Type: text/html; charset=utf-8\r\n"
+            b"Set-Cookie: s=2\r\nContent-Length: 5\r\n\r\nhello")
+
+
+def test_request_buffers():
+    [tx] = HttpParser().feed(REQUEST, True)
+    buffers = tx.buffers
+    assert buffers["http.method"] == b"GET"
+    assert buffers["http.uri.raw"] == b"/a/../b//c/%2e%2e/d.php?x=%41&y=1"
+    assert buffers["http.uri"] == b"/b/d.php?x=A&y=1"
+    assert buffers["http.protocol"] == b"HTTP/1.1"
+    assert buffers["http.request_line"] == REQUEST.split(b"\r\n")[0]
+    assert buffers["http.host"] == b"example.com"
+    assert buffers["http.host.raw"] == b"Example.COM:8080"
+    assert buffers["http.user_agent"] == b"Mozilla/5.0 (IoT)"
+    assert buffers["http.cookie"] == b"session=1"
+    # Cookie is excluded from the normalised header buffer but kept in raw
+    assert b"Cookie" not in buffers["http.header"]
+    assert b"Cookie: session=1\r\n" in buffers["http.header.raw"]
+    assert b"X-Folded: one two\r\n" in buffers["http.header"]
+    assert buffers["http.header"].endswith(b"\r\n\r\n")
+    assert buffers["http.header_names"] == b"\r\nHost\r\nUser-Agent\r\nCookie\r\nX-Folded\r\n\r\n"
+    assert buffers["http.start"] == REQUEST
+    assert not tx.complete and tx.record is None
+
+
+def test_response_completes_transaction_with_eve_record():
+    parser = HttpParser()
+    parser.feed(REQUEST, True)
+    [tx] = parser.feed(RESPONSE, False)
+    assert tx.complete and not tx.to_server
+    assert tx.buffers["http.stat_code"] == b"200"
+    assert tx.buffers["http.stat_msg"] == b"OK"
+    assert tx.buffers["http.server"] == b"Boa/0.94"
+    assert tx.buffers["http.response_body"] == b"hello" == tx.buffers["file.data"]
+    assert tx.buffers["http.cookie"] == b"s=2"     # response side: Set-Cookie
+    assert b"Set-Cookie" not in tx.buffers["http.header"]
+    assert tx.buffers["http.uri"] == b"/b/d.php?x=A&y=1"   # request buffers stay visible
+    assert tx.record == {"hostname": "example.com", "http_port": 8080,
+                         "url": "/a/../b//c/%2e%2e/d.php?x=%41&y=1",
+                         "http_user_agent": "Mozilla/5.0 (IoT)", "http_content_type": "text/html",
+                         "http_method": "GET", "protocol": "HTTP/1.1", "status": 200, "length": 5}
+
+
+def test_pipelined_requests_are_matched_in_order():
+    parser = HttpParser()
+    txs = parser.feed(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nHEAD /2 HTTP/1.1\r\nHost: a\r\n\r\n"
+                      b"POST /3 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc", True)
+    assert [tx.tx_id for tx in txs] == [0, 1, 2]
+    assert txs[2].buffers["http.request_body"] == b"abc"
+    responses = (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                 b"HTTP/1.1 200 OK\r\nContent-Length: 999\r\n\r\n"    # HEAD: no body
+                 b"HTTP/1.1 100 Continue\r\n\r\n"
+                 b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    done = [tx for tx in parser.feed(responses, False) if tx.complete]
+    assert [(tx.tx_id, tx.record["status"]) for tx in done] == [(0, 200), (1, 200), (2, 404)]
+
+
+def test_chunked_bodies_byte_by_byte():
+    parser = HttpParser()
+    body = b"POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nwiki\r\n5\r\npedia\r\n0\r\nTrailer: x\r\n\r\n"
+    for index in range(len(body)):
+        txs = parser.feed(body[index:index + 1], True)
+    assert txs[0].buffers["http.request_body"] == b"wikipedia"
+    response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    [tx] = parser.feed(response, False)
+    assert tx.complete and tx.buffers["http.response_body"] == b"abc"
+    assert tx.record["length"] == len(b"3\r\nabc\r\n0\r\n\r\n")
+
+
+def test_gzip_response_body_is_decompressed():
+    parser = HttpParser()
+    parser.feed(b"GET / HTTP/1.1\r\n\r\n", True)
+    payload = gzip.compress(b"<html>secret</html>")
+    [tx] = parser.feed(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+                       % len(payload) + payload, False)
+    assert tx.buffers["file.data"] == b"<html>secret</html>"
+
+
+def test_body_until_close_and_flow_end_flush():
+    parser = HttpParser()
+    parser.feed(b"GET / HTTP/1.0\r\n\r\nGET /never-answered HTTP/1.0\r\n\r\n", True)
+    [tx] = parser.feed(b"HTTP/1.0 200 OK\r\n\r\nstreaming", False)
+    # a short body is published to detection when it ends (here: flow end)
+    assert not tx.complete and "http.response_body" not in tx.buffers
+    flushed = parser.finish()
+    assert [t.tx_id for t in flushed] == [0, 1]
+    assert flushed[0].buffers["http.response_body"] == b"streaming"
+    assert flushed[0].record["length"] == 9 and "status" not in flushed[1].record
+
+
+def test_connect_and_upgrade_stop_parsing():
+    parser = HttpParser()
+    parser.feed(b"GET /chat HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", True)
+    [tx] = parser.feed(b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x05hello", False)
+    assert tx.complete and tx.record["status"] == 101
+    assert parser.feed(b"GET /not-http-anymore HTTP/1.1\r\n\r\n", True) == []
+
+
+def test_gap_stops_direction_with_event():
+    parser = HttpParser()
+    parser.feed(b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc", True)
+    assert parser.feed(b"GET /smuggled HTTP/1.1\r\n\r\n", True, True) == []
+    assert "http.gap" in parser.events
+
+
+def test_header_section_bound():
+    parser = HttpParser()
+    parser.feed(b"GET / HTTP/1.1\r\n", True)
+    for _ in range(100):
+        parser.feed(b"X-Pad: " + b"a" * 1000 + b"\r\n", True)
+        assert parser.buffered_bytes <= http_module.MAX_HEADER_BYTES
+    assert "http.request_header_too_large" in parser.events
+
+
+def test_trickled_body_is_published_in_steps_not_per_byte():
+    parser = HttpParser()
+    parser.feed(b"POST / HTTP/1.1\r\nContent-Length: 20000\r\n\r\n", True)
+    versions = set()
+    for _ in range(20000):
+        [tx] = parser.feed(b"b", True)
+        body = tx.buffers.get("http.request_body")
+        if body is not None:
+            versions.add(len(body))
+    assert versions == {4096, 8192, 12288, 16384, 20000}
+
+
+def test_gzip_bomb_is_capped():
+    import zlib
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    bomb = compressor.compress(b"\0" * (50 << 20)) + compressor.flush()
+    parser = HttpParser()
+    parser.feed(b"GET / HTTP/1.1\r\n\r\n", True)
+    [tx] = parser.feed(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+                       % len(bomb) + bomb, False)
+    assert len(tx.buffers["file.data"]) == http_module.RESPONSE_BODY_LIMIT
+    assert tx.record["length"] == len(bomb)
+
+
+def test_body_inspection_bound():
+    parser = HttpParser()
+    parser.feed(b"POST / HTTP/1.1\r\nContent-Length: 10000000\r\n\r\n", True)
+    for _ in range(300):
+        [tx] = parser.feed(b"z" * 1000, True)
+    assert len(tx.buffers["http.request_body"]) == http_module.REQUEST_BODY_LIMIT
+    assert parser.buffered_bytes <= http_module.REQUEST_BODY_LIMIT
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (b"/cgi-bin/../../../etc/passwd", b"/etc/passwd"),
+    (b"/a/./b/.", b"/a/b/"),
+    (b"/..%2f..%2fetc%2fpasswd", b"/etc/passwd"),          # encoded separators decoded, then folded
+    (b"/%2e%2e/%2e%2e/etc/passwd", b"/etc/passwd"),
+    # libhtp decodes once: a double-encoded traversal stays encoded (and
+    # unfolded) in http.uri, as in Suricata with double-decode-path: no.
+    (b"/%252e%252e/etc/passwd", b"/%2e%2e/etc/passwd"),
+    (b"/a\\..\\b", b"/b"),                                 # backslashes are separators
+    (b"/%u002e%u002e/x", b"/x"),                            # %u best-fit decoding
+    (b"/bad%zzescape", b"/bad%zzescape"),                   # invalid escapes preserved
+    (b"http://evil.example/a/../b?q=%20", b"/b?q= "),       # absolute form: path + query
+    (b"/x?a=../../y", b"/x?a=../../y"),                     # the query is not path-folded
+])
+def test_uri_normalisation(raw, expected):
+    assert normalise_uri(raw) == expected
+
+
+def test_absolute_uri_supplies_host():
+    [tx] = HttpParser().feed(b"GET http://Camera.Local:81/snapshot.cgi HTTP/1.1\r\n\r\n", True)
+    assert tx.buffers["http.host"] == b"camera.local"
+    assert tx.buffers["http.uri"] == b"/snapshot.cgi"
+
+
+def test_upnp_device_description_is_observed():
+    parser = HttpParser()
+    parser.feed(b"GET /description.xml HTTP/1.1\r\nHost: 192.0.2.5:49152\r\n\r\n", True)
+    xml = (b'<?xml version="1.0"?><root xmlns="urn:schemas-upnp-org:device-1-0"><device>'
+           b"<deviceType>urn:schemas-upnp-org:device:MediaRenderer:1</deviceType>"
+           b"<friendlyName>Living Room TV</friendlyName><manufacturer>ACME</manufacturer>"
+           b"<modelName>TV-3000</modelName></device></root>")
+    [tx] = parser.feed(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n"
+                       % len(xml) + xml, False)
+    assert tx.record["upnp"]["friendlyName"] == "Living Room TV"
+    assert tx.record["upnp"]["manufacturer"] == "ACME"
+    assert tx.record["upnp"]["modelName"] == "TV-3000"
+
+
+def test_suricata_verify_http_chunked_header_buffers():
+    """suricata-verify http-chunked: http.header has Host, X-Qlik-User,
+    User-Agent, Content-Length, Transfer-Encoding but not Cookie (sid 22 has
+    no expected alert); http.header.raw has all six."""
+    pipeline = Pipeline().run(DATA / "suricata-verify/tests/http-chunked/input.pcap")
+    [tx] = {id(tx): tx for _, tx in pipeline.txs}.values()
+    for name in (b"Host", b"X-Qlik-User", b"User-Agent", b"Content-Length", b"Transfer-Encoding"):
+        assert name in tx.buffers["http.header"]
+        assert name in tx.buffers["http.header.raw"]
+    assert b"Cookie" not in tx.buffers["http.header"]
+    assert b"Cookie" in tx.buffers["http.header.raw"]
+
+
+def test_suricata_verify_bug_78_record():
+    pipeline = Pipeline().run(DATA / "suricata-verify/tests/bug-78-uricontent/input.pcap")
+    [record] = pipeline.records("http")
+    expected = {"hostname": "www.google.com", "http_content_type": "text/html", "http_method": "GET",
+                "http_user_agent": "Wget/1.11.4", "protocol": "HTTP/1.0", "status": 404, "url": "/blah/"}
+    assert {key: record[key] for key in expected} == expected
+
+
+def test_suricata_verify_uri_with_space():
+    pipeline = Pipeline().run(DATA / "suricata-verify/tests/http-uri-spaces/input.pcap")
+    uris = [tx.buffers["http.uri"] for _, tx in pipeline.txs]
+    assert b"/uri afterspace" in uris
+
+
+def test_boa_web_server_capture():
+    pipeline = Pipeline().run(PCAPS / "benign/corelight-boa/boa.pcap")
+    records = pipeline.records("http")
+    assert [(r["url"], r["status"]) for r in records] == [("/", 200), ("/", 200), ("/favicon.ico", 404)]
+    # the Zeek baseline shipped with the capture flags this header in both flows
+    servers = {tx.buffers.get("http.server") for _, tx in pipeline.txs if tx.complete}
+    assert servers == {b"Boa/0.94.14rc21"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.binary(max_size=200), st.booleans()), max_size=20))
+def test_random_input_never_raises_and_stays_bounded(pieces):
+    parser = HttpParser()
+    feed_all(parser, pieces)
+    parser.finish()
+    assert parser.buffered_bytes <= 2 * http_module.MAX_HEADER_BYTES
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_mutated_requests_never_raise(data):
+    message = bytearray(REQUEST + b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+    for _ in range(data.draw(st.integers(1, 8))):
+        position = data.draw(st.integers(0, len(message) - 1))
+        message[position] = data.draw(st.integers(0, 255))
+    parser = HttpParser()
+    split = data.draw(st.integers(0, len(message)))
+    feed_all(parser, [(True, bytes(message[:split])), (True, bytes(message[split:])),
+                      (False, bytes(message))])

@@ -1,0 +1,126 @@
+"""TLS parser: SNI/JA3/JA4/certificate against nDPI's expected output for the
+same capture, record fragmentation evasions, bounds."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from tests.applayer.applayer_helpers import PCAPS, Pipeline, feed_all, payloads
+
+from ips.applayer import tls as tls_module
+from ips.applayer.tls import TlsParser, is_grease
+
+ALEXA = PCAPS / "benign/ndpi/alexa-app.pcapng"
+
+
+@pytest.fixture(scope="module")
+def alexa():
+    return Pipeline().run(ALEXA)
+
+
+def client_hello_record() -> bytes:
+    for _sport, dport, data in payloads(ALEXA, udp=False):
+        if dport == 443 and data[:1] == b"\x16" and data[5:6] == b"\x01" and b"www.amazon.com" in data:
+            length = int.from_bytes(data[3:5], "big")
+            return data[:5 + length]
+    raise AssertionError("no ClientHello in capture")
+
+
+def test_fingerprints_match_ndpi_expected_output(alexa):
+    expected = set()
+    text = (PCAPS / "benign/ndpi/expected/alexa-app.pcapng.out").read_text()
+    for match in re.finditer(r"Hostname/SNI: ([^\]]+)\].*?JA3C: (\w+)\]\[JA4: (\w+)\]", text):
+        expected.add(match.groups())
+    ours = {(r.get("sni"), r["ja3"]["hash"], r["ja4"]) for r in alexa.records("tls") if "ja3" in r}
+    assert len(expected) >= 5
+    assert expected <= ours
+
+
+def test_certificate_fields_match_ndpi(alexa):
+    [record] = [r for r in alexa.records("tls")
+                if r.get("sni") == "www.amazon.com" and r.get("fingerprint", "").startswith("ef:14")][:1]
+    assert record["subject"] == "C=US, ST=Washington, L=Seattle, O=Amazon.com, Inc., CN=www.amazon.com"
+    assert record["issuerdn"].endswith("CN=Symantec Class 3 Secure Server CA - G4")
+    assert record["fingerprint"] == "ef:14:6c:f1:5c:4a:f8:4d:ba:83:c2:1e:6c:5b:ed:c4:fa:34:1c:3e"
+    assert record["version"] == "TLS 1.2"
+    assert record["notafter"] == "2017-12-31T23:59:59"
+
+
+def reference_buffers(record: bytes) -> dict:
+    [tx] = TlsParser().feed(record, True)
+    return tx.buffers
+
+
+def test_client_hello_buffers():
+    buffers = reference_buffers(client_hello_record())
+    assert buffers["tls.sni"] == b"www.amazon.com"
+    assert buffers["ja3.hash"] == b"bdf21e38e1f69776df407235625e75e2"   # as nDPI reports it
+    assert buffers["ja4.hash"] == b"t12d220500_5fd681855ab9_c70a3c84db07"
+    assert buffers["ja3.string"].startswith(b"771,")
+
+
+def test_client_hello_in_one_byte_records_split_over_segments():
+    """Evasion: the handshake message spread over one-byte TLS records, each
+    record header itself split across TCP segments."""
+    record = client_hello_record()
+    handshake = record[5:]
+    fragmented = b"".join(b"\x16\x03\x01\x00\x01" + bytes([byte]) for byte in handshake)
+    parser = TlsParser()
+    txs = []
+    for index in range(0, len(fragmented), 7):
+        txs += parser.feed(fragmented[index:index + 7], True)
+    assert len(txs) == 1
+    assert txs[0].buffers == reference_buffers(record)
+    assert parser.buffered_bytes == 0
+
+
+def test_handshake_done_after_both_sides_encrypt():
+    parser = TlsParser()
+    parser.feed(client_hello_record(), True)
+    assert not parser.handshake_done
+    parser.feed(b"\x14\x03\x03\x00\x01\x01", False)          # server ChangeCipherSpec
+    [tx] = parser.feed(b"\x17\x03\x03\x00\x02ab", True)       # client application data
+    assert parser.handshake_done and tx.complete and tx.record["sni"] == "www.amazon.com"
+
+
+def test_not_tls_stops_with_event():
+    parser = TlsParser()
+    assert parser.feed(b"GET / HTTP/1.1\r\n\r\n", True) == []
+    assert "tls.invalid_record" in parser.events
+
+
+def test_grease():
+    assert is_grease(0x0A0A) and is_grease(0xFAFA) and not is_grease(0x0A0B) and not is_grease(0x1301)
+
+
+def test_handshake_bound():
+    parser = TlsParser()
+    # a handshake message announcing 16 MiB is refused, not buffered
+    record = b"\x16\x03\x01\x40\x00" + b"\x01\xff\xff\xff" + b"\x00" * (0x4000 - 4)
+    for _ in range(5):
+        parser.feed(record, True)
+        assert parser.buffered_bytes <= tls_module.MAX_HANDSHAKE_BYTES + tls_module.MAX_RECORD_BYTES
+    assert "tls.handshake_too_large" in parser.events
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.binary(max_size=300)), max_size=12))
+def test_random_input_never_raises(pieces):
+    parser = TlsParser()
+    feed_all(parser, pieces)
+    parser.finish()
+    assert parser.buffered_bytes <= 2 * (tls_module.MAX_HANDSHAKE_BYTES + tls_module.MAX_RECORD_BYTES)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_mutated_client_hello_never_raises(data):
+    record = bytearray(client_hello_record())
+    for _ in range(data.draw(st.integers(1, 6))):
+        position = data.draw(st.integers(0, len(record) - 1))
+        record[position] = data.draw(st.integers(0, 255))
+    parser = TlsParser()
+    parser.feed(bytes(record), True)
+    parser.finish()
