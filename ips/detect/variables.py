@@ -12,6 +12,8 @@ matches everything except them. `any` matches everything.
 from __future__ import annotations
 
 import ipaddress
+import socket
+from bisect import bisect_right
 
 # Suricata's suricata.yaml defaults. HOME_NET and EXTERNAL_NET come from
 # ips.config.Config so the appliance can set them.
@@ -55,28 +57,60 @@ def split_group(text: str) -> list[str]:
 
 
 class AddressMatcher:
-    """Matches an IP address string against a resolved address group."""
+    """Matches an address (version, integer) against a resolved address group.
 
-    __slots__ = ("any", "positive", "negative")
+    IP-reputation rules (Spamhaus DROP, Tor, compromised hosts) carry
+    hundreds of ranges each; a linear scan per packet was the largest single
+    cost of header-only rules. Ranges are merged and sorted per IP version
+    once, and each match is a binary search.
+    """
+
+    __slots__ = ("any", "positive", "negative", "_positive_index", "_negative_index")
 
     def __init__(self, positive: list, negative: list, any_: bool) -> None:
         # Each range is (version, low, high) as integers.
         self.any = any_ and not negative
         self.positive = positive
         self.negative = negative
+        self._positive_index = _range_index(positive)
+        self._negative_index = _range_index(negative)
 
     def match(self, version: int, value: int) -> bool:
         if self.any:
             return True
-        for ver, low, high in self.negative:
-            if ver == version and low <= value <= high:
-                return False
+        if self.negative and _in_ranges(self._negative_index, version, value):
+            return False
         if not self.positive:
             return True
-        for ver, low, high in self.positive:
-            if ver == version and low <= value <= high:
-                return True
+        return _in_ranges(self._positive_index, version, value)
+
+
+def _range_index(ranges: list) -> dict:
+    """{version: (lows, highs)} of merged, sorted ranges."""
+    by_version: dict[int, list] = {}
+    for version, low, high in ranges:
+        by_version.setdefault(version, []).append((low, high))
+    index = {}
+    for version, items in by_version.items():
+        items.sort()
+        merged: list[list[int]] = []
+        for low, high in items:
+            if merged and low <= merged[-1][1] + 1:
+                if high > merged[-1][1]:
+                    merged[-1][1] = high
+            else:
+                merged.append([low, high])
+        index[version] = ([m[0] for m in merged], [m[1] for m in merged])
+    return index
+
+
+def _in_ranges(index: dict, version: int, value: int) -> bool:
+    entry = index.get(version)
+    if entry is None:
         return False
+    lows, highs = entry
+    position = bisect_right(lows, value) - 1
+    return position >= 0 and value <= highs[position]
 
 
 class PortMatcher:
@@ -269,12 +303,31 @@ def _parse_address(text: str) -> tuple[int, int, int]:
     return (network.version, int(network.network_address), int(network.broadcast_address))
 
 
+_ADDRESS_CACHE: dict = {}
+_ADDRESS_CACHE_MAX = 65536
+
+
 def address_key(address: str | None) -> tuple[int, int] | None:
-    """(version, integer) for a packet address string; None when it does not parse."""
+    """(version, integer) for a packet address string; None when it does not parse.
+
+    Packets repeat the same few addresses; parsing with `ipaddress` on every
+    packet cost more than the rest of the header checks, so results are
+    cached (bounded: the cache is dropped when full, hostile address churn
+    costs one re-parse per address).
+    """
     if address is None:
         return None
+    key = _ADDRESS_CACHE.get(address)
+    if key is not None:
+        return key
     try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
+        if ":" in address:
+            key = (6, int.from_bytes(socket.inet_pton(socket.AF_INET6, address), "big"))
+        else:
+            key = (4, int.from_bytes(socket.inet_aton(address), "big"))
+    except (OSError, ValueError):
         return None
-    return (parsed.version, int(parsed))
+    if len(_ADDRESS_CACHE) >= _ADDRESS_CACHE_MAX:
+        _ADDRESS_CACHE.clear()
+    _ADDRESS_CACHE[address] = key
+    return key
