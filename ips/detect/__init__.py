@@ -47,6 +47,7 @@ direction has had `config.stream_depth` bytes inspected.
 from __future__ import annotations
 
 import os
+from bisect import bisect_right
 from collections import Counter
 
 from . import cache as cache_module
@@ -180,7 +181,8 @@ def _sort_key(rule: Rule):
 class DetectEngine:
     """Loaded ruleset and its prefilter databases."""
 
-    __slots__ = ("rules", "config", "packet_matchers", "packet_no_pattern", "tx_matchers",
+    __slots__ = ("rules", "config", "packet_matchers", "packet_no_pattern", "packet_by_port",
+                 "tx_matchers",
                  "tx_no_pattern", "thresholds", "stats", "max_verify", "max_flow_bytes",
                  "packet_alert_max", "tx_groups_by_buffer", "rule_texts", "address_index",
                  "_variables", "_classifications")
@@ -197,6 +199,10 @@ class DetectEngine:
         self.address_index: dict[tuple, dict[tuple, list[int]]] = {}
         self.packet_matchers: dict[tuple, Matcher] = {}
         self.packet_no_pattern: dict[tuple, list[int]] = {}
+        # Header-only rules bucketed by port, as Suricata's port groups: a
+        # rule for "any -> any 5432" is only looked at for packets to 5432.
+        # {(proto_class, direction): ({dport: [rule]}, {sport: [rule]})}
+        self.packet_by_port: dict[tuple, tuple[dict, dict]] = {}
         self.tx_matchers: dict[tuple, Matcher] = {}
         self.tx_no_pattern: dict[str, list[int]] = {}
         # base buffer name -> [(group buffer name, transform chain)], built with the matchers
@@ -274,6 +280,8 @@ class DetectEngine:
         engine._classifications = classifications
         engine.rule_texts = [(rule.file, rule.line, rule.text) for rule in rules]
         groups = engine._build_groups()
+        engine.address_index = {key: build_range_index(entries)
+                                for key, entries in engine.address_index.items()}
         for group_key, group in groups.items():
             target = engine.tx_matchers if group_key[0] == "tx" else engine.packet_matchers
             target[group_key[1:]] = Matcher.compile(group)
@@ -285,6 +293,7 @@ class DetectEngine:
                                           groups[group_key].rules_by_pattern)
                               for group_key in groups},
                 "packet_no_pattern": engine.packet_no_pattern,
+                "packet_by_port": engine.packet_by_port,
                 "tx_no_pattern": engine.tx_no_pattern,
                 "address_index": engine.address_index,
             })
@@ -308,6 +317,7 @@ class DetectEngine:
             target = engine.tx_matchers if group_key[0] == "tx" else engine.packet_matchers
             target[group_key[1:]] = Matcher.load(blob, rules_by_pattern)
         engine.packet_no_pattern = cached["packet_no_pattern"]
+        engine.packet_by_port = cached["packet_by_port"]
         engine.tx_no_pattern = cached["tx_no_pattern"]
         engine.address_index = cached["address_index"]
         engine._index_tx_groups()
@@ -330,6 +340,22 @@ class DetectEngine:
             by_buffer.setdefault(base, set()).add((buffer_name, chain))
         self.tx_groups_by_buffer = {base: sorted(groups) for base, groups in by_buffer.items()}
 
+    def _add_no_pattern(self, rule: Rule, proto_class: str, direction: str) -> None:
+        key = (proto_class, direction)
+        if proto_class in ("tcp", "udp") and rule.direction == "->":
+            destination_ports = rule.destination_ports.single_ports()
+            source_ports = rule.source_ports.single_ports()
+            by_destination, by_source = self.packet_by_port.setdefault(key, ({}, {}))
+            if destination_ports:
+                for port in destination_ports:
+                    by_destination.setdefault(port, []).append(rule.index)
+                return
+            if source_ports:
+                for port in source_ports:
+                    by_source.setdefault(port, []).append(rule.index)
+                return
+        self.packet_no_pattern.setdefault(key, []).append(rule.index)
+
     def _build_groups(self) -> dict[tuple, PatternGroup]:
         groups: dict[tuple, PatternGroup] = {}
         for rule in self.rules:
@@ -344,15 +370,17 @@ class DetectEngine:
                     groups.setdefault(("tx", buffer, direction), PatternGroup()).add(
                         content.fast_bytes, content.nocase, rule.index)
                 continue
-            address_keys = _address_keys(rule) if fast is None else None
+            address_ranges = None
+            if fast is None and not _port_bucketable(rule):
+                address_ranges = _address_ranges(rule)
             for proto_class in _rule_proto_classes(rule):
                 for direction in directions:
-                    if fast is None and address_keys:
-                        index = self.address_index.setdefault((proto_class, direction), {})
-                        for key in address_keys:
-                            index.setdefault(key, []).append(rule.index)
+                    if fast is None and address_ranges:
+                        pending = self.address_index.setdefault((proto_class, direction), [])
+                        for version, low, high in address_ranges:
+                            pending.append((version, low, high, rule.index))
                     elif fast is None:
-                        self.packet_no_pattern.setdefault((proto_class, direction), []).append(rule.index)
+                        self._add_no_pattern(rule, proto_class, direction)
                     else:
                         groups.setdefault(("packet", proto_class, direction), PatternGroup()).add(
                             fast[1].fast_bytes, fast[1].nocase, rule.index)
@@ -406,11 +434,21 @@ class DetectEngine:
         no_pattern = self.packet_no_pattern.get((proto_class, direction))
         if no_pattern:
             ordered.extend(no_pattern)
+        by_port = self.packet_by_port.get((proto_class, direction))
+        if by_port is not None:
+            port_rules = by_port[0].get(pkt.dport)
+            if port_rules:
+                ordered.extend(port_rules)
+                no_pattern = True
+            port_rules = by_port[1].get(pkt.sport)
+            if port_rules:
+                ordered.extend(port_rules)
+                no_pattern = True
         by_address = self.address_index.get((proto_class, direction))
         if by_address:
             for address in (context.source, context.destination):
                 if address is not None:
-                    ordered.extend(by_address.get(_address_bucket(*address), ()))
+                    ordered.extend(_ranges_lookup(by_address, address))
         if no_pattern or by_address:
             ordered = sorted(set(ordered))
         stop = False
@@ -597,30 +635,79 @@ def matcher_for(engine: DetectEngine, group_key: tuple) -> Matcher:
     return target[group_key[1:]]
 
 
-_MAX_BUCKETS_PER_RULE = 4096
+def _port_bucketable(rule: Rule) -> bool:
+    """Whether a header-only rule names specific ports (port groups are the
+    more selective index for `$EXTERNAL_NET any -> $HOME_NET 22` scan rules,
+    whose address sides cover everyone)."""
+    if rule.direction != "->" or not any(proto in (rule.transports or ()) for proto in (6, 17)):
+        return False
+    return bool(rule.destination_ports.single_ports() or rule.source_ports.single_ports())
 
 
-def _address_bucket(version: int, value: int) -> tuple[int, int]:
-    """IPv4 /24 or IPv6 /64 bucket of an address."""
-    return (version, value >> 8) if version == 4 else (version, value >> 64)
+# An address side wider than this is no use as an index (it is $HOME_NET or
+# "the internet"); such rules are checked by port bucket or always.
+_MAX_INDEXED_SPAN = 1 << 20
 
 
-def _address_keys(rule: Rule) -> list | None:
-    """Buckets covering the narrower address side of a header-only rule (IP lists)."""
+def _address_ranges(rule: Rule) -> list | None:
+    """The narrower address side of a header-only rule (IP lists), as ranges.
+
+    "Narrower" is by number of addresses covered: for
+    `alert ip [bad hosts] any -> $HOME_NET any` that is the bad-host list,
+    so a packet becomes a candidate only when one of its addresses is on it.
+    """
     best = None
+    best_span = None
     for side in (rule.source, rule.destination):
         if side.any or side.negative or not side.positive:
             continue
-        keys = []
-        for version, low, high in side.positive:
-            first, last = _address_bucket(version, low)[1], _address_bucket(version, high)[1]
-            if last - first + len(keys) >= _MAX_BUCKETS_PER_RULE:
-                keys = None
-                break
-            keys.extend((version, bucket) for bucket in range(first, last + 1))
-        if keys is not None and (best is None or len(keys) < len(best)):
-            best = keys
+        span = sum(high - low + 1 for _version, low, high in side.positive)
+        if best_span is None or span < best_span:
+            best, best_span = list(side.positive), span
+    if best_span is not None and best_span > _MAX_INDEXED_SPAN:
+        return None
     return best
+
+
+def build_range_index(entries: list) -> dict:
+    """{version: (starts, rule_sets)} from (version, low, high, rule) entries.
+
+    The address line is cut at every range boundary; `rule_sets[i]` holds
+    the rules whose range covers [starts[i], starts[i+1]). One bisect per
+    packet address gives the exact candidate rules.
+    """
+    by_version: dict[int, list] = {}
+    for version, low, high, rule_index in entries:
+        by_version.setdefault(version, []).append((low, high, rule_index))
+    index = {}
+    for version, items in by_version.items():
+        points = sorted({low for low, _h, _r in items} | {high + 1 for _l, high, _r in items})
+        starts_at: dict[int, list] = {}
+        ends_at: dict[int, list] = {}
+        for low, high, rule_index in items:
+            starts_at.setdefault(low, []).append(rule_index)
+            ends_at.setdefault(high + 1, []).append(rule_index)
+        active: dict[int, int] = {}
+        rule_sets = []
+        for point in points:
+            for rule_index in ends_at.get(point, ()):
+                active[rule_index] -= 1
+                if not active[rule_index]:
+                    del active[rule_index]
+            for rule_index in starts_at.get(point, ()):
+                active[rule_index] = active.get(rule_index, 0) + 1
+            rule_sets.append(tuple(sorted(active)))
+        index[version] = (points, rule_sets)
+    return index
+
+
+def _ranges_lookup(index: dict, address: tuple[int, int]) -> tuple:
+    entry = index.get(address[0])
+    if entry is None:
+        return ()
+    points, rule_sets = entry
+    position = bisect_right(points, address[1]) - 1
+    return rule_sets[position] if position >= 0 else ()
 
 
 def _lookup_buffer(buffers: dict, name: str, to_server: bool):
