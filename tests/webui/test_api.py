@@ -1,0 +1,147 @@
+"""The JSON API and the pages, on a seeded store."""
+from __future__ import annotations
+
+import json
+import time
+
+from ips import control
+from webui.demo import CAMERA, PLUG, THERMOSTAT
+
+
+def test_overview_reports_protection_from_counters(authed, store):
+    data = authed.get("/api/overview").json()
+    assert data["protection"]["state"] == "protected"
+    assert data["devices_total"] == 5 and data["devices_online"] == 4
+    assert data["top_risks"][0]["mac"] == CAMERA
+    assert len(data["traffic"]) == 24 and sum(p["down"] for p in data["traffic"]) > 0
+    now = time.time()
+    store.add_counters(now, {"ips.uninspected": 40})
+    assert authed.get("/api/overview").json()["protection"]["state"] == "degraded"
+    store.add_counters(now, {"engine.workers_alive": 0, "ips.uninspected": 0})
+    store.conn.execute("DELETE FROM counters WHERE name='ips.uninspected'")
+    assert authed.get("/api/overview").json()["protection"]["state"] == "bypassed"
+    store.conn.execute("DELETE FROM counters")
+    assert authed.get("/api/overview").json()["protection"]["state"] == "bypassed"
+
+
+def test_devices_list_and_detail(authed):
+    devices = {d["mac"]: d for d in authed.get("/api/devices").json()}
+    camera = devices[CAMERA]
+    assert (camera["type"], camera["vendor"], camera["ip"], camera["risk"]) == (
+        "camera", "Hikvision", "192.0.2.21", 82)
+    assert camera["last_alert"]["signature"].startswith("ET EXPLOIT Hikvision")
+    detail = authed.get(f"/api/devices/{CAMERA}").json()
+    assert detail["profile"]["destinations"][0]["ip"] == "198.51.100.10"
+    assert len(detail["profile"]["hours"]) == 7 and len(detail["profile"]["hours"][0]) == 24
+    assert {a["kind"] for a in detail["anomalies"]} == {"unusual_volume", "new_destination"}
+    assert [p["sid"] for p in detail["patches"]] == [9100001]
+    assert authed.get("/api/devices/02:00:00:00:00:99").status_code == 404
+    assert authed.get("/api/devices/not-a-mac").status_code == 422
+
+
+def test_quarantine_roundtrip_through_api(authed, store):
+    response = authed.post(f"/api/devices/{CAMERA}/quarantine", json={"reason": "test"})
+    assert response.status_code == 200
+    block_id = response.json()["detail"]["block_id"]
+    row = store.conn.execute("SELECT kind, mac, active, created_by FROM blocks WHERE id=?",
+                             (block_id,)).fetchone()
+    assert tuple(row) == ("quarantine", CAMERA, 1, "admin")
+    assert store.conn.execute("SELECT actor FROM audit WHERE action='quarantine'").fetchone()[0] == "admin"
+    assert authed.get(f"/api/devices/{CAMERA}").json()["status"] == "quarantined"
+    assert authed.delete(f"/api/devices/{CAMERA}/quarantine").json()["detail"]["lifted"] == 1
+    assert store.conn.execute("SELECT active FROM blocks WHERE id=?", (block_id,)).fetchone()[0] == 0
+
+
+def test_block_rename_relearn(authed, store):
+    assert authed.post(f"/api/devices/{PLUG}/block", json={"destination": "evil"}).status_code == 400
+    assert authed.post(f"/api/devices/{PLUG}/block", json={"destination": "203.0.113.66"}).status_code == 200
+    blocks = authed.get(f"/api/devices/{PLUG}").json()["blocks"]
+    assert [(b["kind"], b["destination"]) for b in blocks] == [("block_destination", "203.0.113.66")]
+    assert authed.post(f"/api/devices/{PLUG}/unblock", json={"destination": "203.0.113.66"}).status_code == 200
+    assert authed.patch(f"/api/devices/{PLUG}", json={"name": "Kettle", "type": "plug"}).status_code == 200
+    assert authed.get(f"/api/devices/{PLUG}").json()["name"] == "Kettle"
+    assert authed.post(f"/api/devices/{THERMOSTAT}/relearn", json={"days": 1}).status_code == 200
+    assert authed.get(f"/api/devices/{THERMOSTAT}").json()["stage"] == "relearning"
+
+
+def test_alert_filters_detail_and_mute(authed):
+    everything = authed.get("/api/alerts").json()
+    assert len(everything) == 8 and everything == sorted(everything, key=lambda i: -i["ts"])
+    high = authed.get("/api/alerts", params={"severity": 1}).json()
+    assert high and all(i["severity"] == 1 for i in high)
+    assert {i["kind"] for i in authed.get("/api/alerts", params={"kind": "anomaly"}).json()} == {
+        "unusual_volume", "new_destination", "unusual_time"}
+    recent = authed.get("/api/alerts", params={"since": time.time() - 3600}).json()
+    assert len(recent) == 4
+    camera = authed.get("/api/alerts", params={"device": CAMERA, "kind": "signature"}).json()
+    assert len(camera) == 3
+    detail = authed.get(f"/api/alerts/{camera[0]['id']}").json()
+    assert detail["flow"]["bytes_toserver"] == 1200 and detail["metadata"]["cve"] == ["CVE_2021_36260"]
+    anomaly = authed.get("/api/anomalies/1").json()
+    assert anomaly["explanation"].startswith("Garden camera uploaded 18 MB")
+    response = authed.post("/api/mutes", json={"sid": detail["sid"], "mac": CAMERA,
+                                               "expires_minutes": 60})
+    assert response.status_code == 200
+    after = authed.get("/api/alerts", params={"device": CAMERA, "kind": "signature"}).json()
+    assert detail["id"] not in [i["id"] for i in after]
+    shown = authed.get("/api/alerts", params={"device": CAMERA, "include_muted": True}).json()
+    assert any(i["id"] == detail["id"] and i["muted"] for i in shown)
+    assert authed.post("/api/mutes", json={"sid": 1, "kind": "scan", "expires_minutes": 5}).status_code == 422
+    assert authed.post(f"/api/alerts/{detail['id']}/acknowledge").status_code == 200
+    assert authed.get(f"/api/alerts/{detail['id']}").json()["acknowledged"] is True
+
+
+def test_rules_summary_and_toggles(authed, store):
+    summary = authed.get("/api/rules").json()
+    assert (summary["total"], summary["active"], summary["patches"]) == (4, 3, 2)
+    assert summary["version"] == "2024.04.19-1" and summary["feed"]["state"] == "ok"
+    assert authed.post("/api/rules/toggle", json={"cve": "cve-2021-36260", "enabled": False}).json()[
+        "detail"]["sids"] == [9100001]
+    assert store.get_setting("rules.disabled_sids") == [9100001]
+    assert authed.post("/api/rules/toggle", json={"category": "bad-unknown", "enabled": False}).status_code == 200
+    assert authed.get("/api/rules").json()["active"] == 1
+    assert authed.post("/api/rules/toggle", json={"cve": "CVE-1999-0001", "enabled": False}).status_code == 404
+    assert authed.post("/api/rules/toggle", json={"sid": 5, "cve": "x", "enabled": False}).status_code == 422
+
+
+def test_settings_and_users(authed, store):
+    assert authed.put("/api/settings", json={"failure_policy": "fail-closed", "learning_days": 3}).status_code == 200
+    assert authed.get("/api/settings").json()["failure_policy"] == "fail-closed"
+    assert authed.put("/api/settings", json={"failure_policy": "sometimes"}).status_code == 422
+    assert authed.post("/api/users", json={"name": "bob", "password": "another long one"}).status_code == 200
+    assert [u["name"] for u in authed.get("/api/users").json()] == ["admin", "bob"]
+    assert authed.delete("/api/users/bob").status_code == 200
+    assert authed.delete("/api/users/admin").status_code == 400
+    audit = authed.get("/api/audit").json()
+    assert [a["action"] for a in audit[:3]] == ["delete_user", "add_user", "setting"]
+
+
+def test_live_feed_sends_new_alerts(authed, store):
+    def insert_later():
+        time.sleep(0.3)
+        store.conn.execute(
+            "INSERT INTO alerts (ts, action, sid, signature, severity, device_mac)"
+            " VALUES (?, 'blocked', 42, 'LIVE TEST ALERT', 1, ?)", (time.time(), CAMERA))
+
+    import threading
+    threading.Thread(target=insert_later).start()
+    events = []
+    with authed.stream("GET", "/api/alerts/stream") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data: ") and "LIVE TEST ALERT" in line:
+                events.append(json.loads(line[6:]))
+                break
+    assert events and events[0]["device_mac"] == CAMERA and events[0]["severity"] == 1
+
+
+def test_pages_render(authed):
+    for path, text in [("/", "Protected"), ("/devices", "hik-cam-garden"),
+                       (f"/devices/{CAMERA}", "uploaded 18 MB"), ("/alerts", "unusual_volume"),
+                       ("/alerts/1", "Flow"), ("/anomalies/1", "What changed"),
+                       ("/rules", "CVE-2021-36260"), ("/settings", "fail-open")]:
+        response = authed.get(path)
+        assert response.status_code == 200 and text in response.text, path
+        assert "<script>" not in response.text  # no inline script anywhere
+    assert authed.get("/devices/02:00:00:00:00:99", headers={"Accept": "text/html"}).status_code == 404
+    assert authed.get("/alerts?severity=1&kind=signature&range=24h&show=open").status_code == 200
