@@ -358,6 +358,7 @@ class DetectEngine:
 
     def _build_groups(self) -> dict[tuple, PatternGroup]:
         groups: dict[tuple, PatternGroup] = {}
+        home = self._variables.address("$HOME_NET")
         for rule in self.rules:
             directions = _rule_directions(rule)
             fast = rule.fast_pattern
@@ -372,7 +373,7 @@ class DetectEngine:
                 continue
             address_ranges = None
             if fast is None and not _port_bucketable(rule):
-                address_ranges = _address_ranges(rule)
+                address_ranges = _address_ranges(rule, home)
             for proto_class in _rule_proto_classes(rule):
                 for direction in directions:
                     if fast is None and address_ranges:
@@ -644,28 +645,26 @@ def _port_bucketable(rule: Rule) -> bool:
     return bool(rule.destination_ports.single_ports() or rule.source_ports.single_ports())
 
 
-# An address side wider than this is no use as an index (it is $HOME_NET or
-# "the internet"); such rules are checked by port bucket or always.
-_MAX_INDEXED_SPAN = 1 << 20
+def _address_ranges(rule: Rule, home) -> list | None:
+    """The address side of a header-only rule worth indexing, as ranges.
 
-
-def _address_ranges(rule: Rule) -> list | None:
-    """The narrower address side of a header-only rule (IP lists), as ranges.
-
-    "Narrower" is by number of addresses covered: for
-    `alert ip [bad hosts] any -> $HOME_NET any` that is the bad-host list,
-    so a packet becomes a candidate only when one of its addresses is on it.
+    That is the narrower side (by addresses covered) among those that hold
+    no home-network address: for `alert ip [bad hosts] any -> $HOME_NET any`
+    it is the bad-host list, so a packet becomes a candidate only when one of
+    its addresses is on it. A side overlapping $HOME_NET would make every
+    LAN packet a candidate; such rules are checked by port bucket or always.
     """
     best = None
     best_span = None
     for side in (rule.source, rule.destination):
         if side.any or side.negative or not side.positive:
             continue
+        if any(home.match(version, low) or home.match(version, high)
+               for version, low, high in side.positive):
+            continue
         span = sum(high - low + 1 for _version, low, high in side.positive)
         if best_span is None or span < best_span:
             best, best_span = list(side.positive), span
-    if best_span is not None and best_span > _MAX_INDEXED_SPAN:
-        return None
     return best
 
 
