@@ -61,11 +61,14 @@ def cmd_replay(args) -> int:
     engine, _ = load_engine(args.rules or [], config, args.cache_dir)
     consumers = []
     Path(args.outdir).mkdir(parents=True, exist_ok=True)
+    store = None
     if not args.no_store:
         from ips.store import Store, StoreConsumer
-        consumers.append(StoreConsumer(Store(Path(args.outdir) / "reefguard.sqlite")))
+        store = Store(Path(args.outdir) / "reefguard.sqlite")
+        consumers.append(StoreConsumer(store))
     if config.profiling and not args.no_profile:
-        consumers[:0] = _profiling_consumers(config)
+        # Profilers first: the anomalies they derive reach the store and EVE.
+        consumers[:0] = _profiling_consumers(config, store)
     summary = replay(args.pcaps, engine, args.outdir, config, consumers=consumers,
                      progress=None if not args.quiet else False)
     for err in summary.errors:
@@ -76,16 +79,21 @@ def cmd_replay(args) -> int:
               f"{summary.alerts} alerts ({summary.blocked} blocked), "
               f"{summary.flows} flows, {summary.anomalies} anomalies; "
               f"EVE in {Path(args.outdir) / 'eve.json'}")
+        if summary.signatures:
+            print("\nSignatures that fired:")
+            for name, count in sorted(summary.signatures.items(), key=lambda kv: -kv[1])[:15]:
+                print(f"  {count:6d}  {name}")
+        if summary.device_anomalies:
+            print(f"\nDevice behaviour ({len(summary.device_anomalies)} anomalies):")
+            for event in summary.device_anomalies[:10]:
+                print(f"  [{event.kind}] {event.explanation}")
     return 0 if not summary.errors or summary.packets else 1
 
 
-def _profiling_consumers(config: Config) -> list:
-    """The device inventory and profiler, when their modules are present."""
-    try:
-        from ips.profile import make_consumers
-    except ImportError:
-        return []
-    return list(make_consumers(config))
+def _profiling_consumers(config: Config, store=None) -> list:
+    """The device inventory and profiler."""
+    from ips.profile import make_consumers
+    return list(make_consumers(config, store))
 
 
 def cmd_rules_check(args) -> int:

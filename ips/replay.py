@@ -34,6 +34,7 @@ class ReplaySummary:
     errors: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     signatures: dict[str, int] = field(default_factory=dict)
+    device_anomalies: list = field(default_factory=list)
 
 
 class _Tally:
@@ -51,6 +52,10 @@ class _Tally:
 
     def anomaly(self, a) -> None:
         self.summary.anomalies += 1
+
+    def device_anomaly(self, a) -> None:
+        if len(self.summary.device_anomalies) < 1000:
+            self.summary.device_anomalies.append(a)
 
     def flow_end(self, f) -> None:
         self.summary.flows += 1
