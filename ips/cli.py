@@ -75,7 +75,9 @@ def cmd_replay(args) -> int:
         print(f"reefguard: {err}", file=sys.stderr)
     if not args.quiet:
         rate = summary.packets / summary.seconds if summary.seconds else 0.0
-        print(f"{summary.packets} packets in {summary.seconds:.2f} s ({rate:,.0f} pkt/s): "
+        cpu_rate = summary.packets / summary.cpu_seconds if summary.cpu_seconds else 0.0
+        print(f"{summary.packets} packets in {summary.seconds:.2f} s ({rate:,.0f} pkt/s; "
+              f"{summary.cpu_seconds:.2f} s CPU, {cpu_rate:,.0f} pkt/s per core): "
               f"{summary.alerts} alerts ({summary.blocked} blocked), "
               f"{summary.flows} flows, {summary.anomalies} anomalies; "
               f"EVE in {Path(args.outdir) / 'eve.json'}")

@@ -27,6 +27,7 @@ TICK_SECONDS = 60.0
 class ReplaySummary:
     packets: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     alerts: int = 0
     blocked: int = 0
     anomalies: int = 0
@@ -104,6 +105,7 @@ def replay(pcaps: Iterable[str], engine, outdir: str | Path, config: Config, *,
     count = 0
     next_tick = None
     started = time.perf_counter()
+    cpu_started = time.process_time()
     try:
         for path in pcaps:
             try:
@@ -132,6 +134,7 @@ def replay(pcaps: Iterable[str], engine, outdir: str | Path, config: Config, *,
         eve.close()
     summary.packets = count
     summary.seconds = time.perf_counter() - started
+    summary.cpu_seconds = time.process_time() - cpu_started
     summary.counts = dict(collector.counts)
     summary.counts["consumer_errors"] = sum(collector.errors.values())
     return summary

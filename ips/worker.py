@@ -67,7 +67,7 @@ class Worker:
         self.engine = engine
         self.emit = emit
         self.flows = FlowTable(config)
-        self.defrag = Defragmenter()
+        self.defrag = Defragmenter(checksums=config.checksum_mode != "none")
         self.stream = TcpReassembler(config)
         self.applayer = AppLayer(config)
         self.counters: dict[str, int] = {
@@ -121,9 +121,17 @@ class Worker:
             pkt = whole
 
         flow = self.flows.lookup(pkt)
-        if flow is not None and flow.action == "drop":
-            self.counters["dropped"] += 1
-            return DROP
+        if flow is not None:
+            action = flow.action
+            if action == "drop":
+                self.counters["dropped"] += 1
+                return DROP
+            if action == "bypass":
+                # Judged: inline, the kernel carries the rest of this flow
+                # (these are packets already in flight); offline, the replay
+                # does exactly what the box would, and skips them too.
+                self.counters["bypassed"] += 1
+                return ACCEPT
 
         stream = None
         txs = ()
@@ -141,8 +149,11 @@ class Worker:
                 self._emit_anomalies(pkt)
 
         matches = self.engine.inspect(pkt, flow, stream, txs) if self.engine else ()
-        verdict = verdicts.decide(pkt, flow, matches, self.config)
-        if flow is not None and flow.action == "pass" and verdict == ACCEPT:
+        verdict = verdicts.decide(pkt, flow, matches, self.config) if matches else ACCEPT
+        # Only new data or a new transaction can change whether a flow is
+        # judged, so the bypass question is asked then, not on every ACK.
+        if (flow is not None and (stream is not None or txs or matches)
+                and flow.action == "pass" and verdict == ACCEPT):
             reason = verdicts.bypass_reason(
                 flow,
                 depth_reached=(pkt.proto == PROTO_TCP and self.stream.depth_reached(flow, pkt.to_server)),
@@ -162,8 +173,6 @@ class Worker:
             self.counters["dropped"] += 1
         if pkt.rewritten is not None:
             self.counters["rewritten"] += 1
-        if flow is not None and flow.action == "bypass":
-            self.counters["bypassed"] += 1
         return verdict
 
     # ------------------------------------------------------------------
@@ -195,6 +204,9 @@ class Worker:
             "ips": {"accepted": self.counters["packets"] - self.counters["dropped"],
                     "blocked": self.counters["dropped"],
                     "bypassed": self.counters["bypassed"],
+                    "bypass_reason": {key[len("bypass_"):]: value
+                                      for key, value in self.counters.items()
+                                      if key.startswith("bypass_")},
                     "rewritten": self.counters["rewritten"]},
             "engine": {"exceptions": self.counters["exceptions"]},
         }
@@ -211,6 +223,7 @@ class Worker:
                 log.info("checksum validation turned off: %d of %d packets bad "
                          "(capture with offloading)", self.counters.get("auto_bad", 0), seen)
                 self._checksums = False
+                self.defrag.checksums = False
                 pkt.checksum_ok = True
             self._auto_checksum = False
 

@@ -422,36 +422,41 @@ class DetectEngine:
                 grown = len(payload) if window is None else max(len(window) - new_offset, len(payload))
                 detect[counter_key] = seen + grown
 
+        group = (proto_class, direction)
         candidates: set[int] = set()
-        matcher = self.packet_matchers.get((proto_class, direction))
+        matcher = self.packet_matchers.get(group)
         if matcher is not None and inspect_payload:
-            matcher.scan(payload, candidates)
+            # The window already holds this packet's new bytes; scanning the
+            # bare payload as well would only find the same candidates.
             if window is not None:
                 matcher.scan(window, candidates)
-        ordered = sorted(candidates)
-        if len(ordered) > self.max_verify:
+            elif payload:
+                matcher.scan(payload, candidates)
+        if len(candidates) > self.max_verify:
+            ordered = sorted(candidates)
             self.stats["verify_capped"] += len(ordered) - self.max_verify
-            ordered = ordered[:self.max_verify]
-        no_pattern = self.packet_no_pattern.get((proto_class, direction))
+            candidates = set(ordered[:self.max_verify])
+        no_pattern = self.packet_no_pattern.get(group)
         if no_pattern:
-            ordered.extend(no_pattern)
-        by_port = self.packet_by_port.get((proto_class, direction))
+            candidates.update(no_pattern)
+        by_port = self.packet_by_port.get(group)
         if by_port is not None:
             port_rules = by_port[0].get(pkt.dport)
             if port_rules:
-                ordered.extend(port_rules)
-                no_pattern = True
+                candidates.update(port_rules)
             port_rules = by_port[1].get(pkt.sport)
             if port_rules:
-                ordered.extend(port_rules)
-                no_pattern = True
-        by_address = self.address_index.get((proto_class, direction))
+                candidates.update(port_rules)
+        by_address = self.address_index.get(group)
         if by_address:
             for address in (context.source, context.destination):
                 if address is not None:
-                    ordered.extend(_ranges_lookup(by_address, address))
-        if no_pattern or by_address:
-            ordered = sorted(set(ordered))
+                    found = _ranges_lookup(by_address, address)
+                    if found:
+                        candidates.update(found)
+        # Rule order (pass, drop, reject, alert; flowbit setters first) is
+        # the index order, so verification follows it.
+        ordered = sorted(candidates) if candidates else ()
         stop = False
         for index in ordered:
             rule = self.rule(index)
