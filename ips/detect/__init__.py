@@ -363,7 +363,10 @@ class DetectEngine:
             directions = _rule_directions(rule)
             fast = rule.fast_pattern
             if rule.tx_buffers:
-                if fast is None or fast[0] == PAYLOAD:
+                # A transaction rule whose fast pattern is in the packet
+                # payload is prefiltered on the payload (its verification
+                # reads the payload too), not verified for every tx.
+                if fast is None:
                     self.tx_no_pattern.setdefault(rule.app_proto or "", []).append(rule.index)
                     continue
                 buffer, content = fast
@@ -582,6 +585,11 @@ class DetectEngine:
                     for element in elements:
                         matcher.scan(transforms.apply(chain, element) if chain else element,
                                      candidates)
+        payload = context.pkt.payload
+        if payload:
+            matcher = self.tx_matchers.get((PAYLOAD, direction))
+            if matcher is not None:
+                matcher.scan(payload, candidates)
         ordered = sorted(candidates)
         if len(ordered) > self.max_verify:
             self.stats["verify_capped"] += len(ordered) - self.max_verify
