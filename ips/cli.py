@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -38,9 +39,18 @@ def rule_files(paths: list[str]) -> list[str]:
     return out
 
 
+def default_cache_dir() -> str:
+    """Where compiled Hyperscan databases are kept between runs, so a restart
+    or the next replay with the same rules does not recompile."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "reefguard", "rules")
+
+
 def load_engine(paths: list[str], config: Config, cache_dir: str | None = None,
                 quiet: bool = False):
     from ips.detect import DetectEngine
+    if cache_dir in ("", "none"):
+        cache_dir = None
     files = rule_files(paths)
     if not files:
         return None, None
@@ -125,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-l", dest="outdir", required=True, metavar="OUTDIR")
     p.add_argument("-k", dest="checksum", choices=["none", "all", "auto"], default="auto")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])
-    p.add_argument("--cache-dir", default=None, help="compiled rule cache directory")
+    p.add_argument("--cache-dir", default=default_cache_dir(),
+                   help="compiled rule cache directory ('none' to turn the cache off; "
+                        "default: %(default)s)")
     p.add_argument("--no-store", action="store_true", help="do not write the SQLite store")
     p.add_argument("--no-profile", action="store_true", help="turn device profiling off")
     p.add_argument("-q", "--quiet", action="store_true")
