@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import socketserver
@@ -159,7 +158,10 @@ class LabTopology:
         for device in DEVICES:
             self.agent(device.name, device.role, device.ip)
         wait_for_tcp(self, "inet", CLOUD, 80)
-        wait_for_tcp(self, "cam", "192.0.2.10", 80, timeout=10, local=True)
+        wait_for_tcp(self, "inet", CLOUD, 1883)
+        for port in (80, 37215, 52869):   # every port an attack or test aims at
+            wait_for_tcp(self, "cam", "192.0.2.10", port, timeout=10, local=True)
+        wait_for_tcp(self, "plug", "192.0.2.20", 23, timeout=10, local=True)
 
     def start_box(self, data_dir: str, rules: list[str], workers: int = 1,
                   policy: str = "fail-open", inspect: str = "full",
@@ -282,8 +284,17 @@ class CloudHandler(CameraHandler):
         self._reply(b"payload" if "mirai" in self.path else b"ok")
 
 
+class _LabHttpServer(ThreadingHTTPServer):
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind asks DNS for the host's name (getfqdn); a lab
+        # namespace has no resolver, so that waits for a timeout per server and
+        # the camera's later ports came up seconds after the first.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+
 def _serve_http(address: str, port: int, handler) -> None:
-    server = ThreadingHTTPServer((address, port), handler)
+    server = _LabHttpServer((address, port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
@@ -589,6 +600,14 @@ SCENARIO = (
     ("attack", "Realtek SDK RCE CVE-2014-8361", "inet", "realtek", ("192.0.2.10",)),
     ("attack", "infected camera scans the internet for telnet", "cam", "telnet-scan", ()),
 )
+"""(kind, what the console says, namespace role, `act` action, its arguments)."""
+
+DEMO_DURATION = 20.0
+"""Seconds of background device traffic at the end of `reefguard lab` without
+--web, so that `make demo` finishes on its own (about a minute in all)."""
+
+ATTACK_SOURCES = {"telnet-scan": "192.0.2.10"}
+"""Source address of an attack's alerts when it is not the internet attacker."""
 
 
 def _attack_succeeded(action: str, result: dict) -> bool:
@@ -615,58 +634,154 @@ def read_alerts(data_dir: str | Path) -> list[dict]:
     return alerts
 
 
+def describe_alert(alert: dict) -> str:
+    """One console line for an alert: action, sid, signature and CVE."""
+    body = alert.get("alert", {})
+    metadata = body.get("metadata") or {}
+    cves = metadata.get("cve") if isinstance(metadata, dict) else None
+    cve = f" [{', '.join(cves)}]" if cves else ""
+    return (f"{body.get('action', '?')} by sid {body.get('signature_id')}: "
+            f"{body.get('signature')}{cve}")
+
+
+def _new_alerts(data_dir: str, seen: int, source: str, timeout: float) -> list[dict]:
+    """Alerts from `source` written after the first `seen` ones (the collector
+    writes them a moment after the verdict)."""
+    deadline = time.time() + timeout
+    found: list[dict] = []
+    while time.time() < deadline:
+        found = [a for a in read_alerts(data_dir)[seen:] if a.get("src_ip") == source]
+        if found and any(a.get("alert", {}).get("action") == "blocked" for a in found):
+            break
+        time.sleep(0.2)
+    return found
+
+
+def _status_totals(data_dir: str) -> dict:
+    try:
+        return json.loads((Path(data_dir) / "status.json").read_text()).get("totals", {})
+    except (OSError, ValueError):
+        return {}
+
+
+def _box_log_tail(data_dir: str, lines: int = 15) -> str:
+    try:
+        return "\n".join((Path(data_dir) / "box.log").read_text().splitlines()[-lines:])
+    except OSError:
+        return "(no box.log)"
+
+
+def _raise_interrupt(*_args) -> None:
+    raise KeyboardInterrupt
+
+
 def run_lab(args) -> int:
+    """`reefguard lab`: build the lab, show benign traffic passing and every
+    scripted attack blocked, keep devices chatting for `--duration` seconds
+    (with --web: until Ctrl-C), then tear everything down. Returns 0 when
+    every attack was blocked and every benign exchange passed."""
     if os.geteuid() != 0:
         raise SystemExit("reefguard lab: needs root (network namespaces)")
-    own_dir = args.data_dir is None
+    duration = args.duration
+    if duration is None:
+        duration = 0.0 if args.web else DEMO_DURATION
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="reefguard-lab-")
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     rules = [str(REPO / "signatures" / "virtual-patches.rules")] + list(args.rules or [])
     lab = LabTopology()
-    interrupted = False
+    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Also when started from a script that ignores SIGINT (`cmd &`), Ctrl-C or
+    # kill -INT must reach the teardown below.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    failures = 0
+    box = None
     try:
-        print(f"lab {lab.tag}: building namespaces {', '.join(lab.namespaces)}")
+        print(f"ReefGuard lab {lab.tag}: a home IoT network in network namespaces, "
+              f"with the box inline between the router and the devices\n")
+        print(f"  router + internet  {GATEWAY} (vendor cloud {CLOUD}, C2 server {C2_SERVER}, "
+              f"attacker {ATTACKER})")
+        print(f"  the box            bridge br0: wan <-> lan, {args.policy}, "
+              f"{args.workers} worker(s)")
+        for device in DEVICES:
+            print(f"  {device.role:18} {device.ip:12} {device.mac}")
         lab.create()
         lab.start_services()
-        print(f"lab: starting the box ({args.policy}, {args.workers} worker(s)); data in {data_dir}")
+        print(f"\nstarting the box with {', '.join(Path(r).name for r in rules)} ...", flush=True)
+        started = time.time()
         box = lab.start_box(data_dir, rules, workers=args.workers, policy=args.policy)
+        print(f"box inline after {time.time() - started:.1f} s")
         if args.web:
             from ips.service import _host_port, start_web
             host, port = _host_port(args.web)
             if start_web(host, port, Path(data_dir)):
-                print(f"lab: dashboard on http://{host}:{port}/")
-        print()
+                print(f"dashboard: http://{host}:{port}/ (the admin password is printed "
+                      f"once, below, on first start)")
+        print("\nbenign device traffic")
         for kind, text, role, action, action_args in SCENARIO:
+            if kind != "benign":
+                continue
+            ok = bool(lab.act(role, action, *action_args).get("ok"))
+            failures += not ok
+            print(f"  {text:58} {'passed' if ok else 'FAILED (dropped?)'}", flush=True)
+        print("\nattacks")
+        for kind, text, role, action, action_args in SCENARIO:
+            if kind != "attack":
+                continue
+            seen = len(read_alerts(data_dir))
             result = lab.act(role, action, *action_args)
-            if kind == "benign":
-                verdict = "passed" if result.get("ok") else "FAILED"
-            else:
-                verdict = "got through!" if _attack_succeeded(action, result) else "stopped"
-            print(f"  [{kind:6}] {text:55} {verdict}")
-        time.sleep(1.5)  # let the collector write the last alerts
-        print("\nblocked by the box:")
-        for alert in read_alerts(data_dir):
-            a = alert.get("alert", {})
-            print(f"  {alert.get('src_ip')}:{alert.get('src_port')} -> "
-                  f"{alert.get('dest_ip')}:{alert.get('dest_port')}  [{a.get('action')}] "
-                  f"{a.get('signature')} (sid {a.get('signature_id')})")
-        if args.duration:
-            print(f"\nbenign device traffic for {args.duration:.0f} s (Ctrl-C to stop)...")
-        deadline = time.time() + (args.duration or float("inf"))
+            source = ATTACK_SOURCES.get(action, ATTACKER)
+            alerts = _new_alerts(data_dir, seen, source, timeout=4.0)
+            blocked = [a for a in alerts if a.get("alert", {}).get("action") == "blocked"]
+            through = _attack_succeeded(action, result) or not blocked
+            failures += through
+            print(f"  {text:58} {'GOT THROUGH' if through else 'blocked'}", flush=True)
+            shown = set()
+            for alert in blocked or alerts:
+                line = describe_alert(alert)
+                if line not in shown:
+                    shown.add(line)
+                    print(f"      {line}")
+        time.sleep(1.5)   # workers publish their counters about once a second
+        totals = _status_totals(data_dir)
+        print(f"\nbox counters: {totals.get('inspected', 0)} packets inspected, "
+              f"{totals.get('bypassed', 0)} handed to the kernel, "
+              f"{totals.get('dropped', 0) + totals.get('rejected', 0)} blocked, "
+              f"{totals.get('alerts', 0)} alerts")
+        print(f"EVE alerts and flows: {Path(data_dir) / 'eve.json'}")
+        print(f"store (dashboard data): {Path(data_dir) / 'reefguard.db'}")
+        if duration:
+            print(f"\ndevices keep chatting for {duration:.0f} s (Ctrl-C ends sooner) ...",
+                  flush=True)
+        else:
+            print("\ndevices keep chatting; Ctrl-C to stop and tear down ...", flush=True)
+        deadline = time.time() + (duration or float("inf"))
         while time.time() < deadline:
             if box.poll() is not None:
-                print("box stopped unexpectedly; see box.log")
+                print(f"the box stopped unexpectedly:\n{_box_log_tail(data_dir)}")
+                failures += 1
                 break
             time.sleep(0.5)
-        lab.stop_box(box)
     except KeyboardInterrupt:
-        interrupted = True
+        print("\ninterrupted")
+    except Exception as exc:  # noqa: BLE001 - report, then tear down below
+        failures += 1
+        print(f"\nlab failed: {exc}")
+        if box is not None:
+            print(_box_log_tail(data_dir))
     finally:
-        lab.destroy()
-        if own_dir and not interrupted and os.environ.get("REEFGUARD_LAB_KEEP") != "1":
-            shutil.rmtree(data_dir, ignore_errors=True)
-        print(f"lab {lab.tag}: torn down")
-    return 0
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # a second Ctrl-C must not skip teardown
+        try:
+            if box is not None:
+                lab.stop_box(box)
+            lab.destroy()
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, previous_term)
+        print(f"lab {lab.tag} torn down (namespaces, links, rules, processes); "
+              f"data kept in {data_dir}")
+    if failures:
+        print(f"{failures} check(s) failed")
+    return 1 if failures else 0
 
 
 def main(argv: list[str]) -> None:

@@ -55,6 +55,9 @@ STATUS_INTERVAL = 1.0
 EVE_STATS_INTERVAL = 30.0
 EVENT_QUEUE_MAX = 100_000        # bounded: a slow collector costs events, not packets
 
+REALTIME_PRIORITY = 10   # SCHED_FIFO level of workers: above every normal process
+HIGH_PRIORITY_NICE = -15
+
 # Per-worker shared counters (index in the shared array).
 COUNTERS = ("packets", "accepted", "dropped", "rejected", "bypassed",
             "errors", "alerts", "reloads", "reload_failures")
@@ -73,6 +76,8 @@ class WorkerSpec:
     fail_open: bool
     inspect: str = "full"
     """full: the real pipeline; accept / bypass: trivial verdicts (kernel tests)."""
+    priority: str = "realtime"
+    """Scheduling of the worker process: realtime (SCHED_FIFO), high (nice) or normal."""
 
 
 class _TrivialWorker:
@@ -127,6 +132,20 @@ def _build_worker(spec: WorkerSpec, emit):
     return Worker(spec.config, engine, emit), message
 
 
+def raise_priority(priority: str) -> str:
+    """Make the worker run first when a packet wakes it (see docs/inline.md)."""
+    try:
+        if priority == "realtime":
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
+        elif priority == "high":
+            os.setpriority(os.PRIO_PROCESS, 0, HIGH_PRIORITY_NICE)
+    except (OSError, AttributeError) as exc:
+        log.warning("could not set %s priority (%s); running at normal priority",
+                    priority, exc)
+        return "normal"
+    return priority
+
+
 def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) -> None:
     """Body of one worker process: bind the queue, answer packets until told to stop."""
     from ips.collector import QueueSink
@@ -137,6 +156,7 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     sink = QueueSink(events_queue)
+    raise_priority(spec.priority)
     worker, message = _build_worker(spec, sink)
     local = [0] * len(COUNTERS)
     pending: list[Any] = []   # engine loaded by the reload thread, swapped by the loop
@@ -152,6 +172,8 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
         if now - last_tick[0] >= 1.0:
             last_tick[0] = now
             worker.tick(now)
+            # The worker counts the alerts it emits (Packet.alerts is not filled inline).
+            local[_INDEX["alerts"]] = getattr(worker, "counters", {}).get("alerts", 0)
             for i, value in enumerate(local):
                 counters[i] = value
 
@@ -162,8 +184,6 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
         done = apply_verdict(nfq_packet, verdict, getattr(flow, "action", None), pkt.rewritten)
         local[0] += 1
         local[verdict_names[done]] += 1
-        if pkt.alerts:
-            local[_INDEX["alerts"]] += len(pkt.alerts)
         if local[0] & 255 == 0:
             maintenance(pkt.ts)
 
@@ -196,6 +216,7 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
                     threading.Thread(target=reload_in_background, daemon=True).start()
     finally:
         source.close()
+        local[_INDEX["alerts"]] = getattr(worker, "counters", {}).get("alerts", 0)
         for i, value in enumerate(local):
             counters[i] = value
         try:
@@ -387,7 +408,8 @@ class InlineService:
             cache_dir = str(self.data_dir / "rule-cache")
             for i in range(self.args.workers):
                 spec = WorkerSpec(self.args.queue_num + i, list(self.args.rules or []),
-                                  self.config, cache_dir, self.fail_open, self.args.inspect)
+                                  self.config, cache_dir, self.fail_open, self.args.inspect,
+                                  getattr(self.args, "worker_priority", "realtime"))
                 slot = _WorkerSlot(spec)
                 self.slots.append(slot)
                 self._start_worker(slot)
@@ -789,6 +811,10 @@ def register(subparsers) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])
     p.add_argument("--inspect", choices=["full", "accept", "bypass"], default="full",
                    help=argparse.SUPPRESS)  # trivial verdicts, for kernel-side tests
+    p.add_argument("--worker-priority", choices=["realtime", "high", "normal"],
+                   default="realtime",
+                   help="scheduling of the worker processes (default realtime: a queued "
+                        "packet preempts other processes instead of waiting for a CPU)")
     p.set_defaults(func=cmd_run)
 
     p = subparsers.add_parser("down", help="remove what a crashed `run` left behind")
@@ -802,14 +828,16 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_reload)
 
     p = subparsers.add_parser("lab", help="IoT lab in network namespaces with the box inline")
-    p.add_argument("--duration", type=float, default=20.0,
-                   help="seconds of benign traffic after the attacks (0: until Ctrl-C)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="seconds of device traffic after the attacks (0: until Ctrl-C; "
+                        "default 20, or until Ctrl-C with --web)")
     p.add_argument("--web", metavar="HOST:PORT", help="serve the dashboard on the host")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--policy", choices=["fail-open", "fail-closed"], default="fail-open")
     p.add_argument("-S", dest="rules", action="append", metavar="RULES", default=[],
                    help="extra rule files (the virtual patches are always loaded)")
-    p.add_argument("--data-dir", default=None, help="keep EVE and store here")
+    p.add_argument("--data-dir", default=None,
+                   help="EVE and store go here (default: a new /tmp/reefguard-lab-* directory, kept)")
     p.set_defaults(func=cmd_lab)
 
 

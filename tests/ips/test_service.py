@@ -27,3 +27,14 @@ def test_register_adds_commands():
     assert args.func is service.cmd_run and args.policy == "fail-closed"
     assert parser.parse_args(["down"]).func is service.cmd_down
     assert parser.parse_args(["lab", "--duration", "3"]).duration == 3.0
+
+
+def test_worker_priority_falls_back_when_not_permitted(monkeypatch):
+    from ips import service
+
+    def refuse(*_args):
+        raise PermissionError("not permitted")
+
+    monkeypatch.setattr(service.os, "sched_setscheduler", refuse)
+    assert service.raise_priority("realtime") == "normal"
+    assert service.raise_priority("normal") == "normal"
