@@ -10,7 +10,7 @@ VENV        := .venv
 PY          := $(VENV)/bin/python
 APT_PACKAGES := python3 python3-venv python3-dev gcc make kmod \
                 libnetfilter-queue-dev iptables ipset iproute2 conntrack \
-                iperf3 ieee-data tcpdump chromium chromium-driver
+                iperf3 iputils-ping ieee-data tcpdump chromium chromium-driver
 APT_STAMP   := $(VENV)/.stamp-apt
 PIP_STAMP   := $(VENV)/.stamp-pip
 

@@ -313,9 +313,9 @@ class DetectEngine:
         engine.rule_texts = texts
         engine._variables = variables
         engine._classifications = load_classifications(classification_path)
-        for group_key, (blob, rules_by_pattern) in cached["databases"].items():
+        for group_key, (dumped, rules_by_pattern) in cached["databases"].items():
             target = engine.tx_matchers if group_key[0] == "tx" else engine.packet_matchers
-            target[group_key[1:]] = Matcher.load(blob, rules_by_pattern)
+            target[group_key[1:]] = Matcher.load(dumped, rules_by_pattern)
         engine.packet_no_pattern = cached["packet_no_pattern"]
         engine.packet_by_port = cached["packet_by_port"]
         engine.tx_no_pattern = cached["tx_no_pattern"]
@@ -722,12 +722,17 @@ def _ranges_lookup(index: dict, address: tuple[int, int]) -> tuple:
     return rule_sets[position] if position >= 0 else ()
 
 
+_LEGACY_NAMES: dict[str, tuple[str, ...]] = {}
+for _legacy, _canonical in STICKY_ALIASES.items():
+    _LEGACY_NAMES[_canonical] = _LEGACY_NAMES.get(_canonical, ()) + (_legacy,)
+
+
 def _lookup_buffer(buffers: dict, name: str, to_server: bool):
     value = buffers.get(name)
     if value is not None:
         return value
-    for legacy, canonical in STICKY_ALIASES.items():
-        if canonical == name and legacy in buffers:
+    for legacy in _LEGACY_NAMES.get(name, ()):
+        if legacy in buffers:
             return buffers[legacy]
     if name == "file.data":
         return buffers.get("http.request_body" if to_server else "http.response_body")

@@ -42,21 +42,33 @@ def _expression(pattern: bytes) -> bytes:
     return b"".join(b"\\x%02x" % byte for byte in pattern)
 
 
+# Calling into Hyperscan from Python costs a few microseconds however small
+# the database; a group of a handful of patterns is cheaper to check with
+# `bytes.__contains__` (ASCII-only case folding, as Hyperscan's caseless).
+SMALL_GROUP = 2
+
+
 class Matcher:
     """A compiled group: scan bytes, get candidate rule indices."""
 
-    __slots__ = ("database", "rules_by_pattern", "_found")
+    __slots__ = ("database", "rules_by_pattern", "literals", "_found")
 
-    def __init__(self, database, rules_by_pattern: list[list[int]]) -> None:
+    def __init__(self, database, rules_by_pattern: list[list[int]],
+                 literals: list[tuple[bytes, bool, int]] | None = None) -> None:
         self.database = database
         self.rules_by_pattern = rules_by_pattern
+        self.literals = literals
         self._found: list[int] = []
 
     @classmethod
     def compile(cls, group: PatternGroup) -> "Matcher":
+        ordered = sorted(group.patterns.items(), key=lambda item: item[1])
+        if len(ordered) <= SMALL_GROUP:
+            literals = [(pattern, nocase, pattern_id) for (pattern, nocase), pattern_id in ordered]
+            return cls(None, group.rules_by_pattern, literals)
         expressions = []
         flags = []
-        for (pattern, nocase), _ in sorted(group.patterns.items(), key=lambda item: item[1]):
+        for (pattern, nocase), _ in ordered:
             expressions.append(_expression(pattern))
             flags.append(hyperscan.HS_FLAG_SINGLEMATCH | (hyperscan.HS_FLAG_CASELESS if nocase else 0))
         database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
@@ -64,11 +76,18 @@ class Matcher:
                          elements=len(expressions), flags=flags)
         return cls(database, group.rules_by_pattern)
 
-    def dump(self) -> bytes:
-        return hyperscan.dumpb(self.database)
+    def dump(self) -> tuple[bytes | None, list | None]:
+        """What the on-disk cache keeps: the serialised database or the literals."""
+        if self.database is None:
+            return None, self.literals
+        return hyperscan.dumpb(self.database), None
 
     @classmethod
-    def load(cls, blob: bytes, rules_by_pattern: list[list[int]]) -> "Matcher":
+    def load(cls, dumped: tuple[bytes | None, list | None],
+             rules_by_pattern: list[list[int]]) -> "Matcher":
+        blob, literals = dumped
+        if blob is None:
+            return cls(None, rules_by_pattern, literals)
         database = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
         database.scratch = hyperscan.Scratch(database)
         return cls(database, rules_by_pattern)
@@ -77,10 +96,22 @@ class Matcher:
         """Add the indices of rules whose fast pattern occurs in `data` to `into`."""
         if not data:
             return
+        rules_by_pattern = self.rules_by_pattern
+        literals = self.literals
+        if literals is not None:
+            lowered = None
+            for pattern, nocase, pattern_id in literals:
+                if nocase:
+                    if lowered is None:
+                        lowered = data.lower()
+                    if pattern in lowered:
+                        into.update(rules_by_pattern[pattern_id])
+                elif pattern in data:
+                    into.update(rules_by_pattern[pattern_id])
+            return
         found = self._found
         found.clear()
         self.database.scan(data, match_event_handler=_on_match, context=found)
-        rules_by_pattern = self.rules_by_pattern
         for pattern_id in found:
             into.update(rules_by_pattern[pattern_id])
 
