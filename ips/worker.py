@@ -135,6 +135,14 @@ class Worker:
 
         stream = None
         txs = ()
+        if (flow is not None and pkt.proto != PROTO_TCP and pkt.proto != PROTO_UDP
+                and self.engine is not None and not self.engine.inspects(pkt.proto)):
+            # No loaded rule looks at this protocol (e.g. ICMP with an
+            # exploit-only ruleset): judged at its first packet. TCP and UDP
+            # stay, their app-layer records feed the device profiles.
+            flow.action = "bypass"
+            self.counters["bypass_no_rules"] = self.counters.get("bypass_no_rules", 0) + 1
+            return ACCEPT
         if flow is not None:
             if pkt.proto == PROTO_TCP:
                 chunk = self.stream.on_packet(flow, pkt)

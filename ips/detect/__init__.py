@@ -182,6 +182,7 @@ class DetectEngine:
     """Loaded ruleset and its prefilter databases."""
 
     __slots__ = ("rules", "config", "packet_matchers", "packet_no_pattern", "packet_by_port",
+                 "_inspected_classes",
                  "tx_matchers",
                  "tx_no_pattern", "thresholds", "stats", "max_verify", "max_flow_bytes",
                  "packet_alert_max", "tx_groups_by_buffer", "rule_texts", "address_index",
@@ -191,6 +192,7 @@ class DetectEngine:
         # rules[i] is a parsed Rule, or None until first needed when loaded
         # from the cache (parsing is deterministic, so the text is enough).
         self.rules = rules
+        self._inspected_classes = None
         self.rule_texts: list[tuple[str, int, str]] = []
         self.config = config
         self._variables = None
@@ -322,6 +324,23 @@ class DetectEngine:
         engine.address_index = cached["address_index"]
         engine._index_tx_groups()
         return engine, report
+
+    def inspects(self, proto: int) -> bool:
+        """Whether any loaded rule can match a packet of this IP protocol.
+
+        A flow of a protocol no rule looks at is judged from its first
+        packet (the box bypasses it in the kernel)."""
+        classes = self._inspected_classes
+        if classes is None:
+            classes = set()
+            for table in (self.packet_matchers, self.packet_no_pattern, self.address_index):
+                classes.update(key[0] for key, value in table.items() if value)
+            classes.update(key[0] for key, (by_dst, by_src) in self.packet_by_port.items()
+                           if by_dst or by_src)
+            if self.tx_matchers or self.tx_no_pattern:
+                classes.update(("tcp", "udp"))
+            self._inspected_classes = classes
+        return _proto_class(proto) in classes
 
     def rule(self, index: int) -> Rule:
         """The parsed rule at `index` (parsed on first use after a cached load)."""

@@ -1,0 +1,94 @@
+"""The worker pipeline end to end on hand-built packets."""
+from scapy.all import ICMP, IP, TCP, Ether, Raw
+
+from ips import events
+from ips.config import Config
+from ips.detect import DetectEngine
+from ips.packet import ACCEPT, DROP, Packet
+from ips.worker import Worker
+
+CLIENT, SERVER = "192.0.2.10", "198.51.100.7"
+
+
+def engine_for(tmp_path, text: str, config: Config):
+    path = tmp_path / "t.rules"
+    path.write_text(text + "\n")
+    engine, report = DetectEngine.load([str(path)], config)
+    assert not report.errors and not report.skipped
+    return engine
+
+
+def frame(layer, ts: float) -> Packet:
+    return Packet(bytes(Ether(src="02:00:00:00:00:10", dst="02:00:00:00:00:01") / layer), ts=ts)
+
+
+def tcp(flags, seq, ack, payload=b"", to_server=True):
+    src, dst, sport, dport = (CLIENT, SERVER, 40000, 80) if to_server else (SERVER, CLIENT, 80, 40000)
+    layer = IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack)
+    return layer / Raw(payload) if payload else layer
+
+
+def handshake(worker):
+    for i, layer in enumerate([tcp("S", 100, 0), tcp("SA", 500, 101, to_server=False),
+                               tcp("A", 101, 501)]):
+        assert worker.process(frame(layer, 1.0 + i / 100)) == ACCEPT
+
+
+def test_drop_rule_blocks_packet_and_rest_of_flow(tmp_path):
+    config = Config()
+    config.checksum_mode = "none"
+    engine = engine_for(tmp_path, 'drop http any any -> any any (msg:"cgi inject"; '
+                        'http.uri; content:"/cgi-bin/"; content:"|3b|wget"; distance:0; sid:1;)', config)
+    seen = []
+    worker = Worker(config, engine, seen.append)
+    handshake(worker)
+    request = b"GET /cgi-bin/x.cgi?a=;wget%20x HTTP/1.1\r\nHost: cam\r\n\r\n"
+    assert worker.process(frame(tcp("PA", 101, 501, request), 1.1)) == DROP
+    # everything after on that flow is dropped without inspection
+    assert worker.process(frame(tcp("A", 101 + len(request), 501), 1.2)) == DROP
+    alerts = [e for e in seen if isinstance(e, events.Alert)]
+    assert [a.signature_id for a in alerts] == [1]
+    assert alerts[0].action == "blocked"
+    assert alerts[0].app["http"]["url"].startswith("/cgi-bin/")
+    assert alerts[0].flow["pkts_toserver"] == 3
+
+
+def test_flow_with_protocol_no_rule_inspects_is_bypassed(tmp_path):
+    config = Config()
+    config.checksum_mode = "none"
+    engine = engine_for(tmp_path, 'alert tcp any any -> any 23 (msg:"t"; content:"root"; sid:2;)',
+                        config)
+    worker = Worker(config, engine, lambda event: None)
+    ping = IP(src=CLIENT, dst=SERVER) / ICMP(type=8, id=1, seq=1) / Raw(b"x" * 32)
+    assert worker.process(frame(ping, 1.0)) == ACCEPT
+    assert worker.process(frame(ping, 1.1)) == ACCEPT
+    assert worker.counters["bypass_no_rules"] == 1
+    assert worker.counters["bypassed"] == 1
+
+
+def test_depth_reached_flow_is_judged_and_skipped(tmp_path):
+    config = Config()
+    config.checksum_mode = "none"
+    config.stream_depth = 1000
+    engine = engine_for(tmp_path, 'alert tcp any any -> any any (msg:"x"; content:"never"; sid:3;)',
+                        config)
+    worker = Worker(config, engine, lambda event: None)
+    handshake(worker)
+    seq = 101
+    for i in range(5):
+        worker.process(frame(tcp("PA", seq, 501, b"a" * 400), 1.1 + i / 100))
+        seq += 400
+    assert worker.counters.get("bypass_depth") == 1
+    assert worker.counters["bypassed"] >= 1
+
+
+def test_malformed_frames_never_raise_and_are_counted(tmp_path):
+    config = Config()
+    seen = []
+    worker = Worker(config, None, seen.append)
+    for data in (b"", b"\x00" * 13, bytes(Ether() / IP(ihl=2)), b"\xff" * 60):
+        assert worker.process(Packet(data, ts=1.0)) == ACCEPT
+    worker.finish()
+    assert worker.counters["exceptions"] == 0
+    assert any(isinstance(e, events.Anomaly) for e in seen)
+    assert isinstance(seen[-1], events.Stats)
