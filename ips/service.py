@@ -8,6 +8,9 @@ One control process owns everything that changes the machine::
               ├─ iptables/ipset rules, one transaction (appliance.firewall)
               ├─ N worker processes, one per NFQUEUE number (--queue-balance)
               ├─ the collector process, single writer of the store and EVE
+              ├─ conntrack accounting: DESTROY events of bypassed connections
+              │  become their flow records (ips.conntrack), so bypass does not
+              │  blind the profiler to volume
               ├─ enforcement: store `blocks` -> kernel, every second
               ├─ watchdog: a dead or stuck worker is killed and restarted
               ├─ status.json + Prometheus text (`render_metrics`)
@@ -54,6 +57,8 @@ HEARTBEAT_STALE_SECONDS = 3.0   # a worker silent this long is stuck
 STATUS_INTERVAL = 1.0
 EVE_STATS_INTERVAL = 30.0
 EVENT_QUEUE_MAX = 100_000        # bounded: a slow collector costs events, not packets
+
+BYPASS_NOTES_REMEMBERED = 4096  # per worker; see worker_main
 
 REALTIME_PRIORITY = 10   # SCHED_FIFO level of workers: above every normal process
 HIGH_PRIORITY_NICE = -15
@@ -149,6 +154,7 @@ def raise_priority(priority: str) -> str:
 def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) -> None:
     """Body of one worker process: bind the queue, answer packets until told to stop."""
     from ips.collector import QueueSink
+    from ips.conntrack import note_from_flow
     from ips.nfq import NfqSource, apply_verdict, packet_from_queue
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker%(process)d %(message)s")
@@ -164,6 +170,10 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
     verdict_names = {"accept": _INDEX["accepted"], "bypass": _INDEX["bypassed"],
                      "drop": _INDEX["dropped"], "drop_flow": _INDEX["dropped"],
                      "reject": _INDEX["rejected"]}
+    # Flows already announced to the collector as bypassed: packets in flight
+    # after the bypass get the mark again, one note per flow is enough (a
+    # repeated note after the set is cleared is harmless, the ledger keys by tuple).
+    announced: set[int] = set()
 
     def maintenance(now: float) -> None:
         heartbeat.value = now
@@ -182,6 +192,13 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
         verdict = worker.process(pkt)
         flow = pkt.flow
         done = apply_verdict(nfq_packet, verdict, getattr(flow, "action", None), pkt.rewritten)
+        if done == "bypass" and flow is not None and flow.id not in announced:
+            if len(announced) >= BYPASS_NOTES_REMEMBERED:
+                announced.clear()
+            announced.add(flow.id)
+            # What only the worker knows (MACs, app_proto), for the kernel's
+            # record of this connection when it ends (ips.conntrack).
+            sink(note_from_flow(flow))
         local[0] += 1
         local[verdict_names[done]] += 1
         if local[0] & 255 == 0:
@@ -228,30 +245,30 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
 # ----------------------------------------------------------------------
 # collector process
 
-def collector_main(events_queue, data_dir: str, config: Config) -> None:
+def collector_main(events_queue, data_dir: str, config: Config,
+                   accounting: bool = False) -> None:
+    """Body of the collector process. `accounting`: the control process
+    listens to conntrack DESTROY events, so the kernel's records are the flow
+    records of bypassed connections (ips.conntrack.BypassLedger)."""
     from ips.collector import Collector
+    from ips.conntrack import BypassLedger
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s collector %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopped by the sentinel, after the workers
-    consumers: list[Any] = []
-    try:
-        from ips.output import EveWriter
-        consumers.append(EveWriter(data_dir))
-    except ImportError:
-        log.warning("EVE writer unavailable")
-    try:
-        from ips.store import Store, StoreConsumer
-        consumers.append(StoreConsumer(Store(Path(data_dir) / STORE_FILE)))
-    except ImportError:
-        log.warning("store unavailable")
-    try:
-        from ips.cli import _profiling_consumers
-        if config.profiling:
-            consumers[:0] = _profiling_consumers(config)
-    except ImportError:
-        pass
+    from ips.cli import _profiling_consumers
+    from ips.output import EveWriter
+    from ips.response import AutoQuarantine
+    from ips.store import Store, StoreConsumer
+
+    store = Store(Path(data_dir) / STORE_FILE)
+    consumers: list[Any] = [EveWriter(data_dir), StoreConsumer(store), AutoQuarantine(store)]
+    if config.profiling:
+        # Profilers first, so the anomalies they derive reach EVE and the
+        # store; with the store they keep the inventory the dashboard reads.
+        consumers[:0] = _profiling_consumers(config, store)
     collector = Collector(consumers)
+    ledger = BypassLedger(active=accounting)
     last_tick = time.time()
     while True:
         try:
@@ -261,11 +278,14 @@ def collector_main(events_queue, data_dir: str, config: Config) -> None:
         if event is None:
             break
         if event is not False:
-            collector.emit(event)
+            for ready in ledger.feed(event):
+                collector.emit(ready)
         now = time.time()
         if now - last_tick >= 1.0:
             last_tick = now
             collector.tick(now)
+    for ready in ledger.done():
+        collector.emit(ready)
     collector.done()
 
 
@@ -306,7 +326,11 @@ def render_metrics(status: dict | None = None, data_dir: str | None = None) -> s
                             ("queue_overflow_dropped", "Packets dropped because a queue was "
                                                       "full (fail-closed)."),
                             ("alerts", "Alerts raised."),
-                            ("worker_restarts", "Workers restarted by the watchdog.")):
+                            ("worker_restarts", "Workers restarted by the watchdog."),
+                            ("bypass_records", "Flow records of bypassed connections "
+                                               "from conntrack accounting."),
+                            ("conntrack_events_lost", "Times the kernel dropped conntrack "
+                                                      "events for us (socket buffer full).")):
         metric(f"{name}_total", "counter", help_text, [("", totals.get(name, 0))])
     metric("workers_alive", "gauge", "Workers currently running.",
            [("", status.get("workers_alive", 0))])
@@ -370,11 +394,14 @@ class InlineService:
         self.store_conn = None
         self._baseline_queue_packets = 0
         self._uninspected = 0
+        self.accounting_before: dict[str, str] | None = None
+        self.conntrack = None   # ips.conntrack.DestroyListener while it runs
 
     # -- lifecycle -------------------------------------------------------
     def run(self) -> int:
         from appliance import bridge, firewall
         from appliance.enforce import Enforcer
+        from ips import conntrack
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         state_path = self.data_dir / STATE_FILE
@@ -400,11 +427,19 @@ class InlineService:
                                               queue_count=self.args.workers,
                                               fail_open=self.fail_open)
             state["firewall"] = self.plan.to_dict()
+            # Counters and timestamps are attached to a conntrack entry when it
+            # is created: switched on before any flow can be bypassed.
+            self.accounting_before = conntrack.enable_accounting()
+            state["conntrack"] = {"sysctl_before": self.accounting_before}
             _write_json(state_path, state)   # before the rules: a crash from here on is undoable
             self.events = self.ctx.Queue(EVENT_QUEUE_MAX)
+            accounting = self._open_conntrack_listener()
             self.collector = self.ctx.Process(target=collector_main, name="reefguard-collector",
-                                              args=(self.events, str(self.data_dir), self.config))
+                                              args=(self.events, str(self.data_dir), self.config,
+                                                    accounting))
             self.collector.start()
+            if self.conntrack is not None:
+                self.conntrack.start()
             cache_dir = str(self.data_dir / "rule-cache")
             for i in range(self.args.workers):
                 spec = WorkerSpec(self.args.queue_num + i, list(self.args.rules or []),
@@ -426,6 +461,34 @@ class InlineService:
             return 0
         finally:
             self._shutdown(state_path)
+
+    def _open_conntrack_listener(self) -> bool:
+        """Listen to conntrack DESTROY events; False (workers' partial
+        records are kept) when this kernel or these rights do not allow it."""
+        from ips import conntrack
+        from ips.collector import QueueSink
+
+        listener = conntrack.DestroyListener(QueueSink(self.events))
+        try:
+            listener.open()
+        except OSError as exc:
+            log.warning("conntrack events unavailable (%s): volume of bypassed flows "
+                        "is only what the workers saw before the bypass", exc)
+            return False
+        self.conntrack = listener
+        return True
+
+    def _stop_conntrack_listener(self) -> None:
+        """After the workers: report bypassed connections still open (their
+        counters so far, zeroed in the kernel), then stop listening."""
+        if self.conntrack is None:
+            return
+        try:
+            sent = self.conntrack.dump_open()
+            if sent:
+                log.info("reported %d bypassed connection(s) still open", sent)
+        finally:
+            self.conntrack.stop()
 
     def _loop(self) -> None:
         last_status = 0.0
@@ -472,6 +535,11 @@ class InlineService:
                 if slot.process.is_alive():
                     slot.process.kill()
                     slot.process.join(1)
+        if self.events is not None:
+            try:
+                self._stop_conntrack_listener()
+            except Exception:  # noqa: BLE001 - keep tearing down the rest
+                log.exception("stopping the conntrack listener failed")
         status = self.status() if self.slots else {}
         if self.events is not None:
             try:
@@ -484,6 +552,9 @@ class InlineService:
             self.collector.join(10)
             if self.collector.is_alive():
                 self.collector.kill()
+        if self.accounting_before is not None:
+            from ips import conntrack
+            conntrack.restore_accounting(self.accounting_before)
         if self.bridge_state is not None:
             bridge.release_bridge(self.bridge_state, remove=self.args.remove_bridge)
         if status:
@@ -616,6 +687,7 @@ class InlineService:
         if self.fail_open:
             self._uninspected = max(self._uninspected, missed)
         uninspected = self._uninspected
+        conntrack_counters = dict(self.conntrack.counters) if self.conntrack is not None else {}
         return {
             "state": "running" if not self.stopping.is_set() else "stopping",
             "time": time.time(), "pid": os.getpid(), "policy": self.policy,
@@ -630,7 +702,10 @@ class InlineService:
                        "sent_to_queue": sent_to_queue,
                        "worker_restarts": self.worker_restarts,
                        "reloads": totals["reloads"],
-                       "reload_failures": totals["reload_failures"] + self.reload_failures},
+                       "reload_failures": totals["reload_failures"] + self.reload_failures,
+                       "bypass_records": conntrack_counters.get("bypassed", 0),
+                       "conntrack_events_lost": conntrack_counters.get("lost", 0)},
+            "conntrack": dict(conntrack_counters, listening=self.conntrack is not None),
             "queues": queues,
             "workers_info": [dict(s.info, restarts=s.restarts,
                                   pid=s.process.pid if s.process else None)
@@ -732,6 +807,9 @@ def down_from_state(state: dict, remove_bridge: bool = False) -> list[str]:
     leftovers: list[str] = []
     if state.get("firewall"):
         leftovers += firewall.teardown(firewall.FirewallPlan.from_dict(state["firewall"]))
+    if state.get("conntrack"):
+        from ips import conntrack
+        conntrack.restore_accounting(state["conntrack"].get("sysctl_before") or {})
     if state.get("bridge"):
         bridge.release_bridge(bridge.BridgeState.from_dict(state["bridge"]), remove=remove_bridge)
     return leftovers
