@@ -17,7 +17,7 @@ point of view, as Suricata's flow log does):
     none ──SYN──▶ syn_sent ──SYN/ACK──▶ syn_recv ──ACK──▶ established
     established ──first FIN from client──▶ fin_wait   (server FIN: close_wait)
     fin_wait/close_wait ──FIN from the other side──▶ closed
-    any ──RST──▶ reset
+    any ──RST──▶ closed
 
 A flow whose first packet is not a SYN stays in "none" and never becomes
 `established` unless `config.stream_midstream` is on; then it is picked up as
@@ -163,10 +163,10 @@ class FlowTable:
         to_server = pkt.sport == flow.client_port and pkt.src == flow.client_ip
         if to_server:
             flow.pkts_toserver += 1
-            flow.bytes_toserver += pkt.ip_len
+            flow.bytes_toserver += len(pkt.data)
         else:
             flow.pkts_toclient += 1
-            flow.bytes_toclient += pkt.ip_len
+            flow.bytes_toclient += len(pkt.data)
             if flow.server_mac is None:
                 flow.server_mac = pkt.src_mac
         pkt.flow = flow
@@ -228,8 +228,9 @@ class FlowTable:
 
     def _tcp_state(self, flow: Flow, flags: int, to_server: bool) -> None:
         if flags & TH_RST:
-            if flow.tcp_state != "reset":
-                flow.tcp_state = "reset"
+            # Suricata's vocabulary: a reset session is "closed" (EVE tcp.state).
+            if flow.tcp_state != "closed":
+                flow.tcp_state = "closed"
                 self._closed(flow)
             return
         state = flow.tcp_state

@@ -29,12 +29,23 @@ receiver acknowledges bytes we never saw, or the held data would exceed its
 bound. Either way we skip to the next held byte and deliver with `gap=True`
 so parsers resynchronise or stop.
 
+App-layer delivery follows Suricata. Inline (`config.stream_inline`), the
+bytes a packet makes available go to the parsers at once, since the verdict
+on that very packet depends on them. In IDS mode the parsers get a
+direction's bytes only once the *other* side has acknowledged them (what the
+receiver accepted is what counts, and it is when Suricata's app-layer runs):
+delivered bytes wait in `app_held` and an ACK from the peer releases them; a
+RST releases the sender's own held bytes; `flush()` releases the rest at flow
+end. `Chunk.app` lists these releases as (to_server, data, gap), in order.
+Raw-stream inspection (`Chunk.window`) is not delayed.
+
 After `config.stream_depth` bytes per direction nothing more is delivered;
 `TcpReassembler.depth_reached(flow)` tells the verdict stage the flow can be
 handed to the kernel.
 
 Bounds per direction: `pending` <= stream_max_pending bytes, `retained` <=
-RETAIN_BYTES, plus the O(1) counters. Work per segment is O(segment size +
+RETAIN_BYTES, `app_held` <= UNACKED_APP_BYTES (beyond it bytes go to the
+parsers without waiting for the ACK), plus the O(1) counters. Work per segment is O(segment size +
 number of held segments it touches).
 """
 from __future__ import annotations
@@ -55,7 +66,14 @@ MAX_PENDING_SEGMENTS = 1024
 """Held out-of-order segments per direction; bounds per-segment bookkeeping
 so that a flood of one-byte segments cannot make insertion quadratic."""
 
+UNACKED_APP_BYTES = 256 * 1024
+"""Delivered but not yet acknowledged bytes held back from the parsers (IDS
+mode). More than this and they are released anyway: only timing changes."""
+
+_NO_APP = ()
+
 _SEQ_MOD = 1 << 32
+_MASK = _SEQ_MOD - 1
 _HALF = 1 << 31
 
 
@@ -75,6 +93,16 @@ class Chunk:
     """`window[new_offset:] == data`."""
     gap: bool
     """Bytes were lost before `data`: parsers must resync or stop."""
+    app: tuple = _NO_APP
+    """(to_server, data, gap) for the app-layer, in order: what this packet
+    releases to the parsers (see "App-layer delivery" above)."""
+    at_start: bool = False
+    """`window` begins at the first byte of the stream (protocol detection
+    may look at it before the parsers get the bytes)."""
+    in_stream: bool = True
+    """The packet's payload is part of the stream: raw-stream detection
+    inspects `window` (possibly with nothing new) instead of the bare
+    payload. False for chunks that only carry app-layer releases."""
 
 
 class DirectionStream:
@@ -83,6 +111,7 @@ class DirectionStream:
     __slots__ = (
         "initialised", "base_seq", "next_offset", "pending", "pending_bytes",
         "retained", "gap_pending", "depth_reached", "fin_seen", "highest_end",
+        "app_held", "app_gap",
     )
 
     def __init__(self) -> None:
@@ -96,6 +125,8 @@ class DirectionStream:
         self.depth_reached = False
         self.fin_seen = False
         self.highest_end = 0                  # highest stream offset seen (end of data)
+        self.app_held = bytearray()           # delivered, not yet acknowledged (IDS mode)
+        self.app_gap = False                  # a gap precedes app_held
 
     def start(self, first_data_seq: int) -> None:
         self.initialised = True
@@ -165,11 +196,14 @@ class TcpReassembler:
 
     def _on_packet(self, flow, pkt) -> Chunk | None:
         stream = flow.stream
-        if not isinstance(stream, FlowStream):
+        if stream is None:
             stream = FlowStream()
             flow.stream = stream
-        own = stream.direction(pkt.to_server)
-        other = stream.direction(not pkt.to_server)
+        to_server = pkt.to_server
+        if to_server:
+            own, other = stream.to_server, stream.to_client
+        else:
+            own, other = stream.to_client, stream.to_server
         flags = pkt.tcp_flags
 
         if flags & TH_SYN:
@@ -178,40 +212,62 @@ class TcpReassembler:
             if not own.initialised or (own.next_offset == 0 and not own.pending):
                 own.start(pkt.seq + 1)
             return None
-        if flags & TH_RST:
-            return None
 
+        released = None
         if flags & TH_ACK and other.initialised:
-            self._check_ack(other, pkt)
+            # One signed 32-bit distance serves both the app-layer release
+            # and the lost-data check (the per-ACK cost of this stage).
+            next_seq = (other.base_seq + other.next_offset) & _MASK
+            distance = ((pkt.ack - next_seq + _HALF) & _MASK) - _HALF
+            held = len(other.app_held)
+            if held and distance > -held:
+                released = (self._release(other, not to_server, min(distance + held, held)),)
+            if distance > 0:
+                self._check_ack(other, pkt, other.next_offset + distance)
+        if flags & TH_RST:
+            # An accepted RST ends the sender's stream: what it sent is final.
+            if own.app_held:
+                release = self._release(own, to_server, len(own.app_held))
+                released = (*released, release) if released else (release,)
+            return self._app_only(released)
 
         payload = pkt.payload
         if not own.initialised:
             if not payload:
-                return None
+                return self._app_only(released)
             # No SYN seen for this direction: Suricata only reassembles such
             # a stream when midstream pickup is enabled.
             if not self.midstream:
-                return None
+                return self._app_only(released)
             own.start(pkt.seq)
 
         if flags & TH_FIN:
             own.fin_seen = True
         if not payload:
-            return self._drain(own) if own.gap_pending else None
+            if own.gap_pending:
+                return self._with_app(self._drain(own), own, to_server, released)
+            return self._app_only(released)
         if own.depth_reached:
-            return None
+            return self._app_only(released)
 
         start = own.offset_of(pkt.seq)
+        if start == own.next_offset and not own.pending and \
+                (not self.depth or start + len(payload) <= self.depth):
+            # The common case: the next in-order segment, nothing held.
+            end = start + len(payload)
+            if end > own.highest_end:
+                own.highest_end = end
+            return self._with_app(self._deliver(own, payload), own, to_server, released)
         if len(payload) == 1 and start == own.next_offset - 1 and not flags & TH_FIN:
             # TCP keep-alive probe: one garbage byte at next-1 (RFC 1122
             # 4.2.3.6). Not data, and not an overlap worth an event.
-            return None
+            return self._app_only(released)
         if start < 0:
             # Data from before the stream start (e.g. before midstream pickup
             # or a bogus sequence number): only the part from offset 0 counts.
             if start + len(payload) <= 0:
                 pkt.anomaly("stream.pkt_before_stream_start")
-                return None
+                return self._app_only(released)
             payload = payload[-start:]
             start = 0
         end = start + len(payload)
@@ -226,7 +282,7 @@ class TcpReassembler:
             self._compare_delivered(own, pkt, start, overlap_end, payload, start, normalised, payload_origin)
             if end <= own.next_offset:
                 self._finish_normalise(pkt, normalised)
-                return None
+                return self._nothing_new(own, released)
             payload = payload[own.next_offset - start:]
             start = own.next_offset
 
@@ -241,23 +297,97 @@ class TcpReassembler:
             payload = payload[: max(0, self.depth - start)]
             end = start + len(payload)
             if not payload:
-                return None
+                return self._app_only(released)
 
         if start > own.next_offset:
             self._hold(own, pkt, start, payload)
             if own.gap_pending:
-                return self._drain(own)
+                return self._with_app(self._drain(own), own, to_server, released)
+            return self._nothing_new(own, released)
+        return self._with_app(self._deliver(own, payload), own, to_server, released)
+
+    # -- app-layer delivery ------------------------------------------------------
+
+    def tail(self, flow, to_server: bool) -> bytes:
+        """Up to WINDOW_BYTES of the last bytes delivered in one direction
+        (the raw stream a flow-end pseudo packet is inspected against)."""
+        stream = getattr(flow, "stream", None)
+        if not isinstance(stream, FlowStream):
+            return b""
+        return bytes(stream.direction(to_server).retained[-WINDOW_BYTES:])
+
+    def flush(self, flow) -> list[tuple[bool, bytes, bool]]:
+        """End of flow: the bytes still held back from the parsers (IDS mode,
+        never acknowledged), client side first, as (to_server, data, gap)."""
+        stream = getattr(flow, "stream", None)
+        if not isinstance(stream, FlowStream):
+            return []
+        out = []
+        for to_server, side in ((True, stream.to_server), (False, stream.to_client)):
+            if side.app_held or side.app_gap:
+                out.append(self._release(side, to_server, len(side.app_held)))
+        return out
+
+    def _with_app(self, chunk: Chunk | None, own: DirectionStream, to_server: bool,
+                  released: tuple | None) -> Chunk | None:
+        """Attach the app-layer releases to the chunk this packet produced."""
+        if chunk is not None:
+            if self.inline:
+                # Inline: the parsers see bytes as they are accepted.
+                if chunk.data or chunk.gap:
+                    own_release = (to_server, chunk.data, chunk.gap)
+                    chunk.app = (*released, own_release) if released else (own_release,)
+                    return chunk
+            else:
+                if chunk.gap:
+                    # Bytes before a hole are final: hand them over first.
+                    if own.app_held or own.app_gap:
+                        early = self._release(own, to_server, len(own.app_held))
+                        released = (*released, early) if released else (early,)
+                    own.app_gap = True
+                own.app_held += chunk.data
+                if len(own.app_held) > UNACKED_APP_BYTES:
+                    early = self._release(own, to_server, len(own.app_held))
+                    released = (*released, early) if released else (early,)
+        if released:
+            if chunk is None:
+                return Chunk(b"", b"", 0, False, released, False, False)
+            chunk.app = released
+        return chunk
+
+    @staticmethod
+    def _nothing_new(own: DirectionStream, released: tuple | None) -> Chunk:
+        """The payload went into the stream (held out of order, or already
+        delivered) but nothing new is in order: a chunk whose window has no
+        new bytes, so raw-stream rules neither fire on the bare payload now
+        nor twice later (Suricata does not inspect such packets alone)."""
+        tail = bytes(own.retained[-WINDOW_BYTES:])
+        return Chunk(b"", tail, len(tail), False, released or _NO_APP, False, True)
+
+    def _app_only(self, released: tuple | None) -> Chunk | None:
+        if not released:
             return None
-        return self._deliver(own, payload)
+        return Chunk(b"", b"", 0, False, released, False, False)
+
+    @staticmethod
+    def _release(side: DirectionStream, to_server: bool, count: int) -> tuple[bool, bytes, bool]:
+        held = side.app_held
+        if count >= len(held):
+            data = bytes(held)
+            held.clear()
+        else:
+            data = bytes(held[:count])
+            del held[:count]
+        gap = side.app_gap
+        side.app_gap = False
+        return (to_server, data, gap)
 
     # -- helpers ---------------------------------------------------------------
 
-    def _check_ack(self, receiver_side: DirectionStream, pkt) -> None:
+    def _check_ack(self, receiver_side: DirectionStream, pkt, acked: int) -> None:
         """An ACK for bytes of `receiver_side`'s sender that we never saw means
-        they were lost to us: report a gap instead of waiting forever."""
-        acked = receiver_side.offset_of(pkt.ack)
-        if acked <= receiver_side.next_offset:
-            return
+        they were lost to us: report a gap instead of waiting forever.
+        `acked` (stream offset) is beyond what was delivered."""
         if acked > receiver_side.highest_end + 1:
             # Acknowledges bytes we never saw at all (capture loss or a
             # forged ACK); nothing is held, so there is nothing to resume.
@@ -348,6 +478,23 @@ class TcpReassembler:
             own.pending_bytes += len(piece)
 
     def _deliver(self, own: DirectionStream, payload: bytes) -> Chunk:
+        retained = own.retained
+        size = len(payload)
+        if not own.pending and not own.gap_pending and size <= RETAIN_BYTES - WINDOW_BYTES:
+            # In order with nothing held: one copy builds the window straight
+            # from the retained tail (no join, no second concatenation).
+            before = len(retained)
+            if before > WINDOW_BYTES:
+                before = WINDOW_BYTES
+            retained += payload
+            excess = len(retained) - RETAIN_BYTES
+            if excess > 0:
+                del retained[:excess]
+            own.next_offset += size
+            window = bytes(retained[-(size + before):])
+            if self.depth and own.next_offset >= self.depth:
+                own.depth_reached = True
+            return Chunk(payload, window, before, False, _NO_APP, own.next_offset == len(window))
         window_before = bytes(own.retained[-WINDOW_BYTES:])
         pieces = [payload]
         own.next_offset += len(payload)
@@ -400,5 +547,6 @@ class TcpReassembler:
         own.gap_pending = False
         if gap:
             window_before = b""
-        return Chunk(data=data, window=window_before + data,
-                     new_offset=len(window_before), gap=gap)
+        window = window_before + data
+        return Chunk(data, window, len(window_before), gap, _NO_APP,
+                     own.next_offset == len(window))

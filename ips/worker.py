@@ -42,8 +42,9 @@ def alert_app_fields(tx) -> dict:
     """The app-layer object logged beside an alert: the transaction's record
     when complete, else what its buffers already tell (Suricata logs the
     transaction's current state)."""
-    if tx.record is not None:
-        return tx.record
+    record = tx.partial_record()
+    if record is not None:
+        return record
     if tx.app_proto != "http":
         return {}
     fields = {}
@@ -57,6 +58,23 @@ def alert_app_fields(tx) -> dict:
         if value:
             fields[key] = value.decode("utf-8", "replace")
     return fields
+
+
+def _pseudo_packet(flow: Flow, to_server: bool) -> Packet:
+    """An empty packet of `flow` in one direction, for end-of-flow inspection."""
+    pkt = Packet(b"", ts=flow.last, pcap_cnt=0)
+    pkt.ip_version = 6 if ":" in str(flow.client_ip) else 4
+    pkt.proto = flow.proto
+    if to_server:
+        pkt.src, pkt.sport, pkt.dst, pkt.dport = flow.client_ip, flow.client_port, flow.server_ip, flow.server_port
+        pkt.src_mac = flow.client_mac
+    else:
+        pkt.src, pkt.sport, pkt.dst, pkt.dport = flow.server_ip, flow.server_port, flow.client_ip, flow.client_port
+        pkt.src_mac = flow.server_mac
+    pkt.tcp_flags = 0x10 if flow.proto == PROTO_TCP else 0
+    pkt.flow = flow
+    pkt.to_server = to_server
+    return pkt
 
 
 class Worker:
@@ -146,11 +164,9 @@ class Worker:
         if flow is not None:
             if pkt.proto == PROTO_TCP:
                 chunk = self.stream.on_packet(flow, pkt)
-                if chunk is not None:
-                    if chunk.data or chunk.gap:
-                        txs = self.applayer.on_data(flow, pkt, chunk.data, pkt.to_server, chunk.gap)
-                    if chunk.data:
-                        stream = (chunk.window, chunk.new_offset)
+                if chunk is not None and chunk.in_stream:
+                    stream = (chunk.window, chunk.new_offset)
+                txs = self.applayer.on_stream(flow, pkt, chunk)
             elif pkt.proto == PROTO_UDP and pkt.payload:
                 txs = self.applayer.on_data(flow, pkt, pkt.payload, pkt.to_server, False)
             if pkt.anomalies:
@@ -175,7 +191,8 @@ class Worker:
         if matches:
             self._emit_alerts(pkt, flow, matches, verdict, txs)
         for tx in txs:
-            if tx.record is not None:
+            if tx.record is not None and not tx.logged:
+                tx.logged = True
                 self._emit_app_record(pkt, flow, tx)
         if verdict == DROP:
             self.counters["dropped"] += 1
@@ -240,8 +257,24 @@ class Worker:
             self._end_flow(flow)
 
     def _end_flow(self, flow: Flow) -> None:
-        for tx in self.applayer.on_flow_end(flow):
-            if tx.record is not None:
+        releases = self.stream.flush(flow) if flow.proto == PROTO_TCP else ()
+        touched = self.applayer.on_flow_end(flow, releases)
+        if self.engine is not None:
+            # Suricata's flow-timeout pseudo packets: what was parsed at the
+            # end is still inspected, once per direction.
+            for to_server in (True, False):
+                pending = self.applayer.pending_txs(flow, to_server)
+                if pending:
+                    pseudo = _pseudo_packet(flow, to_server)
+                    tail = self.stream.tail(flow, to_server) if flow.proto == PROTO_TCP else b""
+                    pseudo.payload = tail
+                    # Nothing in the stream is new: raw rules do not fire again.
+                    matches = self.engine.inspect(pseudo, flow, (tail, len(tail)) if tail else None, pending)
+                    if matches:
+                        self._emit_alerts(pseudo, flow, matches, ACCEPT, pending)
+        for tx in touched:
+            if tx.record is not None and not tx.logged:
+                tx.logged = True
                 self._emit_app_record(None, flow, tx)
         proto = PROTO_NAMES.get(flow.proto, str(flow.proto))
         self.emit(events.FlowEnd(
@@ -295,7 +328,19 @@ class Worker:
 
     def _emit_app_record(self, pkt: Packet | None, flow: Flow, tx) -> None:
         proto = PROTO_NAMES.get(flow.proto, str(flow.proto))
-        if pkt is not None and pkt.src is not None:
+        if tx.app_proto == "http":
+            # Suricata logs HTTP from the flow's point of view (LOG_DIR_FLOW):
+            # the client is the source whichever packet completed the tx.
+            if self.applayer.roles_reversed(flow):
+                five = events.FiveTuple(flow.server_ip, flow.server_port,
+                                        flow.client_ip, flow.client_port, proto)
+                mac = flow.server_mac
+            else:
+                five = events.FiveTuple(flow.client_ip, flow.client_port,
+                                        flow.server_ip, flow.server_port, proto)
+                mac = flow.client_mac
+            ts, cnt = (pkt.ts, pkt.pcap_cnt) if pkt is not None else (flow.last, 0)
+        elif pkt is not None and pkt.src is not None:
             five = events.FiveTuple(pkt.src, pkt.sport, pkt.dst, pkt.dport, proto)
             ts, cnt, mac = pkt.ts, pkt.pcap_cnt, pkt.src_mac
         else:

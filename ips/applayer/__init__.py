@@ -1,7 +1,13 @@
 """Application-layer stage: protocol detection and sans-IO parsers.
 
-`AppLayer.on_data(flow, pkt, data, to_server, gap)` is the only entry point the
-worker calls (plus `on_flow_end`). It
+Entry points the worker calls: `on_stream(flow, pkt, chunk)` for TCP (what
+`TcpReassembler.on_packet` returned, possibly None), `on_data(flow, pkt, data,
+to_server, gap)` for UDP, and at flow end `on_flow_end(flow, releases)` then
+`pending_txs(flow, to_server)` for the last inspection. TCP data reaches the
+parsers when the stream releases it (`Chunk.app`: on the peer's ACK in IDS
+mode, at once inline); a transaction updated by a packet of the other
+direction is offered to detection on the next packet of its own direction,
+seen from that direction (`Tx.view`), as Suricata inspects it. The stage
 
 1. detects the protocol by content first (HTTP methods on any port, TLS record
    headers, MQTT CONNECT, telnet IAC negotiation, ...) and by well-known port
@@ -23,6 +29,12 @@ and the flow's parsing stops.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
+
+_NO_TXS: list = []   # shared empty result: never mutated by callers
+
+MAX_DEFERRED_TXS = 64
+"""Transactions per direction waiting for a packet of their direction."""
 
 DETECT_BUFFER_BYTES = 4096
 """First bytes of a direction held while the protocol is still unknown."""
@@ -57,6 +69,27 @@ class Tx:
     """EVE fields of the protocol once the transaction is complete, else None."""
     complete: bool = False
     """No more data will update this transaction."""
+    snapshot: Callable[[], dict] | None = field(default=None, repr=False, compare=False)
+    """Parser hook giving the EVE fields known so far (incomplete tx)."""
+    view: Callable[[bool], dict] | None = field(default=None, repr=False, compare=False)
+    """Parser hook giving the buffers as seen from one direction, for
+    parsers whose buffer names exist on both sides (http.header)."""
+    logged: bool = False
+    """The complete record was emitted (set by the consumer that logs it;
+    a tx can be offered to detection in both directions after completion)."""
+
+    def partial_record(self) -> dict | None:
+        """The EVE record when complete, else what is known so far (for an
+        alert on an incomplete transaction: Suricata logs the tx's current
+        state, e.g. the status of a response whose body is still arriving)."""
+        if self.record is not None:
+            return self.record
+        if self.snapshot is None:
+            return None
+        try:
+            return self.snapshot()
+        except Exception:  # noqa: BLE001 - logging must not fail on a half-parsed tx
+            return None
 
 
 # -- protocol detection --------------------------------------------------------
@@ -260,14 +293,117 @@ class AppLayer:
         parser = state.get("parser")
         return bool(parser is not None and getattr(parser, "handshake_done", False))
 
-    def on_flow_end(self, flow) -> list[Tx]:
+    def on_stream(self, flow, pkt, chunk) -> list[Tx]:
+        """TCP entry point: feed what the stream released to the parsers
+        (`Chunk.app`, (to_server, data, gap) in order) and return the
+        transactions to inspect on this packet, presented in the packet's
+        direction.
+
+        Transactions a release updated in the other direction than the
+        packet's (IDS mode: a server ACK releases the client's request) wait
+        for the next packet of their direction, which is when Suricata
+        inspects them: a to-server tx is inspected on a to-server packet."""
+        state = flow.app
+        deferred = state.get("deferred") if state else None
+        if chunk is None:
+            if not deferred:
+                return _NO_TXS
+            releases = ()
+        else:
+            releases = chunk.app
+            if chunk.at_start and flow.app_proto is None and chunk.data and pkt is not None:
+                self._peek(flow, chunk.window, pkt.to_server)
+            if not releases and not deferred:
+                return _NO_TXS
+            if state and state.get("done"):
+                # No parser will look at this flow again: skip the releases.
+                releases = ()
+        to_server = pkt.to_server if pkt is not None else None
+        now: list[Tx] = []
+        for direction, data, gap in releases:
+            txs = self.on_data(flow, pkt, data, direction, gap)
+            if not txs:
+                continue
+            if direction == to_server:
+                now.extend(txs)
+            else:
+                self._defer(flow, direction, txs)
+        if to_server is None:
+            return _NO_TXS
+        state = flow.app
+        deferred = state.get("deferred")
+        if deferred and deferred[to_server]:
+            now = deferred[to_server] + now
+            deferred[to_server] = []
+        if not now:
+            return _NO_TXS
+        if state.get("reversed"):
+            to_server = not to_server
+        return _present(_unique(now), to_server)
+
+    def _peek(self, flow, window: bytes, to_server: bool) -> None:
+        """Name the protocol from bytes not yet given to the parsers (IDS
+        mode waits for the ACK), so `alert http` raw-content rules apply to
+        the packet that carries the first request, as they would inline."""
+        state = flow.app
+        if state and (state.get("done") or state.get("parser") is not None):
+            return
+        data = window[:DETECT_BUFFER_BYTES]
+        name = detect_tcp(data, to_server, flow.client_port, flow.server_port)
+        if name in (UNKNOWN, FAILED) and to_server and getattr(flow, "midstream", False):
+            name = detect_tcp(data, False, flow.server_port, flow.client_port)
+        if name not in (UNKNOWN, FAILED):
+            flow.app_proto = name
+
+    @staticmethod
+    def roles_reversed(flow) -> bool:
+        """Midstream pickup took the server for the client: the parsers see
+        the flow the other way round (log HTTP records with the real client
+        as source, as Suricata does after swapping such a flow)."""
         state = getattr(flow, "app", None)
-        if not state or state.get("parser") is None:
+        return bool(state and state.get("reversed"))
+
+    def pending_txs(self, flow, to_server: bool) -> list[Tx]:
+        """Transactions still waiting to be inspected in one direction (flow
+        end: the worker inspects them with a pseudo packet, as Suricata's
+        flow-timeout packets do). Takes them off the waiting list."""
+        state = getattr(flow, "app", None)
+        deferred = state.get("deferred") if state else None
+        if not deferred or not deferred[to_server]:
             return []
-        try:
-            return state["parser"].finish()
-        except Exception:  # noqa: BLE001
-            return []
+        txs, deferred[to_server] = deferred[to_server], []
+        return _present(txs, to_server != bool(state.get("reversed")))
+
+    def on_flow_end(self, flow, releases=()) -> list[Tx]:
+        """End of flow: feed the stream's last releases (`TcpReassembler.flush`),
+        complete what is open, and return every tx that changed (the worker
+        logs the complete ones not yet `logged`)."""
+        touched: list[Tx] = []
+        for direction, data, gap in releases:
+            txs = self.on_data(flow, None, data, direction, gap)
+            if txs:
+                touched.extend(txs)
+                self._defer(flow, direction, txs)
+        state = getattr(flow, "app", None)
+        if state and state.get("parser") is not None:
+            try:
+                touched.extend(state["parser"].finish())
+            except Exception:  # noqa: BLE001
+                pass
+        return _unique(touched)
+
+    @staticmethod
+    def _defer(flow, direction: bool, txs: list[Tx]) -> None:
+        state = flow.app
+        deferred = state.get("deferred")
+        if deferred is None:
+            deferred = state["deferred"] = {True: [], False: []}
+        waiting = deferred[direction]
+        for tx in txs:
+            if tx not in waiting:
+                if len(waiting) >= MAX_DEFERRED_TXS:
+                    waiting.pop(0)
+                waiting.append(tx)
 
     # -- internals -------------------------------------------------------------
 
@@ -313,6 +449,17 @@ class AppLayer:
         pending[to_server] += data[: DETECT_BUFFER_BYTES - len(pending[to_server])]
         outcome = detect_tcp(bytes(pending[to_server]), to_server,
                              flow.client_port, flow.server_port)
+        if outcome == FAILED and to_server and getattr(flow, "midstream", False) \
+                and not pending[False]:
+            # Midstream pickup may take the server for the client (its packet
+            # came first): data that only a server sends (an HTTP status
+            # line, a TLS ServerHello) reverses the flow's roles for the
+            # parsers, as Suricata swaps such a flow.
+            reversed_outcome = detect_tcp(bytes(pending[to_server]), False,
+                                          flow.server_port, flow.client_port)
+            if reversed_outcome not in (UNKNOWN, FAILED):
+                state["reversed"] = True
+                outcome = reversed_outcome
         if outcome == UNKNOWN and len(pending[to_server]) >= DETECT_BUFFER_BYTES:
             outcome = FAILED
         if outcome == FAILED:
@@ -343,6 +490,8 @@ class AppLayer:
 
     def _feed(self, flow, state, pkt, data, to_server, gap) -> list[Tx]:
         parser = state["parser"]
+        if state.get("reversed"):
+            to_server = not to_server
         txs = parser.feed(data, to_server, gap)
         if parser.events:
             if pkt is not None:
@@ -350,6 +499,15 @@ class AppLayer:
                     pkt.anomaly(event)
             parser.events.clear()
         return txs
+
+
+def _present(txs: list[Tx], to_server: bool) -> list[Tx]:
+    """Show each tx as seen from `to_server` (direction and buffers)."""
+    for tx in txs:
+        tx.to_server = to_server
+        if tx.view is not None:
+            tx.buffers = tx.view(to_server)
+    return txs
 
 
 def _unique(txs: list[Tx]) -> list[Tx]:

@@ -276,17 +276,11 @@ class DnsParser:
         return out
 
     def finish(self) -> list[Tx]:
-        out = []
-        for tx, record in self.open.values():
-            self._close(tx, record)
-            out.append(tx)
+        # Unanswered queries were logged when they arrived; nothing new.
+        for tx, _record in self.open.values():
+            tx.complete = True
         self.open.clear()
-        return out
-
-    @staticmethod
-    def _close(tx: Tx, record: dict) -> None:
-        tx.record = record
-        tx.complete = True
+        return []
 
     @property
     def buffered_bytes(self) -> int:
@@ -306,23 +300,28 @@ class DnsParser:
             tx.buffers["dns.opcode"] = message.opcode
             if len(self.open) >= MAX_OPEN_QUERIES:
                 oldest = next(iter(self.open))
-                self._close(*self.open.pop(oldest))
+                self.open.pop(oldest)[0].complete = True
             if message.id in self.open:
-                self._close(*self.open.pop(message.id))
-            # The record is set when the transaction completes (response or
-            # flow end); until then the request's record waits here.
+                self.open.pop(message.id)[0].complete = True
+            # Suricata logs each message: the request record now, the
+            # response's when it comes (same tx_id).
+            tx.record = record
             self.open[message.id] = (tx, record)
             return [tx]
-        tx, _request_record = self.open.pop(message.id, (None, None))
-        if tx is None:
-            tx = Tx(app_proto="dns", tx_id=self.next_tx_id, to_server=to_server)
+        request, _request_record = self.open.pop(message.id, (None, None))
+        if request is None:
+            tx_id = self.next_tx_id
             self.next_tx_id += 1
-            tx.buffers["dns.query"] = queries
-        tx.to_server = to_server
+        else:
+            tx_id = request.tx_id
+            request.complete = True
+        # The response is its own Tx object (same id): it carries its own
+        # record, and detection's once-per-tx_id rule keeps alerts single.
+        tx = Tx(app_proto="dns", tx_id=tx_id, to_server=to_server)
+        tx.buffers["dns.query"] = queries
+        tx.buffers["dns.opcode"] = message.opcode
         tx.buffers["dns.answer.name"] = [a.name for a in message.answers]
         tx.buffers["dns.rcode"] = message.rcode
-        # The log line of a pair is the response; the request was already
-        # visible to detection when it arrived.
         tx.record = record
         tx.complete = True
         return [tx]

@@ -186,6 +186,15 @@ def _parse_header_lines(lines: list[bytes]) -> _Headers:
     return headers
 
 
+def _skip_empty_lines(data: bytes, position: int) -> int:
+    """Tolerate empty lines between messages, as libhtp does (RFC 9112
+    section 2.2): a pipelined request after an extra CRLF is still a request."""
+    length = len(data)
+    while position < length and data[position] in (0x0D, 0x0A):
+        position += 1
+    return position
+
+
 def _split_lines(section: bytes) -> list[bytes]:
     return [line[:-1] if line.endswith(b"\r") else line for line in section.split(b"\n")]
 
@@ -228,9 +237,10 @@ class _HttpTx:
 
 
 class _Direction:
-    __slots__ = ("state", "buffer", "remaining", "chunk_line", "tx", "closed")
+    __slots__ = ("state", "buffer", "remaining", "chunk_line", "tx", "closed", "partial")
 
     def __init__(self) -> None:
+        self.partial: _HttpTx | None = None   # request line seen, headers not yet
         self.state = _START_LINE
         self.buffer = bytearray()
         self.remaining = 0
@@ -278,10 +288,7 @@ class HttpParser:
         for http_tx in updated:
             if http_tx.tx not in out:
                 http_tx.tx.to_server = to_server
-                if to_server:
-                    http_tx.tx.buffers = http_tx.request_buffers
-                else:
-                    http_tx.tx.buffers = {**http_tx.request_buffers, **http_tx.response_buffers}
+                http_tx.tx.buffers = _view(http_tx, to_server)
                 out.append(http_tx.tx)
         return out
 
@@ -314,12 +321,6 @@ class HttpParser:
         at each new newline once, peeking back into the held bytes for the
         "\n\n" / "\n\r\n" that ends the section, so it is O(new bytes)."""
         data_len = len(data)
-        if side.state == _START_LINE and not side.buffer:
-            # Tolerate empty lines between messages (RFC 9112 section 2.2).
-            while position < data_len and data[position] in (0x0D, 0x0A):
-                position += 1
-            if position >= data_len:
-                return position, None
         held = side.buffer
         limit = min(data_len, position + max(MAX_HEADER_BYTES - len(held), 0))
 
@@ -350,32 +351,56 @@ class HttpParser:
     def _step_request(self, data, position, updated) -> int:
         side = self.requests
         if side.state in (_START_LINE, _HEADERS):
+            if side.state == _START_LINE and not side.buffer:
+                position = _skip_empty_lines(data, position)
+                if position >= len(data):
+                    return position
             side.state = _HEADERS
+            start = position
             position, section = self._collect_section(side, data, position,
                                                       "http.request_header_too_large")
             if section is None:
                 if side.state == _HEADERS and not side.buffer:
                     side.state = _START_LINE
+                elif side.partial is None and side.state == _HEADERS and \
+                        data.find(b"\n", start, position) >= 0:
+                    # The request line is complete but the headers are not:
+                    # the request-line buffers are inspectable now (Suricata 8
+                    # runs http.uri as soon as the request line is parsed).
+                    self._on_request_line(bytes(side.buffer[:side.buffer.find(b"\n") + 1]), updated)
                 return position
             self._on_request_section(section, updated)
             return position
         return self._step_body(side, data, position, updated, to_server=True)
 
-    def _on_request_section(self, section: bytes, updated) -> None:
+    def _on_request_line(self, line: bytes, updated) -> None:
         side = self.requests
-        lines = _split_lines(section)
-        while lines and lines[-1] == b"":
-            lines.pop()
-        request_line = lines[0] if lines else b""
-        parts = request_line.split(b" ")
+        http_tx = self._new_request_tx()
+        request_line = line.rstrip(b"\r\n")
+        self._fill_request_line(http_tx, request_line)
+        side.partial = http_tx
+        updated.append(http_tx)
+
+    def _new_request_tx(self) -> _HttpTx:
         http_tx = _HttpTx(self.next_tx_id)
+        self._hooks(http_tx)
         self.next_tx_id += 1
         if len(self.open) >= MAX_OPEN_TRANSACTIONS:
             self.events.append("http.too_many_transactions")
             dropped = self.open.pop(0)
             self._complete(dropped)
         self.open.append(http_tx)
-        updated.append(http_tx)
+        return http_tx
+
+    def _hooks(self, http_tx: _HttpTx) -> None:
+        # Alerts on an incomplete transaction log what is known so far
+        # (Suricata logs the tx state); detection may look at a tx from
+        # either direction after the fact (IDS mode delivers on ACK).
+        http_tx.tx.snapshot = lambda: self._record(http_tx)
+        http_tx.tx.view = lambda to_server: _view(http_tx, to_server)
+
+    def _fill_request_line(self, http_tx: _HttpTx, request_line: bytes) -> None:
+        parts = request_line.split(b" ")
         if len(parts) >= 3 and parts[-1].startswith(b"HTTP/"):
             method, protocol = parts[0], parts[-1]
             raw_uri = b" ".join(parts[1:-1])   # libhtp keeps spaces inside the URI
@@ -385,16 +410,31 @@ class HttpParser:
             self.events.append("http.request_line_invalid")
             method, raw_uri, protocol = (parts[0] if parts else b""), b"", b""
         http_tx.method, http_tx.raw_uri, http_tx.protocol = method, raw_uri, protocol
-        headers = _parse_header_lines(lines[1:])
-        if headers.invalid:
-            self.events.append("http.request_header_invalid")
-        http_tx.request_headers = headers
         buffers = http_tx.request_buffers
         buffers["http.method"] = method
         buffers["http.uri.raw"] = raw_uri
         buffers["http.uri"] = normalise_uri(raw_uri)
         buffers["http.protocol"] = protocol
         buffers["http.request_line"] = request_line
+
+    def _on_request_section(self, section: bytes, updated) -> None:
+        side = self.requests
+        lines = _split_lines(section)
+        while lines and lines[-1] == b"":
+            lines.pop()
+        request_line = lines[0] if lines else b""
+        http_tx = side.partial
+        side.partial = None
+        if http_tx is None:
+            http_tx = self._new_request_tx()
+            self._fill_request_line(http_tx, request_line)
+        updated.append(http_tx)
+        method, raw_uri = http_tx.method, http_tx.raw_uri
+        headers = _parse_header_lines(lines[1:])
+        if headers.invalid:
+            self.events.append("http.request_header_invalid")
+        http_tx.request_headers = headers
+        buffers = http_tx.request_buffers
         header_end = section.find(b"\n") + 1
         buffers["http.header.raw"] = section[header_end:]
         buffers["http.start"] = section
@@ -472,6 +512,10 @@ class HttpParser:
     def _step_response(self, data, position, updated) -> int:
         side = self.responses
         if side.state in (_START_LINE, _HEADERS):
+            if side.state == _START_LINE and not side.buffer:
+                position = _skip_empty_lines(data, position)
+                if position >= len(data):
+                    return position
             side.state = _HEADERS
             position, section = self._collect_section(side, data, position,
                                                       "http.response_header_too_large")
@@ -495,6 +539,7 @@ class HttpParser:
             # A response without a request we saw (midstream, or extra data).
             self.events.append("http.unsolicited_response")
             http_tx = _HttpTx(self.next_tx_id)
+            self._hooks(http_tx)
             self.next_tx_id += 1
             http_tx.request_done = True
             if len(self.open) >= MAX_OPEN_TRANSACTIONS:
@@ -747,6 +792,14 @@ class HttpParser:
                 # EVE http object; consumers that want pure EVE drop it).
                 record["upnp"] = device
         return record
+
+
+def _view(http_tx: _HttpTx, to_server: bool) -> dict:
+    """Buffers seen from one direction: a request's own, or for the
+    response side the response's values over the request's."""
+    if to_server or not http_tx.response_buffers:
+        return http_tx.request_buffers
+    return {**http_tx.request_buffers, **http_tx.response_buffers}
 
 
 def _text(value: bytes) -> str:

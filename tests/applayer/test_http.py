@@ -259,3 +259,32 @@ def test_mutated_requests_never_raise(data):
     split = data.draw(st.integers(0, len(message)))
     feed_all(parser, [(True, bytes(message[:split])), (True, bytes(message[split:])),
                       (False, bytes(message))])
+
+
+def test_request_line_buffers_come_before_the_headers_end():
+    # UriTestSig19/21: the header section never ends; http.uri is still inspectable.
+    parser = HttpParser()
+    assert parser.feed(b"POST /this_is_big HT", True) == []
+    [tx] = parser.feed(b"TP/1.0\r\nUser-Agent: x\r\n", True)
+    assert tx.buffers["http.uri"] == b"/this_is_big" and tx.buffers["http.method"] == b"POST"
+    assert "http.header" not in tx.buffers and tx.record is None
+    [same] = parser.feed(b"Host: a\r\n\r\n", True)
+    assert same is tx and tx.buffers["http.host"] == b"a" and parser.next_tx_id == 1
+
+
+def test_extra_crlf_between_pipelined_requests_is_tolerated():
+    # detect-pcre-03: libhtp skips empty lines before a request line.
+    parser = HttpParser()
+    txs = parser.feed(b"GET /one/ HTTP/1.1\r\nHost: one\r\n\r\n\r\nGET /two/ HTTP/1.1\r\n"
+                      b"Host: two\r\n\r\n", True)
+    assert [tx.buffers["http.uri"] for tx in txs] == [b"/one/", b"/two/"]
+    assert "http.request_line_invalid" not in parser.events
+
+
+def test_partial_record_shows_response_state_before_the_body_ends():
+    parser = HttpParser()
+    [tx] = parser.feed(b"GET /x HTTP/1.0\r\nHost: h\r\n\r\n", True)
+    parser.feed(b"HTTP/1.0 404 Not Found\r\nContent-Length: 10\r\n\r\nabcd", False)
+    assert tx.record is None
+    assert tx.partial_record() == {"hostname": "h", "url": "/x", "http_method": "GET",
+                                   "protocol": "HTTP/1.0", "status": 404, "length": 4}

@@ -197,3 +197,85 @@ def test_record_is_set_only_on_complete_transactions(pieces, port):
                 assert tx.record is None
     for tx in applayer.on_flow_end(flow):
         assert tx.complete and tx.record is not None
+
+
+# -- on_stream: what the worker calls for TCP ---------------------------------------
+
+def conversation(config, steps, flow=None):
+    """steps: (to_server, offset, data, ack_offset or None); runs stream +
+    on_stream as the worker does and returns the txs seen per step."""
+    from ips.packet import TH_ACK
+    reassembler, applayer = TcpReassembler(config), AppLayer(config)
+    flow = flow or FakeFlow()
+    handshake(reassembler, flow, client_isn=100, server_isn=900)
+    seen = []
+    for to_server, offset, data, ack in steps:
+        own, peer = (101, 901) if to_server else (901, 101)
+        packet = tcp_packet(seq=own + offset, payload=data, flags=TH_ACK,
+                            ack=peer + (ack or 0), to_server=to_server)
+        chunk = reassembler.on_packet(flow, packet)
+        seen.append(applayer.on_stream(flow, packet, chunk))
+    return seen, applayer, reassembler, flow
+
+
+GET = b"GET /blah/ HTTP/1.0\r\nHost: example.com\r\n\r\n"
+REPLY = b"HTTP/1.0 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 100\r\n\r\n" + b"x" * 40
+
+
+def test_ids_mode_inspects_request_on_the_next_client_packet_with_response_state():
+    # bug-78-http-uri: request ACKed by the server's reply, inspected on the
+    # client's ACK, by when the response headers are parsed too.
+    seen, *_ = conversation(Config(), [
+        (True, 0, GET, 0),                      # request: not parsed yet
+        (False, 0, REPLY, len(GET)),            # server ACKs it: request parsed, waits
+        (True, len(GET), b"", len(REPLY)),      # client ACK: inspect request tx now
+    ])
+    assert seen[0] == [] and seen[1] == []
+    [tx] = seen[2]
+    assert tx.to_server and tx.buffers["http.uri"] == b"/blah/"
+    assert "http.stat_code" not in tx.buffers        # request-side view
+    assert tx.record is None
+    assert tx.partial_record()["status"] == 404 and tx.partial_record()["length"] == 40
+
+
+def test_inline_mode_inspects_request_on_its_own_packet():
+    config = Config()
+    config.stream_inline = True
+    seen, *_ = conversation(config, [(True, 0, GET, 0)])
+    assert [tx.buffers["http.uri"] for tx in seen[0]] == [b"/blah/"]
+
+
+def test_unacknowledged_request_is_inspected_at_flow_end():
+    seen, applayer, reassembler, flow = conversation(Config(), [(True, 0, GET, 0)])
+    assert seen[0] == []
+    touched = applayer.on_flow_end(flow, reassembler.flush(flow))
+    assert [tx.record["url"] for tx in touched] == ["/blah/"]
+    [tx] = applayer.pending_txs(flow, True)
+    assert tx.to_server and tx.buffers["http.uri"] == b"/blah/"
+    assert applayer.pending_txs(flow, True) == []
+
+
+def test_protocol_is_named_before_the_parsers_get_the_bytes():
+    flow = FakeFlow(server_port=8080)
+    conversation(Config(), [(True, 0, b"GET / HTTP/1.1\r\n", 0)], flow)
+    assert flow.app_proto == "http" and not (flow.app or {}).get("parser")
+
+
+def test_midstream_response_first_reverses_roles_for_the_parser():
+    # alert-testmyids-midstream: the first packet seen comes from the server.
+    config = Config()
+    config.stream_midstream = True
+    reassembler, applayer = TcpReassembler(config), AppLayer(config)
+    flow = FakeFlow(client_port=80, server_port=54186)
+    flow.midstream = True
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nuid"
+    packet = tcp_packet(seq=5000, payload=response, ack=7000)
+    chunk = reassembler.on_packet(flow, packet)
+    applayer.on_stream(flow, packet, chunk)
+    ack = tcp_packet(seq=7000, ack=5000 + len(response), to_server=False)
+    applayer.on_stream(flow, ack, reassembler.on_packet(flow, ack))
+    assert flow.app_proto == "http" and applayer.roles_reversed(flow)
+    records = [tx.record for tx in applayer.on_flow_end(flow, reassembler.flush(flow)) if tx.record]
+    records += [tx.record for tx in applayer.pending_txs(flow, True) + applayer.pending_txs(flow, False)
+                if tx.record]
+    assert records and records[0]["status"] == 200

@@ -54,7 +54,8 @@ def test_directions_are_independent():
 def test_out_of_order_segments_are_held_until_the_hole_fills():
     reassembler, flow = make()
     _, late = send(reassembler, flow, 5, b"world")
-    assert late is None
+    # in the stream, nothing new in order: raw rules must not see "world" alone
+    assert late.in_stream and late.data == b"" and late.window[late.new_offset:] == b""
     assert flow.stream.to_server.pending_bytes == 5
     _, chunk = send(reassembler, flow, 0, b"hello")
     assert chunk.data == b"helloworld"
@@ -74,7 +75,9 @@ def test_conflicting_retransmission_first_data_wins(inline):
     reassembler, flow = make(stream_inline=inline)
     send(reassembler, flow, 0, b"GET /safe HTTP/1.1\r\n")
     packet, chunk = send(reassembler, flow, 0, b"GET /evil HTTP/1.1\r\n")
-    assert chunk is None      # nothing new for detection
+    # nothing new for detection: the window is the first copy, all of it old
+    assert chunk.data == b"" and chunk.window == b"GET /safe HTTP/1.1\r\n"
+    assert chunk.new_offset == len(chunk.window)
     assert "stream.reassembly_overlap_different_data" in packet.anomalies
     if inline:
         # the receiver gets exactly what was inspected
@@ -89,7 +92,7 @@ def test_identical_retransmission_is_silent():
     reassembler, flow = make(stream_inline=True)
     send(reassembler, flow, 0, b"abcdef")
     packet, chunk = send(reassembler, flow, 0, b"abcdef")
-    assert chunk is None and packet.anomalies is None and not reassembler.normalised(packet)
+    assert chunk.data == b"" and packet.anomalies is None and not reassembler.normalised(packet)
 
 
 @pytest.mark.parametrize("inline", [False, True])
@@ -236,3 +239,62 @@ def test_any_in_window_permutation_reassembles_exactly(stream_bytes, data):
     chunks = [send(reassembler, flow, offset, piece)[1] for offset, piece in order]
     assert delivered(chunks) == stream_bytes
     assert not any(c.gap for c in chunks if c is not None)
+
+
+# -- app-layer delivery: on ACK in IDS mode, at once inline ----------------------
+
+def test_ids_mode_releases_request_to_parsers_when_the_server_acks_it():
+    reassembler, flow = make()
+    _, chunk = send(reassembler, flow, 0, b"GET / HTTP/1.1\r\n\r\n")
+    assert chunk.data == b"GET / HTTP/1.1\r\n\r\n" and chunk.app == ()   # raw now, parsers later
+    _, partial = send(reassembler, flow, 0, b"", to_server=False, ack=CLIENT_ISN + 1 + 4)
+    assert partial.app == ((True, b"GET ", False),) and not partial.in_stream
+    _, rest = send(reassembler, flow, 0, b"", to_server=False, ack=CLIENT_ISN + 1 + 18)
+    assert rest.app == ((True, b"/ HTTP/1.1\r\n\r\n", False),)
+    _, again = send(reassembler, flow, 0, b"", to_server=False, ack=CLIENT_ISN + 1 + 18)
+    assert again is None      # a duplicate ACK releases nothing and costs no chunk
+
+
+def test_inline_mode_gives_parsers_the_bytes_at_once():
+    reassembler, flow = make(stream_inline=True)
+    _, chunk = send(reassembler, flow, 0, b"GET / HTTP/1.1\r\n")
+    assert chunk.app == ((True, b"GET / HTTP/1.1\r\n", False),)
+
+
+def test_rst_releases_the_senders_unacknowledged_bytes():
+    from ips.packet import TH_RST
+    reassembler, flow = make()
+    send(reassembler, flow, 0, b"abc")
+    _, chunk = send(reassembler, flow, 3, b"", flags=TH_RST)
+    assert chunk.app == ((True, b"abc", False),)
+
+
+def test_flush_hands_over_never_acknowledged_bytes_client_first():
+    reassembler, flow = make()
+    send(reassembler, flow, 0, b"request")
+    send(reassembler, flow, 0, b"response", to_server=False)
+    assert reassembler.flush(flow) == [(True, b"request", False), (False, b"response", False)]
+    assert reassembler.flush(flow) == []
+    assert reassembler.tail(flow, True) == b"request"
+
+
+def test_unacknowledged_bytes_are_bounded():
+    from ips.stream import UNACKED_APP_BYTES
+    reassembler, flow = make(stream_max_pending=1 << 20)
+    block = b"x" * 65536
+    released = 0
+    for index in range(UNACKED_APP_BYTES // len(block) + 2):
+        _, chunk = send(reassembler, flow, index * len(block), block)
+        released += sum(len(data) for _, data, _ in chunk.app)
+        assert len(flow.stream.to_server.app_held) <= UNACKED_APP_BYTES
+    assert released > 0
+
+
+def test_gap_is_reported_to_parsers_after_the_bytes_before_it():
+    reassembler, flow = make(stream_max_pending=8)
+    send(reassembler, flow, 0, b"head")
+    _, lost = send(reassembler, flow, 10, b"0123456789")   # beyond the bound: hole lost
+    _, chunk = send(reassembler, flow, 0, b"", to_server=False, ack=CLIENT_ISN + 1 + 20)
+    releases = list(lost.app) + list(chunk.app) + reassembler.flush(flow)
+    assert releases[0] == (True, b"head", False)
+    assert releases[1] == (True, b"0123456789", True)
