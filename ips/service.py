@@ -56,6 +56,7 @@ STORE_FILE = "reefguard.db"
 HEARTBEAT_STALE_SECONDS = 3.0   # a worker silent this long is stuck
 STATUS_INTERVAL = 1.0
 EVE_STATS_INTERVAL = 30.0
+INVENTORY_SYNC_SECONDS = 2.0    # inventory -> store, so new devices show promptly
 EVENT_QUEUE_MAX = 100_000        # bounded: a slow collector costs events, not packets
 
 BYPASS_NOTES_REMEMBERED = 4096  # per worker; see worker_main
@@ -266,7 +267,11 @@ def collector_main(events_queue, data_dir: str, config: Config,
     if config.profiling:
         # Profilers first, so the anomalies they derive reach EVE and the
         # store; with the store they keep the inventory the dashboard reads.
-        consumers[:0] = _profiling_consumers(config, store)
+        profiling = _profiling_consumers(config, store)
+        # The dashboard lists devices from the store: a device must appear
+        # there within seconds, not after the inventory's replay-sized interval.
+        profiling[0].sync_interval = INVENTORY_SYNC_SECONDS
+        consumers[:0] = profiling
     collector = Collector(consumers)
     ledger = BypassLedger(active=accounting)
     last_tick = time.time()

@@ -288,6 +288,22 @@ class StoreConsumer:
     def done(self) -> None:
         self.flush()
 
+    def _devices_of(self, alerts: list[events.Alert]) -> dict[int, str]:
+        """The LAN device each alert concerns: the device (a real MAC, not an
+        address-keyed placeholder) that last held its source, else its
+        destination address."""
+        found: dict[int, str] = {}
+        with self.store._lock:
+            for alert in alerts:
+                for address in (alert.src_ip, alert.dest_ip):
+                    row = self.store.conn.execute(
+                        "SELECT mac FROM device_ips WHERE ip=? AND mac NOT LIKE 'ip:%'"
+                        " ORDER BY last_seen DESC LIMIT 1", (address,)).fetchone()
+                    if row:
+                        found[id(alert)] = row[0]
+                        break
+        return found
+
     def flush(self) -> None:
         if self._alerts or self._flows:
             with self.store._lock:
@@ -295,7 +311,7 @@ class StoreConsumer:
             try:
                 alerts, flows = self._alerts, self._flows
                 self._alerts, self._flows = [], []
-                self.store.add_alerts(alerts)
+                self.store.add_alerts(alerts, self._devices_of(alerts))
                 self.store.add_flows(flows)
             finally:
                 with self.store._lock:
