@@ -308,6 +308,7 @@ class Inventory:
         # local IP -> device key, to attribute records whose MAC is the
         # other side's (e.g. an HTTP response carries the server's MAC).
         self.ip_owner: dict[str, str] = {}
+        self.saw_macs = False  # once a capture shows MACs, "ip:" devices are not made
         self.rules = _DEFAULT_RULES if rules is TYPE_RULES else _compile_rules(rules)
         self.store = store
         self.sync_interval = sync_interval
@@ -333,10 +334,21 @@ class Inventory:
         return device
 
     def local_side(self, ip: str | None, mac: str | None) -> str | None:
-        """Device key for one side, if that side is on our LAN."""
+        """Device key for one side, if that side is on our LAN.
+
+        A record without a MAC (a kernel conntrack record, or a target that
+        never answered inline) belongs to the device that last used the
+        address; an "ip:" device is made only for captures with no MACs at
+        all, else every such record would split a device in two."""
         if ip not in self.home or is_group_ip(ip):
             return None
-        return device_key(mac, ip)
+        if mac:
+            self.saw_macs = True
+            return device_key(mac, ip)
+        owner = self.ip_owner.get(ip)
+        if owner is not None and not owner.startswith("ip:"):
+            return owner
+        return None if self.saw_macs else device_key(None, ip)
 
     def key_for_ip(self, ip: str | None) -> str | None:
         """Device that last used local address `ip` (for MAC-less records)."""
@@ -479,16 +491,12 @@ class Inventory:
             return
 
         if proto == "http":
-            # A completed transaction record holds the request and, when
-            # present, the response; assign each header to its sender.
-            has_response = "status" in fields or "server" in fields
-            client_ip, server_ip = (five.dest_ip, five.src_ip) if has_response else (five.src_ip, five.dest_ip)
-            client = self.key_for_ip(client_ip) if client_ip in self.home else None
+            # HTTP records are logged from the flow's point of view (the
+            # worker puts the client first, as Suricata does), with the
+            # client's MAC; the response headers belong to the server.
+            client_ip, server_ip = five.src_ip, five.dest_ip
+            client = sender
             server = self.key_for_ip(server_ip) if server_ip in self.home else None
-            if not has_response and sender is not None:
-                client = sender
-            if has_response and sender is not None:
-                server = sender
             if client is not None:
                 device = self.device(client, ts, client_ip)
                 if device is not None:

@@ -84,6 +84,7 @@ VOLUME_FACTOR = 4.0
 VOLUME_MIN_EXCESS = 256 * 1024
 
 # Services whose login a password guesser hammers.
+WEB_PORTS = frozenset({80, 81, 8080, 8081})
 AUTH_PORTS = {21: "FTP", 22: "SSH", 23: "telnet", 2323: "telnet", 80: "web",
               8080: "web", 81: "web", 8081: "web", 3389: "remote desktop",
               5900: "VNC", 8291: "MikroTik", 1883: "MQTT", 554: "RTSP",
@@ -528,9 +529,9 @@ class Profiler:
         proto = (five.proto or "").lower()
         if flow.client_mac:
             self.saw_macs = True
-        client = self.local_device(five.src_ip, flow.client_mac)
+        client = self._key_for(five.src_ip, flow.client_mac)
         # A target that never answered (a scan probe) is not a device.
-        server = (self.local_device(five.dest_ip, flow.server_mac)
+        server = (self._key_for(five.dest_ip, flow.server_mac)
                   if flow.pkts_toclient > 0 else None)
         out: list[events.DeviceAnomaly] = []
         if client is not None:
@@ -851,7 +852,11 @@ class Profiler:
 
     def _brute(self, profile: DeviceProfile, flow: events.FlowEnd, ts: float, peer: str,
                port: int, *, outbound: bool) -> list[events.DeviceAnomaly]:
-        if port not in AUTH_PORTS:
+        if port not in AUTH_PORTS or port in WEB_PORTS:
+            # Short web connections are the normal rhythm of many devices (a
+            # camera posting a snapshot to its cloud every few seconds); web
+            # password guessing is counted from HTTP 401 answers instead
+            # (`app_record`).
             return []
         duration = max(0.0, (flow.end or ts) - (flow.start or ts))
         short = (duration <= BRUTE_SHORT_SECONDS
@@ -944,11 +949,27 @@ class Profiler:
                     profile.names.add(name)
                     profile.domains.add(registered_domain(name))
             return out
+        if proto == "http" and fields.get("status") == 401:
+            # A refused web login: counted like a failed telnet login, on the
+            # client if it is ours (it guesses), else on the server (guessed at).
+            client = self._key_for(five.src_ip, record.src_mac)
+            server = self._key_for(five.dest_ip, None)
+            if client is not None:
+                profile = self.profile(client, ts)
+                if profile is not None:
+                    out.extend(self._attempt(profile, ts, five.dest_ip, five.dest_port, True,
+                                             login_failures=1))
+            elif server is not None:
+                profile = self.profile(server, ts)
+                if profile is not None:
+                    out.extend(self._attempt(profile, ts, five.src_ip, five.dest_port, False,
+                                             login_failures=1))
+            return out
         if proto in ("tls", "http"):
             name = fields.get("sni") if proto == "tls" else fields.get("hostname")
+            # HTTP records are logged from the flow's point of view: the
+            # client is the source whichever packet completed them.
             client_ip = five.src_ip
-            if proto == "http" and "status" in fields:
-                client_ip = five.dest_ip
             key = self._key_for(client_ip, record.src_mac if client_ip == five.src_ip else None)
             if key is not None and isinstance(name, str):
                 profile = self.profile(key, ts)

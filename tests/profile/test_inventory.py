@@ -100,12 +100,13 @@ def test_http_headers_go_to_their_sender(config):
     inventory = Inventory(config)
     inventory.flow_end(flow(src="192.0.2.30", dst="192.0.2.40", dport=80,
                             client_mac="da:a1:19:00:00:01", server_mac="00:11:22:00:00:40"))
-    # the response completes the record: packet goes server -> client
+    # HTTP records are logged from the flow's point of view: client first,
+    # with the client's MAC, whichever packet completed the transaction
     inventory.app_record(record("http", {"hostname": "192.0.2.40", "url": "/",
                                          "http_user_agent": "Mozilla/5.0 (iPhone)",
                                          "status": 200, "server": "Boa/0.94.14rc21"},
-                                src="192.0.2.40", sport=80, dst="192.0.2.30", dport=40000,
-                                src_mac="00:11:22:00:00:40", proto="TCP"))
+                                src="192.0.2.30", sport=40000, dst="192.0.2.40", dport=80,
+                                src_mac="da:a1:19:00:00:01", proto="TCP"))
     assert inventory.get("da:a1:19:00:00:01").hints["user_agent"] == ["Mozilla/5.0 (iPhone)"]
     assert inventory.get("00:11:22:00:00:40").hints["http_server"] == ["Boa/0.94.14rc21"]
 

@@ -278,3 +278,31 @@ def test_odd_records_never_raise(app_proto, fields):
     profiler = Profiler(cfg, blocklist=Blocklist(["bad.example"]))
     result = profiler.app_record(record(app_proto, fields, dport=53))
     assert isinstance(result, list)
+
+
+def test_frequent_short_uploads_to_a_learned_server_are_not_brute_force(config):
+    # A camera posting a snapshot to its cloud every few seconds: the same
+    # short connections to port 80 it made all through learning.
+    profiler = learned(config)
+    cloud = "203.0.113.10"
+    for n in range(40):
+        profiler.flow_end(flow(dst=cloud, dport=80, ts=T0 + n * 3, up=900, down=200,
+                               flow_id=5000 + n))
+    profiler.flow_end(flow(dst=cloud, dport=80, ts=T0 + 8 * 86400, up=900, down=200,
+                           flow_id=5999))
+    out = []
+    for n in range(20):
+        out += profiler.flow_end(flow(dst=cloud, dport=80, ts=T0 + 9 * 86400 + n * 2,
+                                      up=900, down=200, flow_id=6000 + n))
+    assert "brute_force" not in kinds(out)
+
+
+def test_refused_web_logins_are_brute_force_on_the_target(config):
+    profiler = learned(config)
+    out = []
+    for n in range(12):
+        out += profiler.app_record(record(
+            "http", {"hostname": "cam", "url": "/login.cgi", "http_method": "POST", "status": 401},
+            src="198.51.100.99", sport=50000 + n, dst="192.0.2.10", dport=80,
+            ts=T0 + 30 * HOUR + n * 3, src_mac="02:00:5e:00:00:01", proto="TCP"))
+    assert "brute_force" in kinds(out)
