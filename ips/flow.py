@@ -69,6 +69,10 @@ _STATE_CHANGING_FLAGS = TH_SYN | TH_FIN | TH_RST
 _EXPIRE_INTERVAL = 1.0
 
 
+# IP protocols that get flows: TCP, UDP, ICMP, ICMPv6, SCTP.
+FLOW_PROTOCOLS = frozenset({6, 17, 1, 58, 132})
+
+
 class Flow:
     """One bidirectional conversation. Stages own their own slots: `app`
     (applayer), `stream` (stream), `detect` and `flowbits` (detection)."""
@@ -150,6 +154,10 @@ class FlowTable:
         if not pkt.ip_version or pkt.is_fragment:
             return None
         proto = pkt.proto
+        if proto not in FLOW_PROTOCOLS:
+            # As Suricata: IGMP, ESP, GRE, ... are inspected packet by packet
+            # (`ip` rules still see them) but get no flow or flow record.
+            return None
         key = (pkt.src, pkt.sport, pkt.dst, pkt.dport, proto, pkt.vlan)
         flow = self._flows.get(key)
         if flow is None:

@@ -574,6 +574,11 @@ class DetectEngine:
             if window and self._buffer_match(matchers, window) and not (
                     new_offset > 0 and self._buffer_match(matchers, window[:new_offset])):
                 return True
+            # Anchored contents (depth/offset/startswith) count from the start
+            # of the newly inspected data, as in Suricata's stream chunks: a
+            # second SMB message in the same stream must match `depth:8`.
+            if 0 < new_offset < len(window) and self._buffer_match(matchers, window[new_offset:]):
+                return True
             return None
         if rule.stream_only and pkt.proto == 6:
             return None
