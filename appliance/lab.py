@@ -61,9 +61,11 @@ class Device:
 
 
 DEVICES = (
-    Device("cam", "192.0.2.10", "02:00:00:00:00:10", "camera"),
-    Device("plug", "192.0.2.20", "02:00:00:00:00:20", "plug"),
-    Device("thermo", "192.0.2.30", "02:00:00:00:00:30", "thermostat"),
+    # Real vendors' OUIs (IEEE registry), so the demo's inventory shows what
+    # a real camera, plug and thermostat would: Hikvision, TP-Link, Nest.
+    Device("cam", "192.0.2.10", "44:47:cc:00:00:10", "camera"),
+    Device("plug", "192.0.2.20", "b0:be:76:00:00:20", "plug"),
+    Device("thermo", "192.0.2.30", "18:b4:30:00:00:30", "thermostat"),
 )
 
 

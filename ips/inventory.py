@@ -352,9 +352,7 @@ class Inventory:
 
     def key_for_ip(self, ip: str | None) -> str | None:
         """Device that last used local address `ip` (for MAC-less records)."""
-        if ip not in self.home:
-            return None
-        return self.ip_owner.get(ip) or device_key(None, ip)
+        return self.local_side(ip, None)
 
     def get(self, key: str) -> Device | None:
         return self.devices.get(oui.normalise_mac(key) or key)
@@ -610,7 +608,7 @@ class Inventory:
                     "INSERT INTO devices (mac, ip, vendor, hostname, type_guess,"
                     " model_guess, confidence, evidence, first_seen, last_seen)"
                     " VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(mac) DO UPDATE SET"
-                    " ip=excluded.ip, vendor=excluded.vendor,"
+                    " ip=COALESCE(excluded.ip, devices.ip), vendor=excluded.vendor,"
                     " hostname=COALESCE(excluded.hostname, devices.hostname),"
                     " type_guess=excluded.type_guess, model_guess=excluded.model_guess,"
                     " confidence=excluded.confidence, evidence=excluded.evidence,"

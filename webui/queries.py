@@ -104,9 +104,18 @@ def protection_state(conn: sqlite3.Connection, *, stale_seconds: float,
 
 # --- devices ----------------------------------------------------------------
 
+def _column(row: sqlite3.Row, name: str) -> Any:
+    return row[name] if name in row.keys() else None
+
+
 def _display(row: sqlite3.Row) -> dict[str, Any]:
+    vendor = row["vendor"]
+    if not vendor or vendor.startswith("locally administered"):
+        # A randomised or virtual MAC says nothing about the maker.
+        vendor = "Device"
     name = row["user_name"] or row["hostname"] or row["model_guess"] or (
-        f"{row['vendor'] or 'Device'} {row['mac'][-5:]}")
+        f"{vendor} {_column(row, 'ip') or row['mac'][-5:]}" if vendor == "Device"
+        else f"{vendor} {row['mac'][-5:]}")
     return {"name": name, "type": row["user_type"] or row["type_guess"] or "unknown"}
 
 

@@ -119,7 +119,7 @@ def test_quarantined_device_is_cut_off_while_lan_works(lab):
     conn = sqlite3.connect(lab.data_dir / "reefguard.db", timeout=10)
     try:
         conn.execute("INSERT INTO blocks (kind, mac, device_ip, created, active)"
-                     " VALUES ('quarantine', '02:00:00:00:00:10', '192.0.2.10', ?, 1)",
+                     " VALUES ('quarantine', '44:47:cc:00:00:10', '192.0.2.10', ?, 1)",
                      (time.time(),))
         conn.commit()
         time.sleep(2.5)   # the control process reconciles every second

@@ -16,6 +16,7 @@ docs/screenshots/lab-*.png.
 from __future__ import annotations
 
 import os
+import tempfile
 import shutil
 import socket
 import sqlite3
@@ -32,13 +33,16 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# Like tests/webui/test_browser.py: the suite leaves the checkout clean;
+# REEFGUARD_SCREENSHOTS=docs/screenshots refreshes the committed pictures.
+SCREENSHOTS = Path(os.environ.get("REEFGUARD_SCREENSHOTS")
+                   or Path(tempfile.gettempdir()) / "reefguard-screenshots")
 RULES = [str(ROOT / "signatures" / "virtual-patches.rules")]
 PASSWORD = "lab dashboard passphrase"
 
-CAMERA_MAC, CAMERA_IP = "02:00:00:00:00:10", "192.0.2.10"
-PLUG_MAC = "02:00:00:00:00:20"
-THERMOSTAT_MAC = "02:00:00:00:00:30"
+CAMERA_MAC, CAMERA_IP = "44:47:cc:00:00:10", "192.0.2.10"
+PLUG_MAC = "b0:be:76:00:00:20"
+THERMOSTAT_MAC = "18:b4:30:00:00:30"
 LAB_MACS = (CAMERA_MAC, PLUG_MAC, THERMOSTAT_MAC)
 INJECTION_SID = 9100010     # camera CGI command injection (virtual patch)
 TELNET_BRUTE_SID = 9100001  # Mirai default-credential login on the plug
