@@ -781,9 +781,38 @@ def run_lab(args) -> int:
             signal.signal(signal.SIGTERM, previous_term)
         print(f"lab {lab.tag} torn down (namespaces, links, rules, processes); "
               f"data kept in {data_dir}")
+    _print_what_the_box_learned(data_dir)
     if failures:
         print(f"{failures} check(s) failed")
     return 1 if failures else 0
+
+
+def _print_what_the_box_learned(data_dir) -> None:
+    """The owner's view after the run: devices found and behaviour flagged,
+    read from the store the dashboard uses."""
+    import sqlite3
+    path = Path(data_dir) / "reefguard.db"
+    if not path.exists():
+        return
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        devices = conn.execute(
+            "SELECT mac, ip, vendor, COALESCE(user_type, type_guess), stage FROM devices"
+            " WHERE mac NOT LIKE 'ip:%' ORDER BY ip").fetchall()
+        anomalies = conn.execute(
+            "SELECT kind, explanation FROM device_anomalies ORDER BY ts").fetchall()
+        conn.close()
+    except sqlite3.Error as exc:
+        print(f"(could not read the store: {exc})")
+        return
+    if devices:
+        print("\ndevices the box found")
+        for mac, ip, vendor, kind, stage in devices:
+            print(f"  {ip or '-':<14} {mac}  {(vendor or '?')[:34]:<34} {kind or 'type unknown':<16} {stage}")
+    if anomalies:
+        print("\nunusual behaviour, as the dashboard explains it")
+        for kind, explanation in anomalies[:10]:
+            print(f"  [{kind}] {explanation}")
 
 
 def main(argv: list[str]) -> None:
