@@ -182,6 +182,7 @@ class DetectEngine:
     """Loaded ruleset and its prefilter databases."""
 
     __slots__ = ("rules", "config", "packet_matchers", "packet_no_pattern", "packet_by_port",
+                 "quick",
                  "_inspected_classes",
                  "tx_matchers",
                  "tx_no_pattern", "thresholds", "stats", "max_verify", "max_flow_bytes",
@@ -205,6 +206,11 @@ class DetectEngine:
         # rule for "any -> any 5432" is only looked at for packets to 5432.
         # {(proto_class, direction): ({dport: [rule]}, {sport: [rule]})}
         self.packet_by_port: dict[tuple, tuple[dict, dict]] = {}
+        # Per rule index: (IP protocols, destination ports) it can only ever
+        # match, or None. Checked inline before any verification call, since
+        # tiny fast patterns ("|00 01|" for TFTP) make many candidates whose
+        # port alone rules them out (Suricata's port groups do the same).
+        self.quick: list[tuple | None] = []
         self.tx_matchers: dict[tuple, Matcher] = {}
         self.tx_no_pattern: dict[str, list[int]] = {}
         # base buffer name -> [(group buffer name, transform chain)], built with the matchers
@@ -282,6 +288,7 @@ class DetectEngine:
         engine._classifications = classifications
         engine.rule_texts = [(rule.file, rule.line, rule.text) for rule in rules]
         groups = engine._build_groups()
+        engine.quick = [_quick_reject(rule) for rule in rules]
         engine.address_index = {key: build_range_index(entries)
                                 for key, entries in engine.address_index.items()}
         for group_key, group in groups.items():
@@ -296,6 +303,7 @@ class DetectEngine:
                               for group_key in groups},
                 "packet_no_pattern": engine.packet_no_pattern,
                 "packet_by_port": engine.packet_by_port,
+                "quick": engine.quick,
                 "tx_no_pattern": engine.tx_no_pattern,
                 "address_index": engine.address_index,
             })
@@ -320,6 +328,7 @@ class DetectEngine:
             target[group_key[1:]] = Matcher.load(dumped, rules_by_pattern)
         engine.packet_no_pattern = cached["packet_no_pattern"]
         engine.packet_by_port = cached["packet_by_port"]
+        engine.quick = cached["quick"]
         engine.tx_no_pattern = cached["tx_no_pattern"]
         engine.address_index = cached["address_index"]
         engine._index_tx_groups()
@@ -480,7 +489,16 @@ class DetectEngine:
         # the index order, so verification follows it.
         ordered = sorted(candidates) if candidates else ()
         stop = False
+        quick = self.quick
+        proto, dport = pkt.proto, pkt.dport
         for index in ordered:
+            precheck = quick[index]
+            if precheck is not None:
+                protos, dports = precheck
+                if protos is not None and proto not in protos:
+                    continue
+                if dports is not None and dport not in dports:
+                    continue
             rule = self.rule(index)
             if not inspect_payload and PAYLOAD in rule.buffers:
                 continue
@@ -671,6 +689,26 @@ class DetectEngine:
 def matcher_for(engine: DetectEngine, group_key: tuple) -> Matcher:
     target = engine.tx_matchers if group_key[0] == "tx" else engine.packet_matchers
     return target[group_key[1:]]
+
+
+def _quick_reject(rule: Rule) -> tuple | None:
+    """(protocols, destination ports) a rule is confined to, for the inline
+    pre-check in `_inspect`; None when it cannot be stated simply."""
+    protos = None
+    if rule.transports is not None:
+        protos = frozenset(rule.transports)
+    for check in rule.packet_checks:
+        compare = getattr(check, "compare", None)
+        if getattr(check, "name", None) == "ip_proto" and getattr(compare, "op", None) == "":
+            protos = frozenset({compare.number})
+    dports = None
+    if rule.direction == "->" and not rule.destination_ports.any:
+        ports = rule.destination_ports.single_ports()
+        if ports:
+            dports = frozenset(ports)
+    if protos is None and dports is None:
+        return None
+    return (protos, dports)
 
 
 def _port_bucketable(rule: Rule) -> bool:

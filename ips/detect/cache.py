@@ -14,7 +14,7 @@ import os
 import pickle
 import tempfile
 
-ENGINE_VERSION = "reefguard-detect-8"
+ENGINE_VERSION = "reefguard-detect-9"
 MAX_CACHE_FILES = 8   # older entries are removed so the cache directory stays bounded
 
 

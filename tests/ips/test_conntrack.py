@@ -71,7 +71,7 @@ def recorded(name: str) -> bytes:
 
 
 RECEIVED_AT = 1_800_000_000.0
-CAMERA_MAC = "02:00:00:00:00:10"
+CAMERA_MAC = "02:00:00:00:00:10"   # unit tests' own factory value
 ROUTER_MAC = "02:00:00:00:01:01"
 
 
@@ -403,7 +403,8 @@ def test_bypassed_bulk_transfer_volume_reaches_eve_and_store(tmp_path):
     reason = _why_not_inline()
     if reason:
         pytest.skip(reason)
-    from appliance.lab import LabTopology
+    from appliance.lab import DEVICES, LabTopology
+    LAB_CAMERA_MAC = next(d.mac for d in DEVICES if d.name == "cam")
 
     lab = LabTopology()
     try:
@@ -462,7 +463,7 @@ def test_bypassed_bulk_transfer_volume_reaches_eve_and_store(tmp_path):
             rows = db.execute("SELECT bytes_toserver, action, client_mac FROM flows"
                               " WHERE src_port = ?", (port,)).fetchall()
         assert len(rows) == 1 and rows[0][0] >= BULK_BYTES and rows[0][1] == "bypass"
-        assert rows[0][2] == CAMERA_MAC     # merged from the worker's note
+        assert rows[0][2] == LAB_CAMERA_MAC  # merged from the worker's note
         assert _sysctl(lab, "nf_conntrack_acct") == acct_before
         print(f"\nbulk {BULK_BYTES} B: record bytes_toserver={flow['bytes_toserver']} "
               f"pkts={flow['pkts_toserver']}, EVE after {waited:.1f} s; open connection "
