@@ -480,11 +480,20 @@ class DetectEngine:
                 candidates.update(port_rules)
         by_address = self.address_index.get(group)
         if by_address:
-            for address in (context.source, context.destination):
-                if address is not None:
-                    found = _ranges_lookup(by_address, address)
-                    if found:
-                        candidates.update(found)
+            # The IP-list rules a packet can meet depend only on its two
+            # addresses, which a flow keeps for life: look them up once per
+            # flow and direction, not on every packet.
+            cache_key = "address_rules_ts" if pkt.to_server else "address_rules_tc"
+            found = detect.get(cache_key) if detect is not None else None
+            if found is None:
+                found = ()
+                for address in (context.source, context.destination):
+                    if address is not None:
+                        found += _ranges_lookup(by_address, address)
+                if detect is not None:
+                    detect[cache_key] = found
+            if found:
+                candidates.update(found)
         # Rule order (pass, drop, reject, alert; flowbit setters first) is
         # the index order, so verification follows it.
         ordered = sorted(candidates) if candidates else ()
