@@ -428,23 +428,39 @@ class DetectEngine:
             return []
 
     def _inspect(self, pkt, flow, stream, txs) -> list[Match]:
-        detect = getattr(flow, "detect", None) if flow is not None else None
+        detect = flow.detect if flow is not None else None
         if detect is not None and detect.get("pass"):
             return []
-        context = _PacketContext(pkt, flow)
-        matches: list[Match] = []
-        direction = "ts" if pkt.to_server else "tc"
-        proto_class = _proto_class(pkt.proto)
+        to_server = pkt.to_server
+        direction = "ts" if to_server else "tc"
+        group = (_proto_class(pkt.proto), direction)
 
-        # Bound payload work per flow direction.
+        # Header-only candidates (no fast pattern: port buckets, IP lists,
+        # the always-checked few) depend only on the protocol, ports and
+        # addresses, which a flow keeps per direction for life: computed and
+        # pre-filtered once per flow direction, so a payload-less packet of
+        # an ordinary flow costs one dictionary lookup here.
+        header_key = "header_rules_ts" if to_server else "header_rules_tc"
+        header_rules = detect.get(header_key) if detect is not None else None
+        if header_rules is None:
+            header_rules = self._header_candidates(pkt, group)
+            if detect is not None:
+                detect[header_key] = header_rules
+
         payload = pkt.payload or b""
         window = None
         new_offset = 0
         if stream is not None and pkt.proto == 6:
             window, new_offset = stream
+        if not header_rules and not txs and window is None and not payload:
+            return []
+        context = _PacketContext(pkt, flow)
+        matches: list[Match] = []
+
+        # Bound payload work per flow direction.
         inspect_payload = True
         if detect is not None:
-            counter_key = "inspected_ts" if pkt.to_server else "inspected_tc"
+            counter_key = "inspected_ts" if to_server else "inspected_tc"
             seen = detect.get(counter_key, 0)
             if seen >= self.max_flow_bytes:
                 inspect_payload = False
@@ -453,7 +469,6 @@ class DetectEngine:
                 grown = len(payload) if window is None else max(len(window) - new_offset, len(payload))
                 detect[counter_key] = seen + grown
 
-        group = (proto_class, direction)
         candidates: set[int] = set()
         matcher = self.packet_matchers.get(group)
         if matcher is not None and inspect_payload:
@@ -467,33 +482,8 @@ class DetectEngine:
             ordered = sorted(candidates)
             self.stats["verify_capped"] += len(ordered) - self.max_verify
             candidates = set(ordered[:self.max_verify])
-        no_pattern = self.packet_no_pattern.get(group)
-        if no_pattern:
-            candidates.update(no_pattern)
-        by_port = self.packet_by_port.get(group)
-        if by_port is not None:
-            port_rules = by_port[0].get(pkt.dport)
-            if port_rules:
-                candidates.update(port_rules)
-            port_rules = by_port[1].get(pkt.sport)
-            if port_rules:
-                candidates.update(port_rules)
-        by_address = self.address_index.get(group)
-        if by_address:
-            # The IP-list rules a packet can meet depend only on its two
-            # addresses, which a flow keeps for life: look them up once per
-            # flow and direction, not on every packet.
-            cache_key = "address_rules_ts" if pkt.to_server else "address_rules_tc"
-            found = detect.get(cache_key) if detect is not None else None
-            if found is None:
-                found = ()
-                for address in (context.source, context.destination):
-                    if address is not None:
-                        found += _ranges_lookup(by_address, address)
-                if detect is not None:
-                    detect[cache_key] = found
-            if found:
-                candidates.update(found)
+        if header_rules:
+            candidates.update(header_rules)
         # Rule order (pass, drop, reject, alert; flowbit setters first) is
         # the index order, so verification follows it.
         ordered = sorted(candidates) if candidates else ()
@@ -524,6 +514,35 @@ class DetectEngine:
                     break
         self._cap_alerts(matches)
         return matches
+
+    def _header_candidates(self, pkt, group: tuple) -> tuple[int, ...]:
+        """Rules without a fast pattern that this packet's protocol, ports
+        and addresses could satisfy (see `_inspect`)."""
+        found: set[int] = set()
+        no_pattern = self.packet_no_pattern.get(group)
+        if no_pattern:
+            found.update(no_pattern)
+        by_port = self.packet_by_port.get(group)
+        if by_port is not None:
+            found.update(by_port[0].get(pkt.dport, ()))
+            found.update(by_port[1].get(pkt.sport, ()))
+        by_address = self.address_index.get(group)
+        if by_address:
+            for address in (address_key(pkt.src), address_key(pkt.dst)):
+                if address is not None:
+                    found.update(_ranges_lookup(by_address, address))
+        quick = self.quick
+        proto, dport = pkt.proto, pkt.dport
+        kept = []
+        for index in sorted(found):
+            precheck = quick[index]
+            if precheck is not None:
+                protos, dports = precheck
+                if (protos is not None and proto not in protos) or (
+                        dports is not None and dport not in dports):
+                    continue
+            kept.append(index)
+        return tuple(kept)
 
     def _cap_alerts(self, matches: list[Match]) -> None:
         alerting = [m for m in matches if not m.noalert]
