@@ -115,13 +115,24 @@ def load_engine(rules: list[str], config: Config, cache_dir: str | None):
     """(engine or None, message). Never raises: no rules, no detection."""
     if not rules:
         return None, "no rules"
+    missing = [path for path in rules if not Path(path).exists()]
+    if missing:
+        return None, f"rule file(s) missing: {', '.join(missing)}"
     try:
         from ips.cli import load_engine as cli_load_engine
         engine, report = cli_load_engine(rules, config, cache_dir, quiet=True)
     except ImportError as exc:
         return None, f"detection unavailable ({exc})"
-    loaded = getattr(report, "loaded", "?")
-    return engine, f"{loaded} rules loaded"
+    except (OSError, ValueError) as exc:
+        return None, f"rules could not be read ({exc})"
+    loaded = getattr(report, "loaded", 0)
+    if engine is None or not loaded:
+        # A rule set that lost every rule (a truncated or garbled file) is
+        # refused: the running rules stay rather than the box going blind.
+        errors = len(getattr(report, "errors", ()) or ())
+        return None, f"no rule loaded ({errors} syntax errors)"
+    errors = len(report.errors)
+    return engine, f"{loaded} rules loaded" + (f", {errors} with syntax errors" if errors else "")
 
 
 def _build_worker(spec: WorkerSpec, emit):
