@@ -157,12 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true")
     p.set_defaults(func=cmd_verify)
 
-    try:
-        from ips import service
-    except ImportError:
-        service = None
-    if service is not None and hasattr(service, "register"):
-        service.register(sub)
+    from ips import service
+    service.register(sub)     # run, down, reload, lab
     return parser
 
 

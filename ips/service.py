@@ -118,11 +118,9 @@ def load_engine(rules: list[str], config: Config, cache_dir: str | None):
     missing = [path for path in rules if not Path(path).exists()]
     if missing:
         return None, f"rule file(s) missing: {', '.join(missing)}"
+    from ips.cli import load_engine as cli_load_engine
     try:
-        from ips.cli import load_engine as cli_load_engine
         engine, report = cli_load_engine(rules, config, cache_dir, quiet=True)
-    except ImportError as exc:
-        return None, f"detection unavailable ({exc})"
     except (OSError, ValueError) as exc:
         return None, f"rules could not be read ({exc})"
     loaded = getattr(report, "loaded", 0)
@@ -140,11 +138,7 @@ def _build_worker(spec: WorkerSpec, emit):
         return _TrivialWorker(ACCEPT), "trivial accept"
     if spec.inspect == "bypass":
         return _TrivialWorker(BYPASS), "trivial bypass"
-    try:
-        from ips.worker import Worker
-    except ImportError as exc:
-        log.warning("pipeline unavailable (%s); accepting every packet", exc)
-        return _TrivialWorker(ACCEPT), f"pipeline unavailable: {exc}"
+    from ips.worker import Worker
     engine, message = load_engine(spec.rules, spec.config, spec.cache_dir)
     return Worker(spec.config, engine, emit), message
 
@@ -771,14 +765,11 @@ def start_metrics_server(host: str, port: int, render) -> Any:
 
 
 def start_web(host: str, port: int, data_dir: Path) -> bool:
-    """Run the dashboard (uvicorn) in a daemon thread; False if unavailable."""
-    try:
-        import uvicorn
-        from webui.main import create_app
-        from webui.settings import WebSettings
-    except ImportError as exc:
-        log.warning("web UI unavailable: %s", exc)
-        return False
+    """Run the dashboard (uvicorn) in a daemon thread."""
+    import uvicorn
+    from webui.main import create_app
+    from webui.settings import WebSettings
+
     os.environ.setdefault("REEFGUARD_DATA_DIR", str(data_dir))
     settings = WebSettings(store_path=data_dir / STORE_FILE, bind_host=host, port=port,
                            secret_key_file=data_dir / "web-secret")
