@@ -571,7 +571,7 @@ class Profiler:
                 explanation=(f"{self._name(key)} contacted {self._label(profile, destination)} "
                              f"on {_service_text(proto, port)} at {self._clock(flow.start or ts)}; "
                              f"that address is on the blocklist of known malicious hosts "
-                             f"({bad})" + ("." if failed else f" and it answered.")),
+                             f"({bad})" + ("." if failed else " and it answered.")),
                 ip=five.src_ip))
             profile.reported.add(f"d:{destination}")
 

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ips.config import Config
-from ips.packet import ACCEPT, BYPASS, DROP, REJECT
+from ips.packet import ACCEPT, BYPASS, DROP
 
 log = logging.getLogger("reefguard.service")
 

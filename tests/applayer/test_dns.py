@@ -5,7 +5,7 @@ import struct
 
 from hypothesis import given, settings, strategies as st
 
-from tests.applayer.applayer_helpers import PCAPS, Pipeline, feed_all, payloads
+from tests.applayer.applayer_helpers import PCAPS, Pipeline, feed_all
 
 from ips.applayer.dns import DnsParser, parse_message, read_name
 

@@ -4,7 +4,6 @@ Everything runs inside namespaces this module creates (documentation
 addresses only) and is removed at the end, also on failure."""
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -13,25 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.inline_support import why_not_inline
+
 pytestmark = pytest.mark.inline
 
 
 def _why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, iptables, NFQUEUE)"
-    if not Path("/proc/net/netfilter/nfnetlink_queue").exists():
-        return "kernel has no nfnetlink_queue"
-    if shutil.which("ip") is None or shutil.which("iptables-restore") is None:
-        return "needs iproute2 and iptables"
-    try:
-        import netfilterqueue  # noqa: F401
-    except ImportError:
-        return "netfilterqueue is not installed"
-    try:
-        import ips.worker  # noqa: F401
-    except ImportError as exc:
-        return f"pipeline not importable yet: {exc}"
-    return None
+    return why_not_inline("ips.worker")
 
 
 if _why_not():

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import shutil
 import socket
 import sqlite3
 import threading
@@ -25,6 +24,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.inline_support import why_not_inline
 
 pytestmark = [pytest.mark.inline, pytest.mark.browser]
 
@@ -56,23 +57,9 @@ DEVICES_SECONDS = 30.0
 
 
 def _why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, iptables, NFQUEUE)"
-    if not Path("/proc/net/netfilter/nfnetlink_queue").exists():
-        return "kernel has no nfnetlink_queue (NFQUEUE)"
-    if shutil.which("ip") is None or shutil.which("iptables-restore") is None:
-        return "needs iproute2 and iptables"
     if not Path(CHROMIUM).exists():
         return f"Chromium not installed at {CHROMIUM} (apt-get install -y chromium)"
-    for module, hint in (("playwright.sync_api", "pip install playwright"),
-                         ("netfilterqueue", "pip install netfilterqueue"),
-                         ("uvicorn", "pip install uvicorn"),
-                         ("ips.worker", "the pipeline must import")):
-        try:
-            __import__(module)
-        except ImportError as exc:
-            return f"{module} not importable ({exc}; {hint})"
-    return None
+    return why_not_inline("playwright.sync_api", "uvicorn", "ips.worker")
 
 
 if _why_not():

@@ -8,29 +8,17 @@ only) and is removed at the end, also on failure. Budget: < 90 s."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
-from pathlib import Path
 
 import pytest
+
+from tests.inline_support import why_not_inline
 
 pytestmark = pytest.mark.inline
 
 
 def _why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, iptables, NFQUEUE)"
-    if not Path("/proc/net/netfilter/nfnetlink_queue").exists():
-        return "kernel has no nfnetlink_queue"
-    if shutil.which("ip") is None or shutil.which("iptables") is None:
-        return "needs iproute2 and iptables"
-    try:
-        import netfilterqueue  # noqa: F401
-        import scapy  # noqa: F401
-    except ImportError as exc:
-        return f"missing module: {exc.name}"
-    return None
+    return why_not_inline("scapy", "ips.worker")
 
 
 if _why_not():

@@ -10,9 +10,6 @@ the lab box and checks the flow record that reaches EVE and the store."""
 import base64
 import dataclasses
 import json
-import os
-import shutil
-import socket
 import sqlite3
 import struct
 import subprocess
@@ -21,6 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.inline_support import why_not_inline
 from hypothesis import given, settings, strategies as st
 
 from ips import conntrack, events
@@ -330,18 +329,7 @@ def test_accounting_sysctls_are_enabled_and_restored(tmp_path):
 # --- inline: the lab box -----------------------------------------------------
 
 def _why_not_inline() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, iptables, NFQUEUE)"
-    if not Path("/proc/net/netfilter/nfnetlink_queue").exists():
-        return "kernel has no nfnetlink_queue"
-    if shutil.which("ip") is None or shutil.which("iptables-restore") is None:
-        return "needs iproute2 and iptables"
-    try:
-        import netfilterqueue  # noqa: F401
-        import ips.worker  # noqa: F401
-    except ImportError as exc:
-        return f"inline pipeline unavailable: {exc}"
-    return None
+    return why_not_inline("ips.worker")
 
 
 ROOT = Path(__file__).resolve().parents[2]

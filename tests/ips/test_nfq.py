@@ -1,5 +1,4 @@
 """NFQUEUE helpers that need no kernel: config message, /proc parsing, verdicts."""
-import socket
 import struct
 
 from ips import nfq

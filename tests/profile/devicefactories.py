@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from ips import events
-from ips.config import Config
 
 T0 = 1704067200.0  # Monday 2024-01-01 00:00 UTC
 

@@ -1,6 +1,5 @@
 import json
 
-import pytest
 from hypothesis import given, settings, strategies as st
 
 from ips import events

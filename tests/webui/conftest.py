@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from ips import control  # noqa: E402
 from ips.store import Store  # noqa: E402
 from webui.demo import seed_realistic  # noqa: E402
+from webui.settings import WebSettings  # noqa: E402
 from webui.main import create_app  # noqa: E402
 
 from webui_helpers import PASSWORD, login, make_settings  # noqa: E402
