@@ -284,9 +284,28 @@ class StoreConsumer:
 
     def tick(self, ts: float) -> None:
         self.flush()
+        self.link_recent_alerts()
 
     def done(self) -> None:
         self.flush()
+        self.link_recent_alerts()
+
+    # An alert can come before the inventory has written the device it
+    # concerns (an attack on a device that had not talked yet); recent
+    # unlinked alerts are linked again once the device is known.
+    RELINK_WINDOW = 2000
+
+    def link_recent_alerts(self) -> None:
+        with self.store._lock:
+            self.store.conn.execute(
+                "UPDATE alerts SET device_mac = COALESCE("
+                " (SELECT di.mac FROM device_ips di WHERE di.ip = alerts.src_ip"
+                "  AND di.mac NOT LIKE 'ip:%' ORDER BY di.last_seen DESC LIMIT 1),"
+                " (SELECT di.mac FROM device_ips di WHERE di.ip = alerts.dest_ip"
+                "  AND di.mac NOT LIKE 'ip:%' ORDER BY di.last_seen DESC LIMIT 1))"
+                " WHERE device_mac IS NULL"
+                " AND id > (SELECT COALESCE(MAX(id), 0) FROM alerts) - ?",
+                (self.RELINK_WINDOW,))
 
     def _devices_of(self, alerts: list[events.Alert]) -> dict[int, str]:
         """The LAN device each alert concerns: the device (a real MAC, not an

@@ -30,3 +30,20 @@ def test_newer_schema_is_refused(tmp_path):
     conn.close()
     with pytest.raises(RuntimeError, match="newer"):
         store.Store(path)
+
+
+def test_alert_before_its_device_is_known_gets_linked_later(tmp_path):
+    from ips import events
+    s = store.Store(tmp_path / "s.db")
+    consumer = store.StoreConsumer(s)
+    consumer.alert(events.Alert(
+        timestamp=1.0, flow_id=1, pcap_cnt=1, src_ip="198.51.100.99", src_port=5000,
+        dest_ip="192.0.2.20", dest_port=23, proto="TCP", app_proto="telnet",
+        action="blocked", gid=1, signature_id=9100001, rev=1, signature="mirai",
+        category="c", severity=2))
+    consumer.flush()
+    assert s.conn.execute("SELECT device_mac FROM alerts").fetchone()[0] is None
+    s.conn.execute("INSERT INTO device_ips (mac, ip, first_seen, last_seen)"
+                   " VALUES ('b0:be:76:00:00:20', '192.0.2.20', 1.0, 2.0)")
+    consumer.tick(3.0)
+    assert s.conn.execute("SELECT device_mac FROM alerts").fetchone()[0] == "b0:be:76:00:00:20"
