@@ -4,7 +4,7 @@ Consumers are plain objects whose methods are named after the hook they
 handle (mitmproxy's addon style)::
 
     alert(Alert)  flow_end(FlowEnd)  anomaly(Anomaly)  app_record(AppRecord)
-    device_anomaly(DeviceAnomaly)  stats(Stats)  tick(timestamp)  done()
+    device_anomaly(DeviceAnomaly)  stats(Stats)  tick(timestamp)  done()  close()
 
 A hook may return an iterable of new events (the device profiler returns
 `DeviceAnomaly` events); those are fed to every consumer in turn. A consumer
@@ -68,10 +68,16 @@ class Collector:
                 self.emit(new_event, 1)
 
     def done(self) -> None:
+        """End of input. Every consumer's `done` runs first and the events
+        they derive (a profiler's end-of-window summaries) reach every
+        consumer; only then are outputs closed (`close` hook)."""
+        pending = []
         for consumer in self.consumers:
-            derived = self._safecall(consumer, "done")
-            for new_event in derived or ():
-                self.emit(new_event, 1)
+            pending.extend(self._safecall(consumer, "done") or ())
+        for new_event in pending:
+            self.emit(new_event, 1)
+        for consumer in self.consumers:
+            self._safecall(consumer, "close")
 
     def _safecall(self, consumer: Any, hook: str, *args: Any):
         method = getattr(consumer, hook, None)

@@ -228,7 +228,7 @@ class EveWriter:
             self._fast.flush()
 
     def done(self) -> None:
-        self.close()
+        self.flush()
 
     def close(self) -> None:
         if not self._eve.closed:

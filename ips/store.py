@@ -290,6 +290,10 @@ class StoreConsumer:
         self.flush()
         self.link_recent_alerts()
 
+    def close(self) -> None:
+        # Events derived at the end (after every `done`) land here.
+        self.flush()
+
     # An alert can come before the inventory has written the device it
     # concerns (an attack on a device that had not talked yet); recent
     # unlinked alerts are linked again once the device is known.

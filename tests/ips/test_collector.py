@@ -54,3 +54,24 @@ def test_rejects_non_events():
     import pytest
     with pytest.raises(TypeError):
         Collector([]).emit(object())
+
+
+class Summariser:
+    """Derives an event at the end of input, like the profiler's summaries."""
+
+    def done(self):
+        return [events.DeviceAnomaly(timestamp=9.0, mac="02:00:00:00:00:01", ip=None,
+                                     kind="scan", score=0.9, observed={}, baseline={},
+                                     explanation="summary")]
+
+
+def test_events_derived_at_the_end_reach_outputs_before_they_close(tmp_path):
+    import json
+    from ips.output import EveWriter
+    writer = EveWriter(tmp_path)
+    collector = Collector([writer, Summariser()])   # the writer comes first
+    collector.done()
+    assert collector.errors == {}
+    kinds = [json.loads(line)["event_type"] for line in (tmp_path / "eve.json").read_text().splitlines()]
+    assert kinds == ["device_anomaly"]
+    assert writer._eve.closed
