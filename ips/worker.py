@@ -97,6 +97,7 @@ class Worker:
         self._checksums = config.checksum_mode != "none"
         self._auto_checksum = config.checksum_mode == "auto"
         self._last_ts = 0.0
+        self._next_expire = 0.0
 
     # ------------------------------------------------------------------
     def process(self, pkt: Packet) -> int:
@@ -112,9 +113,14 @@ class Worker:
             return verdicts.exception_verdict(self.config, pkt)
 
     def _process(self, pkt: Packet) -> int:
-        if pkt.ts > self._last_ts:
-            self._last_ts = pkt.ts
-            self._expire(pkt.ts)
+        ts = pkt.ts
+        if ts > self._last_ts:
+            self._last_ts = ts
+            # Timeouts are checked once per second of packet time; flows the
+            # table evicted or reused are handed over as soon as there are any.
+            if ts >= self._next_expire or self.flows.evicted:
+                self._next_expire = ts + 1.0
+                self._expire(ts)
 
         ok = decode(pkt, self._checksums)
         if pkt.anomalies:
