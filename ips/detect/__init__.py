@@ -454,8 +454,6 @@ class DetectEngine:
             window, new_offset = stream
         if not header_rules and not txs and window is None and not payload:
             return []
-        context = _PacketContext(pkt, flow)
-        matches: list[Match] = []
 
         # Bound payload work per flow direction.
         inspect_payload = True
@@ -484,6 +482,10 @@ class DetectEngine:
             candidates = set(ordered[:self.max_verify])
         if header_rules:
             candidates.update(header_rules)
+        if not candidates and not txs:
+            return []
+        context = _PacketContext(pkt, flow)
+        matches: list[Match] = []
         # Rule order (pass, drop, reject, alert; flowbit setters first) is
         # the index order, so verification follows it.
         ordered = sorted(candidates) if candidates else ()
