@@ -95,11 +95,28 @@ def cmd_replay(args) -> int:
             print("\nSignatures that fired:")
             for name, count in sorted(summary.signatures.items(), key=lambda kv: -kv[1])[:15]:
                 print(f"  {count:6d}  {name}")
+        if store is not None:
+            _print_devices(store)
         if summary.device_anomalies:
             print(f"\nDevice behaviour ({len(summary.device_anomalies)} anomalies):")
             for event in summary.device_anomalies[:10]:
                 print(f"  [{event.kind}] {event.explanation}")
     return 0 if not summary.errors or summary.packets else 1
+
+
+def _print_devices(store, limit: int = 25) -> None:
+    """The inventory as the replay left it in the store."""
+    rows = store.conn.execute(
+        "SELECT mac, ip, vendor, COALESCE(user_type, type_guess), model_guess, confidence"
+        " FROM devices ORDER BY ip").fetchall()
+    if not rows:
+        return
+    print(f"\nDevices ({len(rows)}):")
+    for mac, ip, vendor, kind, model, confidence in rows[:limit]:
+        guess = f"{kind} ({model}, {confidence:.2f})" if kind and model and confidence else (kind or "")
+        print(f"  {ip or '-':<16} {mac:<20} {(vendor or '-')[:36]:<36} {guess}")
+    if len(rows) > limit:
+        print(f"  ... and {len(rows) - limit} more in {store.path}")
 
 
 def _profiling_consumers(config: Config, store=None) -> list:
