@@ -42,18 +42,29 @@ class Collector:
         self.consumers = list(consumers)
         self.errors: dict[str, int] = {}
         self.counts: dict[str, int] = {}
+        # Each event type's handlers, resolved once: emit() runs for every
+        # flow record and app-layer record, so no getattr per consumer there.
+        self._handlers: dict[type, list] = {
+            event_type: [(consumer, getattr(consumer, hook)) for consumer in self.consumers
+                         if getattr(consumer, hook, None) is not None]
+            for event_type, hook in HOOKS.items()}
 
     def __call__(self, event: Any) -> None:
         self.emit(event)
 
     def emit(self, event: Any, _depth: int = 0) -> None:
-        hook = HOOKS.get(type(event))
-        if hook is None:
+        handlers = self._handlers.get(type(event))
+        if handlers is None:
             raise TypeError(f"not an event: {event!r}")
+        hook = HOOKS[type(event)]
         self.counts[hook] = self.counts.get(hook, 0) + 1
         pending = []
-        for consumer in self.consumers:
-            derived = self._safecall(consumer, hook, event)
+        for consumer, method in handlers:
+            try:
+                derived = method(event)
+            except Exception:  # noqa: BLE001 - a consumer bug must not kill the pipeline
+                self._failed(consumer, hook)
+                continue
             if derived:
                 pending.extend(derived)
         # Every consumer sees an event before the events derived from it.
@@ -86,11 +97,14 @@ class Collector:
         try:
             return method(*args)
         except Exception:  # noqa: BLE001 - a consumer bug must not kill the pipeline
-            name = f"{type(consumer).__name__}.{hook}"
-            self.errors[name] = self.errors.get(name, 0) + 1
-            if self.errors[name] <= 3:
-                log.exception("consumer %s failed", name)
+            self._failed(consumer, hook)
             return None
+
+    def _failed(self, consumer: Any, hook: str) -> None:
+        name = f"{type(consumer).__name__}.{hook}"
+        self.errors[name] = self.errors.get(name, 0) + 1
+        if self.errors[name] <= 3:
+            log.exception("consumer %s failed", name)
 
 
 class QueueSink:
