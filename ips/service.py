@@ -60,6 +60,8 @@ INVENTORY_SYNC_SECONDS = 2.0    # inventory -> store, so new devices show prompt
 EVENT_QUEUE_MAX = 100_000        # bounded: a slow collector costs events, not packets
 
 BYPASS_NOTES_REMEMBERED = 4096  # per worker; see worker_main
+MAINTENANCE_INTERVAL = 0.1
+"""Seconds between heartbeats / control-pipe checks while packets flow."""
 
 REALTIME_PRIORITY = 10   # SCHED_FIFO level of workers: above every normal process
 HIGH_PRIORITY_NICE = -15
@@ -161,7 +163,7 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
     """Body of one worker process: bind the queue, answer packets until told to stop."""
     from ips.collector import QueueSink
     from ips.conntrack import note_from_flow
-    from ips.nfq import NfqSource, apply_verdict, packet_from_queue
+    from ips.nfq import NfqSource, StopServing, apply_verdict, packet_from_queue
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker%(process)d %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the control process coordinates
@@ -173,6 +175,7 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
     local = [0] * len(COUNTERS)
     pending: list[Any] = []   # engine loaded by the reload thread, swapped by the loop
     last_tick = [time.time()]
+    next_maintenance = [0.0]
     verdict_names = {"accept": _INDEX["accepted"], "bypass": _INDEX["bypassed"],
                      "drop": _INDEX["dropped"], "drop_flow": _INDEX["dropped"],
                      "reject": _INDEX["rejected"]}
@@ -183,8 +186,18 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
 
     def maintenance(now: float) -> None:
         heartbeat.value = now
+        next_maintenance[0] = now + MAINTENANCE_INTERVAL
         if pending:
             worker.swap_engine(pending.pop())
+        while control.poll():
+            try:
+                command = control.recv()
+            except EOFError:  # the control process is gone: stop
+                command = ("stop",)
+            if command[0] == "stop":
+                stopping.set()
+            elif command[0] == "reload":
+                threading.Thread(target=reload_in_background, daemon=True).start()
         if now - last_tick[0] >= 1.0:
             last_tick[0] = now
             worker.tick(now)
@@ -207,8 +220,12 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
             sink(note_from_flow(flow))
         local[0] += 1
         local[verdict_names[done]] += 1
-        if local[0] & 255 == 0:
+        # Under steady traffic serve() does not return: the heartbeat, the
+        # control pipe and the stop flag are looked at from here.
+        if pkt.ts >= next_maintenance[0]:
             maintenance(pkt.ts)
+            if stopping.is_set():
+                raise StopServing
 
     def reload_in_background() -> None:
         engine, text = load_engine(spec.rules, spec.config, spec.cache_dir)
@@ -226,17 +243,8 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
                             "pipeline": message}))
     try:
         while not stopping.is_set():
-            source.poll(0.25)
+            source.serve()    # returns when idle for a moment, or to stop
             maintenance(time.time())
-            while control.poll():
-                try:
-                    command = control.recv()
-                except EOFError:  # the control process is gone: stop
-                    command = ("stop",)
-                if command[0] == "stop":
-                    stopping.set()
-                elif command[0] == "reload":
-                    threading.Thread(target=reload_in_background, daemon=True).start()
     finally:
         source.close()
         local[_INDEX["alerts"]] = getattr(worker, "counters", {}).get("alerts", 0)
