@@ -106,6 +106,10 @@ def render_apply(plan: FirewallPlan, family: int, jump_present: bool = False) ->
         f"-m mark ! --mark 0x0/{mask} -j {VERDICT_CHAIN}",
         # Blocks first, so quarantine also cuts flows the kernel already bypasses.
         f"-j {BLOCK_CHAIN}",
+        # A RELATED packet (an ICMP error quoting a connection, an expected
+        # data connection) shares the mark of the connection it relates to:
+        # it is looked at on its own, never carried by that flow's bypass.
+        f"-m conntrack --ctstate RELATED -j {QUEUE_CHAIN}",
         f"-j CONNMARK --restore-mark --nfmask {mask} --ctmask {mask}",
         f"-m mark --mark {_mark(MARK_BYPASS)} -j ACCEPT",
         f"-m mark --mark {_mark(MARK_DROP)} -j DROP",
@@ -114,7 +118,10 @@ def render_apply(plan: FirewallPlan, family: int, jump_present: bool = False) ->
     ]
     lines += [f"-A {FORWARD_CHAIN} {rule}" for rule in forward]
     verdict = [
-        f"-j CONNMARK --save-mark --nfmask {mask} --ctmask {mask}",
+        # The verdict on a RELATED packet is for that packet alone: saving it
+        # would write the related connection's mark (an ICMP error could
+        # otherwise get a TCP flow bypassed or blocked).
+        f"-m conntrack ! --ctstate RELATED -j CONNMARK --save-mark --nfmask {mask} --ctmask {mask}",
         f"-m mark --mark {_mark(MARK_BYPASS)} -j ACCEPT",
         f"-m mark --mark {_mark(MARK_DROP)} -j DROP",
         f"-j {REJECT_CHAIN}",

@@ -31,8 +31,21 @@ def test_blocks_come_before_the_bypass_accept():
     forward = [r for r in rules if r.startswith(f"-A {firewall.FORWARD_CHAIN}")]
     block = next(i for i, r in enumerate(forward) if r.endswith(f"-j {firewall.BLOCK_CHAIN}"))
     bypass = next(i for i, r in enumerate(forward) if f"0x{MARK_BYPASS:08x}/0x{MARK_MASK:08x} -j ACCEPT" in r)
-    queue = next(i for i, r in enumerate(forward) if r.endswith(f"-j {firewall.QUEUE_CHAIN}"))
+    queue = max(i for i, r in enumerate(forward) if r.endswith(f"-j {firewall.QUEUE_CHAIN}"))
     assert block < bypass < queue
+
+
+def test_related_packets_are_queued_before_the_mark_is_restored_and_never_save_it():
+    # An ICMP error shares its connection's conntrack entry: restoring that
+    # mark would carry it past inspection, saving a verdict on it would judge
+    # the connection it quotes.
+    rules = _rules(firewall.render_apply(FirewallPlan(bridge="br0"), 4))
+    forward = [r for r in rules if r.startswith(f"-A {firewall.FORWARD_CHAIN}")]
+    related = next(i for i, r in enumerate(forward) if "--ctstate RELATED" in r)
+    restore = next(i for i, r in enumerate(forward) if "--restore-mark" in r)
+    assert related < restore and forward[related].endswith(f"-j {firewall.QUEUE_CHAIN}")
+    save = [r for r in rules if "--save-mark" in r]
+    assert save and all("! --ctstate RELATED" in r for r in save)
 
 
 def test_jump_not_duplicated_when_present():
