@@ -33,8 +33,14 @@ def main(case_name: str, source: str, sport: int, target: str, port: int) -> dic
         base = IP(src=source, dst=target)
         send(base / TCP(sport=sport, dport=port, flags="A", seq=isn + 1, ack=server_next))
         for offset, data in case.client_segments:
-            send(base / TCP(sport=sport, dport=port, flags="PA", seq=isn + 1 + offset,
-                            ack=server_next) / data)
+            segment = base / TCP(sport=sport, dport=port, flags="PA", seq=isn + 1 + offset,
+                                 ack=server_next) / data
+            if case.fragment:
+                # the same 64-byte fragments as the offline case, sent at L3
+                for piece in _fragments(segment, case.fragment, isn + 1 + offset, server_next):
+                    send(piece)
+            else:
+                send(segment)
         replies = sniff(filter=f"tcp and src host {target} and src port {port} and dst port {sport}",
                         timeout=2.5)
         answered = any(TCP in r and len(r[TCP].payload) > 0 for r in replies)
@@ -42,6 +48,19 @@ def main(case_name: str, source: str, sport: int, target: str, port: int) -> dic
         return {"handshake": True, "answered": answered}
     finally:
         subprocess.run(["iptables", "-D", *rule], check=False)
+
+
+def _fragments(segment, mode: str, seq: int, ack: int) -> list:
+    from scapy.all import IP, TCP, Ether  # noqa: PLC0415
+    from tests.evasion.make_cases import NETGEAR_BENIGN, _Clock, _fragments as cut
+
+    ip = segment[IP]
+    ip.id = 4242
+    frame = Ether() / IP(bytes(ip))          # lengths and checksums fixed
+    benign = Ether() / IP(bytes(IP(src=ip.src, dst=ip.dst, id=4242)
+                                / TCP(sport=ip[TCP].sport, dport=ip[TCP].dport, flags="PA",
+                                      seq=seq, ack=ack) / NETGEAR_BENIGN))
+    return [piece[IP] for piece in cut(frame, mode, benign, _Clock())]
 
 
 if __name__ == "__main__":

@@ -25,28 +25,46 @@ if _why_not():
     pytest.skip(_why_not(), allow_module_level=True)
 
 from appliance.lab import ATTACKER, PYTHON, LabTopology, read_alerts  # noqa: E402
-from tests.evasion.make_cases import NETGEAR_RULES, PORT_RULES  # noqa: E402
+from tests.evasion.make_cases import (  # noqa: E402
+    NETGEAR_RULES, PORT_RULES, SHELL_8080, SNI, TLS_RULES, client_hello, one_byte_records)
 
 CAMERA = "192.0.2.10"
-# (case, port the lab camera listens on, sids that may fire)
+TLS_RECORDS = one_byte_records(client_hello(SNI))
+# What the test's own receiver on the camera listens on (the lab camera has
+# no 8080 or TLS service): port -> bytes that make the complete attack.
+RECEIVER_PORTS = {8080: len(SHELL_8080), 443: len(TLS_RECORDS)}
+# (case, port the camera listens on, sids that may fire)
 INLINE_CASES = [
     ("uri-split-24", 80, {1000001, 1000002}),
     ("out-of-order", 80, {1000001, 1000002}),
     ("overlap-attack-first", 80, {1000001, 1000002}),
+    ("ip-fragments", 80, {1000001, 1000002}),
+    ("port-8080", 8080, {3003}),
     ("port-37215", 37215, {3001}),
     ("port-52869", 52869, {3002}),
+    ("tls-1byte-records", 443, {4001}),
 ]
+# An ICMP error that quotes a connection the kernel already bypasses, carrying
+# what a rule looks for: it must still be inspected on its own.
+RELATED_RULES = (
+    'alert udp any any -> any 9999 (msg:"EVASION judged at once"; content:"BYPASSME"; '
+    'bypass; sid:5001; rev:1;)\n'
+    'drop icmp any any -> any any (msg:"EVASION exploit in an ICMP error"; itype:3; '
+    'content:"EVILMARK"; sid:5002; rev:1;)\n')
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     rules = tmp_path_factory.mktemp("rules") / "evasion.rules"
     # the offline rules, as drop rules: inline the box must block them
-    rules.write_text((NETGEAR_RULES + PORT_RULES).replace("alert ", "drop "))
+    rules.write_text((NETGEAR_RULES + PORT_RULES + TLS_RULES).replace("alert ", "drop ")
+                     + RELATED_RULES)
     topology = LabTopology()
     try:
         topology.create()
         topology.start_services()
+        topology.start("cam", [PYTHON, "-m", "tests.evasion.inline_receiver", CAMERA,
+                               *(f"{port}:{size}" for port, size in RECEIVER_PORTS.items())])
         data_dir = tmp_path_factory.mktemp("box")
         topology.box = topology.start_box(str(data_dir), [str(rules)], workers=1,
                                           policy="fail-open")
@@ -90,3 +108,35 @@ def test_benign_first_overlap_reaches_server_normalised(lab):
     assert result == {"handshake": True, "answered": True}
     assert not [a for a in read_alerts(lab.data_dir)
                 if a["alert"]["signature_id"] in (1000001, 1000002) and a["src_port"] == 47100]
+
+
+def test_overlapping_fragments_never_reach_the_device(lab):
+    # The kernel reassembles before the queue (conntrack defrag) and, since
+    # Linux 4.19, discards an IPv4 datagram whose fragments overlap: neither
+    # copy of the conflicting bytes reaches the device, so no first/last-wins
+    # ambiguity exists inline. The offline case checks our own reassembler.
+    done = lab.run("inet", [PYTHON, "-m", "tests.evasion.inline_sender",
+                            "ip-fragments-overlap-attack-first", ATTACKER, "47200", CAMERA, "80"],
+                   timeout=30)
+    result = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
+    assert result.get("handshake"), done.stderr[-800:]
+    assert result["answered"] is False
+
+
+def test_icmp_error_is_inspected_though_its_connection_is_bypassed(lab):
+    # The camera's UDP flow is judged (rule keyword `bypass`) and leaves the
+    # queue; an ICMP error quoting it is RELATED in conntrack and would share
+    # its bypass mark. It must reach the engine and be dropped on its own.
+    sent = lab.run("cam", [PYTHON, "-c", (
+        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+        f"s.bind(({CAMERA!r}, 41000)); s.sendto(b'BYPASSME', ({ATTACKER!r}, 9999))")])
+    assert sent.returncode == 0, sent.stderr
+    assert _alerts(lab.data_dir, {5001})
+    crafted = lab.run("inet", [PYTHON, "-c", (
+        "from scapy.all import IP, ICMP, UDP, send; "
+        f"send(IP(src={ATTACKER!r}, dst={CAMERA!r}) / ICMP(type=3, code=3) / "
+        f"IP(src={CAMERA!r}, dst={ATTACKER!r}) / UDP(sport=41000, dport=9999) / "
+        "b'BYPASSME EVILMARK', verbose=0)")], timeout=30)
+    assert crafted.returncode == 0, crafted.stderr
+    alerts = _alerts(lab.data_dir, {5002})
+    assert alerts and alerts[0]["alert"]["action"] == "blocked"
