@@ -28,6 +28,25 @@ import hashlib
 
 from ips.applayer import Tx
 
+_x509 = None
+"""cryptography's x509 module once `load_x509()` imported it (False: not installed)."""
+
+
+def load_x509():
+    """cryptography's x509 module, or None when it is not installed.
+
+    Imported on first use because it is optional and slow to load (about
+    0.1 s); the app-layer stage calls this when a worker starts, so the
+    first certificate seen inline does not hold its packet for that long."""
+    global _x509
+    if _x509 is None:
+        try:
+            from cryptography import x509
+        except ImportError:
+            x509 = False
+        _x509 = x509
+    return _x509 or None
+
 MAX_RECORD_BYTES = 5 + 16384 + 2048
 """Largest legal TLS record (TLSCiphertext) with its header."""
 MAX_HANDSHAKE_BYTES = 64 * 1024
@@ -362,13 +381,13 @@ class TlsParser:
         if not chain.remaining:
             return
         der = chain.vector(3)
+        x509 = load_x509()
+        if x509 is None:
+            return      # certificate fields are optional; the handshake fields are not
         try:
-            from cryptography import x509  # imported here: optional, and slow to load
             certificate = x509.load_der_x509_certificate(der)
             subject = _distinguished_name(certificate.subject)
             issuer = _distinguished_name(certificate.issuer)
-        except ImportError:
-            return      # certificate fields are optional; the handshake fields are not
         except Exception:  # noqa: BLE001 - any malformed certificate is just an event
             self.events.append("tls.certificate_invalid")
             return
