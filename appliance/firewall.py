@@ -28,6 +28,7 @@ FORWARD_CHAIN = "REEFGUARD-FORWARD"
 VERDICT_CHAIN = "REEFGUARD-VERDICT"
 REJECT_CHAIN = "REEFGUARD-REJECT"
 BLOCK_CHAIN = "REEFGUARD-BLOCK"
+"""Rewritten by the enforcer: only the quarantine / block checks in use."""
 QUARANTINE_CHAIN = "REEFGUARD-QUARANTINE"
 QUARANTINE_MAC_CHAIN = "REEFGUARD-QUARANTINE-MAC"
 """Rewritten by the enforcer: one rule per quarantined MAC."""
@@ -94,8 +95,6 @@ def _mark(value: int) -> str:
 def render_apply(plan: FirewallPlan, family: int, jump_present: bool = False) -> str:
     """The iptables-restore --noflush payload that installs everything."""
     gateway_set = ipsets.GATEWAYS[family]
-    quarantine_set = ipsets.QUARANTINE[family]
-    blocked_set = ipsets.BLOCKED_DESTINATIONS[family]
     mask = f"0x{MARK_MASK:08x}"
     lines = ["*filter"]
     lines += [f":{chain} - [0:0]" for chain in CHAINS]
@@ -132,15 +131,8 @@ def render_apply(plan: FirewallPlan, family: int, jump_present: bool = False) ->
     # soon as it sends on the rejected connection.
     lines.append(f"-A {REJECT_CHAIN} -p tcp -j REJECT --reject-with tcp-reset")
     lines.append(f"-A {REJECT_CHAIN} -j DROP")
-    block = [
-        f"-m set --match-set {quarantine_set} src -j {QUARANTINE_CHAIN}",
-        f"-m set --match-set {quarantine_set} dst -j {QUARANTINE_CHAIN}",
-        f"-j {QUARANTINE_MAC_CHAIN}",
-        f"-m set --match-set {blocked_set} dst -j DROP",
-        f"-m set --match-set {blocked_set} src -j DROP",
-        f"-j {BLOCK_PAIRS_CHAIN}",
-    ]
-    lines += [f"-A {BLOCK_CHAIN} {rule}" for rule in block]
+    # REEFGUARD-BLOCK starts empty: the enforcer (appliance.enforce) writes
+    # into it only the checks that have something to match.
     lines += [f"-A {QUARANTINE_CHAIN} {rule}" for rule in quarantine_exceptions(family, gateway_set)]
     lines.append(f"-A {QUARANTINE_CHAIN} -j DROP")
     lines.append(queue_rule(plan))

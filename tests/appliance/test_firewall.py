@@ -1,5 +1,6 @@
 """Rendering of the iptables-restore payloads (no kernel needed)."""
 from appliance import firewall, ipsets
+from appliance.enforce import Enforcer
 from appliance.firewall import FirewallPlan
 from ips.nfq import MARK_BYPASS, MARK_MASK
 
@@ -56,8 +57,20 @@ def test_jump_not_duplicated_when_present():
 
 def test_ipv6_payload_uses_v6_sets_and_keeps_neighbour_discovery():
     payload = firewall.render_apply(FirewallPlan(bridge="br0"), 6)
-    assert ipsets.QUARANTINE[6] in payload and ipsets.QUARANTINE[4] not in payload
+    assert ipsets.GATEWAYS[6] in payload and ipsets.GATEWAYS[4] not in payload
     assert "-p ipv6-icmp -j RETURN" in payload
+    blocks = Enforcer.render_rules(6, set(), set(), quarantine_ips=True, blocked_for_all=True)
+    assert ipsets.QUARANTINE[6] in blocks and ipsets.QUARANTINE[4] not in blocks
+    assert ipsets.BLOCKED_DESTINATIONS[6] in blocks
+
+
+def test_block_chain_holds_only_the_checks_in_use():
+    # Every forwarded packet, bypassed bulk included, crosses REEFGUARD-BLOCK.
+    nothing = _rules(Enforcer.render_rules(4, set(), set()))
+    assert not [r for r in nothing if r.startswith(f"-A {firewall.BLOCK_CHAIN}")]
+    one_mac = _rules(Enforcer.render_rules(4, {"02:00:00:00:00:10"}, set()))
+    assert [r for r in one_mac if r.startswith(f"-A {firewall.BLOCK_CHAIN}")] == [
+        f"-A {firewall.BLOCK_CHAIN} -j {firewall.QUARANTINE_MAC_CHAIN}"]
 
 
 def test_teardown_removes_every_chain_it_declares():

@@ -24,7 +24,7 @@ def _why_not() -> str | None:
 if _why_not():
     pytest.skip(_why_not(), allow_module_level=True)
 
-from appliance.lab import LabTopology, read_alerts  # noqa: E402
+from appliance.lab import CLOUD, LabTopology, read_alerts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = [str(ROOT / "signatures" / "virtual-patches.rules")]
@@ -118,6 +118,34 @@ def test_quarantined_device_is_cut_off_while_lan_works(lab):
         conn.commit()
         time.sleep(2.5)
         assert lab.act("cam", "upload")["ok"]
+    finally:
+        conn.execute("UPDATE blocks SET active=0")
+        conn.commit()
+        conn.close()
+
+
+def test_blocked_destination_is_cut_for_that_device_then_for_all(lab):
+    # Both kinds of destination block, enforced in the kernel: one device ->
+    # the cloud (a rule pair), then the cloud for every device (an ipset).
+    conn = sqlite3.connect(lab.data_dir / "reefguard.db", timeout=10)
+    try:
+        conn.execute("INSERT INTO blocks (kind, mac, device_ip, destination, created, active)"
+                     " VALUES ('block_destination', '44:47:cc:00:00:10', '192.0.2.10', ?, ?, 1)",
+                     (CLOUD, time.time()))
+        conn.commit()
+        time.sleep(2.5)   # the control process reconciles every second
+        assert not lab.act("cam", "upload")["ok"]
+        assert lab.act("thermo", "mqtt")["ok"]                     # same cloud, other device
+        conn.execute("INSERT INTO blocks (kind, destination, created, active)"
+                     " VALUES ('block_destination', ?, ?, 1)", (CLOUD, time.time()))
+        conn.commit()
+        time.sleep(2.5)
+        assert not lab.act("thermo", "mqtt")["ok"]
+        assert lab.act("plug", "ntp")["ok"]                        # other destinations stay
+        conn.execute("UPDATE blocks SET active=0")
+        conn.commit()
+        time.sleep(2.5)
+        assert lab.act("cam", "upload")["ok"] and lab.act("thermo", "mqtt")["ok"]
     finally:
         conn.execute("UPDATE blocks SET active=0")
         conn.commit()
