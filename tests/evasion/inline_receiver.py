@@ -30,7 +30,8 @@ def _serve_one(conn: socket.socket, needed: int) -> None:
 
 
 def _listen(address: str, port: int, needed: int) -> None:
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    server = socket.socket(family, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind((address, port))
     server.listen(16)

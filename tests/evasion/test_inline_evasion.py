@@ -140,3 +140,35 @@ def test_icmp_error_is_inspected_though_its_connection_is_bypassed(lab):
     assert crafted.returncode == 0, crafted.stderr
     alerts = _alerts(lab.data_dir, {5002})
     assert alerts and alerts[0]["alert"]["action"] == "blocked"
+
+
+CAMERA6, ATTACKER6 = "2001:db8:1::10", "2001:db8:1::99"
+
+
+def test_exploit_over_ipv6_is_blocked(lab):
+    # The same LAN segment in IPv6 (documentation prefix, on-link): the box
+    # inspects what ip6tables queues exactly as it does IPv4. A benign request
+    # is the control: it must be answered.
+    for role, address in (("cam", CAMERA6), ("inet", ATTACKER6)):
+        device = "eth0"
+        lab.run(role, ["ip", "-6", "addr", "add", f"{address}/64", "dev", device, "nodad"])
+    receiver = lab.start("cam", [PYTHON, "-m", "tests.evasion.inline_receiver", CAMERA6,
+                                 f"8081:{len(SHELL_8080)}"])
+    try:
+        time.sleep(0.5)
+        benign = SHELL_8080.replace(b"/shell?cd+/tmp;rm+-rf+*;wget", b"/status?page=home&x=aaaaaaaa")
+        assert len(benign) == len(SHELL_8080)
+        results = []
+        for payload in (benign, SHELL_8080):
+            done = lab.run("inet", [PYTHON, "-c", (
+                "import socket, sys\n"
+                f"s = socket.create_connection(({CAMERA6!r}, 8081), timeout=3)\n"
+                f"s.sendall({payload!r})\n"
+                "try:\n    print(s.recv(16) == b'ok')\n"
+                "except OSError:\n    print(False)\n")], timeout=20)
+            results.append(done.stdout.strip())
+        assert results == ["True", "False"], results
+        alerts = [a for a in _alerts(lab.data_dir, {3003}) if a["src_ip"] == ATTACKER6]
+        assert alerts and alerts[0]["alert"]["action"] == "blocked"
+    finally:
+        receiver.kill()
