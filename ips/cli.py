@@ -140,6 +140,148 @@ def cmd_verify(args) -> int:
     return verify_main(args.dirs, keep=args.keep, filter_=args.filter, verbose=args.verbose)
 
 
+def _feed_data_dir(args) -> str:
+    from ips.service import DEFAULT_DATA_DIR
+    return args.data_dir or os.environ.get("REEFGUARD_DATA_DIR") or DEFAULT_DATA_DIR
+
+
+def cmd_feed_keygen(args) -> int:
+    from ips import feed
+    try:
+        private, public = feed.generate_key(args.out)
+        key = feed.parse_public_key(public.read_bytes(), str(public))
+    except (feed.FeedError, OSError) as exc:
+        print(f"reefguard feed keygen: {exc}", file=sys.stderr)
+        return 1
+    print(f"private key {private}: keep it offline, it signs bundles\n"
+          f"public key {public} (id {key.key_id}): install it in a trusted key directory")
+    return 0
+
+
+def cmd_feed_build(args) -> int:
+    from ips import feed
+    try:
+        out = feed.build_bundle(rule_files(args.rules), args.key, args.version, args.out,
+                                args.feed_name)
+    except (feed.FeedError, OSError) as exc:
+        print(f"reefguard feed build: {exc}", file=sys.stderr)
+        return 1
+    print(f"{out}: feed {args.feed_name} version {args.version}")
+    return 0
+
+
+def cmd_feed_apply(args) -> int:
+    from ips import feed
+    from ips.service import request_reload
+    config = _config_from(args)
+    data_dir = _feed_data_dir(args)
+    try:
+        result = feed.apply_from(args.bundle, data_dir,
+                                 feed.default_key_dirs(args.feed_keys, config.feed_keys_dir),
+                                 allow_downgrade=args.allow_downgrade, config=config,
+                                 cache_dir=os.path.join(data_dir, "rule-cache"))
+    except feed.FeedError as exc:
+        print(f"reefguard feed apply: refused: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"reefguard feed apply: {exc}", file=sys.stderr)
+        return 1
+    status = result.status
+    if result.outcome == "current":
+        print(f"feed {status.get('feed')} version {status.get('version')} is already installed")
+        return 0
+    skipped = f", {status.get('skipped')} skipped" if status.get("skipped") else ""
+    print(f"installed feed {status.get('feed')} version {status.get('version')}: "
+          f"{status.get('rules')} rules{skipped} (signed by {status.get('signed_by')})")
+    _reload_service(data_dir, request_reload)
+    return 0
+
+
+def _reload_service(data_dir: str, request_reload) -> None:
+    pid = request_reload(data_dir)
+    if pid is None:
+        print("no inline service running for this data directory; "
+              "the feed is used at its next start")
+    else:
+        print(f"asked the inline service (pid {pid}) to reload")
+
+
+def cmd_feed_status(args) -> int:
+    import json as json_module
+
+    from ips import feed
+    status = feed.status(_feed_data_dir(args))
+    if args.json:
+        print(json_module.dumps(status, indent=1, default=str))
+        return 0
+    installed = status.get("installed")
+    if installed:
+        print(f"feed {installed['feed']} version {installed['version']} "
+              f"({status.get('rules')} rules, {status.get('skipped') or 0} skipped, "
+              f"signed by {status.get('signed_by')}) in {installed['directory']}")
+        print(f"last known good: version {status.get('previous_version') or '-'}")
+    else:
+        print("no feed installed")
+    attempt = status.get("last_attempt")
+    if attempt:
+        reason = f": {attempt['reason']}" if attempt.get("reason") else ""
+        print(f"last attempt: {attempt['result']} (version {attempt.get('version') or '-'}, "
+              f"{attempt.get('source') or '-'}){reason}")
+    return 0
+
+
+def cmd_feed_rollback(args) -> int:
+    from ips import feed
+    from ips.service import request_reload
+    data_dir = _feed_data_dir(args)
+    try:
+        status = feed.rollback(data_dir)
+    except (feed.FeedError, OSError) as exc:
+        print(f"reefguard feed rollback: {exc}", file=sys.stderr)
+        return 1
+    print(f"rolled back to feed {status.get('feed')} version {status.get('version')}")
+    _reload_service(data_dir, request_reload)
+    return 0
+
+
+def _register_feed(sub) -> None:
+    p = sub.add_parser("feed", help="signed signature-feed bundles (docs/feed.md)")
+    fsub = p.add_subparsers(dest="feed_command", required=True)
+    c = fsub.add_parser("keygen", help="vendor: a new Ed25519 key pair (OUT and OUT.pub)")
+    c.add_argument("out", metavar="OUT")
+    c.set_defaults(func=cmd_feed_keygen)
+
+    c = fsub.add_parser("build", help="vendor: sign rule files into a bundle")
+    c.add_argument("-k", "--key", required=True, metavar="KEY", help="private key (PEM)")
+    c.add_argument("--version", required=True, type=int, metavar="N",
+                   help="feed version, greater than the last one published")
+    c.add_argument("-o", "--out", required=True, metavar="BUNDLE")
+    c.add_argument("--feed-name", default="reefguard", metavar="NAME")
+    c.add_argument("rules", nargs="+", metavar="RULES", help="rule files or directories")
+    c.set_defaults(func=cmd_feed_build)
+
+    c = fsub.add_parser("apply", help="verify and install a bundle (file or http(s) URL); "
+                                      "the running service reloads")
+    c.add_argument("bundle", metavar="BUNDLE")
+    c.add_argument("--data-dir", default=None,
+                   help="default: $REEFGUARD_DATA_DIR or /var/lib/reefguard")
+    c.add_argument("--allow-downgrade", action="store_true",
+                   help="install a version not newer than the installed one")
+    c.add_argument("--feed-keys", action="append", metavar="DIR", default=[],
+                   help="another directory of trusted public keys (*.pub; repeatable)")
+    c.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])
+    c.set_defaults(func=cmd_feed_apply)
+
+    c = fsub.add_parser("status", help="installed feed version and the last attempt")
+    c.add_argument("--data-dir", default=None)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_feed_status)
+
+    c = fsub.add_parser("rollback", help="go back to the last-known-good feed version")
+    c.add_argument("--data-dir", default=None)
+    c.set_defaults(func=cmd_feed_rollback)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reefguard", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="count", default=0)
@@ -173,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--filter", "-k", dest="filter", help="only cases whose name contains this")
     p.add_argument("--verbose", action="store_true")
     p.set_defaults(func=cmd_verify)
+
+    _register_feed(sub)
 
     from ips import service
     service.register(sub)     # run, down, reload, lab

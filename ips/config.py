@@ -54,6 +54,9 @@ class Config:
     # profiling
     profiling: bool = True
     learning_days: float = 7.0
+    # signature feed: directory of trusted vendor keys (*.pub), besides the
+    # shipped signatures/feed-keys/ (docs/feed.md)
+    feed_keys_dir: str = "/etc/reefguard/feed-keys"
     extra: dict = field(default_factory=dict)
 
     KEYS = {
@@ -68,6 +71,7 @@ class Config:
         "vars.address-groups.EXTERNAL_NET": ("external_net", str),
         "profiling.enabled": ("profiling", _bool),
         "profiling.learning-days": ("learning_days", float),
+        "feed.keys-dir": ("feed_keys_dir", str),
     }
 
     def set(self, key: str, value: str) -> None:
