@@ -197,6 +197,8 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
             if command[0] == "stop":
                 stopping.set()
             elif command[0] == "reload":
+                if len(command) > 1:   # the rule list as the control process sees it now
+                    spec.rules = list(command[1])
                 threading.Thread(target=reload_in_background, daemon=True).start()
         if now - last_tick[0] >= 1.0:
             last_tick[0] = now
@@ -460,7 +462,7 @@ class InlineService:
                 self.conntrack.start()
             cache_dir = str(self.data_dir / "rule-cache")
             for i in range(self.args.workers):
-                spec = WorkerSpec(self.args.queue_num + i, list(self.args.rules or []),
+                spec = WorkerSpec(self.args.queue_num + i, self._rule_list(),
                                   self.config, cache_dir, self.fail_open, self.args.inspect,
                                   getattr(self.args, "worker_priority", "realtime"))
                 slot = _WorkerSlot(spec)
@@ -646,21 +648,29 @@ class InlineService:
             self.worker_restarts += 1
             self._start_worker(slot)
 
+    def _rule_list(self) -> list[str]:
+        """The `-S` rules plus the installed signature feed's files, read
+        afresh each time, so `reefguard feed apply` takes effect by reload."""
+        from ips import feed
+        return list(self.args.rules or []) + feed.current_rule_files(self.data_dir)
+
     def _reload(self) -> None:
         """Compile the rules in the background; workers swap only a set that
         compiled, so a broken rule file keeps the running set."""
         spec = self.slots[0].spec if self.slots else None
         if spec is None or spec.inspect != "full":
             return
-        engine, message = load_engine(spec.rules, self.config, spec.cache_dir)
-        if engine is None and spec.rules:
+        rules = self._rule_list()
+        engine, message = load_engine(rules, self.config, spec.cache_dir)
+        if engine is None and rules:
             self.reload_failures += 1
             log.error("reload failed (%s); keeping the running rules", message)
             return
         log.info("reload: %s; swapping in %d worker(s)", message, len(self.slots))
         for slot in self.slots:
+            slot.spec.rules = list(rules)   # a worker the watchdog restarts loads these
             try:
-                slot.control.send(("reload",))
+                slot.control.send(("reload", rules))
             except OSError:
                 pass
 
@@ -865,13 +875,27 @@ def cmd_down(args) -> int:
     return 0
 
 
-def cmd_reload(args) -> int:
-    state_path = Path(args.data_dir) / STATE_FILE
+def request_reload(data_dir: str | Path) -> int | None:
+    """Ask the service running for `data_dir` to reload its rules (SIGHUP);
+    its pid, or None when no live service is recorded there."""
+    state_path = Path(data_dir) / STATE_FILE
     try:
-        pid = json.loads(state_path.read_text())["pid"]
-    except (OSError, ValueError, KeyError):
-        raise SystemExit(f"reefguard reload: no running service recorded in {state_path}")
-    os.kill(pid, signal.SIGHUP)
+        pid = int(json.loads(state_path.read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not _pid_alive(pid):
+        return None
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        return None
+    return pid
+
+
+def cmd_reload(args) -> int:
+    if request_reload(args.data_dir) is None:
+        raise SystemExit(f"reefguard reload: no running service recorded in "
+                         f"{Path(args.data_dir) / STATE_FILE}")
     return 0
 
 
