@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.inline_support import why_not_inline
+from tests.inline_support import running_lab, why_not_inline
 
 pytestmark = pytest.mark.inline
 
@@ -24,7 +24,7 @@ def _why_not() -> str | None:
 if _why_not():
     pytest.skip(_why_not(), allow_module_level=True)
 
-from appliance.lab import CLOUD, LabTopology, read_alerts  # noqa: E402
+from appliance.lab import CLOUD, read_alerts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = [str(ROOT / "signatures" / "virtual-patches.rules")]
@@ -32,18 +32,9 @@ RULES = [str(ROOT / "signatures" / "virtual-patches.rules")]
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    topology = LabTopology()
-    box = None
-    try:
-        topology.create()
-        topology.start_services()
-        data_dir = tmp_path_factory.mktemp("box")
-        box = topology.start_box(str(data_dir), RULES, workers=1, policy="fail-open")
-        topology.data_dir = data_dir
-        topology.box = box
+    with running_lab(tmp_path_factory.mktemp("box"), RULES, workers=1,
+                     policy="fail-open") as topology:
         yield topology
-    finally:
-        topology.destroy()
 
 
 def _alerts_for(data_dir, sid, timeout=5.0):

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 from tests.appliance.test_inline import _why_not
+from tests.inline_support import running_lab
 
 pytestmark = pytest.mark.inline
 
 if _why_not():
     pytest.skip(_why_not(), allow_module_level=True)
 
-from appliance.lab import LabTopology, read_alerts  # noqa: E402
+from appliance.lab import read_alerts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PATCHES = (ROOT / "signatures" / "virtual-patches.rules").read_text()
@@ -50,12 +51,7 @@ def test_reload_applies_new_rules_without_dropping_traffic_and_refuses_a_broken_
     rules.write_text(PATCHES)
     data_dir = tmp_path / "box"
     data_dir.mkdir()
-    lab = LabTopology()
-    box = None
-    try:
-        lab.create()
-        lab.start_services()
-        box = lab.start_box(str(data_dir), [str(rules)], workers=1, policy="fail-open")
+    with running_lab(data_dir, [str(rules)], workers=1, policy="fail-open") as lab:
         assert lab.act("cam", "upload")["ok"]
 
         # Traffic that must keep flowing while the new set compiles and swaps.
@@ -91,7 +87,3 @@ def test_reload_applies_new_rules_without_dropping_traffic_and_refuses_a_broken_
         assert not lab.act("cam", "upload")["ok"]
         assert lab.act("inet", "inject", "192.0.2.10")["ok"] is False
         assert lab.act("thermo", "mqtt")["ok"]
-    finally:
-        if box is not None:
-            lab.stop_box(box)
-        lab.destroy()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.inline_support import why_not_inline
+from tests.inline_support import running_lab, why_not_inline
 
 pytestmark = [pytest.mark.inline, pytest.mark.browser]
 
@@ -68,7 +68,7 @@ if _why_not():
 import uvicorn  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-from appliance.lab import GATEWAY, LabTopology, read_alerts  # noqa: E402
+from appliance.lab import GATEWAY, read_alerts  # noqa: E402
 from ips.store import Store  # noqa: E402
 from webui.main import create_app, ensure_admin  # noqa: E402
 from webui.schema import ensure_schema  # noqa: E402
@@ -115,15 +115,9 @@ def plug_ntp_ok(lab) -> bool:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """The lab with the box inline; devices talked and were attacked."""
-    topology = LabTopology()
-    box = None
-    try:
-        topology.create()
-        topology.start_services()
-        data_dir = tmp_path_factory.mktemp("lab-box")
-        box = topology.start_box(str(data_dir), RULES, workers=1, policy="fail-open")
-        topology.data_dir = data_dir
-        topology.db = data_dir / "reefguard.db"
+    with running_lab(tmp_path_factory.mktemp("lab-box"), RULES, workers=1,
+                     policy="fail-open") as topology:
+        topology.db = topology.data_dir / "reefguard.db"
         topology.timings = {}
         # Benign chatter first, so the inventory knows the devices before
         # the attacks (an alert is attributed to the device that holds the
@@ -147,10 +141,6 @@ def lab(tmp_path_factory):
         assert wait_for(lambda: {INJECTION_SID, TELNET_BRUTE_SID} <= {
             row[0] for row in store_rows(topology.db, "SELECT sid FROM alerts")}, 10)
         yield topology
-    finally:
-        if box is not None:
-            topology.stop_box(box)
-        topology.destroy()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.inline_support import why_not_inline
+from tests.inline_support import running_lab, why_not_inline
 
 pytestmark = pytest.mark.inline
 
@@ -24,7 +24,7 @@ def _why_not() -> str | None:
 if _why_not():
     pytest.skip(_why_not(), allow_module_level=True)
 
-from appliance.lab import ATTACKER, PYTHON, LabTopology, read_alerts  # noqa: E402
+from appliance.lab import ATTACKER, PYTHON, read_alerts  # noqa: E402
 from tests.evasion.make_cases import (  # noqa: E402
     NETGEAR_RULES, PORT_RULES, SHELL_8080, SNI, TLS_RULES, client_hello, one_byte_records)
 
@@ -59,19 +59,11 @@ def lab(tmp_path_factory):
     # the offline rules, as drop rules: inline the box must block them
     rules.write_text((NETGEAR_RULES + PORT_RULES + TLS_RULES).replace("alert ", "drop ")
                      + RELATED_RULES)
-    topology = LabTopology()
-    try:
-        topology.create()
-        topology.start_services()
+    with running_lab(tmp_path_factory.mktemp("box"), [str(rules)], workers=1,
+                     policy="fail-open") as topology:
         topology.start("cam", [PYTHON, "-m", "tests.evasion.inline_receiver", CAMERA,
                                *(f"{port}:{size}" for port, size in RECEIVER_PORTS.items())])
-        data_dir = tmp_path_factory.mktemp("box")
-        topology.box = topology.start_box(str(data_dir), [str(rules)], workers=1,
-                                          policy="fail-open")
-        topology.data_dir = data_dir
         yield topology
-    finally:
-        topology.destroy()
 
 
 def _alerts(data_dir, sids, timeout=4.0):
