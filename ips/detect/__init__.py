@@ -46,6 +46,7 @@ direction has had `config.stream_depth` bytes inspected.
 """
 from __future__ import annotations
 
+import itertools
 import os
 from bisect import bisect_right
 from collections import Counter
@@ -60,12 +61,19 @@ __all__ = ["DetectEngine", "LoadReport", "Match", "Rule"]
 
 _ACTION_RANK = {"pass": 0, "drop": 1, "reject": 2, "alert": 3}
 _PROTO_CLASSES = ("tcp", "udp", "icmp", "other")
+# Rules whose fixed header outcome one flow direction remembers (see
+# `_inspect`); past this, the rest are checked on every packet.
+HEADER_MEMO_MAX = 4096
 _DIRECTIONS = ("ts", "tc")
 # Alternative names a tx may use for the buffer a rule names.
 _BUFFER_FALLBACKS = {
     "file.data": ("http.response_body", "http.request_body"),
     "http.response_body": ("file.data",),
 }
+
+
+_PROTO_CLASS = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
+_GENERATIONS = itertools.count(1)
 
 
 def _proto_class(proto: int) -> str:
@@ -187,12 +195,14 @@ class DetectEngine:
                  "tx_matchers",
                  "tx_no_pattern", "thresholds", "stats", "max_verify", "max_flow_bytes",
                  "packet_alert_max", "tx_groups_by_buffer", "rule_texts", "address_index",
-                 "_variables", "_classifications")
+                 "_variables", "_classifications", "generation")
 
     def __init__(self, rules: list, config) -> None:
         # rules[i] is a parsed Rule, or None until first needed when loaded
         # from the cache (parsing is deterministic, so the text is enough).
         self.rules = rules
+        # Per-flow detection state is tied to the ruleset it was built for.
+        self.generation = next(_GENERATIONS)
         self._inspected_classes = None
         self.rule_texts: list[tuple[str, int, str]] = []
         self.config = config
@@ -428,98 +438,135 @@ class DetectEngine:
             return []
 
     def _inspect(self, pkt, flow, stream, txs) -> list[Match]:
-        detect = flow.detect if flow is not None else None
-        if detect is not None and detect.get("pass"):
-            return []
         to_server = pkt.to_server
-        direction = "ts" if to_server else "tc"
-        group = (_proto_class(pkt.proto), direction)
-
-        # Header-only candidates (no fast pattern: port buckets, IP lists,
-        # the always-checked few) depend only on the protocol, ports and
-        # addresses, which a flow keeps per direction for life: computed and
-        # pre-filtered once per flow direction, so a payload-less packet of
-        # an ordinary flow costs one dictionary lookup here.
-        header_key = "header_rules_ts" if to_server else "header_rules_tc"
-        header_rules = detect.get(header_key) if detect is not None else None
-        if header_rules is None:
-            header_rules = self._header_candidates(pkt, group)
-            if detect is not None:
-                detect[header_key] = header_rules
+        proto = pkt.proto
+        # What depends only on the flow direction (header-only candidates,
+        # which candidates' fixed header part holds, address keys, bytes
+        # inspected) is kept in the flow, computed once per direction.
+        side = None
+        detect = flow.detect if flow is not None else None
+        if detect is not None:
+            if detect.get("pass"):
+                return []
+            side_key = "side_ts" if to_server else "side_tc"
+            side = detect.get(side_key)
+            if side is None or side.generation != self.generation:
+                side = detect[side_key] = self._new_side(pkt, flow, side)
+            header_rules = side.header_rules
+        else:
+            header_rules = self._header_candidates(pkt, flow)
 
         payload = pkt.payload or b""
         window = None
         new_offset = 0
-        if stream is not None and pkt.proto == 6:
+        if stream is not None and proto == 6:
             window, new_offset = stream
         if not header_rules and not txs and window is None and not payload:
             return []
 
         # Bound payload work per flow direction.
         inspect_payload = True
-        if detect is not None:
-            counter_key = "inspected_ts" if to_server else "inspected_tc"
-            seen = detect.get(counter_key, 0)
+        if side is not None:
+            seen = side.inspected
             if seen >= self.max_flow_bytes:
                 inspect_payload = False
                 self.stats["flow_inspect_capped"] += 1
             else:
                 grown = len(payload) if window is None else max(len(window) - new_offset, len(payload))
-                detect[counter_key] = seen + grown
+                side.inspected = seen + grown
 
         candidates: set[int] = set()
-        matcher = self.packet_matchers.get(group)
-        if matcher is not None and inspect_payload:
-            # The window already holds this packet's new bytes; scanning the
-            # bare payload as well would only find the same candidates.
-            if window is not None:
-                matcher.scan(window, candidates)
-            elif payload:
-                matcher.scan(payload, candidates)
-        if len(candidates) > self.max_verify:
-            ordered = sorted(candidates)
-            self.stats["verify_capped"] += len(ordered) - self.max_verify
-            candidates = set(ordered[:self.max_verify])
+        if inspect_payload:
+            matcher = self.packet_matchers.get((_PROTO_CLASS.get(proto, "other"),
+                                                "ts" if to_server else "tc"))
+            if matcher is not None:
+                # The window already holds this packet's new bytes; scanning the
+                # bare payload as well would only find the same candidates.
+                if window is not None:
+                    matcher.scan(window, candidates)
+                elif payload:
+                    matcher.scan(payload, candidates)
+            if len(candidates) > self.max_verify:
+                ordered = sorted(candidates)
+                self.stats["verify_capped"] += len(ordered) - self.max_verify
+                candidates = set(ordered[:self.max_verify])
         if header_rules:
             candidates.update(header_rules)
         if not candidates and not txs:
             return []
-        context = _PacketContext(pkt, flow)
+        if side is not None:
+            context = _PacketContext(pkt, flow, side.source, side.destination)
+            known = side.header_known
+        else:
+            context = _PacketContext(pkt, flow, address_key(pkt.src), address_key(pkt.dst))
+            known = None
         matches: list[Match] = []
-        # Rule order (pass, drop, reject, alert; flowbit setters first) is
-        # the index order, so verification follows it.
-        ordered = sorted(candidates) if candidates else ()
         stop = False
-        quick = self.quick
-        proto, dport = pkt.proto, pkt.dport
-        for index in ordered:
-            precheck = quick[index]
-            if precheck is not None:
-                protos, dports = precheck
-                if protos is not None and proto not in protos:
+        if candidates:
+            quick = self.quick
+            rules = self.rules
+            dport = pkt.dport
+            # Rule order (pass, drop, reject, alert; flowbit setters first) is
+            # the index order, so verification follows it.
+            for index in sorted(candidates):
+                # A candidate's fixed header part (protocol, addresses, ports,
+                # flow direction) holds or fails for every packet of the flow
+                # direction: remembered, so a short fast pattern frequent in
+                # traffic costs one dictionary lookup for the rules whose ports
+                # or networks rule them out, not a header match per packet.
+                header_ok = known.get(index) if known is not None else None
+                if header_ok is False:
                     continue
-                if dports is not None and dport not in dports:
+                if header_ok is None:
+                    precheck = quick[index]
+                    if precheck is not None:
+                        protos, dports = precheck
+                        if (protos is not None and proto not in protos) or (
+                                dports is not None and dport not in dports):
+                            if known is not None and len(known) < HEADER_MEMO_MAX:
+                                known[index] = False
+                            continue
+                    rule = rules[index] or self.rule(index)
+                    header_ok = self._static_header_match(rule, context)
+                    if known is not None and len(known) < HEADER_MEMO_MAX:
+                        known[index] = header_ok
+                    if not header_ok:
+                        continue
+                else:
+                    rule = rules[index] or self.rule(index)
+                if not inspect_payload and PAYLOAD in rule.buffers:
                     continue
-            rule = self.rule(index)
-            if not inspect_payload and PAYLOAD in rule.buffers:
-                continue
-            result = self._verify_packet_rule(rule, context, window, new_offset)
-            if result is None:
-                continue
-            if self._report(rule, context, None, result, matches):
-                stop = True
-                break
+                result = self._verify_packet_rule(rule, context, window, new_offset)
+                if result is None:
+                    continue
+                if self._report(rule, context, None, result, matches):
+                    stop = True
+                    break
 
         if not stop and txs:
             for tx in txs:
                 if self._inspect_tx(tx, context, matches):
                     break
-        self._cap_alerts(matches)
+        if matches:
+            self._cap_alerts(matches)
         return matches
 
-    def _header_candidates(self, pkt, group: tuple) -> tuple[int, ...]:
-        """Rules without a fast pattern that this packet's protocol, ports
-        and addresses could satisfy (see `_inspect`)."""
+    def _new_side(self, pkt, flow, previous: "_FlowSide | None") -> "_FlowSide":
+        side = _FlowSide()
+        side.generation = self.generation
+        side.header_rules = self._header_candidates(pkt, flow)
+        side.header_known = {}
+        # A rule reload keeps the flow's inspection bound: bytes seen stay seen.
+        side.inspected = previous.inspected if previous is not None else 0
+        side.source = address_key(pkt.src)
+        side.destination = address_key(pkt.dst)
+        return side
+
+    def _header_candidates(self, pkt, flow) -> tuple[int, ...]:
+        """Rules without a fast pattern whose fixed header part (protocol,
+        ports, addresses, flow direction) this packet satisfies (see
+        `_inspect`)."""
+        group = (_PROTO_CLASS.get(pkt.proto, "other"), "ts" if pkt.to_server else "tc")
         found: set[int] = set()
         no_pattern = self.packet_no_pattern.get(group)
         if no_pattern:
@@ -535,6 +582,7 @@ class DetectEngine:
                     found.update(_ranges_lookup(by_address, address))
         quick = self.quick
         proto, dport = pkt.proto, pkt.dport
+        context = _PacketContext(pkt, flow, address_key(pkt.src), address_key(pkt.dst))
         kept = []
         for index in sorted(found):
             precheck = quick[index]
@@ -543,6 +591,8 @@ class DetectEngine:
                 if (protos is not None and proto not in protos) or (
                         dports is not None and dport not in dports):
                     continue
+            if not self._static_header_match(self.rule(index), context):
+                continue
             kept.append(index)
         return tuple(kept)
 
@@ -573,26 +623,18 @@ class DetectEngine:
         return False
 
     def _header_match(self, rule: Rule, context: "_PacketContext") -> bool:
+        return self._static_header_match(rule, context) and self._flow_state_match(rule, context)
+
+    @staticmethod
+    def _static_header_match(rule: Rule, context: "_PacketContext") -> bool:
+        """The header checks whose outcome is fixed for a flow direction:
+        protocol, `flow:to_server/to_client`, addresses and ports (the flow
+        key holds all of them)."""
         pkt = context.pkt
         if rule.transports is not None and pkt.proto not in rule.transports:
             return False
-        flow = context.flow
-        if rule.app_proto is not None:
-            app_proto = getattr(flow, "app_proto", None) if flow is not None else None
-            if app_proto is None or _normal_app_proto(app_proto) != rule.app_proto:
-                return False
-        if rule.app_layer_protocol is not None:
-            negated, name = rule.app_layer_protocol
-            app_proto = getattr(flow, "app_proto", None) if flow is not None else None
-            app_proto = _normal_app_proto(app_proto) if app_proto else "unknown"
-            if (app_proto == name) == negated:
-                return False
-        if rule.flow_established is not None or rule.flow_to_server is not None:
-            if flow is None:
-                return False
-            if rule.flow_established is not None and bool(flow.established) != rule.flow_established:
-                return False
-            if rule.flow_to_server is not None and bool(pkt.to_server) != rule.flow_to_server:
+        if rule.flow_to_server is not None:
+            if context.flow is None or bool(pkt.to_server) != rule.flow_to_server:
                 return False
         source, destination = context.source, context.destination
         source_port, destination_port = pkt.sport, pkt.dport
@@ -605,9 +647,30 @@ class DetectEngine:
             return _addresses_match(rule, destination, source, destination_port, source_port, pkt.proto)
         return False
 
+    @staticmethod
+    def _flow_state_match(rule: Rule, context: "_PacketContext") -> bool:
+        """The header checks that follow the flow's state: app protocol and
+        `flow:established`/`not_established`."""
+        flow = context.flow
+        if rule.app_proto is not None:
+            app_proto = getattr(flow, "app_proto", None) if flow is not None else None
+            if app_proto is None or _normal_app_proto(app_proto) != rule.app_proto:
+                return False
+        if rule.app_layer_protocol is not None:
+            negated, name = rule.app_layer_protocol
+            app_proto = getattr(flow, "app_proto", None) if flow is not None else None
+            app_proto = _normal_app_proto(app_proto) if app_proto else "unknown"
+            if (app_proto == name) == negated:
+                return False
+        if rule.flow_established is not None:
+            if flow is None or bool(flow.established) != rule.flow_established:
+                return False
+        return True
+
     def _verify_packet_rule(self, rule: Rule, context: "_PacketContext", window, new_offset):
-        """None when the rule does not match; else whether the match came from the stream."""
-        if not self._header_match(rule, context):
+        """None when the rule does not match; else whether the match came from
+        the stream. The caller has checked `_static_header_match`."""
+        if not self._flow_state_match(rule, context):
             return None
         pkt = context.pkt
         for check in rule.packet_checks:
@@ -863,11 +926,29 @@ def _addresses_match(rule: Rule, source, destination, source_port: int, destinat
 class _PacketContext:
     __slots__ = ("pkt", "flow", "source", "destination")
 
-    def __init__(self, pkt, flow) -> None:
+    def __init__(self, pkt, flow, source, destination) -> None:
         self.pkt = pkt
         self.flow = flow
-        self.source = address_key(pkt.src)
-        self.destination = address_key(pkt.dst)
+        self.source = source
+        self.destination = destination
+
+
+class _FlowSide:
+    """Detection state of one direction of a flow, for one loaded ruleset
+    (`generation`: a rule reload starts it afresh, as rule indices change)."""
+
+    __slots__ = ("generation", "header_rules", "header_known", "inspected", "source", "destination")
+
+    generation: int
+    header_rules: tuple
+    """Header-only candidate rules whose fixed header part holds."""
+    header_known: dict
+    """Rule index -> whether its fixed header part holds (bounded by HEADER_MEMO_MAX)."""
+    inspected: int
+    """Payload bytes inspected so far (the `stream_depth` bound)."""
+    source: tuple | None
+    destination: tuple | None
+    """`address_key` of the packets' addresses in this direction."""
 
 
 def _guess_sid(text: str) -> int | None:
