@@ -98,9 +98,11 @@ KEEP_VERSIONS = 3
 """Version directories kept on disk: current, previous and one more."""
 
 SHIPPED_KEYS_DIR = Path(__file__).resolve().parent.parent / "signatures" / "feed-keys"
-FEED_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-RULE_FILE_NAME = re.compile(r"^rules/[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.rules$")
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+# \Z, not $: "$" also matches before a trailing newline.
+FEED_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
+RULE_FILE_NAME = re.compile(r"^rules/[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.rules\Z")
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}\Z")
+MAX_VERSION = (1 << 63) - 1
 
 
 class FeedError(Exception):
@@ -125,7 +127,9 @@ class Limits:
     total_bytes: int = 64 << 20
     """All members together, uncompressed."""
     manifest_bytes: int = 1 << 20
+    """manifest.json, uncompressed."""
     members: int = 256
+    """Tar members, directory entries included."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,16 +255,16 @@ def build_bundle(rule_files: list[str | Path], private_key_path: str | Path, ver
     gzip-compressed bundle at `out_path`. Rule files keep their base name
     under ``rules/``."""
     if not FEED_NAME.match(feed_name):
-        raise FeedError(f"feed name {feed_name!r} must match {FEED_NAME.pattern}")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise FeedError("version must be a positive integer")
+        raise FeedError(f"feed name {feed_name!r} must be 1-64 of A-Z a-z 0-9 . _ -")
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
+        raise FeedError("version must be a positive 63-bit integer")
     key = _load_private_key(private_key_path)
     files: dict[str, bytes] = {}
     for path in rule_files:
         name = f"{RULES_DIR}/{Path(path).name}"
         if not RULE_FILE_NAME.match(name):
-            raise FeedError(f"rule file name {Path(path).name!r} must match "
-                            f"{RULE_FILE_NAME.pattern[len('^rules/'):-1]}")
+            raise FeedError(f"rule file name {Path(path).name!r} must be NAME.rules, NAME "
+                            "of A-Z a-z 0-9 . _ - (starting with a letter or digit)")
         if name in files:
             raise FeedError(f"two rule files are named {Path(path).name!r}")
         files[name] = Path(path).read_bytes()
@@ -415,11 +419,12 @@ def parse_manifest(data: bytes) -> dict[str, Any]:
         raise FeedError(f"{MANIFEST} format {manifest.get('format')!r} is not {FORMAT}")
     feed = manifest.get("feed")
     if not isinstance(feed, str) or not FEED_NAME.match(feed):
-        raise FeedError(f"{MANIFEST}: feed name {feed!r} must match {FEED_NAME.pattern}")
+        raise FeedError(f"{MANIFEST}: feed name {feed!r} must be 1-64 of A-Z a-z 0-9 . _ -")
     for key in ("version", "created"):
         value = manifest.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if key == "version" else 0):
-            raise FeedError(f"{MANIFEST}: {key} {value!r} is not a positive integer")
+        if (isinstance(value, bool) or not isinstance(value, int)
+                or not (1 if key == "version" else 0) <= value <= MAX_VERSION):
+            raise FeedError(f"{MANIFEST}: {key} {value!r} is not a positive 63-bit integer")
     files = manifest.get("files")
     if not isinstance(files, list) or not files:
         raise FeedError(f"{MANIFEST}: files must be a non-empty list")

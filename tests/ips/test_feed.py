@@ -250,6 +250,8 @@ REFUSALS = {
                                         extra=[("../evil.rules", b"x")]), "unsafe member name"),
     "path traversal inside rules": (lambda v: bundle(v, rules=NEWER_RULES, version=2, extra=[
         ("rules/../../evil.rules", b"x")]), "unsafe member name"),
+    "newline in a name": (lambda v: bundle(v, rules=NEWER_RULES, version=2, extra=[
+        ("rules/x.rules\n", b"x")]), "unexpected member"),
     "absolute path": (lambda v: bundle(v, rules=NEWER_RULES, version=2,
                                        extra=[("/etc/cron.d/evil", b"x")]), "unsafe member name"),
     "symlink member": (lambda v: bundle(v, rules=NEWER_RULES, version=2, extra=[
@@ -329,6 +331,19 @@ def test_downgrade_is_installed_when_asked(installed, vendor):
     result = feed.apply(bundle(vendor, rules=GOOD_RULES, version=4), installed, vendor.keys,
                         allow_downgrade=True)
     assert result.outcome == "installed" and feed.installed_version(installed) == 4
+
+
+def test_manifest_shape_is_checked_after_the_signature(installed, vendor):
+    files = {"rules/test.rules": NEWER_RULES.encode()}
+    for field, value, reason in (("version", 1 << 64, "version"), ("version", "3", "version"),
+                                 ("feed", "a/b", "feed name"), ("format", 2, "format")):
+        manifest = json.loads(manifest_for(files, version=2))
+        manifest[field] = value
+        data = json.dumps(manifest).encode()
+        with pytest.raises(feed.FeedError, match=reason):
+            feed.apply(tar_of([("manifest.json", data), ("manifest.sig", vendor.sign(data)),
+                               *files.items()]), installed, vendor.keys)
+    assert feed.installed_version(installed) == 1
 
 
 def test_no_trusted_key_refuses(tmp_path, vendor):
