@@ -6,6 +6,7 @@ what a file needs: a progress bar and packet-time ticks for the collector.
 """
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -106,6 +107,10 @@ def replay(pcaps: Iterable[str], engine, outdir: str | Path, config: Config, *,
     next_tick = None
     started = time.perf_counter()
     cpu_started = time.process_time()
+    # The ruleset and the modules live as long as the replay: kept out of
+    # the cyclic collector's sight, so its full collections do not walk
+    # tens of thousands of rule objects again and again (~2% of the run).
+    gc.freeze()
     try:
         for path in pcaps:
             try:
@@ -130,6 +135,7 @@ def replay(pcaps: Iterable[str], engine, outdir: str | Path, config: Config, *,
         worker.finish()
         collector.done()
     finally:
+        gc.unfreeze()
         bar.close()
         eve.close()
     summary.packets = count
