@@ -64,6 +64,9 @@ _PROTO_CLASSES = ("tcp", "udp", "icmp", "other")
 # Rules whose fixed header outcome one flow direction remembers (see
 # `_inspect`); past this, the rest are checked on every packet.
 HEADER_MEMO_MAX = 4096
+# Transaction buffer scans a flow remembers (see `_inspect_tx`).
+TX_SCAN_MEMO_MAX = 256
+TX_SCAN_PLANS_MAX = 1024
 _DIRECTIONS = ("ts", "tc")
 # Alternative names a tx may use for the buffer a rule names.
 _BUFFER_FALLBACKS = {
@@ -195,7 +198,7 @@ class DetectEngine:
                  "tx_matchers",
                  "tx_no_pattern", "thresholds", "stats", "max_verify", "max_flow_bytes",
                  "packet_alert_max", "tx_groups_by_buffer", "rule_texts", "address_index",
-                 "_variables", "_classifications", "generation")
+                 "_variables", "_classifications", "generation", "_tx_scan_plans")
 
     def __init__(self, rules: list, config) -> None:
         # rules[i] is a parsed Rule, or None until first needed when loaded
@@ -225,6 +228,8 @@ class DetectEngine:
         self.tx_no_pattern: dict[str, list[int]] = {}
         # base buffer name -> [(group buffer name, transform chain)], built with the matchers
         self.tx_groups_by_buffer: dict[str, list[tuple[str, tuple]]] = {}
+        # (tx buffer name, direction) -> ((matcher, transform chain), ...)
+        self._tx_scan_plans: dict[tuple[str, str], tuple] = {}
         self.thresholds = state.Thresholds()
         self.stats: Counter = Counter()
         self.max_verify = max(1, int(getattr(config, "max_verify_per_packet", 256)))
@@ -371,12 +376,31 @@ class DetectEngine:
             self.rules[index] = rule
         return rule
 
+    def _tx_scan_plan(self, name: str, direction: str) -> tuple:
+        """(matcher, transform chain) pairs that scan tx buffer `name`."""
+        base_name = STICKY_ALIASES.get(name, name)
+        bases = [base_name] + [alias for alias, targets in _BUFFER_FALLBACKS.items()
+                               if base_name in targets]
+        plan = []
+        for base in bases:
+            for group_name, chain in self.tx_groups_by_buffer.get(base, ()):
+                matcher = self.tx_matchers.get((group_name, direction))
+                if matcher is not None:
+                    plan.append((matcher, chain))
+        plan = tuple(plan)
+        # Buffer names are the parsers' (a few dozen); SSDP's follow header
+        # names from the wire, hence the bound.
+        if len(self._tx_scan_plans) < TX_SCAN_PLANS_MAX:
+            self._tx_scan_plans[(name, direction)] = plan
+        return plan
+
     def _index_tx_groups(self) -> None:
         by_buffer: dict[str, set] = {}
         for buffer_name, _direction in self.tx_matchers:
             base, chain = transforms.split(buffer_name)
             by_buffer.setdefault(base, set()).add((buffer_name, chain))
         self.tx_groups_by_buffer = {base: sorted(groups) for base, groups in by_buffer.items()}
+        self._tx_scan_plans = {}
 
     def _add_no_pattern(self, rule: Rule, proto_class: str, direction: str) -> None:
         key = (proto_class, direction)
@@ -708,18 +732,43 @@ class DetectEngine:
         buffers = tx.buffers or {}
         direction = "ts" if tx.to_server else "tc"
         candidates: set[int] = set()
+        # A transaction is offered to detection on several packets (each
+        # release, both directions), mostly with the same buffers: what a
+        # buffer's scan found is remembered per flow and reused while the
+        # buffer's bytes are unchanged.
+        memo = None
+        detect = getattr(context.flow, "detect", None)
+        if detect is not None:
+            entry = detect.get("tx_scans")
+            if entry is None or entry[0] != self.generation:
+                entry = detect["tx_scans"] = (self.generation, {})
+            memo = entry[1]
+            if len(memo) >= TX_SCAN_MEMO_MAX:
+                memo.clear()
+        plans = self._tx_scan_plans
         for name, value in buffers.items():
-            name = STICKY_ALIASES.get(name, name)
-            bases = [name] + [alias for alias, targets in _BUFFER_FALLBACKS.items() if name in targets]
-            for base in bases:
-                for group_name, chain in self.tx_groups_by_buffer.get(base, ()):
-                    matcher = self.tx_matchers.get((group_name, direction))
-                    if matcher is None:
+            plan = plans.get((name, direction))
+            if plan is None:
+                plan = self._tx_scan_plan(name, direction)
+            if not plan:
+                continue
+            elements = value if isinstance(value, (list, tuple)) else (value,)
+            snapshot = None
+            if memo is not None:
+                snapshot = _immutable_snapshot(value)
+                if snapshot is not None:
+                    key = (tx.app_proto, tx.tx_id, name, direction)
+                    known = memo.get(key)
+                    if known is not None and known[0] == snapshot:
+                        candidates.update(known[1])
                         continue
-                    elements = value if isinstance(value, (list, tuple)) else (value,)
-                    for element in elements:
-                        matcher.scan(transforms.apply(chain, element) if chain else element,
-                                     candidates)
+            found: set[int] = set()
+            for matcher, chain in plan:
+                for element in elements:
+                    matcher.scan(transforms.apply(chain, element) if chain else element, found)
+            candidates.update(found)
+            if snapshot is not None:
+                memo[key] = (snapshot, tuple(found))
         payload = context.pkt.payload
         if payload:
             matcher = self.tx_matchers.get((PAYLOAD, direction))
@@ -893,6 +942,20 @@ def _lookup_buffer(buffers: dict, name: str, to_server: bool):
         return buffers.get("http.request_body" if to_server else "http.response_body")
     if name == "http.response_body":
         return buffers.get("file.data")
+    return None
+
+
+def _immutable_snapshot(value):
+    """`value` as an immutable object to compare later runs with, or None
+    when it cannot be cheaply (a bytearray, a number)."""
+    kind = type(value)
+    if kind is bytes:
+        return value
+    if kind is list or kind is tuple:
+        for element in value:
+            if type(element) is not bytes:
+                return None
+        return tuple(value)
     return None
 
 
