@@ -812,13 +812,20 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether `pid` is a live ReefGuard process. The state file outlives a
+    crash and pids are reused: a pid now held by an unrelated program must
+    not be signalled by `down`, `reload` or a feed update."""
     try:
         os.kill(pid, 0)
-        return True
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"reefguard" in cmdline or b"ips.cli" in cmdline
 
 
 def _link_exists(name: str) -> bool:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ips import cli, feed
+from ips import cli, feed, service
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_RULES = (
@@ -519,7 +519,7 @@ def test_cli_apply_asks_the_running_service_to_reload(tmp_path, vendor):
          "import signal, sys, time\n"
          "signal.signal(signal.SIGHUP, lambda *_: (print('reload', flush=True), sys.exit(0)))\n"
          "print('ready', flush=True)\n"
-         "time.sleep(30)\n"], stdout=subprocess.PIPE, text=True)
+         "time.sleep(30)\n", "reefguard-stand-in"], stdout=subprocess.PIPE, text=True)
     try:
         assert fake_service.stdout.readline().strip() == "ready"
         (data_dir / "state.json").write_text(json.dumps({"pid": fake_service.pid}))
@@ -542,3 +542,17 @@ def test_cli_apply_asks_the_running_service_to_reload(tmp_path, vendor):
         if fake_service.poll() is None:
             fake_service.send_signal(signal.SIGTERM)
         fake_service.wait(5)
+
+
+def test_a_reused_pid_of_another_program_is_not_signalled(tmp_path):
+    # The state file outlives a crash; its pid may now belong to anything.
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (data_dir / "state.json").write_text(json.dumps({"pid": other.pid}))
+        assert service.request_reload(data_dir) is None
+        assert other.poll() is None          # SIGHUP would have killed it
+    finally:
+        other.kill()
+        other.wait()
