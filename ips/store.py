@@ -206,7 +206,20 @@ class Store:
                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
     def add_device_anomaly(self, a: events.DeviceAnomaly) -> None:
+        """One row per (device, kind, window): the end-of-window summary
+        (ips.profile) updates the row its first event made, so the owner sees
+        one finding with its final count, not two."""
         with self._lock:
+            observed = a.observed if isinstance(a.observed, dict) else {}
+            if observed.get("summary") and observed.get("window_start") is not None:
+                updated = self.conn.execute(
+                    "UPDATE device_anomalies SET observed=?, baseline=?, explanation=?,"
+                    " count=?, score=MAX(COALESCE(score, 0), ?)"
+                    " WHERE mac=? AND kind=? AND json_extract(observed, '$.window_start')=?",
+                    (json.dumps(a.observed), json.dumps(a.baseline), a.explanation, a.count,
+                     a.score or 0, a.mac, a.kind, observed["window_start"])).rowcount
+                if updated:
+                    return
             self.conn.execute(
                 "INSERT INTO device_anomalies (ts, mac, ip, kind, score,"
                 " observed, baseline, explanation, count)"

@@ -47,3 +47,27 @@ def test_alert_before_its_device_is_known_gets_linked_later(tmp_path):
                    " VALUES ('b0:be:76:00:00:20', '192.0.2.20', 1.0, 2.0)")
     consumer.tick(3.0)
     assert s.conn.execute("SELECT device_mac FROM alerts").fetchone()[0] == "b0:be:76:00:00:20"
+
+
+def test_an_anomaly_window_is_one_row_its_summary_updates(tmp_path):
+    from ips import events
+    s = store.Store(tmp_path / "s.db")
+
+    def anomaly(ts, count, summary, window_start=3600.0, mac="02:00:00:00:00:10"):
+        observed = {"addresses": count, "window_start": window_start}
+        if summary:
+            observed["summary"] = True
+        return events.DeviceAnomaly(timestamp=ts, mac=mac, ip="192.0.2.10", kind="scan",
+                                    score=0.5 + count / 100, observed=observed, baseline={},
+                                    explanation=f"{count} addresses", count=count)
+
+    s.add_device_anomaly(anomaly(3700.0, 18, False))
+    s.add_device_anomaly(anomaly(3700.0, 5, False, mac="02:00:00:00:00:20"))
+    s.add_device_anomaly(anomaly(7200.0, 31, True))          # the hour closed
+    s.add_device_anomaly(anomaly(7300.0, 4, True, window_start=7200.0))   # no first row
+    rows = s.conn.execute("SELECT mac, ts, count, explanation FROM device_anomalies"
+                          " ORDER BY id").fetchall()
+    assert [tuple(r) for r in rows] == [
+        ("02:00:00:00:00:10", 3700.0, 31, "31 addresses"),    # first seen, final figures
+        ("02:00:00:00:00:20", 3700.0, 5, "5 addresses"),
+        ("02:00:00:00:00:10", 7300.0, 4, "4 addresses")]
