@@ -57,6 +57,9 @@ class Config:
     # signature feed: directory of trusted vendor keys (*.pub), besides the
     # shipped signatures/feed-keys/ (docs/feed.md)
     feed_keys_dir: str = "/etc/reefguard/feed-keys"
+    # where `reefguard run` polls for signed bundles (empty: no polling), and how often
+    feed_url: str = ""
+    feed_interval: float = 6 * 3600.0
     extra: dict = field(default_factory=dict)
 
     KEYS = {
@@ -72,6 +75,8 @@ class Config:
         "profiling.enabled": ("profiling", _bool),
         "profiling.learning-days": ("learning_days", float),
         "feed.keys-dir": ("feed_keys_dir", str),
+        "feed.url": ("feed_url", str),
+        "feed.interval": ("feed_interval", float),
     }
 
     def set(self, key: str, value: str) -> None:

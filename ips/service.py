@@ -520,7 +520,32 @@ class InlineService:
         finally:
             self.conntrack.stop()
 
+    def _poll_feed(self) -> None:
+        """`feed.url` set: fetch the vendor's bundle now and every
+        `feed.interval` seconds; a newly installed version is swapped in by
+        the same live reload as SIGHUP. A refused bundle changes nothing (the
+        feed module records why, for the dashboard)."""
+        from ips import feed
+
+        keys = feed.default_key_dirs(config_dir=self.config.feed_keys_dir)
+        while not self.stopping.is_set():
+            try:
+                result = feed.apply_from(self.config.feed_url, self.data_dir, keys,
+                                         config=self.config,
+                                         cache_dir=str(self.data_dir / "rule-cache"))
+                if result.outcome == "installed":
+                    log.info("feed: version %s installed from %s; reloading",
+                             result.status.get("version"), self.config.feed_url)
+                    self.reload_requested.set()
+            except feed.FeedError as exc:
+                log.warning("feed: %s refused: %s", self.config.feed_url, exc)
+            except Exception:  # noqa: BLE001 - the poller must outlive one bad attempt
+                log.exception("feed: update from %s failed", self.config.feed_url)
+            self.stopping.wait(max(60.0, self.config.feed_interval))
+
     def _loop(self) -> None:
+        if self.config.feed_url:
+            threading.Thread(target=self._poll_feed, name="feed", daemon=True).start()
         last_status = 0.0
         last_eve_stats = time.time()
         while not self.stopping.is_set():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.inline_support import why_not_inline
+from tests.inline_support import running_lab, why_not_inline
 
 pytestmark = pytest.mark.inline
 
@@ -132,3 +132,29 @@ def _swap_rule_file(source: Path, target: Path, content: str) -> None:
                 data = content.encode()
                 member.size = len(data)
             out.addfile(member, io.BytesIO(data))
+
+
+def test_box_polls_its_feed_url_and_swaps_in_a_new_version(tmp_path):
+    # `--set feed.url=...`: the box fetches the vendor's bundle itself (here a
+    # local mirror path: the lab box has no address of its own) and takes a
+    # newly signed version by live reload, with no command from anyone.
+    vendor = tmp_path / "vendor"
+    vendor.mkdir()
+    private, public = feed.generate_key(vendor / "feed.key")
+    keys = tmp_path / "trusted"
+    keys.mkdir()
+    (keys / "vendor.pub").write_bytes(public.read_bytes())
+    rules = vendor / "iot.rules"
+    rules.write_text(FEED_RULE)
+    mirror = tmp_path / "mirror.tgz"
+    feed.build_bundle([rules], private, 7, mirror, "lab-feed")
+    data_dir = tmp_path / "box"
+    data_dir.mkdir()
+    settings = [f"feed.url={mirror}", f"feed.keys-dir={keys}", "feed.interval=60"]
+    extra = [arg for item in settings for arg in ("--set", item)]
+    with running_lab(data_dir, [PATCHES], workers=1, policy="fail-open", extra=extra) as lab:
+        assert _wait(lambda: feed.installed_version(data_dir) == 7), feed.status(data_dir)
+        assert _wait(lambda: _status(data_dir)["totals"]["reloads"] >= 1), "no reload"
+        assert not lab.act("cam", "upload")["ok"]
+        assert _wait(lambda: any(a["alert"]["signature_id"] == 9199201
+                                 for a in read_alerts(data_dir)), 10)
