@@ -51,14 +51,21 @@ SMALL_GROUP = 2
 class Matcher:
     """A compiled group: scan bytes, get candidate rule indices."""
 
-    __slots__ = ("database", "rules_by_pattern", "literals", "_found")
+    __slots__ = ("database", "rules_by_pattern", "literals", "_on_match")
 
     def __init__(self, database, rules_by_pattern: list[list[int]],
                  literals: list[tuple[bytes, bool, int]] | None = None) -> None:
         self.database = database
         self.rules_by_pattern = rules_by_pattern
         self.literals = literals
-        self._found: list[int] = []
+        # The match callback adds a pattern's rules to the caller's set
+        # itself: no intermediate list to fill, clear and walk per scan.
+        by_pattern = rules_by_pattern
+
+        def on_match(pattern_id, start, end, flags, into):
+            into.update(by_pattern[pattern_id])
+            return False
+        self._on_match = on_match
 
     @classmethod
     def compile(cls, group: PatternGroup) -> "Matcher":
@@ -109,13 +116,4 @@ class Matcher:
                 elif pattern in data:
                     into.update(rules_by_pattern[pattern_id])
             return
-        found = self._found
-        found.clear()
-        self.database.scan(data, match_event_handler=_on_match, context=found)
-        for pattern_id in found:
-            into.update(rules_by_pattern[pattern_id])
-
-
-def _on_match(pattern_id, start, end, flags, context):
-    context.append(pattern_id)
-    return False
+        self.database.scan(data, match_event_handler=self._on_match, context=into)
