@@ -34,11 +34,14 @@ QUARANTINE_MAC_CHAIN = "REEFGUARD-QUARANTINE-MAC"
 """Rewritten by the enforcer: one rule per quarantined MAC."""
 BLOCK_PAIRS_CHAIN = "REEFGUARD-BLOCK-PAIRS"
 """Rewritten by the enforcer: device -> destination blocks."""
+FASTPATH_CHAIN = "REEFGUARD-FASTPATH"
+"""Rewritten by the service: pure ACKs the kernel accepts itself when no
+loaded rule can match them (ips.fastpath); empty otherwise."""
 QUEUE_CHAIN = "REEFGUARD-QUEUE"
 """Holds only the NFQUEUE rule, so its packet counter is 'sent to a queue'."""
 
 CHAINS = (FORWARD_CHAIN, VERDICT_CHAIN, REJECT_CHAIN, BLOCK_CHAIN, QUARANTINE_CHAIN,
-          QUARANTINE_MAC_CHAIN, BLOCK_PAIRS_CHAIN, QUEUE_CHAIN)
+          QUARANTINE_MAC_CHAIN, BLOCK_PAIRS_CHAIN, FASTPATH_CHAIN, QUEUE_CHAIN)
 
 RESTORE = {4: "iptables-restore", 6: "ip6tables-restore"}
 TABLES = {4: "iptables", 6: "ip6tables"}
@@ -113,6 +116,8 @@ def render_apply(plan: FirewallPlan, family: int, jump_present: bool = False) ->
         f"-m mark --mark {_mark(MARK_BYPASS)} -j ACCEPT",
         f"-m mark --mark {_mark(MARK_DROP)} -j DROP",
         f"-m mark --mark {_mark(MARK_REJECT)} -j {REJECT_CHAIN}",
+        # After the drop/reject marks: a blocked flow's ACKs stay blocked.
+        f"-p tcp --tcp-flags ALL ACK -j {FASTPATH_CHAIN}",
         f"-j {QUEUE_CHAIN}",
     ]
     lines += [f"-A {FORWARD_CHAIN} {rule}" for rule in forward]
@@ -138,6 +143,36 @@ def render_apply(plan: FirewallPlan, family: int, jump_present: bool = False) ->
     lines.append(queue_rule(plan))
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
+
+
+# (TCP data offset in 32-bit words, what the options usually are): the shapes
+# of a pure ACK worth keeping in the kernel. Any other shape goes to a worker.
+PURE_ACK_SHAPES = ((5, "no options"), (8, "timestamps"))
+
+
+def render_fastpath(family: int, enabled: bool) -> str:
+    """Payload rewriting REEFGUARD-FASTPATH: accept TCP segments of
+    established connections that carry only ACK and provably no payload
+    (see ips.fastpath for why the lengths are pinned exactly)."""
+    lines = ["*filter", f":{FASTPATH_CHAIN} - [0:0]"]
+    if enabled:
+        for words, _why in PURE_ACK_SHAPES:
+            tcp_header = words * 4
+            if family == 4:
+                # IHL = 5 (no IP options), data offset = words, total = 20 + tcp_header
+                match = f"0>>24&0xF=5&&0&0xFFFF={20 + tcp_header}&&32>>28={words}"
+            else:
+                # next header TCP (no extension headers), payload length = tcp_header
+                match = f"4>>16&0xFFFF={tcp_header}&&4>>8&0xFF=6&&52>>28={words}"
+            lines.append(f"-A {FASTPATH_CHAIN} -m conntrack --ctstate ESTABLISHED "
+                         f"-m u32 --u32 {match} -j ACCEPT")
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def apply_fastpath(plan: FirewallPlan, enabled: bool, run: Runner = run_command) -> None:
+    for family in plan.families:
+        run([RESTORE[family], "-w", "--noflush"], render_fastpath(family, enabled))
 
 
 def quarantine_exceptions(family: int, gateway_set: str) -> list[str]:

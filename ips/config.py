@@ -58,6 +58,9 @@ class Config:
     # shipped signatures/feed-keys/ (docs/feed.md)
     feed_keys_dir: str = "/etc/reefguard/feed-keys"
     # where `reefguard run` polls for signed bundles (empty: no polling), and how often
+    # inline: pure ACKs of established connections stay in the kernel when no
+    # loaded rule can match one (ips.fastpath)
+    fastpath_pure_ack: bool = True
     feed_url: str = ""
     feed_interval: float = 6 * 3600.0
     extra: dict = field(default_factory=dict)
@@ -76,6 +79,7 @@ class Config:
         "profiling.learning-days": ("learning_days", float),
         "feed.keys-dir": ("feed_keys_dir", str),
         "feed.url": ("feed_url", str),
+        "fastpath.pure-ack": ("fastpath_pure_ack", _bool),
         "feed.interval": ("feed_interval", float),
     }
 

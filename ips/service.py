@@ -146,6 +146,14 @@ def _build_worker(spec: WorkerSpec, emit):
     return Worker(spec.config, engine, emit), message
 
 
+def _pure_ack_rules(engine) -> list[int]:
+    """Sids of loaded rules that could match a pure ACK (ips.fastpath)."""
+    from ips import fastpath
+    if engine is None:
+        return []
+    return [rule.sid for rule in fastpath.rules_needing_pure_acks(engine.rules)]
+
+
 def raise_priority(priority: str) -> str:
     """Make the worker run first when a packet wakes it (see docs/inline.md)."""
     try:
@@ -252,7 +260,9 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
     source = NfqSource(spec.queue_num, handle, fail_open=spec.fail_open,
                        fallback_verdict=ACCEPT if spec.fail_open else DROP)
     control.send(("ready", {"queue": spec.queue_num, "fail_open_flag": source.fail_open_set,
-                            "pipeline": message}))
+                            "pipeline": message,
+                            # a sample is enough: any one turns the fast path off
+                            "pure_ack_rules": _pure_ack_rules(getattr(worker, "engine", None))[:20]}))
     try:
         while not stopping.is_set():
             source.serve()    # returns when idle for a moment, or to stop
@@ -421,6 +431,7 @@ class InlineService:
         self.worker_restarts = 0
         self.enforced_changes = 0
         self.reload_failures = 0
+        self.fastpath = "off (not started)"
         self.store_conn = None
         self._baseline_queue_packets = 0
         self._uninspected = 0
@@ -480,6 +491,9 @@ class InlineService:
                 self._start_worker(slot)
             self._wait_ready(timeout=120)
             firewall.apply(self.plan)
+            needing = sorted({sid for slot in self.slots
+                              for sid in (slot.info or {}).get("pure_ack_rules", [])})
+            self._set_fastpath(needing)
             self.enforcer = Enforcer(gateways=set(self.args.gateway or []))
             self._baseline_queue_packets = 0
             state["state"] = "running"
@@ -702,12 +716,38 @@ class InlineService:
             log.error("reload failed (%s); keeping the running rules", message)
             return
         log.info("reload: %s; swapping in %d worker(s)", message, len(self.slots))
+        needing = _pure_ack_rules(engine)
+        if needing:
+            self._set_fastpath(needing)     # before the swap: no new rule misses an ACK
         for slot in self.slots:
             slot.spec.rules = list(rules)   # a worker the watchdog restarts loads these
             try:
                 slot.control.send(("reload", rules))
             except OSError:
                 pass
+        if not needing:
+            self._set_fastpath(needing)
+
+    def _set_fastpath(self, needing: list[int]) -> None:
+        """Keep pure ACKs in the kernel unless a loaded rule could match one
+        (ips.fastpath) or `fastpath.pure-ack` is off."""
+        from appliance import firewall
+
+        enabled = self.config.fastpath_pure_ack and not needing
+        if not self.config.fastpath_pure_ack:
+            self.fastpath = "off (fastpath.pure-ack=false)"
+        elif needing:
+            shown = ", ".join(str(sid) for sid in needing[:5])
+            self.fastpath = (f"off: {len(needing)} rule(s) can match a pure ACK "
+                             f"(sid {shown}{' ...' if len(needing) > 5 else ''})")
+        else:
+            self.fastpath = "on"
+        try:
+            firewall.apply_fastpath(self.plan, enabled)
+        except RuntimeError as exc:   # e.g. no u32 match in this kernel: stay off
+            self.fastpath = f"off: {exc}"
+            log.warning("pure-ACK fast path not installed: %s", exc)
+        log.info("pure-ACK fast path %s", self.fastpath)
 
     # -- enforcement, status ---------------------------------------------
     def _enforce(self) -> None:
@@ -774,6 +814,7 @@ class InlineService:
                                   pid=s.process.pid if s.process else None)
                              for s in self.slots],
             "enforced_changes": self.enforced_changes,
+            "fastpath": {"pure_ack": self.fastpath},
         }
 
     def _emit_stats(self, status: dict) -> None:

@@ -15,12 +15,25 @@ import subprocess
 import sys
 
 
+ACK_ONLY = "ack-only-12"
+
+
 def main(case_name: str, source: str, sport: int, target: str, port: int) -> dict:
     from scapy.all import IP, TCP, conf, send, sniff, sr1  # noqa: PLC0415 - heavy import
     from tests.evasion.make_cases import build_cases
 
     conf.verb = 0
-    case = next(c for c in build_cases() if c.name == case_name)
+    flags = "PA"
+    if case_name == ACK_ONLY:
+        # The exploit in 12-byte segments with only the ACK flag: the same
+        # length as a pure ACK with timestamps, so only the exact header
+        # shape keeps it out of the kernel fast path (ips.fastpath).
+        from tests.evasion.make_cases import NETGEAR, split
+        case = next(c for c in build_cases() if c.name == "uri-split-2")
+        case.client_segments = split(NETGEAR, -(-len(NETGEAR) // 12))
+        flags = "A"
+    else:
+        case = next(c for c in build_cases() if c.name == case_name)
     rule = ["OUTPUT", "-p", "tcp", "--tcp-flags", "RST", "RST", "-s", source, "-j", "DROP"]
     subprocess.run(["iptables", "-I", *rule], check=True)
     try:
@@ -33,7 +46,7 @@ def main(case_name: str, source: str, sport: int, target: str, port: int) -> dic
         base = IP(src=source, dst=target)
         send(base / TCP(sport=sport, dport=port, flags="A", seq=isn + 1, ack=server_next))
         for offset, data in case.client_segments:
-            segment = base / TCP(sport=sport, dport=port, flags="PA", seq=isn + 1 + offset,
+            segment = base / TCP(sport=sport, dport=port, flags=flags, seq=isn + 1 + offset,
                                  ack=server_next) / data
             if case.fragment:
                 # the same 64-byte fragments as the offline case, sent at L3

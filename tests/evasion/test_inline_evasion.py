@@ -43,6 +43,7 @@ INLINE_CASES = [
     ("port-37215", 37215, {3001}),
     ("port-52869", 52869, {3002}),
     ("tls-1byte-records", 443, {4001}),
+    ("ack-only-12", 80, {1000001, 1000002}),   # data in ACK-only segments of pure-ACK size
 ]
 # An ICMP error that quotes a connection the kernel already bypasses, carrying
 # what a rule looks for: it must still be inspected on its own.

@@ -1,0 +1,69 @@
+"""The pure-ACK fast path in the lab: on when no loaded rule can match a pure
+ACK, off (and the rule sees its packets) when one can, switched by a live
+reload. Real kernel, NFQUEUE and iptables u32; documentation addresses only.
+The evasion side (data in ACK-only segments of pure-ACK size is still
+inspected) is tests/evasion/test_inline_evasion.py::...[ack-only-12]."""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.inline_support import running_lab, why_not_inline
+
+pytestmark = pytest.mark.inline
+
+if why_not_inline("ips.worker"):
+    pytest.skip(why_not_inline("ips.worker"), allow_module_level=True)
+
+from appliance.lab import read_alerts  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+PATCHES = (ROOT / "signatures" / "virtual-patches.rules").read_text()
+ACK_WATCHER = ('alert tcp any any -> any any (msg:"REEFGUARD TEST pure ACK seen"; flags:A; '
+               'dsize:0; flow:established; threshold: type limit, track by_src, count 1, '
+               'seconds 60; sid:9199301; rev:1;)\n')
+
+
+def _status(data_dir: Path) -> dict:
+    return json.loads((data_dir / "status.json").read_text())
+
+
+def _wait(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def _fastpath_accepts(lab) -> int:
+    out = lab.run("box", ["iptables", "-L", "REEFGUARD-FASTPATH", "-nvx"]).stdout
+    return sum(int(line.split()[0]) for line in out.splitlines()[2:] if line.split())
+
+
+def test_a_rule_that_matches_pure_acks_keeps_them_in_userspace_until_reloaded_away(tmp_path):
+    rules = tmp_path / "box.rules"
+    rules.write_text(PATCHES + ACK_WATCHER)
+    data_dir = tmp_path / "box"
+    data_dir.mkdir()
+    with running_lab(data_dir, [str(rules)], workers=1, policy="fail-open") as lab:
+        assert _status(data_dir)["fastpath"]["pure_ack"].startswith("off: 1 rule(s)")
+        assert "9199301" in _status(data_dir)["fastpath"]["pure_ack"]
+        assert lab.act("cam", "upload")["ok"]
+        assert _wait(lambda: any(a["alert"]["signature_id"] == 9199301
+                                 for a in read_alerts(data_dir)), 10)
+        assert _fastpath_accepts(lab) == 0
+
+        # Without the watcher, a reload turns the fast path on.
+        rules.write_text(PATCHES)
+        subprocess.run(["kill", "-HUP", str(_status(data_dir)["pid"])], check=True)
+        assert _wait(lambda: _status(data_dir)["fastpath"]["pure_ack"] == "on"), \
+            _status(data_dir)["fastpath"]
+        assert _wait(lambda: _status(data_dir)["totals"]["reloads"] >= 1)
+        assert lab.act("cam", "upload")["ok"] and lab.act("thermo", "mqtt")["ok"]
+        assert _fastpath_accepts(lab) > 0

@@ -1,0 +1,117 @@
+"""Which rules keep pure ACKs out of the kernel fast path (ips.fastpath), and
+the kernel rules that match exactly a pure ACK (appliance.firewall)."""
+from __future__ import annotations
+
+import pytest
+
+from appliance import firewall
+from ips import fastpath
+from ips.detect.parser import parse_rule
+from ips.detect.variables import Variables
+
+VARIABLES = Variables("[192.0.2.0/24]", "!$HOME_NET")
+
+
+def rule(options: str, header: str = "alert tcp any any -> any any"):
+    return parse_rule(f"{header} ({options} sid:1; rev:1;)", VARIABLES, {})
+
+
+@pytest.mark.parametrize("header,options", [
+    ("alert tcp any any -> any 80", 'content:"GET"; flow:established;'),      # payload
+    ("alert http any any -> any any", 'http.uri; content:"/x";'),              # app layer
+    ("alert udp any any -> any any", "threshold: type both, track by_src, count 3, seconds 9;"),
+    ("alert tcp any any -> any any", "flags:S; threshold: type both, track by_src, count 3, seconds 9;"),
+    ("alert tcp any any -> any any", "dsize:>0;"),
+    ("alert tcp any any -> any any", "flow:not_established; ttl:3;"),
+    ("alert ip any any -> any any", "ip_proto:41; threshold: type both, track by_dst, count 1, seconds 60;"),
+    ("alert icmp any any -> any any", "itype:8;"),
+    # reputation: addresses alone match every packet of the flow alike
+    ("alert ip [198.51.100.66] any -> $HOME_NET any",
+     "threshold: type limit, track by_src, seconds 3600, count 1;"),
+    ("drop tcp [198.51.100.66] any -> $HOME_NET any", "flow:established,to_server;"),
+])
+def test_rules_that_cannot_be_changed_by_skipping_pure_acks(header, options):
+    assert not fastpath.needs_pure_acks(rule(options, header))
+
+
+@pytest.mark.parametrize("options", [
+    "flags:A; dsize:0; flow:established;",            # picks exactly the pure ACKs
+    "flags:A;",
+    "ttl:64;",                                         # per-packet field we cannot evaluate
+    "window:0;",
+    "ack:0;",
+    "flowbits:isset,seen;",
+    "threshold: type threshold, track by_src, count 100, seconds 1;",   # counts packets
+    "detection_filter: track by_src, count 10, seconds 1;",
+])
+def test_rules_that_could_match_a_pure_ack(options):
+    assert fastpath.needs_pure_acks(rule(options))
+
+
+def test_describe_names_the_rules_that_turn_it_off():
+    assert fastpath.describe([]) == "on"
+    assert "sid 1" in fastpath.describe([rule("flags:A;")])
+
+
+def _shape_matches(payload: str, packet: bytes) -> bool:
+    """Evaluate our u32 expressions (`a>>s&m=v` terms joined by &&) on bytes."""
+    for term in payload.split("&&"):
+        left, value = term.split("=")
+        offset, _, rest = left.partition(">>") if ">>" in left else (left.split("&")[0], "", "")
+        shift, mask = 0, 0xFFFFFFFF
+        if ">>" in left:
+            shift_text, _, mask_text = rest.partition("&")
+            shift = int(shift_text)
+            mask = int(mask_text, 16) if mask_text else 0xFFFFFFFF
+        else:
+            mask = int(left.split("&")[1], 16)
+        word = int.from_bytes(packet[int(offset):int(offset) + 4], "big")
+        if (word >> shift) & mask != int(value):
+            return False
+    return True
+
+
+def _expressions(family: int) -> list[str]:
+    payload = firewall.render_fastpath(family, True)
+    return [line.split("--u32 ")[1].split()[0] for line in payload.splitlines() if "--u32" in line]
+
+
+def test_kernel_rules_match_exactly_the_pure_ack_shapes():
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
+
+    def v4(options=(), payload=b"", ip_options=None):
+        extra = {"options": ip_options} if ip_options else {}
+        return bytes(IP(src="192.0.2.10", dst="203.0.113.10", **extra)
+                     / TCP(flags="A", options=list(options)) / payload)
+
+    def v6(options=(), payload=b""):
+        return bytes(IPv6(src="2001:db8::10", dst="2001:db8::1") / TCP(flags="A", options=list(options))
+                     / payload)
+
+    timestamps = [("NOP", None), ("NOP", None), ("Timestamp", (1, 2))]
+    matches4 = lambda packet: any(_shape_matches(e, packet) for e in _expressions(4))  # noqa: E731
+    matches6 = lambda packet: any(_shape_matches(e, packet) for e in _expressions(6))  # noqa: E731
+    assert matches4(v4()) and matches4(v4(timestamps))
+    assert matches6(v6()) and matches6(v6(timestamps))
+    assert matches4(v4([("SAck", (1, 2))]))              # one SACK block: also 12 bytes
+    # one byte of data, 12 bytes of data in a plain header (same length as the
+    # timestamps shape), data behind timestamps, IP options: all go to a worker,
+    # as do pure ACKs of rarer shapes (two SACK blocks)
+    assert not matches4(v4(payload=b"x")) and not matches4(v4(payload=b"GET /x?cmd=1"))
+    assert not matches4(v4(timestamps, payload=b"GET /"))
+    assert not matches4(v4([("NOP", None)] * 4 + [("Timestamp", (1, 2))]))
+    assert not matches4(v4([("SAck", (1, 2, 3, 4))]))
+    assert not matches4(v4(ip_options=[b"\x01\x01\x01\x00"]))
+    assert not matches6(v6(payload=b"GET /x?cmd=1")) and not matches6(v6(timestamps, b"x"))
+
+
+def test_fast_path_sits_after_the_block_marks_and_before_the_queue():
+    rules = [line for line in firewall.render_apply(firewall.FirewallPlan(bridge="br0"), 4)
+             .splitlines() if line.startswith(f"-A {firewall.FORWARD_CHAIN}")]
+    drop = next(i for i, r in enumerate(rules) if r.endswith("-j DROP"))
+    fast = next(i for i, r in enumerate(rules) if firewall.FASTPATH_CHAIN in r)
+    queue = max(i for i, r in enumerate(rules) if r.endswith(f"-j {firewall.QUEUE_CHAIN}"))
+    assert drop < fast < queue
+    assert "--tcp-flags ALL ACK" in rules[fast]
+    assert "ACCEPT" not in firewall.render_fastpath(4, False)
