@@ -116,8 +116,8 @@ def render_apply(plan: FirewallPlan, family: int, jump_present: bool = False) ->
         f"-m mark --mark {_mark(MARK_BYPASS)} -j ACCEPT",
         f"-m mark --mark {_mark(MARK_DROP)} -j DROP",
         f"-m mark --mark {_mark(MARK_REJECT)} -j {REJECT_CHAIN}",
-        # After the drop/reject marks: a blocked flow's ACKs stay blocked.
-        f"-p tcp --tcp-flags ALL ACK -j {FASTPATH_CHAIN}",
+        # After the drop/reject marks: a blocked flow's packets stay blocked.
+        f"-j {FASTPATH_CHAIN}",
         f"-j {QUEUE_CHAIN}",
     ]
     lines += [f"-A {FORWARD_CHAIN} {rule}" for rule in forward]
@@ -150,12 +150,14 @@ def render_apply(plan: FirewallPlan, family: int, jump_present: bool = False) ->
 PURE_ACK_SHAPES = ((5, "no options"), (8, "timestamps"))
 
 
-def render_fastpath(family: int, enabled: bool) -> str:
-    """Payload rewriting REEFGUARD-FASTPATH: accept TCP segments of
-    established connections that carry only ACK and provably no payload
-    (see ips.fastpath for why the lengths are pinned exactly)."""
+def render_fastpath(family: int, pure_ack: bool, icmp_echo_limit: int = -1) -> str:
+    """Payload rewriting REEFGUARD-FASTPATH (see ips.fastpath for why each
+    match is exact): TCP segments of established connections that carry only
+    ACK and provably no payload, and established ICMP echo requests/replies
+    (code 0) whose payload is at most `icmp_echo_limit` bytes (-1: none)."""
     lines = ["*filter", f":{FASTPATH_CHAIN} - [0:0]"]
-    if enabled:
+    established = "-m conntrack --ctstate ESTABLISHED"
+    if pure_ack:
         for words, _why in PURE_ACK_SHAPES:
             tcp_header = words * 4
             if family == 4:
@@ -164,15 +166,28 @@ def render_fastpath(family: int, enabled: bool) -> str:
             else:
                 # next header TCP (no extension headers), payload length = tcp_header
                 match = f"4>>16&0xFFFF={tcp_header}&&4>>8&0xFF=6&&52>>28={words}"
-            lines.append(f"-A {FASTPATH_CHAIN} -m conntrack --ctstate ESTABLISHED "
+            lines.append(f"-A {FASTPATH_CHAIN} -p tcp --tcp-flags ALL ACK {established} "
                          f"-m u32 --u32 {match} -j ACCEPT")
+    if icmp_echo_limit >= 0:
+        if family == 4:
+            # IP header >= 20 bytes, ICMP header 8: length <= 28 + limit bounds the payload
+            kinds = [f"-p icmp -m icmp --icmp-type {kind}" for kind in ("8/0", "0/0")]
+            longest = 28 + icmp_echo_limit
+        else:
+            kinds = [f"-p ipv6-icmp -m icmp6 --icmpv6-type {kind}" for kind in ("128/0", "129/0")]
+            longest = 48 + icmp_echo_limit
+        for kind in kinds:
+            lines.append(f"-A {FASTPATH_CHAIN} {kind} {established} "
+                         f"-m length --length 0:{longest} -j ACCEPT")
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 
 
-def apply_fastpath(plan: FirewallPlan, enabled: bool, run: Runner = run_command) -> None:
+def apply_fastpath(plan: FirewallPlan, pure_ack: bool, icmp_echo_limit: int = -1,
+                   run: Runner = run_command) -> None:
     for family in plan.families:
-        run([RESTORE[family], "-w", "--noflush"], render_fastpath(family, enabled))
+        run([RESTORE[family], "-w", "--noflush"],
+            render_fastpath(family, pure_ack, icmp_echo_limit))
 
 
 def quarantine_exceptions(family: int, gateway_set: str) -> list[str]:

@@ -61,6 +61,8 @@ class Config:
     # inline: pure ACKs of established connections stay in the kernel when no
     # loaded rule can match one (ips.fastpath)
     fastpath_pure_ack: bool = True
+    # ... and ICMP echo too small for any loaded rule to match
+    fastpath_icmp_echo: bool = True
     feed_url: str = ""
     feed_interval: float = 6 * 3600.0
     extra: dict = field(default_factory=dict)
@@ -80,6 +82,7 @@ class Config:
         "feed.keys-dir": ("feed_keys_dir", str),
         "feed.url": ("feed_url", str),
         "fastpath.pure-ack": ("fastpath_pure_ack", _bool),
+        "fastpath.icmp-echo": ("fastpath_icmp_echo", _bool),
         "feed.interval": ("feed_interval", float),
     }
 

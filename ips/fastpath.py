@@ -35,12 +35,26 @@ and conservatively:
 
 One rule that needs pure ACKs turns the fast path off for the whole box; the
 service reports which rules did it.
+
+ICMP echo (ping) gets the same treatment by size: `icmp_echo_limit` is the
+largest echo payload no loaded rule can match on an established echo flow
+(type 8/0 or 0/0; ICMPv6 128/0, 129/0). A rule's smallest matching payload
+comes from its `dsize` lower bound and its longest positive content; a rule
+that could match any size (a pcre or byte_test alone, an `icmp_seq` check,
+a counting threshold) makes the limit -1 and the fast path stays off for
+ping. Echo packets up to the limit stay in the kernel (an `-m length`
+bound: IP options only shrink the payload for a given length); bigger ones,
+and every other ICMP type, go to a worker as before.
 """
 from __future__ import annotations
 
 from typing import Iterable
 
 from ips.packet import PROTO_TCP
+
+PROTO_ICMP, PROTO_ICMPV6 = 1, 58
+ECHO_TYPES = (0, 8, 128, 129)
+MAX_ECHO_LIMIT = 1400   # beyond a typical MTU the bound is not worth computing
 
 ACK = 0x10
 
@@ -119,3 +133,110 @@ def describe(rules: list) -> str:
     sids = ", ".join(str(rule.sid) for rule in rules[:5])
     more = f" and {len(rules) - 5} more" if len(rules) > 5 else ""
     return f"off: {len(rules)} rule(s) can match a pure ACK (sid {sids}{more})"
+
+
+class _Echo:
+    """What header checks see on an ICMP echo of one type, code 0."""
+
+    __slots__ = ("proto", "icmp_type", "icmp_code", "tcp_flags", "payload")
+
+    def __init__(self, proto: int, icmp_type: int) -> None:
+        self.proto = proto
+        self.icmp_type = icmp_type
+        self.icmp_code = 0
+        self.tcp_flags = 0
+        self.payload = b""
+
+
+def _smallest_echo_payload(rule) -> int:
+    """The fewest payload bytes of an established ICMP echo packet `rule`
+    could match, MAX_ECHO_LIMIT + 1 when it cannot match one at all, 0 when
+    any size might do."""
+    never = MAX_ECHO_LIMIT + 1
+    if rule.transports is not None and not ({PROTO_ICMP, PROTO_ICMPV6} & set(rule.transports)):
+        return never
+    if rule.tx_buffers or rule.app_proto or rule.app_layer_protocol:
+        return never
+    if rule.flow_established is False:
+        return never
+    smallest = 0
+    varying = bool(rule.flowbit_checks or rule.detection_filter)
+    threshold = rule.threshold or {}
+    if threshold and threshold.get("type") != "limit":
+        varying = True
+    for check in rule.packet_checks:
+        name = _check_name(check)
+        if name == "itype":
+            if not any(check.compare(t) for t in ECHO_TYPES):
+                return never
+        elif name == "icode":
+            if not check.compare(0):
+                return never
+        elif name == "flags":
+            return never
+        elif name == "ip_proto":
+            if not (check.compare(PROTO_ICMP) or check.compare(PROTO_ICMPV6)):
+                return never
+        elif name == "dsize":
+            size = next((n for n in range(never) if check.compare(n)), never)
+            smallest = max(smallest, size)
+        elif name != "sameip":
+            varying = True
+    payload = [matcher for name, matchers in rule.buffers.items() for matcher in matchers]
+    if not payload and not varying and smallest == 0:
+        return never     # addresses / ports / type alone: matched the flow's earlier packets
+    if len(rule.buffers) > 1 or any(name != "payload" for name in rule.buffers):
+        return 0         # a buffer we do not size: assume any payload
+    contents = [len(m.pattern) for m in payload
+                if hasattr(m, "pattern") and not getattr(m, "negated", False)]
+    if contents:
+        smallest = max(smallest, max(contents))
+    return smallest
+
+
+def icmp_echo_limit(rules: Iterable) -> tuple[int, list]:
+    """(largest echo payload no rule can match, the rules that bound it):
+    -1 when some rule could match an echo of any size."""
+    limit, bounding = MAX_ECHO_LIMIT, []
+    for rule in rules:
+        if rule is None:
+            continue
+        smallest = _smallest_echo_payload(rule)
+        if smallest - 1 < limit:
+            limit, bounding = smallest - 1, [rule]
+        elif smallest - 1 == limit and smallest <= MAX_ECHO_LIMIT:
+            bounding.append(rule)
+    return limit, bounding
+
+
+class Analysis:
+    """What the loaded rules allow the kernel to keep."""
+
+    __slots__ = ("pure_ack_rules", "icmp_echo_limit", "icmp_bounding")
+
+    def __init__(self, pure_ack_rules: list, icmp_echo_limit: int, icmp_bounding: list) -> None:
+        self.pure_ack_rules = pure_ack_rules
+        self.icmp_echo_limit = icmp_echo_limit
+        self.icmp_bounding = icmp_bounding
+
+    @classmethod
+    def of(cls, rules: list) -> "Analysis":
+        """`rules` fully parsed (a cached engine parses on first use: pass
+        `[engine.rule(i) for i in range(len(engine.rules))]`)."""
+        limit, bounding = icmp_echo_limit(rules)
+        return cls(rules_needing_pure_acks(rules), limit, bounding)
+
+    @property
+    def pure_ack(self) -> bool:
+        return not self.pure_ack_rules
+
+    def describe_pure_ack(self) -> str:
+        return describe(self.pure_ack_rules)
+
+    def describe_icmp_echo(self) -> str:
+        if self.icmp_echo_limit < 0:
+            sids = ", ".join(str(rule.sid) for rule in self.icmp_bounding[:5])
+            return f"off: a rule can match an echo of any size (sid {sids})"
+        bound = (f" (bounded by sid {', '.join(str(r.sid) for r in self.icmp_bounding[:5])})"
+                 if self.icmp_bounding else "")
+        return f"on: echo payloads up to {self.icmp_echo_limit} bytes{bound}"

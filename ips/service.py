@@ -146,14 +146,6 @@ def _build_worker(spec: WorkerSpec, emit):
     return Worker(spec.config, engine, emit), message
 
 
-def _pure_ack_rules(engine) -> list[int]:
-    """Sids of loaded rules that could match a pure ACK (ips.fastpath)."""
-    from ips import fastpath
-    if engine is None:
-        return []
-    return [rule.sid for rule in fastpath.rules_needing_pure_acks(engine.rules)]
-
-
 def raise_priority(priority: str) -> str:
     """Make the worker run first when a packet wakes it (see docs/inline.md)."""
     try:
@@ -260,9 +252,7 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
     source = NfqSource(spec.queue_num, handle, fail_open=spec.fail_open,
                        fallback_verdict=ACCEPT if spec.fail_open else DROP)
     control.send(("ready", {"queue": spec.queue_num, "fail_open_flag": source.fail_open_set,
-                            "pipeline": message,
-                            # a sample is enough: any one turns the fast path off
-                            "pure_ack_rules": _pure_ack_rules(getattr(worker, "engine", None))[:20]}))
+                            "pipeline": message}))
     try:
         while not stopping.is_set():
             source.serve()    # returns when idle for a moment, or to stop
@@ -431,7 +421,7 @@ class InlineService:
         self.worker_restarts = 0
         self.enforced_changes = 0
         self.reload_failures = 0
-        self.fastpath = "off (not started)"
+        self.fastpath: dict = {"pure_ack": "off (not started)", "icmp_echo": "off (not started)"}
         self.store_conn = None
         self._baseline_queue_packets = 0
         self._uninspected = 0
@@ -491,9 +481,9 @@ class InlineService:
                 self._start_worker(slot)
             self._wait_ready(timeout=120)
             firewall.apply(self.plan)
-            needing = sorted({sid for slot in self.slots
-                              for sid in (slot.info or {}).get("pure_ack_rules", [])})
-            self._set_fastpath(needing)
+            # Off until the rules are analysed (all of them parsed: a few
+            # seconds for ET Open), in the background.
+            threading.Thread(target=self._analyse_fastpath, daemon=True).start()
             self.enforcer = Enforcer(gateways=set(self.args.gateway or []))
             self._baseline_queue_packets = 0
             state["state"] = "running"
@@ -716,38 +706,53 @@ class InlineService:
             log.error("reload failed (%s); keeping the running rules", message)
             return
         log.info("reload: %s; swapping in %d worker(s)", message, len(self.slots))
-        needing = _pure_ack_rules(engine)
-        if needing:
-            self._set_fastpath(needing)     # before the swap: no new rule misses an ACK
+        # Nothing the new rules might need stays in the kernel while they
+        # are swapped in; the fast path follows from their analysis.
+        self._set_fastpath(None)
         for slot in self.slots:
             slot.spec.rules = list(rules)   # a worker the watchdog restarts loads these
             try:
                 slot.control.send(("reload", rules))
             except OSError:
                 pass
-        if not needing:
-            self._set_fastpath(needing)
+        self._analyse_fastpath(engine)
 
-    def _set_fastpath(self, needing: list[int]) -> None:
-        """Keep pure ACKs in the kernel unless a loaded rule could match one
-        (ips.fastpath) or `fastpath.pure-ack` is off."""
+    def _analyse_fastpath(self, engine=None) -> None:
+        """Which packets of unjudged flows the kernel may keep (ips.fastpath),
+        from every rule of the running set."""
+        from ips import fastpath
+
+        try:
+            if engine is None:
+                engine, _ = load_engine(self._rule_list(), self.config,
+                                        str(self.data_dir / "rule-cache"))
+            rules = [engine.rule(i) for i in range(len(engine.rules))] if engine else []
+            self._set_fastpath(fastpath.Analysis.of(rules))
+        except Exception:  # noqa: BLE001 - the fast path is an optimisation: stay off
+            log.exception("fast path analysis failed; it stays off")
+
+    def _set_fastpath(self, analysis) -> None:
+        """Install what `analysis` allows (None: nothing), unless turned off
+        in config (`fastpath.pure-ack`, `fastpath.icmp-echo`)."""
         from appliance import firewall
 
-        enabled = self.config.fastpath_pure_ack and not needing
-        if not self.config.fastpath_pure_ack:
-            self.fastpath = "off (fastpath.pure-ack=false)"
-        elif needing:
-            shown = ", ".join(str(sid) for sid in needing[:5])
-            self.fastpath = (f"off: {len(needing)} rule(s) can match a pure ACK "
-                             f"(sid {shown}{' ...' if len(needing) > 5 else ''})")
+        if analysis is None:
+            pure_ack, limit, self.fastpath = False, -1, {"pure_ack": "off (analysing the rules)",
+                                                         "icmp_echo": "off (analysing the rules)"}
         else:
-            self.fastpath = "on"
+            pure_ack = self.config.fastpath_pure_ack and analysis.pure_ack
+            limit = analysis.icmp_echo_limit if self.config.fastpath_icmp_echo else -1
+            self.fastpath = {
+                "pure_ack": analysis.describe_pure_ack() if self.config.fastpath_pure_ack
+                else "off (fastpath.pure-ack=false)",
+                "icmp_echo": analysis.describe_icmp_echo() if self.config.fastpath_icmp_echo
+                else "off (fastpath.icmp-echo=false)"}
         try:
-            firewall.apply_fastpath(self.plan, enabled)
+            firewall.apply_fastpath(self.plan, pure_ack, limit)
         except RuntimeError as exc:   # e.g. no u32 match in this kernel: stay off
-            self.fastpath = f"off: {exc}"
-            log.warning("pure-ACK fast path not installed: %s", exc)
-        log.info("pure-ACK fast path %s", self.fastpath)
+            self.fastpath = {"pure_ack": f"off: {exc}", "icmp_echo": f"off: {exc}"}
+            log.warning("fast path not installed: %s", exc)
+        log.info("fast path: %s", self.fastpath)
 
     # -- enforcement, status ---------------------------------------------
     def _enforce(self) -> None:
@@ -814,7 +819,7 @@ class InlineService:
                                   pid=s.process.pid if s.process else None)
                              for s in self.slots],
             "enforced_changes": self.enforced_changes,
-            "fastpath": {"pure_ack": self.fastpath},
+            "fastpath": dict(self.fastpath),
         }
 
     def _emit_stats(self, status: dict) -> None:

@@ -113,5 +113,38 @@ def test_fast_path_sits_after_the_block_marks_and_before_the_queue():
     fast = next(i for i, r in enumerate(rules) if firewall.FASTPATH_CHAIN in r)
     queue = max(i for i, r in enumerate(rules) if r.endswith(f"-j {firewall.QUEUE_CHAIN}"))
     assert drop < fast < queue
-    assert "--tcp-flags ALL ACK" in rules[fast]
+    assert "--tcp-flags ALL ACK" in firewall.render_fastpath(4, True)
     assert "ACCEPT" not in firewall.render_fastpath(4, False)
+
+
+@pytest.mark.parametrize("header,options,smallest", [
+    # the ET Open rule that bounds ping with the exploit rules loaded
+    ("alert icmp $EXTERNAL_NET any -> any any",
+     'icode:0; dsize:>120; content:"|30 31 32 07 80|"; content:"|00|"; endswith;', 121),
+    ("alert icmp any any -> any any", 'itype:8; content:"|D5 20 08 80|"; depth:4;', 4),
+    ("alert icmp any any -> any any", "itype:12; content:\"AAAAAAAA\";", None),   # not an echo
+    ("alert icmp any any -> any any", "icode:3; dsize:>0;", None),               # code is 0
+    ("alert tcp any any -> any any", 'content:"x";', None),
+    ("alert icmp [198.51.100.66] any -> any any", "itype:8;", None),           # header only
+    ("alert icmp any any -> any any", "itype:8; icmp_seq:0;", 0),               # per packet
+    ("alert icmp any any -> any any", 'pcre:"/^x/";', 0),                        # any size
+    ("alert ip any any -> any any", 'content:"EVILPING"; dsize:>60;', 61),
+])
+def test_smallest_echo_payload_a_rule_can_match(header, options, smallest):
+    limit, bounding = fastpath.icmp_echo_limit([rule(options, header)])
+    if smallest is None:
+        assert limit == fastpath.MAX_ECHO_LIMIT and not bounding
+    else:
+        assert limit == smallest - 1 and len(bounding) == 1
+
+
+def test_icmp_echo_limit_is_the_smallest_bound_and_renders_as_a_length_match():
+    rules = [rule('dsize:>120; content:"ABCDE";', "alert icmp any any -> any any"),
+             rule('content:"EVILPING";', "alert icmp any any -> any any")]
+    limit, bounding = fastpath.icmp_echo_limit(rules)
+    assert limit == 7 and [r.sid for r in bounding] == [1]
+    v4 = firewall.render_fastpath(4, False, 120)
+    assert "--icmp-type 8/0" in v4 and "--icmp-type 0/0" in v4 and "--length 0:148" in v4
+    v6 = firewall.render_fastpath(6, False, 120)
+    assert "--icmpv6-type 128/0" in v6 and "--length 0:168" in v6
+    assert "icmp" not in firewall.render_fastpath(4, True, -1)
