@@ -162,7 +162,7 @@ def raise_priority(priority: str) -> str:
 
 def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) -> None:
     """Body of one worker process: bind the queue, answer packets until told to stop."""
-    from ips.collector import QueueSink
+    from ips.collector import BatchingQueueSink
     from ips.conntrack import note_from_flow
     from ips.nfq import NfqSource, StopServing, apply_verdict, packet_from_queue
 
@@ -170,7 +170,7 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the control process coordinates
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    sink = QueueSink(events_queue)
+    sink = BatchingQueueSink(events_queue)
     raise_priority(spec.priority)
     worker, message = _build_worker(spec, sink)
     # The loaded ruleset is ~75,000 long-lived objects: kept out of the cyclic
@@ -191,6 +191,7 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
 
     def maintenance(now: float) -> None:
         heartbeat.value = now
+        sink.flush()
         next_maintenance[0] = now + MAINTENANCE_INTERVAL
         if pending:
             # Unfreeze so the old ruleset can be collected, then freeze the new
@@ -232,6 +233,8 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
             sink(note_from_flow(flow))
         local[0] += 1
         local[verdict_names[done]] += 1
+        if sink.pending and sink.due():
+            sink.flush()
         # Under steady traffic serve() does not return: the heartbeat, the
         # control pipe and the stop flag are looked at from here.
         if pkt.ts >= next_maintenance[0]:
@@ -266,6 +269,7 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
             worker.finish()
         except Exception:  # noqa: BLE001 - last flows are best effort on the way out
             log.exception("worker finish failed")
+        sink.flush()
 
 
 # ----------------------------------------------------------------------
@@ -276,7 +280,7 @@ def collector_main(events_queue, data_dir: str, config: Config,
     """Body of the collector process. `accounting`: the control process
     listens to conntrack DESTROY events, so the kernel's records are the flow
     records of bypassed connections (ips.conntrack.BypassLedger)."""
-    from ips.collector import Collector
+    from ips.collector import Collector, unbatch
     from ips.conntrack import BypassLedger
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s collector %(message)s")
@@ -308,8 +312,9 @@ def collector_main(events_queue, data_dir: str, config: Config,
         if event is None:
             break
         if event is not False:
-            for ready in ledger.feed(event):
-                collector.emit(ready)
+            for one in unbatch(event):
+                for ready in ledger.feed(one):
+                    collector.emit(ready)
         now = time.time()
         if now - last_tick >= 1.0:
             last_tick = now

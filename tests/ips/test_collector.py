@@ -75,3 +75,30 @@ def test_events_derived_at_the_end_reach_outputs_before_they_close(tmp_path):
     kinds = [json.loads(line)["event_type"] for line in (tmp_path / "eve.json").read_text().splitlines()]
     assert kinds == ["device_anomaly"]
     assert writer._eve.closed
+
+
+def test_batching_sink_puts_one_list_and_flushes_on_time_count_and_demand():
+    import queue as queue_module
+
+    from ips.collector import BatchingQueueSink, unbatch
+
+    channel = queue_module.Queue()
+    sink = BatchingQueueSink(channel)
+    sink("a")
+    sink("b")
+    assert channel.empty() and not sink.due()          # held until flushed or due
+    sink.first -= sink.MAX_DELAY
+    assert sink.due()
+    sink.flush()
+    assert unbatch(channel.get_nowait()) == ["a", "b"] and not sink.pending
+    for i in range(sink.MAX_EVENTS):
+        sink(i)
+    assert unbatch(channel.get_nowait()) == list(range(sink.MAX_EVENTS))   # full: sent at once
+    assert unbatch("single") == ["single"]
+    full = queue_module.Queue(maxsize=1)
+    full.put("x")
+    lossy = BatchingQueueSink(full)
+    lossy("y")
+    lossy("z")
+    lossy.flush()                                   # never blocks the packet path
+    assert lossy.dropped == 2 and not lossy.pending
