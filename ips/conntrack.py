@@ -134,6 +134,7 @@ ACCOUNTED_PROTOCOLS = frozenset({"TCP", "UDP"})
 # ----------------------------------------------------------------------
 # what crosses the events queue
 
+@events.quick_pickle
 @dataclass(frozen=True, slots=True)
 class ConntrackEntry:
     """One decoded ctnetlink conntrack message (a DESTROY event or a dump line)."""
@@ -168,6 +169,7 @@ class ConntrackEntry:
     """enum tcp_conntrack, TCP only."""
 
 
+@events.quick_pickle
 @dataclass(frozen=True, slots=True)
 class ConntrackEnd:
     """A bypassed connection's record from the kernel, on its way to the ledger."""
@@ -181,6 +183,7 @@ class ConntrackEnd:
     """False when the entry had no timestamp extension (times are receive times)."""
 
 
+@events.quick_pickle
 @dataclass(frozen=True, slots=True)
 class BypassNote:
     """Sent by a worker when it hands a flow to the kernel: what only it knows."""
@@ -203,6 +206,7 @@ class BypassNote:
     bytes_toclient: int = 0
 
 
+@events.quick_pickle
 @dataclass(frozen=True, slots=True)
 class ListenerState:
     """The control process tells the ledger whether kernel records will come."""

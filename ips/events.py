@@ -10,10 +10,34 @@ mapping: addresses are strings, ports ints, `proto` is "TCP"/"UDP"/"ICMP"/...
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Any
 
 
+def quick_pickle(cls):
+    """Pickle a frozen slotted dataclass as (class, field values).
+
+    Every event crosses the worker → collector queue pickled; the
+    `__getstate__` dataclasses generate for slotted classes calls
+    `dataclasses.fields()` on each object, which was 8 % of an inline
+    worker's time on short connections."""
+    names = tuple(f.name for f in fields(cls))
+    if len(names) == 1:
+        name = names[0]
+
+        def __reduce__(self):  # noqa: N807 - pickle protocol
+            return cls, (getattr(self, name),)
+    else:
+        values = attrgetter(*names)
+
+        def __reduce__(self):  # noqa: N807 - pickle protocol
+            return cls, values(self)
+    cls.__reduce__ = __reduce__
+    return cls
+
+
+@quick_pickle
 @dataclass(frozen=True, slots=True)
 class FiveTuple:
     """The flow key as seen from the flow's initiator (client)."""
@@ -29,6 +53,7 @@ class FiveTuple:
     """Transport name as EVE writes it: "TCP", "UDP", "ICMP", "IPv6-ICMP"."""
 
 
+@quick_pickle
 @dataclass(frozen=True, slots=True)
 class Alert:
     """A signature matched."""
@@ -76,6 +101,7 @@ class Alert:
     """Flow counters at alert time, as EVE's alert.flow object."""
 
 
+@quick_pickle
 @dataclass(frozen=True, slots=True)
 class FlowEnd:
     """A flow finished (timeout, close, eviction or end of input)."""
@@ -119,6 +145,7 @@ class FlowEnd:
     """Ethernet address the server side sent from."""
 
 
+@quick_pickle
 @dataclass(frozen=True, slots=True)
 class Anomaly:
     """The decoder or a stream/app-layer parser met something malformed."""
@@ -142,6 +169,7 @@ class Anomaly:
     """Protocol layer where it happened, for applayer anomalies."""
 
 
+@quick_pickle
 @dataclass(frozen=True, slots=True)
 class AppRecord:
     """One application-layer transaction or message (http, dns, tls, dhcp, ...).
@@ -168,6 +196,7 @@ class AppRecord:
     """Ethernet source of the packet, so the inventory can key on it."""
 
 
+@quick_pickle
 @dataclass(frozen=True, slots=True)
 class DeviceAnomaly:
     """A device behaved unlike its learned profile (issue: profiling)."""
@@ -194,6 +223,7 @@ class DeviceAnomaly:
     """Device's display name, if known."""
 
 
+@quick_pickle
 @dataclass(frozen=True, slots=True)
 class Stats:
     """Counters, written at the end of a replay and periodically inline."""

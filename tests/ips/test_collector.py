@@ -102,3 +102,25 @@ def test_batching_sink_puts_one_list_and_flushes_on_time_count_and_demand():
     lossy("z")
     lossy.flush()                                   # never blocks the packet path
     assert lossy.dropped == 2 and not lossy.pending
+
+
+def test_every_event_crosses_the_queue_pickled_unchanged():
+    import dataclasses
+    import pickle
+
+    from ips import conntrack, events
+
+    five = events.FiveTuple("192.0.2.10", 40000, "203.0.113.10", 80, "TCP")
+    samples = [five, events.Stats(timestamp=1.0, counters={"a": {"b": 1}})]
+    for cls in (events.Alert, events.FlowEnd, events.Anomaly, events.AppRecord,
+                events.DeviceAnomaly, conntrack.ConntrackEntry, conntrack.BypassNote,
+                conntrack.ListenerState, conntrack.ConntrackEnd):
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+                continue
+            values[f.name] = five if f.name == "tuple" else 1
+        samples.append(cls(**values))
+    for event in samples:
+        copy = pickle.loads(pickle.dumps(event, pickle.HIGHEST_PROTOCOL))
+        assert copy == event and type(copy) is type(event)
