@@ -148,8 +148,19 @@ def packet_from_queue(nfq_packet, ts: float | None = None) -> Packet:
     except Exception:  # noqa: BLE001 - no hw header on this hook
         hardware = None
     if hardware and len(hardware) >= 6:
-        pkt.src_mac = ":".join(f"{b:02x}" for b in hardware[:6])
+        mac = _MAC_TEXT.get(hardware)
+        if mac is None:
+            if len(_MAC_TEXT) >= MAC_TEXT_CACHE_MAX:
+                _MAC_TEXT.clear()
+            mac = _MAC_TEXT[hardware] = hardware[:6].hex(":")
+        pkt.src_mac = mac
     return pkt
+
+
+# A LAN has few MACs: their text form is made once, not per packet (bounded,
+# since a flood of forged source MACs must not grow it).
+MAC_TEXT_CACHE_MAX = 4096
+_MAC_TEXT: dict[bytes, str] = {}
 
 
 def apply_verdict(nfq_packet, verdict: int, flow_action: str | None,
