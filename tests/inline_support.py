@@ -7,8 +7,11 @@ run them (not root, a kernel without nfnetlink_queue).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 
@@ -49,3 +52,45 @@ def running_lab(data_dir: Path, rules: list[str], services: bool = True, **box_o
         if topology.box is not None:
             topology.stop_box(topology.box)
         topology.destroy()
+
+
+def box_status(data_dir: Path) -> dict:
+    """The running box's status.json (written by the control process each second)."""
+    return json.loads((Path(data_dir) / "status.json").read_text())
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.3) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+class Chatter:
+    """Benign traffic in the background (the thermostat's MQTT exchange every
+    0.1 s) that must keep working while the box changes its rules:
+    `with Chatter(lab) as chatter: ...`, then `chatter.failures == []`."""
+
+    def __init__(self, lab, role: str = "thermo", action: str = "mqtt") -> None:
+        self.lab, self.role, self.action = lab, role, action
+        self.attempts = 0
+        self.failures: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.attempts += 1
+            if not self.lab.act(self.role, self.action)["ok"]:
+                self.failures.append(time.time())
+            time.sleep(0.1)
+
+    def __enter__(self) -> "Chatter":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()

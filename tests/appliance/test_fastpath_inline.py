@@ -5,15 +5,14 @@ The evasion side (data in ACK-only segments of pure-ACK size is still
 inspected) is tests/evasion/test_inline_evasion.py::...[ack-only-12]."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.inline_support import running_lab, why_not_inline
+from tests.inline_support import box_status as _status, wait_for as _wait
 
 pytestmark = pytest.mark.inline
 
@@ -27,19 +26,6 @@ PATCHES = (ROOT / "signatures" / "virtual-patches.rules").read_text()
 ACK_WATCHER = ('alert tcp any any -> any any (msg:"REEFGUARD TEST pure ACK seen"; flags:A; '
                'dsize:0; flow:established; threshold: type limit, track by_src, count 1, '
                'seconds 60; sid:9199301; rev:1;)\n')
-
-
-def _status(data_dir: Path) -> dict:
-    return json.loads((data_dir / "status.json").read_text())
-
-
-def _wait(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.3)
-    return False
 
 
 def _fastpath_accepts(lab, what: str = "tcp") -> int:

@@ -4,23 +4,22 @@ refused while the rule keeps blocking.
 
 Real kernel, real NFQUEUE, real pipeline, documentation addresses only. The
 signing key is generated here; the box never trusts a key from the repo."""
-import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.inline_support import running_lab, why_not_inline
+from tests.inline_support import Chatter, running_lab, why_not_inline
+from tests.inline_support import box_status as _status, wait_for as _wait
 
 pytestmark = pytest.mark.inline
 
 if why_not_inline("ips.worker"):
     pytest.skip(why_not_inline("ips.worker"), allow_module_level=True)
 
-from appliance.lab import LabTopology, read_alerts  # noqa: E402
+from appliance.lab import read_alerts  # noqa: E402
 from ips import feed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,26 +29,15 @@ FEED_RULE = ('drop http any any -> any any (msg:"REEFGUARD TEST feed blocks snap
              'classtype:policy-violation; sid:9199201; rev:1;)\n')
 
 
-def _status(data_dir: Path) -> dict:
-    return json.loads((data_dir / "status.json").read_text())
-
-
 def _feed_apply(data_dir: Path, bundle: Path, keys: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ips.cli", "feed", "apply", str(bundle),
                            "--data-dir", str(data_dir), "--feed-keys", str(keys)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
-def _wait(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.3)
-    return False
-
-
-def test_feed_update_takes_effect_live_and_a_tampered_bundle_is_refused(tmp_path):
+def _vendor(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A vendor key pair made for the test (private key, trusted directory
+    holding its public half) and the feed's rule file."""
     vendor = tmp_path / "vendor"
     vendor.mkdir()
     private, public = feed.generate_key(vendor / "feed.key")
@@ -58,39 +46,25 @@ def test_feed_update_takes_effect_live_and_a_tampered_bundle_is_refused(tmp_path
     (keys / "vendor.pub").write_bytes(public.read_bytes())
     rules = vendor / "iot.rules"
     rules.write_text(FEED_RULE)
+    return private, keys, rules
+
+
+def test_feed_update_takes_effect_live_and_a_tampered_bundle_is_refused(tmp_path):
+    private, keys, rules = _vendor(tmp_path)
     good = feed.build_bundle([rules], private, 1, tmp_path / "feed-1.tgz", "lab-feed")
 
     data_dir = tmp_path / "box"
     data_dir.mkdir()
-    lab = LabTopology()
-    box = None
-    try:
-        lab.create()
-        lab.start_services()
-        box = lab.start_box(str(data_dir), [PATCHES], workers=1, policy="fail-open")
+    with running_lab(data_dir, [PATCHES], workers=1, policy="fail-open") as lab:
         assert lab.act("cam", "upload")["ok"]
 
         # Traffic that must keep flowing while the feed compiles and swaps.
-        failures, attempts, stop = [], [0], threading.Event()
-
-        def chatter():
-            while not stop.is_set():
-                attempts[0] += 1
-                if not lab.act("thermo", "mqtt")["ok"]:
-                    failures.append(time.time())
-                time.sleep(0.1)
-
-        thread = threading.Thread(target=chatter)
-        thread.start()
-        try:
+        with Chatter(lab) as chatter:
             done = _feed_apply(data_dir, good, keys)
             assert done.returncode == 0, done.stderr
             assert "asked the inline service" in done.stdout
             assert _wait(lambda: _status(data_dir)["totals"]["reloads"] >= 1), "no reload"
-        finally:
-            stop.set()
-            thread.join()
-        assert attempts[0] >= 3 and failures == [], (attempts, failures)
+        assert chatter.attempts >= 3 and chatter.failures == [], vars(chatter)
 
         # The feed's rule is live: the upload is now dropped and alerted.
         assert not lab.act("cam", "upload")["ok"]
@@ -114,10 +88,6 @@ def test_feed_update_takes_effect_live_and_a_tampered_bundle_is_refused(tmp_path
         assert not lab.act("cam", "upload")["ok"]
         assert lab.act("thermo", "mqtt")["ok"]
         assert lab.act("inet", "inject", "192.0.2.10")["ok"] is False  # the -S patches still block
-    finally:
-        if box is not None:
-            lab.stop_box(box)
-        lab.destroy()
 
 
 def _swap_rule_file(source: Path, target: Path, content: str) -> None:
@@ -138,14 +108,7 @@ def test_box_polls_its_feed_url_and_swaps_in_a_new_version(tmp_path):
     # `--set feed.url=...`: the box fetches the vendor's bundle itself (here a
     # local mirror path: the lab box has no address of its own) and takes a
     # newly signed version by live reload, with no command from anyone.
-    vendor = tmp_path / "vendor"
-    vendor.mkdir()
-    private, public = feed.generate_key(vendor / "feed.key")
-    keys = tmp_path / "trusted"
-    keys.mkdir()
-    (keys / "vendor.pub").write_bytes(public.read_bytes())
-    rules = vendor / "iot.rules"
-    rules.write_text(FEED_RULE)
+    private, keys, rules = _vendor(tmp_path)
     mirror = tmp_path / "mirror.tgz"
     feed.build_bundle([rules], private, 7, mirror, "lab-feed")
     data_dir = tmp_path / "box"

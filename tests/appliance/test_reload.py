@@ -2,17 +2,15 @@
 traffic, and a broken set is refused while the running rules stay.
 
 Real kernel, real NFQUEUE, real pipeline, documentation addresses only."""
-import json
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.appliance.test_inline import _why_not
-from tests.inline_support import running_lab
+from tests.inline_support import Chatter, running_lab
+from tests.inline_support import box_status as _status, wait_for as _wait
 
 pytestmark = pytest.mark.inline
 
@@ -28,22 +26,9 @@ NEW_RULE = ('drop http any any -> any any (msg:"REEFGUARD TEST reload blocks sna
             'classtype:policy-violation; sid:9199001; rev:1;)\n')
 
 
-def _status(data_dir: Path) -> dict:
-    return json.loads((data_dir / "status.json").read_text())
-
-
 def _reload(data_dir: Path) -> None:
     subprocess.run([sys.executable, "-m", "ips.cli", "reload", "--data-dir", str(data_dir)],
                    check=True, cwd=ROOT, timeout=30)
-
-
-def _wait(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.3)
-    return False
 
 
 def test_reload_applies_new_rules_without_dropping_traffic_and_refuses_a_broken_set(tmp_path):
@@ -55,25 +40,11 @@ def test_reload_applies_new_rules_without_dropping_traffic_and_refuses_a_broken_
         assert lab.act("cam", "upload")["ok"]
 
         # Traffic that must keep flowing while the new set compiles and swaps.
-        failures, attempts, stop = [], [0], threading.Event()
-
-        def chatter():
-            while not stop.is_set():
-                attempts[0] += 1
-                if not lab.act("thermo", "mqtt")["ok"]:
-                    failures.append(time.time())
-                time.sleep(0.1)
-
-        thread = threading.Thread(target=chatter)
-        thread.start()
-        try:
+        with Chatter(lab) as chatter:
             rules.write_text(PATCHES + NEW_RULE)
             _reload(data_dir)
             assert _wait(lambda: _status(data_dir)["totals"]["reloads"] >= 1), "no reload"
-        finally:
-            stop.set()
-            thread.join()
-        assert attempts[0] >= 3 and failures == [], (attempts, failures)
+        assert chatter.attempts >= 3 and chatter.failures == [], vars(chatter)
 
         # The new rule is live: the upload is now dropped and alerted.
         assert not lab.act("cam", "upload")["ok"]
