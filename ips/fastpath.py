@@ -66,15 +66,13 @@ _PER_FLOW = frozenset({"ip_proto", "sameip"})
 
 
 class _PureAck:
-    """What a rule's header checks see on a pure ACK."""
+    """What a `flags` check sees on a pure ACK."""
 
-    __slots__ = ("proto", "tcp_flags", "payload", "icmp_type")
+    __slots__ = ("proto", "tcp_flags")
 
     def __init__(self) -> None:
         self.proto = PROTO_TCP
         self.tcp_flags = ACK
-        self.payload = b""
-        self.icmp_type = None
 
 
 def _check_name(check) -> str:
@@ -123,7 +121,7 @@ def needs_pure_acks(rule) -> bool:
 
 
 def rules_needing_pure_acks(rules: Iterable) -> list:
-    return [rule for rule in rules if rule is not None and needs_pure_acks(rule)]
+    return [rule for rule in rules if needs_pure_acks(rule)]
 
 
 def describe(rules: list) -> str:
@@ -133,19 +131,6 @@ def describe(rules: list) -> str:
     sids = ", ".join(str(rule.sid) for rule in rules[:5])
     more = f" and {len(rules) - 5} more" if len(rules) > 5 else ""
     return f"off: {len(rules)} rule(s) can match a pure ACK (sid {sids}{more})"
-
-
-class _Echo:
-    """What header checks see on an ICMP echo of one type, code 0."""
-
-    __slots__ = ("proto", "icmp_type", "icmp_code", "tcp_flags", "payload")
-
-    def __init__(self, proto: int, icmp_type: int) -> None:
-        self.proto = proto
-        self.icmp_type = icmp_type
-        self.icmp_code = 0
-        self.tcp_flags = 0
-        self.payload = b""
 
 
 def _smallest_echo_payload(rule) -> int:
@@ -199,8 +184,6 @@ def icmp_echo_limit(rules: Iterable) -> tuple[int, list]:
     -1 when some rule could match an echo of any size."""
     limit, bounding = MAX_ECHO_LIMIT, []
     for rule in rules:
-        if rule is None:
-            continue
         smallest = _smallest_echo_payload(rule)
         if smallest - 1 < limit:
             limit, bounding = smallest - 1, [rule]
@@ -221,8 +204,10 @@ class Analysis:
 
     @classmethod
     def of(cls, rules: list) -> "Analysis":
-        """`rules` fully parsed (a cached engine parses on first use: pass
-        `[engine.rule(i) for i in range(len(engine.rules))]`)."""
+        """`rules` fully parsed: a cached engine holds None for rules not yet
+        used (pass `[engine.rule(i) for i in range(len(engine.rules))]`); a
+        None here raises rather than being skipped, so the service keeps the
+        fast path off instead of judging on part of the set."""
         limit, bounding = icmp_echo_limit(rules)
         return cls(rules_needing_pure_acks(rules), limit, bounding)
 

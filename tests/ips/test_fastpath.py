@@ -148,3 +148,10 @@ def test_icmp_echo_limit_is_the_smallest_bound_and_renders_as_a_length_match():
     v6 = firewall.render_fastpath(6, False, 120)
     assert "--icmpv6-type 128/0" in v6 and "--length 0:168" in v6
     assert "icmp" not in firewall.render_fastpath(4, True, -1)
+
+
+def test_analysis_refuses_a_partly_parsed_rule_set():
+    # A cached engine holds None for rules not parsed yet: judging on the
+    # rest would let the kernel keep packets an unseen rule needs.
+    with pytest.raises(AttributeError):
+        fastpath.Analysis.of([rule("flags:S;"), None])
