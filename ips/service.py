@@ -427,6 +427,8 @@ class InlineService:
         self.enforced_changes = 0
         self.reload_failures = 0
         self.fastpath: dict = {"pure_ack": "off (not started)", "icmp_echo": "off (not started)"}
+        self._fastpath_lock = threading.Lock()
+        self._fastpath_generation = 0
         self.store_conn = None
         self._baseline_queue_packets = 0
         self._uninspected = 0
@@ -713,32 +715,48 @@ class InlineService:
         log.info("reload: %s; swapping in %d worker(s)", message, len(self.slots))
         # Nothing the new rules might need stays in the kernel while they
         # are swapped in; the fast path follows from their analysis.
-        self._set_fastpath(None)
+        generation = self._new_fastpath_generation()
+        self._set_fastpath(None, generation)
         for slot in self.slots:
             slot.spec.rules = list(rules)   # a worker the watchdog restarts loads these
             try:
                 slot.control.send(("reload", rules))
             except OSError:
                 pass
-        self._analyse_fastpath(engine)
+        self._analyse_fastpath(engine, generation)
 
-    def _analyse_fastpath(self, engine=None) -> None:
+    def _new_fastpath_generation(self) -> int:
+        with self._fastpath_lock:
+            self._fastpath_generation += 1
+            return self._fastpath_generation
+
+    def _analyse_fastpath(self, engine=None, generation: int | None = None) -> None:
         """Which packets of unjudged flows the kernel may keep (ips.fastpath),
         from every rule of the running set."""
         from ips import fastpath
 
+        if generation is None:
+            generation = self._new_fastpath_generation()
         try:
             if engine is None:
                 engine, _ = load_engine(self._rule_list(), self.config,
                                         str(self.data_dir / "rule-cache"))
             rules = [engine.rule(i) for i in range(len(engine.rules))] if engine else []
-            self._set_fastpath(fastpath.Analysis.of(rules))
+            self._set_fastpath(fastpath.Analysis.of(rules), generation)
         except Exception:  # noqa: BLE001 - the fast path is an optimisation: stay off
             log.exception("fast path analysis failed; it stays off")
 
-    def _set_fastpath(self, analysis) -> None:
+    def _set_fastpath(self, analysis, generation: int) -> None:
         """Install what `analysis` allows (None: nothing), unless turned off
-        in config (`fastpath.pure-ack`, `fastpath.icmp-echo`)."""
+        in config (`fastpath.pure-ack`, `fastpath.icmp-echo`). An analysis
+        overtaken by a later reload (the start-up one takes seconds for ET
+        Open) is dropped: it describes rules no longer running."""
+        with self._fastpath_lock:
+            if generation != self._fastpath_generation:
+                return
+            self._install_fastpath(analysis)
+
+    def _install_fastpath(self, analysis) -> None:
         from appliance import firewall
 
         if analysis is None:
