@@ -80,13 +80,7 @@ _GENERATIONS = itertools.count(1)
 
 
 def _proto_class(proto: int) -> str:
-    if proto == 6:
-        return "tcp"
-    if proto == 17:
-        return "udp"
-    if proto in (1, 58):
-        return "icmp"
-    return "other"
+    return _PROTO_CLASS.get(proto, "other")
 
 
 def _rule_proto_classes(rule: Rule) -> tuple[str, ...]:
@@ -501,8 +495,7 @@ class DetectEngine:
 
         candidates: set[int] = set()
         if inspect_payload:
-            matcher = self.packet_matchers.get((_PROTO_CLASS.get(proto, "other"),
-                                                "ts" if to_server else "tc"))
+            matcher = self.packet_matchers.get((_proto_class(proto), "ts" if to_server else "tc"))
             if matcher is not None:
                 # The window already holds this packet's new bytes; scanning the
                 # bare payload as well would only find the same candidates.
@@ -590,7 +583,7 @@ class DetectEngine:
         """Rules without a fast pattern whose fixed header part (protocol,
         ports, addresses, flow direction) this packet satisfies (see
         `_inspect`)."""
-        group = (_PROTO_CLASS.get(pkt.proto, "other"), "ts" if pkt.to_server else "tc")
+        group = (_proto_class(pkt.proto), "ts" if pkt.to_server else "tc")
         found: set[int] = set()
         no_pattern = self.packet_no_pattern.get(group)
         if no_pattern:
