@@ -35,8 +35,9 @@ QUARANTINE_MAC_CHAIN = "REEFGUARD-QUARANTINE-MAC"
 BLOCK_PAIRS_CHAIN = "REEFGUARD-BLOCK-PAIRS"
 """Rewritten by the enforcer: device -> destination blocks."""
 FASTPATH_CHAIN = "REEFGUARD-FASTPATH"
-"""Rewritten by the service: pure ACKs the kernel accepts itself when no
-loaded rule can match them (ips.fastpath); empty otherwise."""
+"""Rewritten by the service: packets of unjudged flows the kernel accepts
+itself because no loaded rule can match them (pure ACKs, small ICMP echo;
+ips.fastpath); empty until the rules are analysed."""
 QUEUE_CHAIN = "REEFGUARD-QUEUE"
 """Holds only the NFQUEUE rule, so its packet counter is 'sent to a queue'."""
 

@@ -25,10 +25,10 @@ import json
 import os
 import secrets
 import signal
+import shutil
 import socket
 import socketserver
 import struct
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -841,7 +841,7 @@ def _virtual_patch_by_feed(lab: LabTopology, data_dir: str) -> int:
     while time.time() < deadline and _status_totals(data_dir).get("reloads", 0) <= reloads:
         time.sleep(0.3)
     status = result.status
-    print(f"  {'vendor bundle v1, signed, applied live':58} installed: "
+    print(f"  {f'vendor bundle v{version}, signed, applied live':58} installed: "
           f"{status.get('rules')} rule(s), version {status.get('version')}")
     seen = len(read_alerts(data_dir))
     after = lab.act("inet", "tbk", "192.0.2.10")

@@ -58,13 +58,13 @@ class Config:
     # shipped signatures/feed-keys/ (docs/feed.md)
     feed_keys_dir: str = "/etc/reefguard/feed-keys"
     # where `reefguard run` polls for signed bundles (empty: no polling), and how often
+    feed_url: str = ""
+    feed_interval: float = 6 * 3600.0
     # inline: pure ACKs of established connections stay in the kernel when no
     # loaded rule can match one (ips.fastpath)
     fastpath_pure_ack: bool = True
     # ... and ICMP echo too small for any loaded rule to match
     fastpath_icmp_echo: bool = True
-    feed_url: str = ""
-    feed_interval: float = 6 * 3600.0
     extra: dict = field(default_factory=dict)
 
     KEYS = {
@@ -81,9 +81,9 @@ class Config:
         "profiling.learning-days": ("learning_days", float),
         "feed.keys-dir": ("feed_keys_dir", str),
         "feed.url": ("feed_url", str),
+        "feed.interval": ("feed_interval", float),
         "fastpath.pure-ack": ("fastpath_pure_ack", _bool),
         "fastpath.icmp-echo": ("fastpath_icmp_echo", _bool),
-        "feed.interval": ("feed_interval", float),
     }
 
     def set(self, key: str, value: str) -> None:

@@ -255,7 +255,7 @@ class NfqSource:
         return self.queue.get_fd()
 
     def serve(self) -> None:
-        """Answer packets until the queue has been idle for `idle_timeout`
+        """Answer packets until the queue has been idle for `IDLE_TIMEOUT`
         seconds, or until a handler raises `StopServing`.
 
         One blocking recv per packet: waiting in select() first and then
