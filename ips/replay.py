@@ -6,7 +6,6 @@ what a file needs: a progress bar and packet-time ticks for the collector.
 """
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import time
@@ -18,7 +17,7 @@ from ips.capture import CaptureError, PcapReader
 from ips.collector import Collector
 from ips.config import Config
 from ips.output import EveWriter
-from ips.worker import Worker
+from ips.worker import PacedCollector, Worker
 
 # Collector ticks (device profiler windows, EVE flushes) run on packet time.
 TICK_SECONDS = 60.0
@@ -107,10 +106,10 @@ def replay(pcaps: Iterable[str], engine, outdir: str | Path, config: Config, *,
     next_tick = None
     started = time.perf_counter()
     cpu_started = time.process_time()
-    # The ruleset and the modules live as long as the replay: kept out of
-    # the cyclic collector's sight, so its full collections do not walk
-    # tens of thousands of rule objects again and again (~2% of the run).
-    gc.freeze()
+    # The ruleset and the modules are frozen out of the cyclic collector, and
+    # full collections are paced (ips.worker.PacedCollector).
+    pacing = PacedCollector()
+    pacing.start()
     try:
         for path in pcaps:
             try:
@@ -129,13 +128,14 @@ def replay(pcaps: Iterable[str], engine, outdir: str | Path, config: Config, *,
                         next_tick = pkt.ts + TICK_SECONDS
                     if count & 1023 == 0:
                         bar.update(done_bytes + reader.bytes_read, count)
+                        pacing.tick()
                 if reader.error:
                     summary.errors.append(f"{path}: {reader.error}")
             done_bytes += reader.size
         worker.finish()
         collector.done()
     finally:
-        gc.unfreeze()
+        pacing.stop()
         bar.close()
         eve.close()
     summary.packets = count

@@ -29,7 +29,6 @@ A state file (`<data-dir>/state.json`) records what was installed, so
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import multiprocessing
@@ -165,6 +164,7 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
     from ips.collector import BatchingQueueSink
     from ips.conntrack import note_from_flow
     from ips.nfq import NfqSource, StopServing, apply_verdict, packet_from_queue
+    from ips.worker import PacedCollector
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker%(process)d %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the control process coordinates
@@ -173,10 +173,10 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
     sink = BatchingQueueSink(events_queue)
     raise_priority(spec.priority)
     worker, message = _build_worker(spec, sink)
-    # The loaded ruleset is ~75,000 long-lived objects: kept out of the cyclic
-    # collector's full passes, which would otherwise walk them all in the
-    # middle of some packet (a multi-millisecond stall inline).
-    gc.freeze()
+    # The loaded ruleset is frozen out of the cyclic collector, and full
+    # collections come from the maintenance tick, not mid-packet.
+    collector_pacing = PacedCollector()
+    collector_pacing.start()
     local = [0] * len(COUNTERS)
     pending: list[Any] = []   # engine loaded by the reload thread, swapped by the loop
     last_tick = [time.time()]
@@ -194,12 +194,10 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
         sink.flush()
         next_maintenance[0] = now + MAINTENANCE_INTERVAL
         if pending:
-            # Unfreeze so the old ruleset can be collected, then freeze the new
-            # one (one collection per reload, off the per-packet path).
-            gc.unfreeze()
+            # The old ruleset is collected and the new one frozen: one
+            # collection per reload, off the per-packet path.
             worker.swap_engine(pending.pop())
-            gc.collect()
-            gc.freeze()
+            collector_pacing.refreeze()
         while control.poll():
             try:
                 command = control.recv()
@@ -214,6 +212,7 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
         if now - last_tick[0] >= 1.0:
             last_tick[0] = now
             worker.tick(now)
+            collector_pacing.tick()
             # The worker counts the alerts it emits (Packet.alerts is not filled inline).
             local[_INDEX["alerts"]] = getattr(worker, "counters", {}).get("alerts", 0)
             for i, value in enumerate(local):

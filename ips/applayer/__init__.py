@@ -29,7 +29,6 @@ and the flow's parsing stops.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 _NO_TXS: list = []   # shared empty result: never mutated by callers
 
@@ -69,11 +68,6 @@ class Tx:
     """EVE fields of the protocol once the transaction is complete, else None."""
     complete: bool = False
     """No more data will update this transaction."""
-    snapshot: Callable[[], dict] | None = field(default=None, repr=False, compare=False)
-    """Parser hook giving the EVE fields known so far (incomplete tx)."""
-    view: Callable[[bool], dict] | None = field(default=None, repr=False, compare=False)
-    """Parser hook giving the buffers as seen from one direction, for
-    parsers whose buffer names exist on both sides (http.header)."""
     logged: bool = False
     """The complete record was emitted (set by the consumer that logs it;
     a tx can be offered to detection in both directions after completion)."""
@@ -84,12 +78,22 @@ class Tx:
         state, e.g. the status of a response whose body is still arriving)."""
         if self.record is not None:
             return self.record
-        if self.snapshot is None:
-            return None
         try:
             return self.snapshot()
         except Exception:  # noqa: BLE001 - logging must not fail on a half-parsed tx
             return None
+
+    # Parser hooks, overridden by a parser's own Tx subclass (a subclass, not
+    # callables stored on the tx: a closure over the parser's state would
+    # make a reference cycle per transaction, which only the cyclic GC frees).
+    def snapshot(self) -> dict | None:
+        """The EVE fields known so far of an incomplete transaction."""
+        return None
+
+    def view(self, to_server: bool) -> dict | None:
+        """The buffers as seen from one direction, for parsers whose buffer
+        names exist on both sides (http.header); None: `buffers` as is."""
+        return None
 
 
 # -- protocol detection --------------------------------------------------------
@@ -524,8 +528,9 @@ def _present(txs: list[Tx], to_server: bool) -> list[Tx]:
     """Show each tx as seen from `to_server` (direction and buffers)."""
     for tx in txs:
         tx.to_server = to_server
-        if tx.view is not None:
-            tx.buffers = tx.view(to_server)
+        buffers = tx.view(to_server)
+        if buffers is not None:
+            tx.buffers = buffers
     return txs
 
 

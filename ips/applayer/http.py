@@ -201,8 +201,10 @@ def _split_lines(section: bytes) -> list[bytes]:
 
 # -- transactions ----------------------------------------------------------------
 
-class _HttpTx:
-    __slots__ = ("tx", "method", "raw_uri", "protocol", "request_headers",
+class _HttpTx(Tx):
+    """An HTTP transaction: the `Tx` detection and logging see, plus the
+    parser's state of it (one object, so no reference cycle per request)."""
+    __slots__ = ("method", "raw_uri", "protocol", "request_headers",
                  "request_body", "request_body_seen", "response_headers", "status",
                  "response_body", "response_body_seen", "response_started",
                  "response_done", "request_done", "content_encoding", "response_xml",
@@ -210,7 +212,7 @@ class _HttpTx:
                  "request_published", "response_published")
 
     def __init__(self, tx_id: int) -> None:
-        self.tx = Tx(app_proto="http", tx_id=tx_id, to_server=True)
+        Tx.__init__(self, app_proto="http", tx_id=tx_id, to_server=True)
         self.method = b""
         self.raw_uri = b""
         self.protocol = b""
@@ -234,6 +236,15 @@ class _HttpTx:
         self.decoder = None                 # zlib decoder, False for identity
         self.request_published = 0          # body bytes already exposed as buffers
         self.response_published = 0
+
+    # Alerts on an incomplete transaction log what is known so far (Suricata
+    # logs the tx state); detection may look at a tx from either direction
+    # after the fact (IDS mode delivers on ACK).
+    def snapshot(self) -> dict:
+        return _record(self)
+
+    def view(self, to_server: bool) -> dict:
+        return _view(self, to_server)
 
 
 class _Direction:
@@ -286,10 +297,10 @@ class HttpParser:
                 position = self._step_response(data, position, updated)
         out: list[Tx] = []
         for http_tx in updated:
-            if http_tx.tx not in out:
-                http_tx.tx.to_server = to_server
-                http_tx.tx.buffers = _view(http_tx, to_server)
-                out.append(http_tx.tx)
+            if not any(http_tx is known for known in out):
+                http_tx.to_server = to_server
+                http_tx.buffers = _view(http_tx, to_server)
+                out.append(http_tx)
         return out
 
     def finish(self) -> list[Tx]:
@@ -297,9 +308,9 @@ class HttpParser:
         transactions are completed so they get logged."""
         out = []
         for http_tx in list(self.open):     # _complete removes from self.open
-            if not http_tx.tx.complete:
+            if not http_tx.complete:
                 self._complete(http_tx)
-                out.append(http_tx.tx)
+                out.append(http_tx)
         self.open.clear()
         return out
 
@@ -383,7 +394,6 @@ class HttpParser:
 
     def _new_request_tx(self) -> _HttpTx:
         http_tx = _HttpTx(self.next_tx_id)
-        self._hooks(http_tx)
         self.next_tx_id += 1
         if len(self.open) >= MAX_OPEN_TRANSACTIONS:
             self.events.append("http.too_many_transactions")
@@ -391,13 +401,6 @@ class HttpParser:
             self._complete(dropped)
         self.open.append(http_tx)
         return http_tx
-
-    def _hooks(self, http_tx: _HttpTx) -> None:
-        # Alerts on an incomplete transaction log what is known so far
-        # (Suricata logs the tx state); detection may look at a tx from
-        # either direction after the fact (IDS mode delivers on ACK).
-        http_tx.tx.snapshot = lambda: self._record(http_tx)
-        http_tx.tx.view = lambda to_server: _view(http_tx, to_server)
 
     def _fill_request_line(self, http_tx: _HttpTx, request_line: bytes) -> None:
         parts = request_line.split(b" ")
@@ -539,7 +542,6 @@ class HttpParser:
             # A response without a request we saw (midstream, or extra data).
             self.events.append("http.unsolicited_response")
             http_tx = _HttpTx(self.next_tx_id)
-            self._hooks(http_tx)
             self.next_tx_id += 1
             http_tx.request_done = True
             if len(self.open) >= MAX_OPEN_TRANSACTIONS:
@@ -739,18 +741,18 @@ class HttpParser:
     # -- completion -----------------------------------------------------------------
 
     def _complete(self, http_tx: _HttpTx) -> None:
-        tx = http_tx.tx
+        tx = http_tx
         if tx.complete:
             return
         self._publish_body(http_tx, True, final=True)
         self._publish_body(http_tx, False, final=True)
         tx.buffers = {**http_tx.request_buffers, **http_tx.response_buffers}
         tx.complete = True
-        if http_tx in self.open:
-            self.open.remove(http_tx)
-        tx.record = self._record(http_tx)
+        self.open = [other for other in self.open if other is not http_tx]
+        tx.record = _record(http_tx)
 
-    def _record(self, http_tx: _HttpTx) -> dict:
+
+def _record(http_tx: _HttpTx) -> dict:
         """EVE "http" object, fields in Suricata's order, absent ones left out."""
         record: dict = {}
         buffers = http_tx.request_buffers
