@@ -64,8 +64,12 @@ _PROTO_CLASSES = ("tcp", "udp", "icmp", "other")
 # Rules whose fixed header outcome one flow direction remembers (see
 # `_inspect`); past this, the rest are checked on every packet.
 HEADER_MEMO_MAX = 4096
-# Transaction buffer scans a flow remembers (see `_inspect_tx`).
-TX_SCAN_MEMO_MAX = 256
+# Transaction buffer scans remembered across flows (see `_inspect_tx`):
+# values up to this long, this many bytes of them in all. Longer values
+# (bodies) are remembered per flow, this many.
+TX_SCAN_CACHE_VALUE_MAX = 1024
+TX_SCAN_CACHE_BYTES = 4 << 20
+TX_SCAN_MEMO_MAX = 64
 TX_SCAN_PLANS_MAX = 1024
 _DIRECTIONS = ("ts", "tc")
 # Alternative names a tx may use for the buffer a rule names.
@@ -192,7 +196,8 @@ class DetectEngine:
                  "tx_matchers",
                  "tx_no_pattern", "thresholds", "stats", "max_verify", "max_flow_bytes",
                  "packet_alert_max", "tx_groups_by_buffer", "rule_texts", "address_index",
-                 "_variables", "_classifications", "generation", "_tx_scan_plans")
+                 "_variables", "_classifications", "generation", "_tx_scan_plans",
+                 "_tx_scan_cached_bytes")
 
     def __init__(self, rules: list, config) -> None:
         # rules[i] is a parsed Rule, or None until first needed when loaded
@@ -222,8 +227,10 @@ class DetectEngine:
         self.tx_no_pattern: dict[str, list[int]] = {}
         # base buffer name -> [(group buffer name, transform chain)], built with the matchers
         self.tx_groups_by_buffer: dict[str, list[tuple[str, tuple]]] = {}
-        # (tx buffer name, direction) -> ((matcher, transform chain), ...)
+        # (tx buffer name, direction) -> (((matcher, transform chain), ...),
+        #                                  {buffer value: rule indices found})
         self._tx_scan_plans: dict[tuple[str, str], tuple] = {}
+        self._tx_scan_cached_bytes = 0
         self.thresholds = state.Thresholds()
         self.stats: Counter = Counter()
         self.max_verify = max(1, int(getattr(config, "max_verify_per_packet", 256)))
@@ -371,17 +378,18 @@ class DetectEngine:
         return rule
 
     def _tx_scan_plan(self, name: str, direction: str) -> tuple:
-        """(matcher, transform chain) pairs that scan tx buffer `name`."""
+        """((matcher, transform chain) pairs that scan tx buffer `name`,
+        cache of their results by buffer value)."""
         base_name = STICKY_ALIASES.get(name, name)
         bases = [base_name] + [alias for alias, targets in _BUFFER_FALLBACKS.items()
                                if base_name in targets]
-        plan = []
+        scans = []
         for base in bases:
             for group_name, chain in self.tx_groups_by_buffer.get(base, ()):
                 matcher = self.tx_matchers.get((group_name, direction))
                 if matcher is not None:
-                    plan.append((matcher, chain))
-        plan = tuple(plan)
+                    scans.append((matcher, chain))
+        plan = (tuple(scans), {})
         # Buffer names are the parsers' (a few dozen); SSDP's follow header
         # names from the wire, hence the bound.
         if len(self._tx_scan_plans) < TX_SCAN_PLANS_MAX:
@@ -725,43 +733,59 @@ class DetectEngine:
         buffers = tx.buffers or {}
         direction = "ts" if tx.to_server else "tc"
         candidates: set[int] = set()
-        # A transaction is offered to detection on several packets (each
-        # release, both directions), mostly with the same buffers: what a
-        # buffer's scan found is remembered per flow and reused while the
-        # buffer's bytes are unchanged.
-        memo = None
-        detect = getattr(context.flow, "detect", None)
-        if detect is not None:
-            entry = detect.get("tx_scans")
-            if entry is None or entry[0] != self.generation:
-                entry = detect["tx_scans"] = (self.generation, {})
-            memo = entry[1]
-            if len(memo) >= TX_SCAN_MEMO_MAX:
-                memo.clear()
+        # Which rules a buffer's fast patterns select is a function of the
+        # buffer's bytes alone, and device traffic repeats itself: the same
+        # method, host, header names, status line, often the same URI, in
+        # every connection (and a tx is offered on several packets). Short
+        # values are remembered across flows, bounded in bytes; a value never
+        # seen is scanned, so an attacker gains nothing but a miss. A long
+        # value (a body) is remembered for its transaction only.
         plans = self._tx_scan_plans
+        memo = None
         for name, value in buffers.items():
             plan = plans.get((name, direction))
             if plan is None:
                 plan = self._tx_scan_plan(name, direction)
-            if not plan:
+            scans, cache = plan
+            if not scans:
                 continue
-            elements = value if isinstance(value, (list, tuple)) else (value,)
-            snapshot = None
-            if memo is not None:
-                snapshot = _immutable_snapshot(value)
-                if snapshot is not None:
-                    key = (tx.app_proto, tx.tx_id, name, direction)
-                    known = memo.get(key)
-                    if known is not None and known[0] == snapshot:
-                        candidates.update(known[1])
-                        continue
+            kind = type(value)
+            if kind is bytes:
+                size = len(value)
+                key = value if size <= TX_SCAN_CACHE_VALUE_MAX else None
+                elements = (value,)
+            else:
+                key, size = _cache_key(value)
+                elements = value if kind is list or kind is tuple else (value,)
+            if key is not None:
+                known = cache.get(key)
+                if known is not None:
+                    candidates.update(known)
+                    continue
+            elif kind is bytes:
+                if memo is None:
+                    memo = self._flow_scan_memo(context.flow)
+                memo_key = (tx.app_proto, tx.tx_id, name, direction)
+                known = memo.get(memo_key)
+                if known is not None and known[0] == value:
+                    candidates.update(known[1])
+                    continue
             found: set[int] = set()
-            for matcher, chain in plan:
+            for matcher, chain in scans:
                 for element in elements:
                     matcher.scan(transforms.apply(chain, element) if chain else element, found)
             candidates.update(found)
-            if snapshot is not None:
-                memo[key] = (snapshot, tuple(found))
+            if key is not None:
+                self._tx_scan_cached_bytes += size + 64
+                if self._tx_scan_cached_bytes > TX_SCAN_CACHE_BYTES:
+                    for _scans, other in plans.values():
+                        other.clear()
+                    self._tx_scan_cached_bytes = size + 64
+                cache[key] = tuple(found)
+            elif kind is bytes:
+                if len(memo) >= TX_SCAN_MEMO_MAX:
+                    memo.clear()
+                memo[memo_key] = (value, tuple(found))
         payload = context.pkt.payload
         if payload:
             matcher = self.tx_matchers.get((PAYLOAD, direction))
@@ -791,6 +815,15 @@ class DetectEngine:
             if self._report(rule, context, tx.tx_id, False, matches):
                 return True
         return False
+
+    def _flow_scan_memo(self, flow) -> dict:
+        detect = getattr(flow, "detect", None)
+        if detect is None:
+            return {}
+        entry = detect.get("tx_scans")
+        if entry is None or entry[0] != self.generation:
+            entry = detect["tx_scans"] = (self.generation, {})
+        return entry[1]
 
     def _verify_tx_rule(self, rule: Rule, context: "_PacketContext", tx, buffers: dict) -> bool:
         if rule.app_proto is not None and _normal_app_proto(tx.app_proto) != rule.app_proto:
@@ -938,18 +971,19 @@ def _lookup_buffer(buffers: dict, name: str, to_server: bool):
     return None
 
 
-def _immutable_snapshot(value):
-    """`value` as an immutable object to compare later runs with, or None
-    when it cannot be cheaply (a bytearray, a number)."""
-    kind = type(value)
-    if kind is bytes:
-        return value
-    if kind is list or kind is tuple:
-        for element in value:
-            if type(element) is not bytes:
-                return None
-        return tuple(value)
-    return None
+def _cache_key(value) -> tuple:
+    """(key, size) of a list of byte strings (http.request_header) for the
+    scan cache; (None, 0) when it is not one or is too long to keep."""
+    if type(value) is not list and type(value) is not tuple:
+        return None, 0
+    size = 0
+    for element in value:
+        if type(element) is not bytes:
+            return None, 0
+        size += len(element)
+    if size > TX_SCAN_CACHE_VALUE_MAX:
+        return None, 0
+    return tuple(value), size
 
 
 def _normal_app_proto(name):

@@ -179,3 +179,31 @@ def test_check_cli(tmp_path, capsys):
     bad = tmp_path / "b.rules"
     bad.write_text("alert nonsense\n")
     assert check_main(["-S", str(good), "-S", str(bad)]) == 1
+
+
+def test_tx_scan_cache_is_exact_and_bounded():
+    from ips.detect import TX_SCAN_CACHE_BYTES
+    eng, _ = engine(
+        'alert http any any -> any any (msg:"uri"; http.uri; content:"/evil"; sid:1;)\n'
+        'alert http any any -> any any (msg:"hdr"; http.request_header; content:"X-A: b"; sid:2;)\n')
+
+    def inspect(uri: bytes, headers: list) -> list[int]:
+        tx = FakeTx("http", 0, True, {"http.uri": uri, "http.request_header": headers})
+        return sids(eng.inspect(packet(b""), FakeFlow(app_proto="http"), None, [tx]))
+
+    for _ in range(3):                                   # cached after the first
+        assert inspect(b"/index.html", [b"Host: x"]) == []
+    assert inspect(b"/evil", [b"Host: x"]) == [1]
+    assert inspect(b"/evil", [b"Host: x"]) == [1]       # a cached hit still alerts
+    # List elements are inspected one by one: the same bytes split
+    # differently are another value, in either order of first sight.
+    assert inspect(b"/", [b"X-A:", b" b"]) == []
+    assert inspect(b"/", [b"X-A: b"]) == [2]
+    assert inspect(b"/a", [b"X-A: b"]) == [2]
+    assert inspect(b"/a", [b"X-A:", b" b"]) == []
+    # Unique values (an attacker's, or a busy LAN's) keep it within its bound.
+    for i in range(20_000):
+        inspect(b"/u%05d" % i + b"x" * 300, [b"Host: %d" % i])
+        assert eng._tx_scan_cached_bytes <= TX_SCAN_CACHE_BYTES
+    assert inspect(b"/evil", [b"Host: x"]) == [1]
+    assert inspect(b"/x" * 2000 + b"/evil", [b"Host: x"]) == [1]   # too long to cache
