@@ -28,6 +28,7 @@ and the flow's parsing stops.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 
 _NO_TXS: list = []   # shared empty result: never mutated by callers
@@ -225,54 +226,48 @@ def detect_udp(data: bytes, client_port: int, server_port: int) -> str | None:
 
 # -- the stage -----------------------------------------------------------------
 
-_PARSER_MODULES = ("http", "dns", "mdns", "tls", "dhcp", "ssdp", "mqtt", "telnet", "modbus")
-
-
 def _preload_parsers() -> None:
     """Import the parser modules (and TLS's certificate decoder) now, when a
     worker starts, rather than on the first flow of each protocol: that
     first import costs up to 0.1 s, a stall for the packet inline. A module
     that fails to import is left to fail again, counted, in `_parser_for`."""
-    import importlib
-    for name in _PARSER_MODULES:
+    for name in _PARSERS:
         try:
-            module = importlib.import_module(f"ips.applayer.{name}")
+            _parser_for(name, None, probe=True)
             if name == "tls":
-                module.load_x509()
+                importlib.import_module("ips.applayer.tls").load_x509()
         except Exception:  # noqa: BLE001 - a broken optional parser cannot stop the stage
             continue
 
 
-def _parser_for(name: str, config, tcp: bool = False):
-    # Imported lazily so that a broken optional parser cannot stop the stage.
-    if name == "http":
-        from ips.applayer.http import HttpParser
-        return HttpParser(config)
+# app_proto -> (module, class), imported on first use
+_PARSERS = {
+    "http": ("ips.applayer.http", "HttpParser"),
+    "dns": ("ips.applayer.dns", "DnsParser"),
+    "mdns": ("ips.applayer.mdns", "MdnsParser"),
+    "tls": ("ips.applayer.tls", "TlsParser"),
+    "dhcp": ("ips.applayer.dhcp", "DhcpParser"),
+    "ssdp": ("ips.applayer.ssdp", "SsdpParser"),
+    "mqtt": ("ips.applayer.mqtt", "MqttParser"),
+    "telnet": ("ips.applayer.telnet", "TelnetParser"),
+    "modbus": ("ips.applayer.modbus", "ModbusParser"),
+}
+_PARSER_CLASSES: dict[str, type] = {}
+
+
+def _parser_for(name: str, config, tcp: bool = False, probe: bool = False):
+    """A new parser for `name` (None: no such protocol); `probe`: only import it."""
+    cls = _PARSER_CLASSES.get(name)
+    if cls is None:
+        where = _PARSERS.get(name)
+        if where is None:
+            return None
+        cls = _PARSER_CLASSES[name] = getattr(importlib.import_module(where[0]), where[1])
+    if probe:
+        return None
     if name == "dns":
-        from ips.applayer.dns import DnsParser
-        return DnsParser(config, tcp=tcp)
-    if name == "mdns":
-        from ips.applayer.mdns import MdnsParser
-        return MdnsParser(config)
-    if name == "tls":
-        from ips.applayer.tls import TlsParser
-        return TlsParser(config)
-    if name == "dhcp":
-        from ips.applayer.dhcp import DhcpParser
-        return DhcpParser(config)
-    if name == "ssdp":
-        from ips.applayer.ssdp import SsdpParser
-        return SsdpParser(config)
-    if name == "mqtt":
-        from ips.applayer.mqtt import MqttParser
-        return MqttParser(config)
-    if name == "telnet":
-        from ips.applayer.telnet import TelnetParser
-        return TelnetParser(config)
-    if name == "modbus":
-        from ips.applayer.modbus import ModbusParser
-        return ModbusParser(config)
-    return None
+        return cls(config, tcp=tcp)
+    return cls(config)
 
 
 class AppLayer:
@@ -461,8 +456,12 @@ class AppLayer:
             # on this flow rather than guess from the middle of a message.
             state["done"] = True
             return []
-        pending = state.setdefault("pending", {True: bytearray(), False: bytearray()})
-        failed = state.setdefault("failed", {True: False, False: False})
+        pending = state.get("pending")
+        if pending is None:
+            pending = state["pending"] = {True: bytearray(), False: bytearray()}
+        failed = state.get("failed")
+        if failed is None:
+            failed = state["failed"] = {True: False, False: False}
         if failed[to_server]:
             # This side did not identify anything; keep its bytes bounded in
             # case the other side identifies the flow.

@@ -83,6 +83,8 @@ def _percent_decode(data: bytes) -> bytes:
 
 def _remove_dot_segments(path: bytes) -> bytes:
     """RFC 3986 section 5.2.4, after '//' compression."""
+    if b"." not in path and b"//" not in path and b"\\" not in path:
+        return path          # nothing to fold (most request targets)
     path = path.replace(b"\\", b"/")
     while b"//" in path:
         path = path.replace(b"//", b"/")
@@ -195,7 +197,25 @@ def _skip_empty_lines(data: bytes, position: int) -> int:
     return position
 
 
+# Header -> the sticky buffer holding its value.
+_REQUEST_HEADER_BUFFERS = {
+    b"user-agent": "http.user_agent", b"cookie": "http.cookie",
+    b"content-type": "http.content_type", b"content-length": "http.content_len",
+    b"referer": "http.referer", b"accept": "http.accept", b"connection": "http.connection",
+    b"accept-encoding": "http.accept_enc", b"accept-language": "http.accept_lang"}
+_RESPONSE_HEADER_BUFFERS = {
+    b"set-cookie": "http.cookie", b"content-type": "http.content_type",
+    b"content-length": "http.content_len", b"server": "http.server",
+    b"location": "http.location", b"connection": "http.connection"}
+
+
 def _split_lines(section: bytes) -> list[bytes]:
+    """Lines ending in LF or CRLF (both are accepted, as libhtp does)."""
+    if section.count(b"\n") == section.count(b"\r\n"):   # all CRLF: one C split
+        lines = section.split(b"\r\n")
+        if lines[-1].endswith(b"\r"):
+            lines[-1] = lines[-1][:-1]
+        return lines
     return [line[:-1] if line.endswith(b"\r") else line for line in section.split(b"\n")]
 
 
@@ -334,6 +354,14 @@ class HttpParser:
         data_len = len(data)
         held = side.buffer
         limit = min(data_len, position + max(MAX_HEADER_BYTES - len(held), 0))
+        if not held:
+            # The common case, a whole section in one chunk: two C searches.
+            ends = [end for end in (data.find(b"\n\n", position, limit),
+                                    data.find(b"\n\r\n", position, limit)) if end >= 0]
+            if ends:
+                end = min(ends)
+                newline = end + 1 if data[end + 1] == 0x0A else end + 2
+                return newline + 1, data[position:newline + 1]
 
         def byte_at(index: int) -> int:
             # index is relative to data; negative reaches back into `held`
@@ -464,32 +492,28 @@ class HttpParser:
         # Suricata does (suricata-verify http-chunked sid 22); the raw buffer
         # keeps them.
         excluded = b"cookie" if request else b"set-cookie"
-        normalised = bytearray()
-        names = bytearray(b"\r\n")
-        per_header = []
-        for name, value in headers.items:
-            names += name + b"\r\n"
-            per_header.append(name + b": " + value)
-            if name.lower() == excluded:
-                continue
-            normalised += name + b": " + value + b"\r\n"
-        normalised += b"\r\n"
-        names += b"\r\n"
-        buffers["http.header"] = bytes(normalised)
-        buffers["http.header_names"] = bytes(names)
-        buffers["http.request_header" if request else "http.response_header"] = per_header
-        wanted = ((b"user-agent", "http.user_agent"), (b"cookie", "http.cookie"),
-                  (b"content-type", "http.content_type"), (b"content-length", "http.content_len"),
-                  (b"referer", "http.referer"), (b"accept", "http.accept"),
-                  (b"connection", "http.connection"), (b"accept-encoding", "http.accept_enc"),
-                  (b"accept-language", "http.accept_lang")) if request else (
-                  (b"set-cookie", "http.cookie"), (b"content-type", "http.content_type"),
-                  (b"content-length", "http.content_len"), (b"server", "http.server"),
-                  (b"location", "http.location"), (b"connection", "http.connection"))
-        for header_name, buffer_name in wanted:
-            value = headers.get(header_name)
-            if value is not None:
+        wanted = _REQUEST_HEADER_BUFFERS if request else _RESPONSE_HEADER_BUFFERS
+        items = headers.items
+        lines = []
+        names = [b""]
+        kept = []
+        for key, position in headers.index.items():     # in order of appearance
+            name, value = items[position]
+            line = name + b": " + value
+            lines.append(line)
+            names.append(name)
+            if key != excluded:
+                kept.append(line)
+            buffer_name = wanted.get(key)
+            if buffer_name is not None:
                 buffers[buffer_name] = value
+        kept.append(b"")
+        kept.append(b"")
+        names.append(b"")
+        names.append(b"")
+        buffers["http.header"] = b"\r\n".join(kept) if len(kept) > 2 else b"\r\n"
+        buffers["http.header_names"] = b"\r\n".join(names)
+        buffers["http.request_header" if request else "http.response_header"] = lines
 
     def _body_framing(self, headers: _Headers, request: bool,
                       http_tx: _HttpTx | None = None) -> tuple[int, int]:

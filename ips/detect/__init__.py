@@ -227,9 +227,9 @@ class DetectEngine:
         self.tx_no_pattern: dict[str, list[int]] = {}
         # base buffer name -> [(group buffer name, transform chain)], built with the matchers
         self.tx_groups_by_buffer: dict[str, list[tuple[str, tuple]]] = {}
-        # (tx buffer name, direction) -> (((matcher, transform chain), ...),
-        #                                  {buffer value: rule indices found})
-        self._tx_scan_plans: dict[tuple[str, str], tuple] = {}
+        # direction -> tx buffer name -> (((matcher, transform chain), ...),
+        #                                {buffer value: rule indices found})
+        self._tx_scan_plans: dict[str, dict[str, tuple]] = {"ts": {}, "tc": {}}
         self._tx_scan_cached_bytes = 0
         self.thresholds = state.Thresholds()
         self.stats: Counter = Counter()
@@ -392,8 +392,9 @@ class DetectEngine:
         plan = (tuple(scans), {})
         # Buffer names are the parsers' (a few dozen); SSDP's follow header
         # names from the wire, hence the bound.
-        if len(self._tx_scan_plans) < TX_SCAN_PLANS_MAX:
-            self._tx_scan_plans[(name, direction)] = plan
+        known = self._tx_scan_plans[direction]
+        if len(known) < TX_SCAN_PLANS_MAX:
+            known[name] = plan
         return plan
 
     def _index_tx_groups(self) -> None:
@@ -402,7 +403,7 @@ class DetectEngine:
             base, chain = transforms.split(buffer_name)
             by_buffer.setdefault(base, set()).add((buffer_name, chain))
         self.tx_groups_by_buffer = {base: sorted(groups) for base, groups in by_buffer.items()}
-        self._tx_scan_plans = {}
+        self._tx_scan_plans = {"ts": {}, "tc": {}}
 
     def _add_no_pattern(self, rule: Rule, proto_class: str, direction: str) -> None:
         key = (proto_class, direction)
@@ -740,10 +741,10 @@ class DetectEngine:
         # values are remembered across flows, bounded in bytes; a value never
         # seen is scanned, so an attacker gains nothing but a miss. A long
         # value (a body) is remembered for its transaction only.
-        plans = self._tx_scan_plans
+        plans = self._tx_scan_plans[direction]
         memo = None
         for name, value in buffers.items():
-            plan = plans.get((name, direction))
+            plan = plans.get(name)
             if plan is None:
                 plan = self._tx_scan_plan(name, direction)
             scans, cache = plan
@@ -778,8 +779,9 @@ class DetectEngine:
             if key is not None:
                 self._tx_scan_cached_bytes += size + 64
                 if self._tx_scan_cached_bytes > TX_SCAN_CACHE_BYTES:
-                    for _scans, other in plans.values():
-                        other.clear()
+                    for by_name in self._tx_scan_plans.values():
+                        for _scans, other in by_name.values():
+                            other.clear()
                     self._tx_scan_cached_bytes = size + 64
                 cache[key] = tuple(found)
             elif kind is bytes:
