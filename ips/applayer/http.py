@@ -777,47 +777,47 @@ class HttpParser:
 
 
 def _record(http_tx: _HttpTx) -> dict:
-        """EVE "http" object, fields in Suricata's order, absent ones left out."""
-        record: dict = {}
-        buffers = http_tx.request_buffers
-        host = buffers.get("http.host.raw")
-        if host:
-            record["hostname"] = _text(_strip_port(host).lower())
-            port = host.rpartition(b":")[2] if b":" in host and not host.endswith(b"]") else b""
-            if port.isdigit():
-                record["http_port"] = int(port)
-        if http_tx.raw_uri:
-            record["url"] = _text(http_tx.raw_uri)
-        if http_tx.request_headers is not None:
-            user_agent = http_tx.request_headers.get(b"user-agent")
-            if user_agent is not None:
-                record["http_user_agent"] = _text(user_agent)
-        if http_tx.response_headers is not None:
-            content_type = http_tx.response_headers.get(b"content-type")
-            if content_type is not None:
-                record["http_content_type"] = _text(content_type.split(b";")[0].strip())
-        if http_tx.request_headers is not None:
-            referer = http_tx.request_headers.get(b"referer")
-            if referer is not None:
-                record["http_refer"] = _text(referer)
-        if http_tx.method:
-            record["http_method"] = _text(http_tx.method)
-        if http_tx.protocol:
-            record["protocol"] = _text(http_tx.protocol)
-        if http_tx.status is not None:
-            record["status"] = http_tx.status
-        if http_tx.response_headers is not None:
-            location = http_tx.response_headers.get(b"location")
-            if location is not None:
-                record["redirect"] = _text(location)
-        record["length"] = http_tx.response_body_seen
-        if http_tx.response_xml:
-            device = upnp_device_description(http_tx.response_buffers.get("http.response_body") or b"")
-            if device:
-                # Device observation for the inventory (not part of Suricata's
-                # EVE http object; consumers that want pure EVE drop it).
-                record["upnp"] = device
-        return record
+    """EVE "http" object, fields in Suricata's order, absent ones left out."""
+    record: dict = {}
+    buffers = http_tx.request_buffers
+    host = buffers.get("http.host.raw")
+    if host:
+        record["hostname"] = _text(_strip_port(host).lower())
+        port = host.rpartition(b":")[2] if b":" in host and not host.endswith(b"]") else b""
+        if port.isdigit():
+            record["http_port"] = int(port)
+    if http_tx.raw_uri:
+        record["url"] = _text(http_tx.raw_uri)
+    if http_tx.request_headers is not None:
+        user_agent = http_tx.request_headers.get(b"user-agent")
+        if user_agent is not None:
+            record["http_user_agent"] = _text(user_agent)
+    if http_tx.response_headers is not None:
+        content_type = http_tx.response_headers.get(b"content-type")
+        if content_type is not None:
+            record["http_content_type"] = _text(content_type.split(b";")[0].strip())
+    if http_tx.request_headers is not None:
+        referer = http_tx.request_headers.get(b"referer")
+        if referer is not None:
+            record["http_refer"] = _text(referer)
+    if http_tx.method:
+        record["http_method"] = _text(http_tx.method)
+    if http_tx.protocol:
+        record["protocol"] = _text(http_tx.protocol)
+    if http_tx.status is not None:
+        record["status"] = http_tx.status
+    if http_tx.response_headers is not None:
+        location = http_tx.response_headers.get(b"location")
+        if location is not None:
+            record["redirect"] = _text(location)
+    record["length"] = http_tx.response_body_seen
+    if http_tx.response_xml:
+        device = upnp_device_description(http_tx.response_buffers.get("http.response_body") or b"")
+        if device:
+            # Device observation for the inventory (not part of Suricata's
+            # EVE http object; consumers that want pure EVE drop it).
+            record["upnp"] = device
+    return record
 
 
 def _view(http_tx: _HttpTx, to_server: bool) -> dict:

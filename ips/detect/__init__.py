@@ -601,14 +601,17 @@ class DetectEngine:
         if by_port is not None:
             found.update(by_port[0].get(pkt.dport, ()))
             found.update(by_port[1].get(pkt.sport, ()))
+        source, destination = address_key(pkt.src), address_key(pkt.dst)
         by_address = self.address_index.get(group)
         if by_address:
-            for address in (address_key(pkt.src), address_key(pkt.dst)):
+            for address in (source, destination):
                 if address is not None:
                     found.update(_ranges_lookup(by_address, address))
+        if not found:
+            return ()
         quick = self.quick
         proto, dport = pkt.proto, pkt.dport
-        context = _PacketContext(pkt, flow, address_key(pkt.src), address_key(pkt.dst))
+        context = _PacketContext(pkt, flow, source, destination)
         kept = []
         for index in sorted(found):
             precheck = quick[index]
