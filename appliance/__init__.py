@@ -9,5 +9,7 @@ path it builds, in the order a bridged packet meets it (filter/FORWARD):
                                                in conntrack, accept/drop/reset
       REEFGUARD-BLOCK: quarantined device / blocked destination -> drop
       restore the conntrack mark -> bypass: accept, drop: drop, reject: reset
+      REEFGUARD-FASTPATH: pure ACKs / small ICMP echo no rule can match -> accept
+      new flow of a source over the new-flow limit -> REEFGUARD-OVER-LIMIT (policy)
       REEFGUARD-QUEUE: NFQUEUE --queue-balance (fail-open: --queue-bypass)
 """

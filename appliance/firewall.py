@@ -40,11 +40,16 @@ itself because no loaded rule can match them (pure ACKs, small ICMP echo;
 ips.fastpath); empty until the rules are analysed."""
 QUEUE_CHAIN = "REEFGUARD-QUEUE"
 """Holds only the NFQUEUE rule, so its packet counter is 'sent to a queue'."""
+OVER_LIMIT_CHAIN = "REEFGUARD-OVER-LIMIT"
+"""New flows of a source past `FirewallPlan.new_flow_limit`: holds only the
+failure policy's verdict (ACCEPT or DROP), so its counter is theirs."""
 
 CHAINS = (FORWARD_CHAIN, VERDICT_CHAIN, REJECT_CHAIN, BLOCK_CHAIN, QUARANTINE_CHAIN,
-          QUARANTINE_MAC_CHAIN, BLOCK_PAIRS_CHAIN, FASTPATH_CHAIN, QUEUE_CHAIN)
+          QUARANTINE_MAC_CHAIN, BLOCK_PAIRS_CHAIN, FASTPATH_CHAIN, OVER_LIMIT_CHAIN,
+          QUEUE_CHAIN)
 
 RESTORE = {4: "iptables-restore", 6: "ip6tables-restore"}
+HASHLIMIT_NAMES = {4: "reefguard-new4", 6: "reefguard-new6"}
 TABLES = {4: "iptables", 6: "ip6tables"}
 
 
@@ -61,6 +66,10 @@ class FirewallPlan:
     """--queue-bypass: no reader on the queue -> packets pass."""
     families: tuple[int, ...] = (4, 6)
     """Address families to install."""
+    new_flow_limit: int = 2000
+    """New flows per second (burst: twice that) one source address may send
+    to the queues; past it, its new flows meet the failure policy in the
+    kernel (fail-open: pass uninspected, fail-closed: dropped). 0: no limit."""
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -119,8 +128,19 @@ def render_apply(plan: FirewallPlan, family: int, jump_present: bool = False) ->
         f"-m mark --mark {_mark(MARK_REJECT)} -j {REJECT_CHAIN}",
         # After the drop/reject marks: a blocked flow's packets stay blocked.
         f"-j {FASTPATH_CHAIN}",
-        f"-j {QUEUE_CHAIN}",
     ]
+    if plan.new_flow_limit > 0:
+        # One host opening flows faster than a worker can inspect them (a
+        # flood from random ports, a scan) would otherwise fill the queue,
+        # and every host's packets would then wait behind it or, past the
+        # queue's length, pass uninspected. Its excess new flows meet the
+        # failure policy here instead; the other hosts stay inspected and fast.
+        forward.append(
+            f"-m conntrack --ctstate NEW -m hashlimit --hashlimit-above "
+            f"{plan.new_flow_limit}/sec --hashlimit-burst {2 * plan.new_flow_limit} "
+            f"--hashlimit-mode srcip --hashlimit-name {HASHLIMIT_NAMES[family]} "
+            f"-j {OVER_LIMIT_CHAIN}")
+    forward.append(f"-j {QUEUE_CHAIN}")
     lines += [f"-A {FORWARD_CHAIN} {rule}" for rule in forward]
     verdict = [
         # The verdict on a RELATED packet is for that packet alone: saving it
@@ -141,6 +161,7 @@ def render_apply(plan: FirewallPlan, family: int, jump_present: bool = False) ->
     # into it only the checks that have something to match.
     lines += [f"-A {QUARANTINE_CHAIN} {rule}" for rule in quarantine_exceptions(family, gateway_set)]
     lines.append(f"-A {QUARANTINE_CHAIN} -j DROP")
+    lines.append(f"-A {OVER_LIMIT_CHAIN} -j {'ACCEPT' if plan.fail_open else 'DROP'}")
     lines.append(queue_rule(plan))
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
@@ -279,13 +300,22 @@ def owned_chains(family: int, run: Runner = run_command) -> list[str]:
 
 def queue_rule_packets(family: int = 4, run: Runner = run_command) -> int:
     """Packets that reached the NFQUEUE rule (inspected or not)."""
+    return _first_rule_packets(QUEUE_CHAIN, ("NFQUEUE",), family, run)
+
+
+def over_limit_packets(family: int = 4, run: Runner = run_command) -> int:
+    """New-flow packets of sources over the new-flow limit (not queued)."""
+    return _first_rule_packets(OVER_LIMIT_CHAIN, ("ACCEPT", "DROP"), family, run)
+
+
+def _first_rule_packets(chain: str, targets: tuple[str, ...], family: int, run: Runner) -> int:
     try:
-        out = run([TABLES[family], "-w", "-L", QUEUE_CHAIN, "-n", "-v", "-x"], None)
+        out = run([TABLES[family], "-w", "-L", chain, "-n", "-v", "-x"], None)
     except RuntimeError:
         return 0
     for line in out.splitlines():
         fields = line.split()
-        if len(fields) > 2 and fields[2] == "NFQUEUE":
+        if len(fields) > 2 and fields[2] in targets:
             try:
                 return int(fields[0])
             except ValueError:

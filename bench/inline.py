@@ -125,7 +125,7 @@ def flood(lab: LabTopology, data_dir: Path, seconds: float) -> dict:
     time.sleep(2.5)   # worker counters reach status.json about once a second
     after = _totals(data_dir)
     delta = {key: after[key] - before[key]
-             for key in ("inspected", "uninspected", "sent_to_queue", "bypassed")}
+             for key in ("inspected", "uninspected", "sent_to_queue", "bypassed", "over_flow_limit")}
     return {"flood_packets": sent["sent"], "legit_cps": legit["cps"],
             "legit_failed": legit["failed"], **delta}
 
@@ -221,9 +221,10 @@ def report(boxes: list[dict], plains: list[dict], flooded: dict | None, totals: 
         print(f"\n64-byte UDP flood, a new flow per packet, fail-open, 5 s: "
               f"{flooded['flood_packets']:,} packets sent; legitimate HTTP meanwhile "
               f"{flooded['legit_cps']:.0f} conn/s with {flooded['legit_failed']} failures; "
-              f"reached the queue rule {flooded['sent_to_queue']:,}: inspected "
-              f"{flooded['inspected']:,}, uninspected (queue full -> fail-open) "
-              f"{flooded['uninspected']:,}")
+              f"new flows over the per-source limit (not queued, fail-open) "
+              f"{flooded['over_flow_limit']:,}; reached the queue rule "
+              f"{flooded['sent_to_queue']:,}: inspected {flooded['inspected']:,}; "
+              f"uninspected in all {flooded['uninspected']:,}")
     if totals:
         print(f"box totals (round 1): {json.dumps(totals)}")
 

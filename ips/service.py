@@ -356,7 +356,11 @@ def render_metrics(status: dict | None = None, data_dir: str | None = None) -> s
                             ("dropped", "Packets dropped by a verdict."),
                             ("rejected", "Packets answered with a TCP reset."),
                             ("uninspected", "Packets that passed without inspection "
-                                            "(no worker, or the queue was full; fail-open)."),
+                                            "(no worker, the queue was full, or a source "
+                                            "over the new-flow limit; fail-open)."),
+                            ("over_flow_limit", "New-flow packets of sources over the "
+                                                "new-flow limit, not queued (fail-open: "
+                                                "passed, fail-closed: dropped)."),
                             ("queue_overflow_dropped", "Packets dropped because a queue was "
                                                       "full (fail-closed)."),
                             ("alerts", "Alerts raised."),
@@ -462,7 +466,8 @@ class InlineService:
             state["bridge"] = self.bridge_state.to_dict()
             self.plan = firewall.FirewallPlan(bridge=name, queue_first=self.args.queue_num,
                                               queue_count=self.args.workers,
-                                              fail_open=self.fail_open)
+                                              fail_open=self.fail_open,
+                                              new_flow_limit=getattr(self.args, "new_flow_limit", 2000))
             state["firewall"] = self.plan.to_dict()
             # Counters and timestamps are attached to a conntrack entry when it
             # is created: switched on before any flow can be bypassed.
@@ -804,8 +809,10 @@ class InlineService:
                            "user_dropped": s.user_dropped, "id_sequence": s.id_sequence,
                            "bound": bool(s.peer_portid)}
                   for q, s in read_queue_stats().items()}
-        sent_to_queue = sum(firewall.queue_rule_packets(f) for f in (self.plan.families
-                                                                     if self.plan else ()))
+        families = self.plan.families if self.plan else ()
+        sent_to_queue = sum(firewall.queue_rule_packets(f) for f in families)
+        # New flows of a source over --new-flow-limit never reached a queue.
+        over_limit = sum(firewall.over_limit_packets(f) for f in families)
         waiting = sum(q["queue_total"] for q in queues.values())
         overflow = sum(q["queue_dropped"] + q["user_dropped"] for q in queues.values())
         # Every packet that hit the NFQUEUE rule was inspected, is waiting,
@@ -816,7 +823,7 @@ class InlineService:
         # jitters; the counter the outside sees must never go down.
         if self.fail_open:
             self._uninspected = max(self._uninspected, missed)
-        uninspected = self._uninspected
+        uninspected = self._uninspected + (over_limit if self.fail_open else 0)
         conntrack_counters = dict(self.conntrack.counters) if self.conntrack is not None else {}
         return {
             "state": "running" if not self.stopping.is_set() else "stopping",
@@ -829,6 +836,7 @@ class InlineService:
                        "accepted": totals["accepted"], "alerts": totals["alerts"],
                        "errors": totals["errors"], "uninspected": uninspected,
                        "queue_overflow_dropped": overflow if not self.fail_open else 0,
+                       "over_flow_limit": over_limit,
                        "sent_to_queue": sent_to_queue,
                        "worker_restarts": self.worker_restarts,
                        "reloads": totals["reloads"],
@@ -1033,6 +1041,10 @@ def register(subparsers) -> None:
                         "(default: keep it, so the LAN keeps working)")
     p.add_argument("--policy", choices=["fail-open", "fail-closed"], default="fail-open")
     p.add_argument("--queue-num", type=int, default=0, help="first NFQUEUE number")
+    p.add_argument("--new-flow-limit", type=int, default=2000, metavar="N",
+                   help="new flows per second one source may send to inspection; past "
+                        "it the failure policy applies to its new flows, in the kernel "
+                        "(default 2000; 0: no limit)")
     p.add_argument("--gateway", action="append", metavar="IP",
                    help="gateway a quarantined device may still use for DNS (repeatable)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])

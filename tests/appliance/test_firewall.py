@@ -104,3 +104,19 @@ def test_teardown_falls_back_piecewise_when_transaction_fails():
 def test_plan_round_trips_through_state_file():
     plan = FirewallPlan(bridge="br9", queue_first=2, queue_count=2, fail_open=False)
     assert FirewallPlan.from_dict(plan.to_dict()) == plan
+
+
+def test_new_flows_over_the_per_source_limit_meet_the_policy_before_the_queue():
+    for fail_open, verdict in ((True, "ACCEPT"), (False, "DROP")):
+        for family in (4, 6):
+            rules = _rules(firewall.render_apply(
+                FirewallPlan(bridge="br0", fail_open=fail_open, new_flow_limit=500), family))
+            forward = [r for r in rules if r.startswith(f"-A {firewall.FORWARD_CHAIN}")]
+            limit = next(i for i, r in enumerate(forward) if "hashlimit" in r)
+            assert "--ctstate NEW" in forward[limit]
+            assert "--hashlimit-above 500/sec --hashlimit-burst 1000 --hashlimit-mode srcip" in forward[limit]
+            assert forward[limit].endswith(f"-j {firewall.OVER_LIMIT_CHAIN}")
+            assert forward[limit + 1].endswith(f"-j {firewall.QUEUE_CHAIN}")
+            assert f"-A {firewall.OVER_LIMIT_CHAIN} -j {verdict}" in rules
+    unlimited = firewall.render_apply(FirewallPlan(bridge="br0", new_flow_limit=0), 4)
+    assert "hashlimit" not in unlimited
