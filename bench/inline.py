@@ -210,6 +210,10 @@ def report(boxes: list[dict], plains: list[dict], flooded: dict | None, totals: 
         if prefix + "p50" not in boxes[0]:
             continue
         for quantile, target in (("p50", "<= +100 us"), ("p99", "<= +500 us")):
+            if not key:
+                # Never judged (no depth reached, no bypass keyword): every
+                # packet of this flow goes through a worker. Shown, no bar.
+                target = "(no bar)"
             plain, box = pair(prefix + quantile)
             print(f"{name + ' ' + quantile + ' (us)':26}{plain:14.0f}{box:14.0f}"
                   f"{box - plain:+15.0f}    {target}")
