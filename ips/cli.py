@@ -178,7 +178,8 @@ def cmd_feed_apply(args) -> int:
     try:
         result = feed.apply_from(args.bundle, data_dir,
                                  feed.default_key_dirs(args.feed_keys, config.feed_keys_dir),
-                                 allow_downgrade=args.allow_downgrade, config=config,
+                                 allow_downgrade=args.allow_downgrade,
+                                 allow_other_feed=args.allow_other_feed, config=config,
                                  cache_dir=os.path.join(data_dir, "rule-cache"))
     except feed.FeedError as exc:
         print(f"reefguard feed apply: refused: {exc}", file=sys.stderr)
@@ -267,6 +268,8 @@ def _register_feed(sub) -> None:
                    help="default: $REEFGUARD_DATA_DIR or /var/lib/reefguard")
     c.add_argument("--allow-downgrade", action="store_true",
                    help="install a version not newer than the installed one")
+    c.add_argument("--allow-other-feed", action="store_true",
+                   help="replace the installed feed by a bundle of another feed name")
     c.add_argument("--feed-keys", action="append", metavar="DIR", default=[],
                    help="another directory of trusted public keys (*.pub; repeatable)")
     c.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])

@@ -32,9 +32,12 @@ where the service reads (the installed version and its files are untouched):
    ``feed.keys-dir``, and ``--feed-keys`` directories; PEM Ed25519 keys);
 4. manifest: well-formed, and the rule files present are exactly those it
    lists, each with its sha256 and size;
-5. version: strictly greater than the installed one, so a replayed older
-   (validly signed) bundle cannot roll the box back to rules with known
-   holes, unless the operator asks for it (`allow_downgrade`);
+5. feed and version: the same feed name as the installed one (a vendor key
+   may sign several feeds; one of them must not replace another by having
+   a higher number), unless the operator asks for it (`allow_other_feed`);
+   and a version strictly greater than the installed one, so a replayed
+   older (validly signed) bundle cannot roll the box back to rules with
+   known holes, unless the operator asks for it (`allow_downgrade`);
 6. rules: the files load through the detection engine (``ips.cli.load_engine``)
    with no syntax error and at least one rule. Rules skipped for keywords the
    engine does not support are fine; they are counted in the status.
@@ -447,6 +450,7 @@ def parse_manifest(data: bytes) -> dict[str, Any]:
 
 def verify_bundle(data: bytes, keys: list[TrustedKey], *, installed_version: int | None = None,
                   installed_digest: str | None = None, allow_downgrade: bool = False,
+                  installed_feed: str | None = None, allow_other_feed: bool = False,
                   limits: Limits = Limits()) -> Bundle:
     """Steps 1-5 of the module docstring over the bundle's bytes.
 
@@ -476,6 +480,9 @@ def verify_bundle(data: bytes, keys: list[TrustedKey], *, installed_version: int
     bundle = Bundle(feed=manifest["feed"], version=manifest["version"],
                     created=manifest["created"], files=files, manifest=manifest_bytes,
                     signature=signature, signed_by=signer.key_id)
+    if installed_feed is not None and bundle.feed != installed_feed and not allow_other_feed:
+        raise FeedError(f"feed {bundle.feed!r} is not the installed feed {installed_feed!r}; "
+                        "--allow-other-feed to replace it", bundle.version)
     if (installed_version is not None and bundle.version <= installed_version
             and not allow_downgrade and bundle.digest != installed_digest):
         raise FeedError(f"version {bundle.version} is not newer than the installed "
@@ -616,8 +623,8 @@ class Result:
 
 
 def apply(bundle_bytes: bytes, data_dir: str | Path, keys: list[TrustedKey], *,
-          source: str = "", allow_downgrade: bool = False, config=None,
-          cache_dir: str | None = None, limits: Limits = Limits()) -> Result:
+          source: str = "", allow_downgrade: bool = False, allow_other_feed: bool = False,
+          config=None, cache_dir: str | None = None, limits: Limits = Limits()) -> Result:
     """Verify and install a bundle. Raises FeedError (after recording the
     refusal in the status) when it is refused; the installed feed is then
     exactly as before."""
@@ -631,7 +638,8 @@ def apply(bundle_bytes: bytes, data_dir: str | Path, keys: list[TrustedKey], *,
         try:
             bundle = verify_bundle(bundle_bytes, keys, installed_version=version,
                                    installed_digest=digest, allow_downgrade=allow_downgrade,
-                                   limits=limits)
+                                   installed_feed=installed[1].get("feed") if installed else None,
+                                   allow_other_feed=allow_other_feed, limits=limits)
             attempted = bundle.version
             if installed and bundle.digest == digest:
                 return Result("current", _record(data_dir, "current", source, bundle.version))
@@ -647,8 +655,8 @@ def apply(bundle_bytes: bytes, data_dir: str | Path, keys: list[TrustedKey], *,
 
 
 def apply_from(source: str, data_dir: str | Path, key_dirs: list[str | Path], *,
-               allow_downgrade: bool = False, config=None, cache_dir: str | None = None,
-               limits: Limits = Limits()) -> Result:
+               allow_downgrade: bool = False, allow_other_feed: bool = False, config=None,
+               cache_dir: str | None = None, limits: Limits = Limits()) -> Result:
     """`apply` for a bundle file or http(s) URL, with the keys of `key_dirs`;
     a bundle that cannot even be read, or a bad key directory, is a refusal
     recorded like the others."""
@@ -660,6 +668,7 @@ def apply_from(source: str, data_dir: str | Path, key_dirs: list[str | Path], *,
             _record(data_dir, "refused", source, None, reason=str(exc))
         raise
     return apply(data, data_dir, keys, source=source, allow_downgrade=allow_downgrade,
+                 allow_other_feed=allow_other_feed,
                  config=config, cache_dir=cache_dir, limits=limits)
 
 

@@ -76,11 +76,12 @@ def tar_of(members: list[tuple[str, bytes] | tarfile.TarInfo], *, gz: bool = Tru
 
 def bundle(vendor: Vendor, *, rules: str | dict[str, bytes] = GOOD_RULES, version: int = 1,
            signer: Vendor | None = None, extra: list | None = None,
-           tamper: dict[str, bytes] | None = None, gz: bool = True) -> bytes:
+           tamper: dict[str, bytes] | None = None, gz: bool = True,
+           feed_name: str = "test-feed") -> bytes:
     """A signed bundle; `tamper` replaces file contents after signing,
     `extra` adds members the manifest does not list."""
     files = rules if isinstance(rules, dict) else {"rules/test.rules": rules.encode()}
-    manifest = manifest_for(files, version=version)
+    manifest = manifest_for(files, version=version, name=feed_name)
     signature = (signer or vendor).sign(manifest)
     contents = dict(files, **(tamper or {}))
     members = [("manifest.json", manifest), ("manifest.sig", signature),
@@ -556,3 +557,15 @@ def test_a_reused_pid_of_another_program_is_not_signalled(tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+def test_bundle_of_another_feed_is_refused_unless_asked(installed, vendor):
+    # The same trusted key signs two feeds: the other one's higher version
+    # must not replace the installed feed's rules behind the operator's back.
+    before = snapshot(installed)
+    other = bundle(vendor, rules=NEWER_RULES, version=9, feed_name="other-feed")
+    with pytest.raises(feed.FeedError, match="'other-feed' is not the installed feed 'test-feed'"):
+        feed.apply(other, installed, vendor.keys)
+    assert snapshot(installed) == before
+    result = feed.apply(other, installed, vendor.keys, allow_other_feed=True)
+    assert result.outcome == "installed" and feed.installed_version(installed) == 9
