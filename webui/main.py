@@ -58,7 +58,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
             store.close()
         # Parse the rule files in the background so the first Rules or
         # device page does not pay for it.
-        threading.Thread(target=rules_catalog.load_catalog, args=(settings.signatures_dir,),
+        threading.Thread(target=rules_catalog.running_catalog, args=(settings,),
                          name="rules-catalog", daemon=True).start()
         yield
 

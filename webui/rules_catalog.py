@@ -1,4 +1,6 @@
-"""What the rule files under `signatures/` contain, for the Rules page.
+"""What the running rule files contain, for the Rules page: those under
+`signatures/` and the installed vendor feed's (`ips.feed`), so a virtual
+patch that arrived by feed is listed like a shipped one.
 
 This is a display index, not the detection engine's parser: it reads only
 msg, sid, rev, classtype, metadata and CVE references, line by line, and a
@@ -16,6 +18,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 MAX_RULE_LINE = 64 * 1024
 _ACTIONS = ("alert", "drop", "reject", "pass", "rejectsrc", "rejectdst", "rejectboth")
@@ -124,12 +127,22 @@ def parse_rule_line(line: str, file: str) -> RuleInfo | None:
         metadata={key: tuple(values) for key, values in metadata.items()})
 
 
-def read_catalog(directory: Path) -> Catalog:
+FEED_LABEL = "feed/"
+"""Prefix of `RuleInfo.file` for the installed feed's rule files."""
+
+
+def _sources(directory: Path, feed_files: Sequence[Path]) -> list[tuple[Path, str]]:
+    """(path, label) of every rule file the catalog covers."""
+    sources = [(path, path.name) for path in sorted(directory.glob("*.rules"))] \
+        if directory.is_dir() else []
+    sources += [(Path(path), FEED_LABEL + Path(path).name) for path in feed_files]
+    return sources
+
+
+def read_catalog(directory: Path, feed_files: Sequence[Path] = ()) -> Catalog:
     catalog = Catalog()
-    if not directory.is_dir():
-        return catalog
-    for path in sorted(directory.glob("*.rules")):
-        catalog.files.append(path.name)
+    for path, label in _sources(directory, feed_files):
+        catalog.files.append(label)
         try:
             handle = path.open("r", encoding="utf-8", errors="replace")
         except OSError:
@@ -142,7 +155,7 @@ def read_catalog(directory: Path) -> Catalog:
                 stripped = line.strip()
                 if not stripped:
                     continue
-                rule = parse_rule_line(stripped, path.name)
+                rule = parse_rule_line(stripped, label)
                 if rule is not None:
                     catalog.rules.append(rule)
                 elif not stripped.startswith("#"):
@@ -150,26 +163,41 @@ def read_catalog(directory: Path) -> Catalog:
     return catalog
 
 
-_cache: dict[Path, tuple[tuple, Catalog]] = {}
+_cache: dict[tuple, tuple[tuple, Catalog]] = {}
 _cache_lock = threading.Lock()
 
 
-def load_catalog(directory: Path) -> Catalog:
-    """Cached `read_catalog`, refreshed when any rule file changes."""
+def load_catalog(directory: Path, feed_files: Sequence[Path] = ()) -> Catalog:
+    """Cached `read_catalog`, refreshed when any rule file changes (or the
+    installed feed does: its files live in a directory per version)."""
     directory = directory.resolve()
+    sources = _sources(directory, feed_files)
     try:
-        stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size)
-                      for p in sorted(directory.glob("*.rules")))
+        stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p, _ in sources)
     except OSError:
         stamp = ()
+    key = (directory, tuple(str(p) for p in feed_files))
     with _cache_lock:
-        cached = _cache.get(directory)
+        cached = _cache.get(key)
         if cached and cached[0] == stamp:
             return cached[1]
-    catalog = read_catalog(directory)
+    catalog = read_catalog(directory, feed_files)
     with _cache_lock:
-        _cache[directory] = (stamp, catalog)
+        if len(_cache) > 16:      # one entry per feed version seen: keep a few
+            _cache.clear()
+        _cache[key] = (stamp, catalog)
     return catalog
+
+
+def running_catalog(settings) -> Catalog:
+    """The catalog of what the box runs: `settings.signatures_dir` plus the
+    feed installed in the data directory (the store's directory)."""
+    from ips import feed
+    try:
+        feed_files = [Path(p) for p in feed.current_rule_files(settings.store_path.parent)]
+    except OSError:
+        feed_files = []
+    return load_catalog(settings.signatures_dir, feed_files)
 
 
 _WORD_SPLIT = re.compile(r"[^a-z0-9]+")

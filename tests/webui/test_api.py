@@ -144,3 +144,25 @@ def test_pages_render(authed):
         assert "<script>" not in response.text  # no inline script anywhere
     assert authed.get("/devices/02:00:00:00:00:99", headers={"Accept": "text/html"}).status_code == 404
     assert authed.get("/alerts?severity=1&kind=signature&range=24h&show=open").status_code == 200
+
+
+def test_rules_installed_by_the_feed_are_listed_with_the_shipped_ones(authed, store_path, tmp_path):
+    """A virtual patch that arrived in a signed feed bundle shows on the Rules
+    page and can be toggled by its CVE, like one shipped in signatures/."""
+    from ips import feed
+    before = authed.get("/api/rules").json()
+    rules = tmp_path / "tbk.rules"
+    rules.write_text('drop http any any -> $HOME_NET any (msg:"TBK DVR command injection"; '
+                     'http.uri; content:"/device.rsp"; content:"mdb=sos"; '
+                     'metadata: cve CVE-2024-3721; classtype:attempted-admin; sid:9300001; rev:1;)\n')
+    private, _public = feed.generate_key(tmp_path / "vendor.key")
+    bundle = feed.build_bundle([rules], private, 3, tmp_path / "feed-3.tgz", feed_name="vendor")
+    keys = feed.load_trusted_keys([tmp_path])
+    feed.apply(bundle.read_bytes(), store_path.parent, keys)
+    summary = authed.get("/api/rules").json()
+    assert summary["total"] == before["total"] + 1
+    assert "feed/tbk.rules" in summary["files"]
+    patch = next(p for p in authed.get("/api/rules/patches").json() if p["sid"] == 9300001)
+    assert patch["cves"] == ["CVE-2024-3721"] and patch["file"] == "feed/tbk.rules"
+    done = authed.post("/api/rules/toggle", json={"cve": "CVE-2024-3721", "enabled": False})
+    assert done.json()["detail"]["sids"] == [9300001]

@@ -25,7 +25,7 @@ def _expires(minutes: int | None) -> float | None:
 
 
 def device_patches(settings, device: dict, alert_sids: set[int]) -> list[dict]:
-    catalog = rules_catalog.load_catalog(settings.signatures_dir)
+    catalog = rules_catalog.running_catalog(settings)
     result = []
     for rule in catalog.patches:
         fired = rule.sid in alert_sids

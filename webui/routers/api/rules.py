@@ -12,7 +12,7 @@ router = APIRouter(prefix="/rules", tags=["rules"])
 
 
 def rules_summary(store, settings) -> dict:
-    catalog = rules_catalog.load_catalog(settings.signatures_dir)
+    catalog = rules_catalog.running_catalog(settings)
     state = queries.rule_settings(store.conn)
     disabled_sids = set(state["disabled_sids"])
     disabled_categories = set(state["disabled_categories"])
@@ -40,7 +40,7 @@ def rules_summary(store, settings) -> dict:
 
 
 def patch_list(store, settings) -> list[dict]:
-    catalog = rules_catalog.load_catalog(settings.signatures_dir)
+    catalog = rules_catalog.running_catalog(settings)
     disabled = set(queries.rule_settings(store.conn)["disabled_sids"])
     return [{"sid": r.sid, "rev": r.rev, "msg": r.msg, "cves": list(r.cves),
              "classtype": r.classtype, "file": r.file,
@@ -69,7 +69,7 @@ def toggle(body: RuleToggle, store: StoreDep, settings: SettingsDep, session: Cs
         return Done(detail={"disabled_categories": value})
     if body.cve is not None:
         cve = rules_catalog.normalize_cve(body.cve)
-        sids = rules_catalog.load_catalog(settings.signatures_dir).sids_for_cve(cve)
+        sids = rules_catalog.running_catalog(settings).sids_for_cve(cve)
         if not sids:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no rule names {cve}")
         control.set_sids_enabled(store, sids, body.enabled, actor=session.user, reason=cve)
