@@ -161,6 +161,26 @@ def test_cache_roundtrip(tmp_path):
     assert sids(cached.inspect(packet(b"xxabc"), None, None, [])) == [1]
 
 
+def test_cache_entry_others_could_write_is_not_unpickled(tmp_path):
+    import os
+    rules = 'alert tcp any any -> any any (content:"abc"; sid:1;)\n'
+    engine(rules, cache_dir=str(tmp_path))
+    [entry] = tmp_path.glob("detect-*.pickle")
+    assert entry.stat().st_mode & 0o077 == 0
+    entry.chmod(0o666)                         # anyone could have replaced it
+    loaded, _ = engine(rules, cache_dir=str(tmp_path))
+    assert loaded.rules != [None]              # parsed again, not read from the cache
+    entry.chmod(0o600)
+    assert engine(rules, cache_dir=str(tmp_path))[0].rules == [None]
+    if os.geteuid() == 0:
+        os.chown(entry, 65534, 65534)          # someone else's file
+        assert engine(rules, cache_dir=str(tmp_path))[0].rules != [None]
+        os.chown(entry, 0, 0)
+    moved = entry.rename(tmp_path / "elsewhere")
+    entry.symlink_to(moved)                    # a link is not followed
+    assert engine(rules, cache_dir=str(tmp_path))[0].rules != [None]
+
+
 def test_malformed_packet_does_not_raise():
     eng, _ = engine('alert tcp any any -> any any (content:"a"; sid:1;)\n')
     pkt = packet(b"a")
