@@ -189,7 +189,7 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
     # repeated note after the set is cleared is harmless, the ledger keys by tuple).
     announced: set[int] = set()
 
-    def maintenance(now: float) -> None:
+    def maintenance(now: float, idle: bool = False) -> None:
         heartbeat.value = now
         sink.flush()
         next_maintenance[0] = now + MAINTENANCE_INTERVAL
@@ -212,7 +212,7 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
         if now - last_tick[0] >= 1.0:
             last_tick[0] = now
             worker.tick(now)
-            collector_pacing.tick()
+            collector_pacing.tick(idle)
             # The worker counts the alerts it emits (Packet.alerts is not filled inline).
             local[_INDEX["alerts"]] = getattr(worker, "counters", {}).get("alerts", 0)
             for i, value in enumerate(local):
@@ -258,7 +258,7 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
     try:
         while not stopping.is_set():
             source.serve()    # returns when idle for a moment, or to stop
-            maintenance(time.time())
+            maintenance(time.time(), idle=not stopping.is_set())
     finally:
         source.close()
         local[_INDEX["alerts"]] = getattr(worker, "counters", {}).get("alerts", 0)

@@ -47,22 +47,26 @@ class PacedCollector:
     the oldest generation since the last one reach a quarter of it. A flow
     table churns exactly like that: at 700 short connections a second the
     inline worker ran one every ~1.3 s, each walking every live flow (68 ms
-    with 3,000 flows on this machine, a stall for the packet that triggers
-    it) and finding nothing, because per-flow state is freed by reference
-    counting (tests/test_memory.py keeps it free of cycles).
+    with 3,000 flows on this machine, ~0.5 s with 30,000: a stall for the
+    packet that triggers it) and finding nothing, because per-flow state is
+    freed by reference counting (tests/ips/test_memory.py keeps it free of
+    cycles).
 
     So, for as long as the owner of the packet loop (the replay, an inline
     worker) holds it: the objects loaded so far (ruleset, modules) are frozen
     out of every collection; young generations are collected as usual; a full
-    collection runs only from `tick()`, at most every `FULL_INTERVAL` seconds,
-    to bound whatever cyclic garbage a rare path still makes."""
+    collection runs only from `tick()`: when the loop is idle, at most every
+    `IDLE_INTERVAL` seconds, and under unbroken load every `BUSY_INTERVAL`
+    seconds, to bound whatever cyclic garbage a rare path still makes."""
 
-    FULL_INTERVAL = 30.0
+    IDLE_INTERVAL = 30.0
+    BUSY_INTERVAL = 600.0
     NEVER = 1 << 30   # gen-1 collections before CPython considers a full one
 
     def __init__(self) -> None:
         self._saved: tuple[int, int, int] | None = None
         self._last_full = time.monotonic()
+        self.full_collections = 0
 
     def start(self) -> None:
         gc.freeze()
@@ -71,10 +75,13 @@ class PacedCollector:
         gc.set_threshold(young, middle, self.NEVER)
         self._last_full = time.monotonic()
 
-    def tick(self) -> None:
+    def tick(self, idle: bool = False) -> None:
+        """Between packets; `idle`: no packet is waiting (inline, the queue
+        was empty for a while), so a pause costs no one anything."""
         now = time.monotonic()
-        if now - self._last_full >= self.FULL_INTERVAL:
+        if now - self._last_full >= (self.IDLE_INTERVAL if idle else self.BUSY_INTERVAL):
             self._last_full = now
+            self.full_collections += 1
             gc.collect()
 
     def refreeze(self) -> None:

@@ -75,14 +75,23 @@ def test_paced_collector_holds_full_collections_and_restores():
         assert gc.get_threshold()[2] == PacedCollector.NEVER
         assert gc.get_threshold()[:2] == before[:2]
         assert gc.get_freeze_count() > 0
-        pacing._last_full -= PacedCollector.FULL_INTERVAL   # as if time had passed
+        pacing.tick(idle=True)
+        pacing.tick(idle=False)
+        assert pacing.full_collections == 0                 # not due yet
+        pacing._last_full -= PacedCollector.IDLE_INTERVAL   # as if time had passed
+        pacing.tick(idle=False)
+        assert pacing.full_collections == 0                 # busy: waits longer
         cycle = []
         cycle.append(cycle)
         marker = id(cycle)
         del cycle
         gc.set_debug(gc.DEBUG_SAVEALL)
-        pacing.tick()                                        # the full collection runs
+        pacing.tick(idle=True)                              # idle and due: it runs
+        assert pacing.full_collections == 1
         assert any(id(o) == marker for o in gc.garbage)
+        pacing._last_full -= PacedCollector.BUSY_INTERVAL
+        pacing.tick(idle=False)                             # long enough: even busy
+        assert pacing.full_collections == 2
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
