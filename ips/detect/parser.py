@@ -518,9 +518,11 @@ def _byte_common(obj, parts: list[str], keyword: str, builder: _Builder, allowed
         index += 1
     if obj.base is None and not (1 <= obj.count <= 8):
         raise RuleError("syntax", keyword, syntax=True, detail="binary count must be 1..8")
-    if obj.base is not None and obj.count == 0:
+    if obj.base is not None and obj.count == 0 and keyword != "byte_test":
+        # byte_test reads a number of any length there (Suricata's strtoull
+        # on the unbounded buffer); byte_jump and byte_extract do not.
         raise RuleError("unsupported-keyword", keyword, detail="string with 0 bytes")
-    if obj.base is not None and not (1 <= obj.count <= 32):
+    if obj.base is not None and not (0 <= obj.count <= 32):
         raise RuleError("syntax", keyword, syntax=True, detail="string count must be 1..32")
 
 

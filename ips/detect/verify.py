@@ -280,17 +280,43 @@ class BufferSize:
 
 
 def read_number(buffer: bytes, position: int, count: int, little: bool, base: int | None):
-    """Read `count` bytes at `position` as an integer; None when out of range or not a number."""
+    """Read `count` bytes at `position` as an integer; None when out of range or not a number.
+
+    With a `base` (the `string` option) the bytes are read as C's strtoull
+    reads them, as Suricata does: leading white space and a sign are
+    skipped, digits are taken up to the first byte that is not one (the
+    rest of the `count` bytes is ignored), no digit at all or a value past
+    64 bits is no number. `count` 0 reads as many digits as there are."""
     if position < 0 or position + count > len(buffer):
         return None
-    raw = buffer[position:position + count]
     if base is None:
-        return int.from_bytes(raw, "little" if little else "big")
-    try:
-        text = raw.decode("ascii").strip()
-        return int(text, base)
-    except ValueError:
+        return int.from_bytes(buffer[position:position + count], "little" if little else "big")
+    return _strtoull(buffer[position:position + count] if count else buffer[position:], base)
+
+
+_SPACE = frozenset(b" \t\n\v\f\r")
+_DIGIT_VALUES = {byte: int(chr(byte), 36) for byte in b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"}
+
+
+def _strtoull(raw: bytes, base: int) -> int | None:
+    index, end = 0, len(raw)
+    while index < end and raw[index] in _SPACE:
+        index += 1
+    negative = index < end and raw[index] == 0x2D
+    if index < end and raw[index] in (0x2B, 0x2D):
+        index += 1
+    if (base == 16 and raw[index:index + 2] in (b"0x", b"0X") and index + 2 < end
+            and _DIGIT_VALUES.get(raw[index + 2], 99) < 16):
+        index += 2
+    start = index
+    while index < end and _DIGIT_VALUES.get(raw[index], 99) < base:
+        index += 1
+    if index == start:
         return None
+    value = int(raw[start:index], base)
+    if value >= 1 << 64:
+        return None                      # ERANGE: Suricata does not match
+    return (-value) % (1 << 64) if negative else value
 
 
 class ByteTest:

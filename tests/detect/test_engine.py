@@ -181,6 +181,30 @@ def test_cache_entry_others_could_write_is_not_unpickled(tmp_path):
     assert engine(rules, cache_dir=str(tmp_path))[0].rules != [None]
 
 
+def test_byte_test_string_reads_numbers_as_strtoull_does():
+    # ET Open's `byte_test:0,...,string,dec`: a number of any length; and a
+    # bounded read stops at the first non-digit, as Suricata's strtoull does.
+    eng, report = engine(
+        'alert tcp any any -> any any (content:"Length: "; '
+        'byte_test:0,>,1000,0,relative,string,dec; sid:1;)\n'
+        'alert tcp any any -> any any (content:"Size="; '
+        'byte_test:6,<,200,0,relative,string,dec; sid:2;)\n'
+        'alert tcp any any -> any any (content:"Hex="; '
+        'byte_test:4,=,31,0,relative,string,hex; sid:3;)\n')
+    assert report.loaded == 3 and not report.skipped
+    def hits(payload: bytes) -> list[int]:
+        return sids(eng.inspect(packet(payload), None, None, []))
+    assert hits(b"Length: 123456\r\n") == [1]
+    assert hits(b"Length: 999\r\n") == []
+    assert hits(b"Length: 99999999999999999999999\r\n") == []    # past 64 bits: no match
+    assert hits(b"Length: x1\r\n") == []                          # no digit: no match
+    assert hits(b"Size=150\r\nX") == [2]                          # stops at CR
+    assert hits(b"Size= 42 \r\n") == [2]                            # leading blank skipped
+    assert hits(b"Size=450\r\n") == []
+    assert hits(b"Size=15") == []                                   # 6 bytes not there
+    assert hits(b"Hex=0x1F") == [3] and hits(b"Hex=1fzz") == [3]
+
+
 def test_malformed_packet_does_not_raise():
     eng, _ = engine('alert tcp any any -> any any (content:"a"; sid:1;)\n')
     pkt = packet(b"a")
