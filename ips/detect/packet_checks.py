@@ -192,6 +192,52 @@ class _Compare:
         return value == self.number
 
 
+_STREAM_SIZE = re.compile(r"^\s*(server|client|both|either)\s*,\s*(<=|>=|!=|<|>|=)\s*,\s*([0-9]+)\s*$")
+_COMPARE = {"<": int.__lt__, "<=": int.__le__, "=": int.__eq__, "!=": int.__ne__,
+            ">=": int.__ge__, ">": int.__gt__}
+
+
+def _sequence_used(direction, syn_seen: bool) -> int:
+    """Sequence space one side of a TCP connection has used so far, as
+    Suricata counts it for stream_size (next_seq - isn): 1 for the SYN plus
+    the bytes delivered in order."""
+    if direction.initialised:
+        return 1 + direction.next_offset
+    return 1 if syn_seen else 0
+
+
+class StreamSize:
+    """`stream_size:<server|client|both|either>,<op>,<n>` on TCP packets of
+    a flow: the client's (or server's) sequence space used so far."""
+
+    __slots__ = ("side", "op", "number")
+    name = "stream_size"
+
+    def __init__(self, value: str) -> None:
+        match = _STREAM_SIZE.match(value)
+        if match is None:
+            raise ValueError(f"bad stream_size {value!r} (side,operator,bytes)")
+        self.side, op, number = match.groups()
+        self.op = _COMPARE[op]
+        self.number = int(number)
+
+    def match(self, pkt) -> bool:
+        flow = pkt.flow
+        if pkt.proto != 6 or flow is None or flow.stream is None:
+            return False
+        stream = flow.stream
+        client = _sequence_used(stream.to_server, bool(flow.tcp_flags_ts & 0x02))
+        server = _sequence_used(stream.to_client, bool(flow.tcp_flags_tc & 0x02))
+        op, number = self.op, self.number
+        if self.side == "client":
+            return op(client, number)
+        if self.side == "server":
+            return op(server, number)
+        if self.side == "both":
+            return op(client, number) and op(server, number)
+        return op(client, number) or op(server, number)
+
+
 def build(keyword: str, value: str | None):
     value = (value or "").strip()
     if keyword in ("dsize", "ttl", "itype", "icode", "ack", "seq", "icmp_id", "icmp_seq"):
@@ -215,4 +261,6 @@ def build(keyword: str, value: str | None):
         return Fragbits(value)
     if keyword == "sameip":
         return SameIp()
+    if keyword == "stream_size":
+        return StreamSize(value)
     raise ValueError(f"{keyword} is not implemented")

@@ -16,27 +16,27 @@ HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
 CLIENT, SERVER = "192.0.2.10", "198.51.100.20"
 
 
-def _tcp_session(segments: list[tuple[bool, bytes]]) -> list:
+def _tcp_session(segments: list[tuple[bool, bytes]], sport: int = 40000, start: float = 0.0) -> list:
     """Handshake, then data segments (to_server flag, bytes) each acknowledged."""
     client_seq, server_seq = 1000, 5000
     frames = [
-        Ether() / IP(src=CLIENT, dst=SERVER) / TCP(sport=40000, dport=80, flags="S", seq=client_seq),
-        Ether() / IP(src=SERVER, dst=CLIENT) / TCP(sport=80, dport=40000, flags="SA", seq=server_seq, ack=client_seq + 1),
-        Ether() / IP(src=CLIENT, dst=SERVER) / TCP(sport=40000, dport=80, flags="A", seq=client_seq + 1, ack=server_seq + 1),
+        Ether() / IP(src=CLIENT, dst=SERVER) / TCP(sport=sport, dport=80, flags="S", seq=client_seq),
+        Ether() / IP(src=SERVER, dst=CLIENT) / TCP(sport=80, dport=sport, flags="SA", seq=server_seq, ack=client_seq + 1),
+        Ether() / IP(src=CLIENT, dst=SERVER) / TCP(sport=sport, dport=80, flags="A", seq=client_seq + 1, ack=server_seq + 1),
     ]
     client_seq += 1
     server_seq += 1
     for to_server, data in segments:
         if to_server:
-            frames.append(Ether() / IP(src=CLIENT, dst=SERVER) / TCP(sport=40000, dport=80, flags="PA", seq=client_seq, ack=server_seq) / Raw(data))
+            frames.append(Ether() / IP(src=CLIENT, dst=SERVER) / TCP(sport=sport, dport=80, flags="PA", seq=client_seq, ack=server_seq) / Raw(data))
             client_seq += len(data)
-            frames.append(Ether() / IP(src=SERVER, dst=CLIENT) / TCP(sport=80, dport=40000, flags="A", seq=server_seq, ack=client_seq))
+            frames.append(Ether() / IP(src=SERVER, dst=CLIENT) / TCP(sport=80, dport=sport, flags="A", seq=server_seq, ack=client_seq))
         else:
-            frames.append(Ether() / IP(src=SERVER, dst=CLIENT) / TCP(sport=80, dport=40000, flags="PA", seq=server_seq, ack=client_seq) / Raw(data))
+            frames.append(Ether() / IP(src=SERVER, dst=CLIENT) / TCP(sport=80, dport=sport, flags="PA", seq=server_seq, ack=client_seq) / Raw(data))
             server_seq += len(data)
-            frames.append(Ether() / IP(src=CLIENT, dst=SERVER) / TCP(sport=40000, dport=80, flags="A", seq=client_seq, ack=server_seq))
+            frames.append(Ether() / IP(src=CLIENT, dst=SERVER) / TCP(sport=sport, dport=80, flags="A", seq=client_seq, ack=server_seq))
     for index, frame in enumerate(frames):
-        frame.time = 1700000000 + index * 0.01
+        frame.time = 1700000000 + start + index * 0.01
     return frames
 
 
@@ -83,6 +83,24 @@ def main() -> None:
            'distance:0; sid:1006; rev:1;)\n',
            {1005: 1, 1006: 1},
            "relative content retried at later occurrences; negated content absent")
+    stream_size_case()
+
+
+def stream_size_case() -> None:
+    # ET HUNTING's raw-TCP PE download rule relies on stream_size: the server
+    # sends an executable while the client has sent nothing (SYN only: 1).
+    exe = b"MZ\x90\x00" + bytes(60)
+    frames = (_tcp_session([(False, exe)], sport=40001)
+              + _tcp_session([(True, b"GET /x.exe\r\n"), (False, exe)], sport=40002, start=1.0))
+    _write("stream-size", frames,
+           'alert tcp any any -> any any (msg:"exe, client silent"; flow:established,to_client; '
+           'stream_size:client,<,5; content:"MZ"; startswith; sid:1007; rev:1;)\n'
+           'alert tcp any any -> any any (msg:"server past 100"; flow:to_client; '
+           'stream_size:server,>,100; content:"MZ"; sid:1008; rev:1;)\n'
+           'alert tcp any any -> any any (msg:"server used 65"; flow:to_client; '
+           'stream_size:server,=,65; content:"MZ"; sid:1009; rev:1;)\n',
+           {1007: 1, 1008: 0, 1009: 2},
+           "stream_size counts sequence space as Suricata does (SYN = 1, then bytes in order)")
 
 
 if __name__ == "__main__":

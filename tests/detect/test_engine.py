@@ -216,10 +216,10 @@ def test_malformed_packet_does_not_raise():
 def test_check_cli(tmp_path, capsys):
     good = tmp_path / "a.rules"
     good.write_text('alert tcp any any -> any any (content:"a"; sid:1;)\n'
-                    'alert tcp any any -> any any (stream_size:server,>,1; sid:2;)\n')
+                    'alert tcp any any -> any any (asn1:oversize_length 100; sid:2;)\n')
     assert check_main(["-S", str(good)]) == 0
     out = capsys.readouterr().out
-    assert "unsupported-keyword: stream_size" in out and out.strip().endswith("1 loaded, 1 skipped")
+    assert "unsupported-keyword: asn1" in out and out.strip().endswith("1 loaded, 1 skipped")
     bad = tmp_path / "b.rules"
     bad.write_text("alert nonsense\n")
     assert check_main(["-S", str(good), "-S", str(bad)]) == 1
