@@ -109,7 +109,7 @@ def needs_pure_acks(rule) -> bool:
     if not all(_admits_pure_ack(check) for check in checks):
         return False
     varying = [c for c in checks if _check_name(c) not in _EVALUATED | _PER_FLOW]
-    if varying or rule.flowbit_checks or rule.detection_filter:
+    if varying or rule.flowbit_checks or rule.xbit_checks or rule.detection_filter:
         return True
     if any(_check_name(c) in _EVALUATED for c in checks):
         # flags / dsize that a pure ACK passes: the rule picks these packets
@@ -145,7 +145,7 @@ def _smallest_echo_payload(rule) -> int:
     if rule.flow_established is False:
         return never
     smallest = 0
-    varying = bool(rule.flowbit_checks or rule.detection_filter)
+    varying = bool(rule.flowbit_checks or rule.xbit_checks or rule.detection_filter)
     threshold = rule.threshold or {}
     if threshold and threshold.get("type") != "limit":
         varying = True

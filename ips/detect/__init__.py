@@ -174,8 +174,8 @@ def _iter_rule_lines(path: str, data: bytes):
 
 
 def _sort_key(rule: Rule):
-    setters = bool(rule.flowbit_actions)
-    readers = bool(rule.flowbit_checks)
+    setters = bool(rule.flowbit_actions or rule.xbit_actions)
+    readers = bool(rule.flowbit_checks or rule.xbit_checks)
     if setters and not readers:
         flowbit_rank = 0
     elif setters and readers:
@@ -197,7 +197,7 @@ class DetectEngine:
                  "tx_no_pattern", "thresholds", "stats", "max_verify", "max_flow_bytes",
                  "packet_alert_max", "tx_groups_by_buffer", "rule_texts", "address_index",
                  "_variables", "_classifications", "generation", "_tx_scan_plans",
-                 "_tx_scan_cached_bytes")
+                 "_tx_scan_cached_bytes", "xbits")
 
     def __init__(self, rules: list, config) -> None:
         # rules[i] is a parsed Rule, or None until first needed when loaded
@@ -232,6 +232,7 @@ class DetectEngine:
         self._tx_scan_plans: dict[str, dict[str, tuple]] = {"ts": {}, "tc": {}}
         self._tx_scan_cached_bytes = 0
         self.thresholds = state.Thresholds()
+        self.xbits = state.XBits()
         self.stats: Counter = Counter()
         self.max_verify = max(1, int(getattr(config, "max_verify_per_packet", 256)))
         self.max_flow_bytes = int(getattr(config, "stream_depth", 1 << 20)) or (1 << 20)
@@ -638,6 +639,8 @@ class DetectEngine:
         flow = context.flow
         state.apply_flowbits(rule, flow)
         pkt = context.pkt
+        if rule.xbit_actions:
+            self.xbits.apply(rule, pkt)
         if rule.detection_filter is not None and not self.thresholds.allow(
                 rule, rule.detection_filter, pkt, flow, "detection_filter"):
             return False
@@ -706,6 +709,8 @@ class DetectEngine:
             if not check.match(pkt):
                 return None
         if not state.flowbits_match(rule, context.flow):
+            return None
+        if rule.xbit_checks and not self.xbits.match(rule, pkt):
             return None
         matchers = rule.buffers.get(PAYLOAD)
         if matchers is None:
@@ -840,6 +845,8 @@ class DetectEngine:
             if not check.match(pkt):
                 return False
         if not state.flowbits_match(rule, context.flow):
+            return False
+        if rule.xbit_checks and not self.xbits.match(rule, pkt):
             return False
         variables: dict = {}
         for name, matchers in rule.buffers.items():

@@ -130,7 +130,8 @@ class Rule:
         "stream_only", "source", "source_ports", "direction", "destination", "destination_ports",
         "sid", "gid", "rev", "msg", "classtype", "category", "priority", "metadata", "references",
         "target", "buffers", "packet_checks", "flow_established", "flow_to_server",
-        "flow_stateless", "flowbit_checks", "flowbit_actions", "noalert", "bypass",
+        "flow_stateless", "flowbit_checks", "flowbit_actions", "xbit_checks", "xbit_actions",
+        "noalert", "bypass",
         "threshold", "detection_filter", "app_layer_protocol", "fast_pattern", "direction_hint",
         "order", "tx_buffers", "index",
     )
@@ -165,6 +166,8 @@ class Rule:
         self.flow_stateless = False
         self.flowbit_checks: list = []   # (kind, names, combinator)
         self.flowbit_actions: list = []  # (kind, name)
+        self.xbit_checks: list = []      # (kind, name, track)
+        self.xbit_actions: list = []     # (kind, name, track, expire seconds)
         self.noalert = False
         self.bypass = False
         self.threshold = None
@@ -608,6 +611,37 @@ def _opt_flow(builder: _Builder, value: str | None) -> None:
 _FLOWBIT_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
+XBITS_EXPIRE_DEFAULT = 30   # seconds, as Suricata's
+_XBITS_TRACK = ("ip_src", "ip_dst", "ip_pair")
+
+
+def _opt_xbits(builder: _Builder, value: str | None) -> None:
+    """`xbits:<set|unset|toggle|isset|isnotset>,<name>,track <ip_src|ip_dst|ip_pair>
+    [,expire <seconds>]`: bits kept per host or host pair, across flows."""
+    parts = [p.strip() for p in (value or "").split(",")]
+    if len(parts) < 3:
+        raise RuleError("syntax", "xbits", syntax=True, detail="needs command, name and track")
+    command, name = parts[0].lower(), parts[1]
+    if not _FLOWBIT_NAME.match(name):
+        raise RuleError("syntax", "xbits", syntax=True, detail=f"bad name {name!r}")
+    track_words = parts[2].split()
+    if len(track_words) != 2 or track_words[0] != "track" or track_words[1] not in _XBITS_TRACK:
+        raise RuleError("syntax", "xbits", syntax=True, detail=f"bad track {parts[2]!r}")
+    track = track_words[1]
+    expire = XBITS_EXPIRE_DEFAULT
+    for extra in parts[3:]:
+        words = extra.split()
+        if len(words) != 2 or words[0] != "expire" or not words[1].isdigit() or int(words[1]) == 0:
+            raise RuleError("syntax", "xbits", syntax=True, detail=f"bad option {extra!r}")
+        expire = int(words[1])
+    if command in ("isset", "isnotset"):
+        builder.rule.xbit_checks.append((command, name, track))
+    elif command in ("set", "unset", "toggle"):
+        builder.rule.xbit_actions.append((command, name, track, expire))
+    else:
+        raise RuleError("syntax", "xbits", syntax=True, detail=f"unknown command {command!r}")
+
+
 def _opt_flowbits(builder: _Builder, value: str | None) -> None:
     rule = builder.rule
     if value is None:
@@ -753,6 +787,8 @@ def _apply_option(builder: _Builder, name: str, value: str | None) -> None:
         _opt_flow(builder, value)
     elif name == "flowbits":
         _opt_flowbits(builder, value)
+    elif name == "xbits":
+        _opt_xbits(builder, value)
     elif name == "noalert":
         rule.noalert = True
     elif name == "bypass":

@@ -1,6 +1,7 @@
-"""Detection state that outlives one packet: flowbits and thresholds.
+"""Detection state that outlives one packet: flowbits, xbits and thresholds.
 
-Flowbits live on the flow (`flow.flowbits`, a set of names). Thresholds and
+Flowbits live on the flow (`flow.flowbits`, a set of names). Xbits live per
+host or host pair (`XBits`, bounded, each bit with its expiry). Thresholds and
 detection filters keep counters keyed by what the rule tracks; `by_flow`
 counters live in the flow's own detect dict so they die with the flow, the
 others in a bounded table here. Time is the packet timestamp, never the wall
@@ -47,6 +48,52 @@ def apply_flowbits(rule, flow) -> None:
             bits.discard(name)
         else:
             bits.add(name)
+
+
+MAX_XBITS = 65536   # (track, address(es), name) entries; oldest evicted first
+
+
+class XBits:
+    """`xbits` kept per source, destination or address pair, across flows,
+    each expiring `expire` seconds (packet time) after it was set."""
+
+    __slots__ = ("_bits",)
+
+    def __init__(self) -> None:
+        self._bits: OrderedDict = OrderedDict()    # (track, key, name) -> expiry
+
+    @staticmethod
+    def _key(track: str, name: str, pkt) -> tuple:
+        if track == "ip_src":
+            return (track, pkt.src, name)
+        if track == "ip_dst":
+            return (track, pkt.dst, name)
+        low, high = sorted((str(pkt.src), str(pkt.dst)))
+        return (track, (low, high), name)
+
+    def _isset(self, key: tuple, now: float) -> bool:
+        expiry = self._bits.get(key)
+        return expiry is not None and expiry > now
+
+    def match(self, rule, pkt) -> bool:
+        """All of the rule's xbits isset/isnotset conditions hold."""
+        for command, name, track in rule.xbit_checks:
+            if self._isset(self._key(track, name, pkt), pkt.ts) != (command == "isset"):
+                return False
+        return True
+
+    def apply(self, rule, pkt) -> None:
+        """Run the rule's xbits set/unset/toggle after it matched."""
+        bits = self._bits
+        for command, name, track, expire in rule.xbit_actions:
+            key = self._key(track, name, pkt)
+            if command == "unset" or (command == "toggle" and self._isset(key, pkt.ts)):
+                bits.pop(key, None)
+                continue
+            bits[key] = pkt.ts + expire
+            bits.move_to_end(key)
+            if len(bits) > MAX_XBITS:
+                bits.popitem(last=False)
 
 
 class _Counter:

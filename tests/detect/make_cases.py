@@ -16,25 +16,26 @@ HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
 CLIENT, SERVER = "192.0.2.10", "198.51.100.20"
 
 
-def _tcp_session(segments: list[tuple[bool, bytes]], sport: int = 40000, start: float = 0.0) -> list:
+def _tcp_session(segments: list[tuple[bool, bytes]], sport: int = 40000, start: float = 0.0,
+                 client: str = CLIENT, dport: int = 80) -> list:
     """Handshake, then data segments (to_server flag, bytes) each acknowledged."""
     client_seq, server_seq = 1000, 5000
     frames = [
-        Ether() / IP(src=CLIENT, dst=SERVER) / TCP(sport=sport, dport=80, flags="S", seq=client_seq),
-        Ether() / IP(src=SERVER, dst=CLIENT) / TCP(sport=80, dport=sport, flags="SA", seq=server_seq, ack=client_seq + 1),
-        Ether() / IP(src=CLIENT, dst=SERVER) / TCP(sport=sport, dport=80, flags="A", seq=client_seq + 1, ack=server_seq + 1),
+        Ether() / IP(src=client, dst=SERVER) / TCP(sport=sport, dport=dport, flags="S", seq=client_seq),
+        Ether() / IP(src=SERVER, dst=client) / TCP(sport=dport, dport=sport, flags="SA", seq=server_seq, ack=client_seq + 1),
+        Ether() / IP(src=client, dst=SERVER) / TCP(sport=sport, dport=dport, flags="A", seq=client_seq + 1, ack=server_seq + 1),
     ]
     client_seq += 1
     server_seq += 1
     for to_server, data in segments:
         if to_server:
-            frames.append(Ether() / IP(src=CLIENT, dst=SERVER) / TCP(sport=sport, dport=80, flags="PA", seq=client_seq, ack=server_seq) / Raw(data))
+            frames.append(Ether() / IP(src=client, dst=SERVER) / TCP(sport=sport, dport=dport, flags="PA", seq=client_seq, ack=server_seq) / Raw(data))
             client_seq += len(data)
-            frames.append(Ether() / IP(src=SERVER, dst=CLIENT) / TCP(sport=80, dport=sport, flags="A", seq=server_seq, ack=client_seq))
+            frames.append(Ether() / IP(src=SERVER, dst=client) / TCP(sport=dport, dport=sport, flags="A", seq=server_seq, ack=client_seq))
         else:
-            frames.append(Ether() / IP(src=SERVER, dst=CLIENT) / TCP(sport=80, dport=sport, flags="PA", seq=server_seq, ack=client_seq) / Raw(data))
+            frames.append(Ether() / IP(src=SERVER, dst=client) / TCP(sport=dport, dport=sport, flags="PA", seq=server_seq, ack=client_seq) / Raw(data))
             server_seq += len(data)
-            frames.append(Ether() / IP(src=CLIENT, dst=SERVER) / TCP(sport=sport, dport=80, flags="A", seq=client_seq, ack=server_seq))
+            frames.append(Ether() / IP(src=client, dst=SERVER) / TCP(sport=sport, dport=dport, flags="A", seq=client_seq, ack=server_seq))
     for index, frame in enumerate(frames):
         frame.time = 1700000000 + start + index * 0.01
     return frames
@@ -84,6 +85,7 @@ def main() -> None:
            {1005: 1, 1006: 1},
            "relative content retried at later occurrences; negated content absent")
     stream_size_case()
+    xbits_case()
 
 
 def stream_size_case() -> None:
@@ -101,6 +103,26 @@ def stream_size_case() -> None:
            'stream_size:server,=,65; content:"MZ"; sid:1009; rev:1;)\n',
            {1007: 1, 1008: 0, 1009: 2},
            "stream_size counts sequence space as Suricata does (SYN = 1, then bytes in order)")
+
+
+def xbits_case() -> None:
+    # A two-step exploit as ET writes them: step 1 on one connection marks
+    # the attacking host, step 2 on another connection alerts only from that
+    # host and only within the expiry.
+    frames = (_tcp_session([(True, b"STEP1 probe")], sport=40010)
+              + _tcp_session([(True, b"STEP2 payload")], sport=40011, dport=8080, start=1.0)
+              + _tcp_session([(True, b"STEP2 payload")], sport=40012, dport=8080, start=2.0,
+                             client="192.0.2.99")
+              + _tcp_session([(True, b"STEP2 payload")], sport=40013, dport=8080, start=100.0))
+    _write("xbits", frames,
+           'alert tcp any any -> any 80 (msg:"step 1"; flow:to_server; content:"STEP1"; '
+           'xbits:set,ET.two_step,track ip_src,expire 60; noalert; sid:1010; rev:1;)\n'
+           'alert tcp any any -> any 8080 (msg:"step 2 after step 1"; flow:to_server; '
+           'content:"STEP2"; xbits:isset,ET.two_step,track ip_src; sid:1011; rev:1;)\n'
+           'alert tcp any any -> any 8080 (msg:"step 2 alone"; flow:to_server; '
+           'content:"STEP2"; xbits:isnotset,ET.two_step,track ip_src; sid:1012; rev:1;)\n',
+           {1010: 0, 1011: 1, 1012: 2},
+           "xbits across connections: per source host, with expiry")
 
 
 if __name__ == "__main__":
