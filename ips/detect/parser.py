@@ -61,6 +61,7 @@ BUFFERS = {
     "http.referer": ("http", "ts"), "http.connection": ("http", None),
     "file.data": (None, None),
     "dns.query": ("dns", None),
+    "tls.version": ("tls", None),
     "tls.sni": ("tls", "ts"), "tls.cert_subject": ("tls", "tc"), "tls.cert_issuer": ("tls", "tc"),
     "tls.cert_serial": ("tls", "tc"), "tls.cert_fingerprint": ("tls", "tc"),
     "tls.certs": ("tls", "tc"), "ja3.hash": ("tls", "ts"), "ja3.string": ("tls", "ts"),
@@ -739,6 +740,28 @@ def _opt_urilen(builder: _Builder, value: str | None) -> None:
     builder.rule.buffers.setdefault(buffer, []).insert(0, verify.BufferSize(check))
 
 
+# tls.version values -> what the TLS parser puts in its "tls.version" buffer
+_TLS_VERSIONS = {"1.0": b"TLSv1", "1.1": b"TLS 1.1", "1.2": b"TLS 1.2", "1.3": b"TLS 1.3"}
+
+
+def _opt_tls_version(builder: _Builder, value: str) -> None:
+    """`tls.version:1.2` (or a raw `0x0303`): the version the side being
+    inspected announced (client: highest supported, server: selected)."""
+    text = value.strip().strip('"')
+    if text in _TLS_VERSIONS:
+        # Suricata matches every TLS 1.3 draft (0x7fXX) as 1.3
+        accepted = {_TLS_VERSIONS[text]}
+        if text == "1.3":
+            accepted |= {b"0x7f%02x" % draft for draft in range(256)}
+    elif re.fullmatch(r"0x[0-9a-fA-F]{4}", text):
+        from ips.applayer.tls import VERSION_NAMES
+        code = int(text, 16)
+        accepted = {VERSION_NAMES.get(code, hex(code)).encode()}
+    else:
+        raise RuleError("syntax", "tls.version", syntax=True, detail=f"bad version {text!r}")
+    builder.rule.buffers.setdefault("tls.version", []).insert(0, verify.BufferIn(frozenset(accepted)))
+
+
 def _opt_app_layer_protocol(builder: _Builder, value: str | None) -> None:
     text = (value or "").strip()
     negated = text.startswith("!")
@@ -760,6 +783,8 @@ def _apply_option(builder: _Builder, name: str, value: str | None) -> None:
         _opt_fast_pattern(builder, value)
     elif name in CONTENT_MODIFIERS:
         builder.move_last_content(CONTENT_MODIFIERS[name], name)
+    elif name == "tls.version" and value is not None:
+        _opt_tls_version(builder, value)
     elif name in BUFFERS or name in STICKY_ALIASES:
         builder.current_buffer = STICKY_ALIASES.get(name, name)
         builder.last_content = None

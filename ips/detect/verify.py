@@ -279,6 +279,20 @@ class BufferSize:
             yield prev
 
 
+class BufferIn:
+    """The whole buffer is one of these values (`tls.version`)."""
+
+    __slots__ = ("values", "relative_next")
+
+    def __init__(self, values: frozenset) -> None:
+        self.values = values
+        self.relative_next = False
+
+    def positions(self, inspection: Inspection, prev: int):
+        if bytes(inspection.buffer) in self.values:
+            yield prev
+
+
 def read_number(buffer: bytes, position: int, count: int, little: bool, base: int | None):
     """Read `count` bytes at `position` as an integer; None when out of range or not a number.
 

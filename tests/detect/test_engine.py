@@ -205,6 +205,23 @@ def test_byte_test_string_reads_numbers_as_strtoull_does():
     assert hits(b"Hex=0x1F") == [3] and hits(b"Hex=1fzz") == [3]
 
 
+def test_tls_version_compares_the_announced_version():
+    eng, report = engine('alert tls any any -> any any (msg:"1.2"; tls.version:1.2; sid:1;)\n'
+                         'alert tls any any -> any any (msg:"1.3"; tls.version:1.3; sid:2;)\n'
+                         'alert tls any any -> any any (msg:"raw"; tls.version:0x0302; sid:3;)\n')
+    assert report.loaded == 3
+
+    def hits(version: bytes) -> list[int]:
+        tx = FakeTx("tls", 0, True, {"tls.version": version})
+        return sids(eng.inspect(packet(b""), FakeFlow(app_proto="tls"), None, [tx]))
+    assert hits(b"TLS 1.2") == [1]
+    assert hits(b"TLS 1.3") == [2]
+    assert hits(b"0x7f1c") == [2]        # a TLS 1.3 draft counts as 1.3
+    assert hits(b"TLS 1.1") == [3]
+    assert hits(b"TLSv1") == []
+    assert engine('alert tls any any -> any any (tls.version:2.0; sid:4;)\n')[1].errors
+
+
 def test_malformed_packet_does_not_raise():
     eng, _ = engine('alert tcp any any -> any any (content:"a"; sid:1;)\n')
     pkt = packet(b"a")
