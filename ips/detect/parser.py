@@ -62,6 +62,7 @@ BUFFERS = {
     "file.data": (None, None),
     "dns.query": ("dns", None),
     "tls.version": ("tls", None),
+    "base64_data": (None, None),     # what base64_decode decoded (moved into it)
     "tls.sni": ("tls", "ts"), "tls.cert_subject": ("tls", "tc"), "tls.cert_issuer": ("tls", "tc"),
     "tls.cert_serial": ("tls", "tc"), "tls.cert_fingerprint": ("tls", "tc"),
     "tls.certs": ("tls", "tc"), "ja3.hash": ("tls", "ts"), "ja3.string": ("tls", "ts"),
@@ -740,6 +741,8 @@ def _opt_urilen(builder: _Builder, value: str | None) -> None:
     builder.rule.buffers.setdefault(buffer, []).insert(0, verify.BufferSize(check))
 
 
+BASE64_DATA = "base64_data"
+
 # tls.version values -> what the TLS parser puts in its "tls.version" buffer
 _TLS_VERSIONS = {"1.0": b"TLSv1", "1.1": b"TLS 1.1", "1.2": b"TLS 1.2", "1.3": b"TLS 1.3"}
 
@@ -760,6 +763,28 @@ def _opt_tls_version(builder: _Builder, value: str) -> None:
     else:
         raise RuleError("syntax", "tls.version", syntax=True, detail=f"bad version {text!r}")
     builder.rule.buffers.setdefault("tls.version", []).insert(0, verify.BufferIn(frozenset(accepted)))
+
+
+def _opt_base64_decode(builder: _Builder, value: str | None) -> None:
+    """`base64_decode[:bytes N][, offset M][, relative]`."""
+    count = offset = 0
+    relative = False
+    for part in (p.strip() for p in (value or "").split(",")):
+        words = part.split()
+        if not words:
+            continue
+        if words == ["relative"]:
+            relative = True
+        elif len(words) == 2 and words[0] in ("bytes", "offset") and words[1].isdigit():
+            if words[0] == "bytes":
+                count = int(words[1])
+            else:
+                offset = int(words[1])
+        else:
+            raise RuleError("syntax", "base64_decode", syntax=True, detail=f"bad option {part!r}")
+    if builder.current_buffer == BASE64_DATA:
+        raise RuleError("syntax", "base64_decode", syntax=True, detail="after base64_data")
+    builder.add(verify.Base64Decode(count, offset, relative))
 
 
 def _opt_app_layer_protocol(builder: _Builder, value: str | None) -> None:
@@ -783,6 +808,8 @@ def _apply_option(builder: _Builder, name: str, value: str | None) -> None:
         _opt_fast_pattern(builder, value)
     elif name in CONTENT_MODIFIERS:
         builder.move_last_content(CONTENT_MODIFIERS[name], name)
+    elif name == "base64_decode":
+        _opt_base64_decode(builder, value)
     elif name == "tls.version" and value is not None:
         _opt_tls_version(builder, value)
     elif name in BUFFERS or name in STICKY_ALIASES:
@@ -970,6 +997,14 @@ def _finish(rule: Rule, classifications: dict) -> None:
                 elif rule.app_proto not in (None, app_proto) and rule.app_proto != "http2":
                     raise RuleError("syntax", name, syntax=True,
                                     detail=f"{name} on a {rule.app_proto} rule")
+    if BASE64_DATA in rule.buffers:
+        # base64_data is not a buffer of the packet or transaction: its
+        # matchers run on what the last base64_decode decoded, from there.
+        decoders = [m for matchers in rule.buffers.values() for m in matchers
+                    if isinstance(m, verify.Base64Decode)]
+        if not decoders:
+            raise RuleError("syntax", "base64_data", syntax=True, detail="no base64_decode before it")
+        decoders[-1].data_matchers = rule.buffers.pop(BASE64_DATA)
     if rule.flow_to_server is not None:
         rule.direction_hint = "ts" if rule.flow_to_server else "tc"
     rule.tx_buffers = tuple(name for name in rule.buffers if name != PAYLOAD)

@@ -21,6 +21,7 @@ crafted to make backtracking explode costs a fixed amount of CPU.
 """
 from __future__ import annotations
 
+import binascii
 import re
 
 # Caps that bound the work per inspection.
@@ -277,6 +278,53 @@ class BufferSize:
     def positions(self, inspection: Inspection, prev: int):
         if self.check(len(inspection.buffer)):
             yield prev
+
+
+_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/]*")
+
+
+def decode_base64(data: bytes) -> bytes:
+    """Base64 as Suricata's base64_decode reads it (RFC 4648): the run of
+    alphabet characters at the start, up to the first other byte (padding
+    included); a last group of 2 or 3 characters still gives its bytes."""
+    run = _BASE64_RUN.match(data).group()
+    whole = len(run) - len(run) % 4
+    out = binascii.a2b_base64(run[:whole]) if whole else b""
+    rest = run[whole:]
+    if len(rest) >= 2:
+        out += binascii.a2b_base64(rest + b"=" * (4 - len(rest)))
+    return out
+
+
+class Base64Decode:
+    """`base64_decode[:bytes N][, offset M][, relative]`, carrying the
+    `base64_data` matchers that inspect what it decoded. It does not move
+    the anchor; it matches when something was decoded and the base64_data
+    matchers (if any) match it, so a failure there backtracks like any
+    relative match."""
+
+    __slots__ = ("bytes", "offset", "relative", "data_matchers", "relative_next")
+
+    def __init__(self, count: int = 0, offset: int = 0, relative: bool = False) -> None:
+        self.bytes = count          # 0: to the end of the buffer
+        self.offset = offset
+        self.relative = relative
+        self.data_matchers: list = []
+        self.relative_next = False
+
+    def positions(self, inspection: Inspection, prev: int):
+        buffer = inspection.buffer
+        start = (prev if self.relative else 0) + self.offset
+        if start < 0 or start >= len(buffer):
+            return
+        end = len(buffer) if not self.bytes else min(len(buffer), start + self.bytes)
+        decoded = decode_base64(bytes(buffer[start:end]))
+        if not decoded:
+            return
+        if self.data_matchers and not _run(self.data_matchers, 0, Inspection(
+                decoded, inspection.variables, inspection.budget), 0):
+            return
+        yield prev
 
 
 class BufferIn:

@@ -222,6 +222,28 @@ def test_tls_version_compares_the_announced_version():
     assert engine('alert tls any any -> any any (tls.version:2.0; sid:4;)\n')[1].errors
 
 
+def test_base64_decode_and_base64_data():
+    import base64
+    eng, report = engine(
+        'alert tcp any any -> any any (msg:"decoded XXE"; content:"<m:Data>"; '
+        'base64_decode:bytes 300, offset 0, relative; base64_data; content:"<!DOCTYPE"; '
+        'content:"SYSTEM"; distance:0; sid:1;)\n'
+        'alert tcp any any -> any any (msg:"anything decodes"; content:"T:"; '
+        'base64_decode:relative; sid:2;)\n')
+    assert report.loaded == 2 and not report.errors
+
+    def hits(payload: bytes) -> list[int]:
+        return sids(eng.inspect(packet(payload), None, None, []))
+    evil = base64.b64encode(b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>')
+    assert hits(b"POST <m:Data>" + evil + b"</m:Data>") == [1]
+    assert hits(b"POST <m:Data>" + base64.b64encode(b"<!DOCTYPE html>") + b"<") == []
+    # the first occurrence decodes to something else: the next one is tried
+    assert hits(b"<m:Data>aGVsbG8=</m:Data><m:Data>" + evil) == [1]
+    # unpadded last group, and nothing decodable at all
+    assert hits(b"T:aGk") == [2] and hits(b"T:***") == []
+    assert engine('alert tcp any any -> any any (content:"a"; base64_data; content:"b"; sid:3;)\n')[1].errors
+
+
 def test_malformed_packet_does_not_raise():
     eng, _ = engine('alert tcp any any -> any any (content:"a"; sid:1;)\n')
     pkt = packet(b"a")
