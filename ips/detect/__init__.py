@@ -52,7 +52,7 @@ from bisect import bisect_right
 from collections import Counter
 
 from . import cache as cache_module
-from . import state, transforms, verify
+from . import packet_checks, state, transforms, verify
 from .parser import PAYLOAD, STICKY_ALIASES, Rule, RuleError, parse_rule
 from .prefilter import Matcher, PatternGroup
 from .variables import Variables, address_key
@@ -174,8 +174,9 @@ def _iter_rule_lines(path: str, data: bytes):
 
 
 def _sort_key(rule: Rule):
-    setters = bool(rule.flowbit_actions or rule.xbit_actions)
-    readers = bool(rule.flowbit_checks or rule.xbit_checks)
+    setters = bool(rule.flowbit_actions or rule.xbit_actions or rule.flowint_actions)
+    readers = bool(rule.flowbit_checks or rule.xbit_checks
+                   or any(getattr(c, "name", "") == "flowint" for c in rule.packet_checks))
     if setters and not readers:
         flowbit_rank = 0
     elif setters and readers:
@@ -641,6 +642,8 @@ class DetectEngine:
         pkt = context.pkt
         if rule.xbit_actions:
             self.xbits.apply(rule, pkt)
+        if rule.flowint_actions:
+            packet_checks.apply_flowints(rule, flow)
         if rule.detection_filter is not None and not self.thresholds.allow(
                 rule, rule.detection_filter, pkt, flow, "detection_filter"):
             return False

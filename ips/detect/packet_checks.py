@@ -238,6 +238,60 @@ class StreamSize:
         return op(client, number) or op(server, number)
 
 
+def flowints(flow) -> dict | None:
+    """The flow's integer variables (`flowint`), or None without a flow."""
+    detect = getattr(flow, "detect", None)
+    if detect is None:
+        return None
+    return detect.setdefault("flowint", {})
+
+
+class Flowint:
+    """A `flowint` test: compare, isset, notset."""
+
+    __slots__ = ("variable", "op", "operand")
+    name = "flowint"
+
+    def __init__(self, variable: str, op: str, operand) -> None:
+        self.variable = variable
+        self.op = op
+        self.operand = operand
+
+    def match(self, pkt) -> bool:
+        values = flowints(pkt.flow)
+        if values is None:
+            return False
+        current = values.get(self.variable)
+        if self.op == "isset":
+            return current is not None
+        if self.op in ("notset", "isnotset"):
+            return current is None
+        operand = self.operand if isinstance(self.operand, int) else values.get(self.operand)
+        if current is None or operand is None:
+            return False
+        return _COMPARE["=" if self.op == "==" else self.op](current, operand)
+
+
+def apply_flowints(rule, flow) -> None:
+    """The rule's `flowint` changes (=, +, -) after it matched. Values stay
+    in Suricata's unsigned 32-bit range: a subtraction stops at 0."""
+    values = flowints(flow)
+    if values is None:
+        return
+    for variable, op, operand in rule.flowint_actions:
+        amount = operand if isinstance(operand, int) else values.get(operand)
+        if amount is None:
+            continue
+        current = values.get(variable, 0)
+        if op == "=":
+            result = amount
+        elif op == "+":
+            result = current + amount
+        else:
+            result = current - amount
+        values[variable] = min(max(result, 0), 0xFFFFFFFF)
+
+
 def build(keyword: str, value: str | None):
     value = (value or "").strip()
     if keyword in ("dsize", "ttl", "itype", "icode", "ack", "seq", "icmp_id", "icmp_seq"):

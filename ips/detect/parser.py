@@ -133,7 +133,7 @@ class Rule:
         "sid", "gid", "rev", "msg", "classtype", "category", "priority", "metadata", "references",
         "target", "buffers", "packet_checks", "flow_established", "flow_to_server",
         "flow_stateless", "flowbit_checks", "flowbit_actions", "xbit_checks", "xbit_actions",
-        "noalert", "bypass",
+        "flowint_actions", "noalert", "bypass",
         "threshold", "detection_filter", "app_layer_protocol", "fast_pattern", "direction_hint",
         "order", "tx_buffers", "index",
     )
@@ -170,6 +170,7 @@ class Rule:
         self.flowbit_actions: list = []  # (kind, name)
         self.xbit_checks: list = []      # (kind, name, track)
         self.xbit_actions: list = []     # (kind, name, track, expire seconds)
+        self.flowint_actions: list = []  # (name, "=" / "+" / "-", number or variable name)
         self.noalert = False
         self.bypass = False
         self.threshold = None
@@ -644,6 +645,37 @@ def _opt_xbits(builder: _Builder, value: str | None) -> None:
         raise RuleError("syntax", "xbits", syntax=True, detail=f"unknown command {command!r}")
 
 
+_FLOWINT_CHECKS = ("==", "!=", "<", "<=", ">", ">=")
+
+
+def _opt_flowint(builder: _Builder, value: str | None) -> None:
+    """`flowint:<name>,<op>[,<value>]`: an integer per flow. `=`, `+`, `-`
+    change it when the rule matches (like flowbits set); `==` `!=` `<` `<=`
+    `>` `>=` compare it (unset: no match), `isset`/`notset` test it. The
+    value is a number or another flowint's name."""
+    from . import packet_checks
+    parts = [p.strip() for p in (value or "").split(",")]
+    if len(parts) < 2 or not _FLOWBIT_NAME.match(parts[0]):
+        raise RuleError("syntax", "flowint", syntax=True, detail="needs name and operator")
+    name, op = parts[0], parts[1]
+    if op in ("isset", "notset", "isnotset"):
+        if len(parts) != 2:
+            raise RuleError("syntax", "flowint", syntax=True, detail=f"{op} takes no value")
+        builder.rule.packet_checks.append(packet_checks.Flowint(name, op, None))
+        return
+    if len(parts) != 3 or not parts[2]:
+        raise RuleError("syntax", "flowint", syntax=True, detail=f"{op} needs a value")
+    operand: int | str = int(parts[2]) if parts[2].isdigit() else parts[2]
+    if isinstance(operand, str) and not _FLOWBIT_NAME.match(operand):
+        raise RuleError("syntax", "flowint", syntax=True, detail=f"bad value {parts[2]!r}")
+    if op in ("=", "+", "-"):
+        builder.rule.flowint_actions.append((name, op, operand))
+    elif op in _FLOWINT_CHECKS:
+        builder.rule.packet_checks.append(packet_checks.Flowint(name, op, operand))
+    else:
+        raise RuleError("syntax", "flowint", syntax=True, detail=f"unknown operator {op!r}")
+
+
 def _opt_flowbits(builder: _Builder, value: str | None) -> None:
     rule = builder.rule
     if value is None:
@@ -841,6 +873,8 @@ def _apply_option(builder: _Builder, name: str, value: str | None) -> None:
         _opt_flowbits(builder, value)
     elif name == "xbits":
         _opt_xbits(builder, value)
+    elif name == "flowint":
+        _opt_flowint(builder, value)
     elif name == "noalert":
         rule.noalert = True
     elif name == "bypass":

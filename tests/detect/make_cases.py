@@ -86,6 +86,7 @@ def main() -> None:
            "relative content retried at later occurrences; negated content absent")
     stream_size_case()
     xbits_case()
+    flowint_case()
 
 
 def stream_size_case() -> None:
@@ -123,6 +124,24 @@ def xbits_case() -> None:
            'content:"STEP2"; xbits:isnotset,ET.two_step,track ip_src; sid:1012; rev:1;)\n',
            {1010: 0, 1011: 1, 1012: 2},
            "xbits across connections: per source host, with expiry")
+
+
+def flowint_case() -> None:
+    # A counter per flow: the third request for a DLL on one connection alerts.
+    frames = _tcp_session([(True, b"GET /a.dll HTTP/1.1\r\n\r\n"),
+                           (True, b"GET /b.dll HTTP/1.1\r\n\r\n"),
+                           (True, b"GET /c.dll HTTP/1.1\r\n\r\n")], sport=40020)
+    _write("flowint", frames,
+           'alert tcp any any -> any 80 (msg:"count"; flow:to_server; content:".dll"; '
+           'flowint:dll,+,1; noalert; sid:1013; rev:1;)\n'
+           'alert tcp any any -> any 80 (msg:"third dll"; flow:to_server; content:".dll"; '
+           'flowint:dll,>=,3; sid:1014; rev:1;)\n'
+           'alert tcp any any -> any 80 (msg:"first dll"; flow:to_server; content:".dll"; '
+           'flowint:dll,==,1; sid:1015; rev:1;)\n'
+           'alert tcp any any -> any 80 (msg:"never counted"; flow:to_server; content:"GET"; '
+           'flowint:other,isset; sid:1016; rev:1;)\n',
+           {1013: 0, 1014: 1, 1015: 1, 1016: 0},
+           "flowint: per-flow counter set by one rule, compared by others")
 
 
 if __name__ == "__main__":

@@ -9,12 +9,12 @@ from tests.detect.factories import FakeFlow, FakeTx, engine, packet, sids
 def test_load_report_counts_and_reasons():
     eng, report = engine('alert tcp any any -> any any (content:"a"; sid:1;)\n'
                          '# comment\n'
-                         'alert tcp any any -> any any (flowint:a,+,1; sid:2;)\n'
+                         'alert tcp any any -> any any (ftpbounce; sid:2;)\n'
                          'alert tcp any any -> any any (content:"a" sid:3)\n'
                          'alert tcp any any -> any any (content:"b"; \\\n sid:4;)\n')
     assert report.loaded == 2
     assert report.by_reason() == {"unsupported-keyword": 1}
-    assert report.skipped[0][1:] == (3, 2, "unsupported-keyword", "flowint")
+    assert report.skipped[0][1:] == (3, 2, "unsupported-keyword", "ftpbounce")
     assert report.errors[0][1] == 4
 
 

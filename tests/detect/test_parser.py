@@ -54,7 +54,7 @@ def test_fast_pattern_selection_prefers_app_buffer_then_length():
 
 
 @pytest.mark.parametrize("text,keyword", [
-    ('alert tcp any any -> any any (flowint:count,+,1; sid:1;)', "flowint"),
+    ('alert tcp any any -> any any (ftpbounce; sid:1;)', "ftpbounce"),
     ('alert tcp any any -> any any (app-layer-event:http.x; sid:1;)', "app-layer-event"),
     ('alert tcp any any -> any any (pcre:"/(?<=a)(?|b)/"; sid:1;)', "pcre"),
 ])
