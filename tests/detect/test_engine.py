@@ -203,6 +203,14 @@ def test_byte_test_string_reads_numbers_as_strtoull_does():
     assert hits(b"Size=450\r\n") == []
     assert hits(b"Size=15") == []                                   # 6 bytes not there
     assert hits(b"Hex=0x1F") == [3] and hits(b"Hex=1fzz") == [3]
+    assert hits(b"Length: " + b"0" * 100_000 + b"5000\r\n") == [1]   # zeros do not hide it
+    # 100,000 digits: past 64 bits, no match, and no exception that would
+    # cost the other rules this packet.
+    both, _ = engine('alert tcp any any -> any any (content:"Length: "; '
+                     'byte_test:0,>,1000,0,relative,string,dec; sid:1;)\n'
+                     'alert tcp any any -> any any (content:"Length"; sid:5;)\n')
+    assert sids(both.inspect(packet(b"Length: " + b"9" * 100_000), None, None, [])) == [5]
+    assert not both.stats["inspect_errors"]
 
 
 def test_tls_version_compares_the_announced_version():
