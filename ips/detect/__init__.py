@@ -564,7 +564,11 @@ class DetectEngine:
                     rule = rules[index] or self.rule(index)
                 if not inspect_payload and PAYLOAD in rule.buffers:
                     continue
-                result = self._verify_packet_rule(rule, context, window, new_offset)
+                try:
+                    result = self._verify_packet_rule(rule, context, window, new_offset)
+                except Exception:  # noqa: BLE001 - one rule's failure must not blind the rest
+                    self.stats["verify_errors"] += 1
+                    continue
                 if result is None:
                     continue
                 if self._report(rule, context, None, result, matches):
@@ -820,7 +824,11 @@ class DetectEngine:
             identity = (rule.index, tx.app_proto, tx.tx_id)
             if alerted is not None and identity in alerted:
                 continue
-            if not self._verify_tx_rule(rule, context, tx, buffers):
+            try:
+                if not self._verify_tx_rule(rule, context, tx, buffers):
+                    continue
+            except Exception:  # noqa: BLE001 - one rule's failure must not blind the rest
+                self.stats["verify_errors"] += 1
                 continue
             if alerted is not None:
                 if len(alerted) < 65536:

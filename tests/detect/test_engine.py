@@ -252,6 +252,31 @@ def test_base64_decode_and_base64_data():
     assert engine('alert tcp any any -> any any (content:"a"; base64_data; content:"b"; sid:3;)\n')[1].errors
 
 
+def test_a_rule_that_fails_does_not_blind_the_others():
+    from ips.detect.parser import PAYLOAD
+
+    class Broken:
+        relative = relative_next = False
+
+        def positions(self, inspection, prev):
+            raise ZeroDivisionError("a bug in one keyword")
+            yield prev
+
+    eng, _ = engine('alert tcp any any -> any any (content:"abc"; sid:1;)\n'
+                    'alert tcp any any -> any any (content:"abc"; sid:2;)\n'
+                    'alert http any any -> any any (http.uri; content:"/x"; sid:3;)\n'
+                    'alert http any any -> any any (http.uri; content:"/x"; sid:4;)\n')
+    for index in range(4):
+        rule = eng.rule(index)
+        if rule.sid in (1, 3):
+            name = PAYLOAD if rule.sid == 1 else "http.uri"
+            rule.buffers[name] = [Broken()] + rule.buffers[name]
+    assert sids(eng.inspect(packet(b"xabcx"), None, None, [])) == [2]
+    tx = FakeTx("http", 0, True, {"http.uri": b"/x"})
+    assert sids(eng.inspect(packet(b""), FakeFlow(app_proto="http"), None, [tx])) == [4]
+    assert eng.stats["verify_errors"] == 2 and not eng.stats["inspect_errors"]
+
+
 def test_malformed_packet_does_not_raise():
     eng, _ = engine('alert tcp any any -> any any (content:"a"; sid:1;)\n')
     pkt = packet(b"a")
