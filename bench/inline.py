@@ -29,65 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from appliance.lab import CLOUD, LabTopology  # noqa: E402
+from appliance.lab import CLOUD, TRAFFIC_PROGRAM as CLIENT, LabTopology  # noqa: E402
 
 PY = sys.executable
 ET_EXPLOIT = Path("/work/shared/data/rules/et-open/emerging-exploit.rules")
 
-CLIENT = r"""
-import json, socket, sys, time, random, struct
-mode = sys.argv[1]
-if mode == "latency":
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1)
-    s.connect((sys.argv[2], 7)); samples = []
-    for _ in range(30): s.send(b"w" * 32); s.recv(64)          # warm-up: let the flow be judged
-    for _ in range(int(sys.argv[3])):
-        t = time.perf_counter(); s.send(b"x" * 32); s.recv(64)
-        samples.append((time.perf_counter() - t) * 1e6)
-    samples.sort(); print(json.dumps({"p50": samples[len(samples)//2], "p99": samples[int(len(samples)*0.99)]}))
-elif mode == "cps":
-    end = time.time() + float(sys.argv[3]); done = failed = 0
-    while time.time() < end:
-        try:
-            c = socket.create_connection((sys.argv[2], 80), timeout=2)
-            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            while c.recv(4096): pass
-            c.close(); done += 1
-        except OSError:
-            failed += 1
-    print(json.dumps({"cps": done / float(sys.argv[3]), "failed": failed}))
-elif mode == "flood":
-    # 64-byte IP packets (UDP, checksum 0), every one a new flow: the source
-    # port walks 1024..65535 and the destination port moves on after each
-    # sweep. (Cycling a few thousand prebuilt packets, as an earlier version
-    # did, repeats 5-tuples: after the first sweep every packet belongs to a
-    # flow the kernel already bypasses, and almost nothing reaches the queue.)
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    src, dst = socket.inet_aton(sys.argv[2]), socket.inet_aton(sys.argv[3])
-    packet = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 64, 0, 0, 64, 17, 0, src, dst)
-                       + struct.pack("!HHHH", 1024, 9, 44, 0) + b"\0" * 36)
-    end = time.time() + float(sys.argv[4]); sent = 0; address = (sys.argv[3], 0)
-    source_port, destination_port = 1024, 9
-    while time.time() < end:
-        for _ in range(256):
-            struct.pack_into("!HH", packet, 20, source_port, destination_port)
-            try: s.sendto(packet, address); sent += 1
-            except OSError: pass
-            source_port += 1
-            if source_port > 65535:
-                source_port, destination_port = 1024, destination_port + 1
-    print(json.dumps({"sent": sent, "distinct_flows": sent}))
-elif mode == "ping":
-    import subprocess
-    # iputils ping, one ICMP echo flow; per-reply times in microseconds
-    out = subprocess.run(["ping", "-n", "-i", sys.argv[4], "-c", sys.argv[3], "-W", "1",
-                          sys.argv[2]], capture_output=True, text=True).stdout
-    samples = sorted(float(line.split("time=")[1].split()[0]) * 1000
-                     for line in out.splitlines() if "time=" in line)
-    print(json.dumps({"ping_p50": samples[len(samples) // 2],
-                      "ping_p99": samples[int(len(samples) * 0.99)],
-                      "ping_samples": len(samples), "ping_lost": int(sys.argv[3]) - len(samples)}))
-"""
 
 
 def client(lab: LabTopology, role: str, *args: str, timeout: float = 120) -> dict:
