@@ -68,7 +68,21 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def test_dashboard_end_to_end(page, store):
+def _install_feed(data_dir: Path, work: Path) -> None:
+    """A signed vendor feed with one virtual patch, installed as the box would."""
+    from ips import feed
+    rules = work / "tbk-dvr.rules"
+    rules.write_text('drop http any any -> $HOME_NET any (msg:"ET EXPLOIT TBK DVR command '
+                     'injection (CVE-2024-3721)"; http.uri; content:"/device.rsp"; '
+                     'content:"cmd=list"; reference:cve,2024-3721; '
+                     'metadata: cve CVE-2024-3721, device_type camera; '
+                     'classtype:attempted-admin; sid:9300001; rev:1;)\n')
+    private, _public = feed.generate_key(work / "vendor.key")
+    bundle = feed.build_bundle([rules], private, 2, work / "feed-2.tgz", feed_name="vendor")
+    feed.apply(bundle.read_bytes(), data_dir, feed.load_trusted_keys([work]))
+
+
+def test_dashboard_end_to_end(page, store, store_path, tmp_path_factory):
     expect = playwright_api.expect
     page.goto("/devices")
     expect(page).to_have_url("/login?next=/devices")
@@ -133,8 +147,11 @@ def test_dashboard_end_to_end(page, store):
     page.goto("/anomalies/1")
     expect(page.locator(".explanation")).to_contain_text("uploaded 18 MB")
     shot(page, "anomaly")
+    # A virtual patch that came with the signed feed is listed like a shipped one.
+    _install_feed(store_path.parent, tmp_path_factory.mktemp("vendor"))
     page.goto("/rules")
     expect(page.locator("#patches")).to_contain_text("CVE-2021-36260")
+    expect(page.locator("#patches")).to_contain_text("CVE-2024-3721")
     shot(page, "rules")
     page.goto("/settings")
     page.select_option("select[name=failure_policy]", "fail-closed")
