@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHES = ["decode_flow.py", "replay.py", "detect.py", "profile.py", "webui.py"]
+BENCHES = ["decode_flow.py", "replay.py", "detect.py", "connection.py", "profile.py", "webui.py"]
 
 
 def main() -> int:
