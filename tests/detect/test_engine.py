@@ -323,3 +323,47 @@ def test_tx_scan_cache_is_exact_and_bounded():
         assert eng._tx_scan_cached_bytes <= TX_SCAN_CACHE_BYTES
     assert inspect(b"/evil", [b"Host: x"]) == [1]
     assert inspect(b"/x" * 2000 + b"/evil", [b"Host: x"]) == [1]   # too long to cache
+
+
+_HOSTILE_RULES = (
+    'alert tcp any any -> any any (content:"L:"; byte_test:0,>,5,0,relative,string,dec; sid:11;)\n'
+    'alert tcp any any -> any any (content:"H:"; byte_jump:4,0,relative,string,hex; content:"X"; '
+    'within:4; sid:12;)\n'
+    'alert tcp any any -> any any (content:"B:"; base64_decode:bytes 64, offset 1, relative; '
+    'base64_data; content:"A"; sid:13;)\n'
+    'alert tcp any any -> any any (content:"S:"; stream_size:either,>,0; '
+    'xbits:set,h,track ip_pair,expire 5; flowint:n,+,1; sid:14;)\n'
+    'alert tcp any any -> any any (content:"T:"; xbits:isset,h,track ip_pair; flowint:n,>=,2; '
+    'sid:15;)\n')
+
+
+def _hostile_payload():
+    from hypothesis import strategies as st
+    parts = st.sampled_from([b"L:", b"H:", b"B:", b"S:", b"T:", b"0", b"77", b"9" * 40, b"7" * 4400, b"0x",
+                             b"QUFB", b"=", b"\x00", b" ", b"\xff", b"-", b"+"])
+    return st.lists(st.one_of(parts, st.binary(max_size=8)), max_size=40).map(b"".join)
+
+
+def test_new_keywords_never_raise_on_hostile_payloads():
+    from hypothesis import example, given, settings
+    from ips.stream import FlowStream
+    eng, report = engine(_HOSTILE_RULES)
+    assert report.loaded == 5
+    flow = FakeFlow()
+    flow.stream = FlowStream()
+    flow.tcp_flags_ts = flow.tcp_flags_tc = 0x12
+    seen: set[int] = set()
+
+    @settings(max_examples=300, deadline=None)
+    @given(_hostile_payload())
+    @example(b"L:77\r\n")            # each rule matched at least once, for sure
+    @example(b"B: QUFB")
+    @example(b"S:x T:x")
+    def check(payload):
+        pkt = packet(payload)
+        pkt.flow = flow
+        seen.update(sids(eng.inspect(pkt, flow, None, [])))
+
+    check()
+    assert not eng.stats["inspect_errors"] and not eng.stats["verify_errors"]
+    assert {11, 13, 14, 15} <= seen    # the keywords were exercised, not just skipped
