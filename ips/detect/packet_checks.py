@@ -243,7 +243,10 @@ def flowints(flow) -> dict | None:
     detect = getattr(flow, "detect", None)
     if detect is None:
         return None
-    return detect.setdefault("flowint", {})
+    values = detect.get("flowint")
+    if values is None:
+        values = detect["flowint"] = {}
+    return values
 
 
 class Flowint:

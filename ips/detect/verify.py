@@ -283,11 +283,11 @@ class BufferSize:
 _BASE64_RUN = re.compile(rb"[A-Za-z0-9+/]*")
 
 
-def decode_base64(data: bytes) -> bytes:
+def decode_base64(data: bytes, start: int = 0, end: int | None = None) -> bytes:
     """Base64 as Suricata's base64_decode reads it (RFC 4648): the run of
     alphabet characters at the start, up to the first other byte (padding
     included); a last group of 2 or 3 characters still gives its bytes."""
-    run = _BASE64_RUN.match(data).group()
+    run = _BASE64_RUN.match(data, start, len(data) if end is None else end).group()
     whole = len(run) - len(run) % 4
     out = binascii.a2b_base64(run[:whole]) if whole else b""
     rest = run[whole:]
@@ -318,7 +318,7 @@ class Base64Decode:
         if start < 0 or start >= len(buffer):
             return
         end = len(buffer) if not self.bytes else min(len(buffer), start + self.bytes)
-        decoded = decode_base64(bytes(buffer[start:end]))
+        decoded = decode_base64(buffer, start, end)
         if not decoded:
             return
         if self.data_matchers and not _run(self.data_matchers, 0, Inspection(
@@ -353,7 +353,7 @@ def read_number(buffer: bytes, position: int, count: int, little: bool, base: in
         return None
     if base is None:
         return int.from_bytes(buffer[position:position + count], "little" if little else "big")
-    return _strtoull(buffer[position:position + count] if count else buffer[position:], base)
+    return _strtoull(buffer, position, position + count if count else len(buffer), base)
 
 
 # strtoull's view of a number, per base: blanks, a sign, (0x for hex), then
@@ -369,8 +369,9 @@ _NUMBERS = {
 }
 
 
-def _strtoull(raw: bytes, base: int) -> int | None:
-    sign, zeros, digits, more = _NUMBERS[base].match(raw).groups()
+def _strtoull(buffer: bytes, start: int, end: int, base: int) -> int | None:
+    """The number strtoull reads in buffer[start:end] (no copy of the slice)."""
+    sign, zeros, digits, more = _NUMBERS[base].match(buffer, start, end).groups()
     if not zeros and not digits:
         return None                      # no number there
     if more:

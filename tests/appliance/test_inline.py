@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.inline_support import running_lab, why_not_inline
+from tests.inline_support import box_status as _status, running_lab, wait_for, why_not_inline
 
 pytestmark = pytest.mark.inline
 
@@ -47,10 +47,6 @@ def _alerts_for(data_dir, sid, timeout=5.0):
             return found
         time.sleep(0.2)
     return []
-
-
-def _status(data_dir):
-    return json.loads((Path(data_dir) / "status.json").read_text())
 
 
 @pytest.mark.parametrize("role,action,args", [
@@ -177,7 +173,9 @@ def test_one_host_flooding_new_flows_does_not_slow_the_others(lab):
     finally:
         out = flooder.communicate(timeout=60)[0].strip()
         sent = json.loads(out.splitlines()[-1])["sent"] if out else 0
-    time.sleep(2.5)            # worker counters reach status.json about once a second
+    # Counters reach status.json about once a second: wait for a fresh one.
+    flood_over = time.time() + 1.5
+    assert wait_for(lambda: _status(lab.data_dir)["time"] > flood_over, timeout=10)
     after = _status(lab.data_dir)["totals"]
     over_limit = after["over_flow_limit"] - before["over_flow_limit"]
     assert sent > 20_000
