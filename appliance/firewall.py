@@ -298,26 +298,22 @@ def owned_chains(family: int, run: Runner = run_command) -> list[str]:
                    if line.startswith(":REEFGUARD-")})
 
 
-def queue_rule_packets(family: int = 4, run: Runner = run_command) -> int:
-    """Packets that reached the NFQUEUE rule (inspected or not)."""
-    return _first_rule_packets(QUEUE_CHAIN, ("NFQUEUE",), family, run)
-
-
-def over_limit_packets(family: int = 4, run: Runner = run_command) -> int:
-    """New-flow packets of sources over the new-flow limit (not queued)."""
-    return _first_rule_packets(OVER_LIMIT_CHAIN, ("ACCEPT", "DROP"), family, run)
-
-
-def _first_rule_packets(chain: str, targets: tuple[str, ...], family: int, run: Runner) -> int:
+def policy_counters(family: int = 4, run: Runner = run_command) -> dict[str, int]:
+    """Packets that reached the NFQUEUE rule (inspected or not) and new-flow
+    packets of sources over the new-flow limit (not queued), from one
+    `iptables-save -c` (each of those chains holds that one rule)."""
+    counts = {"sent_to_queue": 0, "over_limit": 0}
+    wanted = {QUEUE_CHAIN: "sent_to_queue", OVER_LIMIT_CHAIN: "over_limit"}
     try:
-        out = run([TABLES[family], "-w", "-L", chain, "-n", "-v", "-x"], None)
+        out = run([TABLES[family] + "-save", "-c", "-t", "filter"], None)
     except RuntimeError:
-        return 0
+        return counts
     for line in out.splitlines():
+        # "[packets:bytes] -A CHAIN ..."
         fields = line.split()
-        if len(fields) > 2 and fields[2] in targets:
+        if len(fields) > 2 and fields[1] == "-A" and fields[2] in wanted and line.startswith("["):
             try:
-                return int(fields[0])
+                counts[wanted[fields[2]]] += int(fields[0][1:].split(":")[0])
             except ValueError:
-                return 0
-    return 0
+                pass
+    return counts

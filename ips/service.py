@@ -810,9 +810,10 @@ class InlineService:
                            "bound": bool(s.peer_portid)}
                   for q, s in read_queue_stats().items()}
         families = self.plan.families if self.plan else ()
-        sent_to_queue = sum(firewall.queue_rule_packets(f) for f in families)
+        counters = [firewall.policy_counters(f) for f in families]
+        sent_to_queue = sum(c["sent_to_queue"] for c in counters)
         # New flows of a source over --new-flow-limit never reached a queue.
-        over_limit = sum(firewall.over_limit_packets(f) for f in families)
+        over_limit = sum(c["over_limit"] for c in counters)
         waiting = sum(q["queue_total"] for q in queues.values())
         overflow = sum(q["queue_dropped"] + q["user_dropped"] for q in queues.values())
         # Every packet that hit the NFQUEUE rule was inspected, is waiting,

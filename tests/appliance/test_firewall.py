@@ -120,3 +120,17 @@ def test_new_flows_over_the_per_source_limit_meet_the_policy_before_the_queue():
             assert f"-A {firewall.OVER_LIMIT_CHAIN} -j {verdict}" in rules
     unlimited = firewall.render_apply(FirewallPlan(bridge="br0", new_flow_limit=0), 4)
     assert "hashlimit" not in unlimited
+
+
+def test_policy_counters_read_the_queue_and_over_limit_rules_from_one_save():
+    saved = ("*filter\n:REEFGUARD-QUEUE - [0:0]\n:REEFGUARD-OVER-LIMIT - [0:0]\n"
+             "[12:3400] -A REEFGUARD-FORWARD -j REEFGUARD-QUEUE\n"
+             "[981:65000] -A REEFGUARD-QUEUE -j NFQUEUE --queue-num 0 --queue-bypass\n"
+             "[77:4928] -A REEFGUARD-OVER-LIMIT -j ACCEPT\nCOMMIT\n")
+    calls = []
+
+    def run(argv, payload):
+        calls.append(argv)
+        return saved
+    assert firewall.policy_counters(4, run) == {"sent_to_queue": 981, "over_limit": 77}
+    assert calls == [["iptables-save", "-c", "-t", "filter"]]
