@@ -15,6 +15,12 @@ A quarantined device keeps DHCP and DNS to the gateway (REEFGUARD-QUARANTINE,
 see `appliance.firewall.quarantine_exceptions`). Malformed requests are
 skipped and counted, never raised: a bad row in the store must not stop the
 other blocks from being enforced.
+
+Reading the sets back costs one `ipset save` process per set; every second,
+that is CPU taken from the traffic the box forwards. So while the wanted
+state is unchanged the kernel is trusted for `VERIFY_SECONDS`, then read
+again: a set flushed by hand is repaired within that time, and a change of
+the wanted state is applied at once.
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ log = logging.getLogger("reefguard.enforce")
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 MAX_RULES = 4096  # bound on rule-based entries (MACs and pairs) per family
+VERIFY_SECONDS = 30.0
 
 
 def normalise_mac(mac: str | None) -> str | None:
@@ -57,15 +64,19 @@ def _family(address: str) -> int:
 class Enforcer:
     """Keeps the kernel's block state equal to the wanted state."""
 
-    __slots__ = ("run", "families", "skipped", "applied", "_rules_applied", "gateways")
+    __slots__ = ("run", "families", "skipped", "applied", "_rules_applied", "gateways",
+                 "clock", "_sets_applied", "_sets_verified")
 
     def __init__(self, run: Runner = run_command, families: tuple[int, ...] = (4, 6),
-                 gateways: set[str] | None = None) -> None:
+                 gateways: set[str] | None = None, clock=time.monotonic) -> None:
         self.run = run
         self.families = families
         self.skipped = 0          # malformed requests ignored
         self.applied = 0          # kernel changes made
+        self.clock = clock
         self._rules_applied: dict[int, str] = {}
+        self._sets_applied: dict[str, set[str]] | None = None
+        self._sets_verified = float("-inf")
         self.gateways: set[str] = set()
         if gateways:
             self.set_gateways(gateways)
@@ -113,10 +124,14 @@ class Enforcer:
                 blocked_for_all[family].add(good_destination)
             else:
                 pairs[family].add((good_device, good_destination))
-        changes = ipsets.sync(
-            {**{ipsets.QUARANTINE[f]: quarantine_ips[f] for f in self.families},
-             **{ipsets.BLOCKED_DESTINATIONS[f]: blocked_for_all[f] for f in self.families}},
-            self.run)
+        wanted_sets = {**{ipsets.QUARANTINE[f]: quarantine_ips[f] for f in self.families},
+                       **{ipsets.BLOCKED_DESTINATIONS[f]: blocked_for_all[f] for f in self.families}}
+        changes = 0
+        now = self.clock()
+        if wanted_sets != self._sets_applied or now - self._sets_verified >= VERIFY_SECONDS:
+            self._sets_applied = None          # unknown until sync returns
+            changes = ipsets.sync(wanted_sets, self.run)
+            self._sets_applied, self._sets_verified = wanted_sets, now
         for family in self.families:
             payload = self.render_rules(family, macs, pairs[family],
                                         quarantine_ips=bool(quarantine_ips[family]),

@@ -3,9 +3,12 @@
 Everything is measured in one run, on the same topology, in alternating
 rounds: `reefguard run` inline (real pipeline, virtual patches + ET Open
 exploit rules), then after stopping it the same bridge forwarding with no
-rules (the baseline); the table shows the median of the rounds.
+rules (the baseline); the table shows the median of the rounds. Bulk TCP
+is also shown as the median of the ratios of bulk runs that follow each
+other (`bulk_ratios`): the VM's speed drifts by ±25 % within minutes, and
+two runs seconds apart see the same speed where two medians may not.
 
-    sudo /tmp/probe/bin/python bench/inline.py [--seconds 5] [--rounds 2] [--no-et]
+    sudo /tmp/probe/bin/python bench/inline.py [--seconds 5] [--rounds 4] [--no-et]
 
 Figures: bulk TCP (iperf3 -t SECONDS), latency at idle (iputils ping on one
 ICMP flow, 2 ms interval, and a UDP echo on one flow; p50/p99 of --pings
@@ -51,13 +54,17 @@ def iperf(lab: LabTopology, seconds: float) -> float:
 
 
 def measure(lab: LabTopology, args, label: str) -> dict:
-    """One round of the three figures, in the order they are reported."""
-    result = {"label": label}
-    result["gbps"] = iperf(lab, args.seconds)
+    """One round of the three figures. Bulk TCP drifts most with the VM's
+    speed, so it runs first and last: the box's last run and the plain
+    bridge's first are seconds apart, and so are the plain bridge's last and
+    the next box's first (one start-up apart); `bulk_ratios` pairs them."""
+    result = {"label": label, "gbps_first": iperf(lab, args.seconds)}
     if shutil.which("ping"):
         result.update(client(lab, "thermo", "ping", CLOUD, str(args.pings), "0.002"))
     result.update(client(lab, "thermo", "latency", CLOUD, str(args.pings)))
     result.update(client(lab, "plug", "cps", CLOUD, str(args.seconds)))
+    result["gbps_last"] = iperf(lab, args.seconds)
+    result["gbps"] = (result["gbps_first"] + result["gbps_last"]) / 2
     return result
 
 
@@ -91,7 +98,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0,
                         help="length of the iperf3 and new-connection runs")
     parser.add_argument("--pings", type=int, default=2000, help="latency samples per round")
-    parser.add_argument("--rounds", type=int, default=2,
+    parser.add_argument("--rounds", type=int, default=4,
                         help="box / plain bridge alternations (the machine is shared: "
                              "alternating keeps a slow spell from favouring one side)")
     parser.add_argument("--workers", type=int, default=1)
@@ -128,10 +135,10 @@ def main() -> int:
                       f"{info.get('pipeline')} (rules: {', '.join(Path(r).name for r in rules)});"
                       f" fail-open flag set: {info.get('fail_open_flag')}; "
                       f"{args.workers} worker(s), {args.worker_priority} priority", flush=True)
-            boxes.append(measure(lab, args, "box"))
             if round_number == 0:
                 flooded = flood(lab, data_dir, 5.0)
                 totals = _totals(data_dir)
+            boxes.append(measure(lab, args, "box"))
             lab.stop_box(box)          # the bridge stays: now it is the plain baseline
             plains.append(measure(lab, args, "plain bridge"))
             print(f"round {round_number + 1}: box {json.dumps(boxes[-1])}\n"
@@ -143,6 +150,20 @@ def main() -> int:
     return 0
 
 
+def bulk_ratios(boxes: list[dict], plains: list[dict]) -> list[float]:
+    """Box / plain bulk throughput of every two bulk runs that follow each
+    other: the box's last run of round i with the plain bridge's first of
+    round i, and the plain bridge's last of round i with the box's first of
+    round i+1. Each ratio compares two runs under the same machine speed, and
+    the pairs alternate which side ran first."""
+    ratios = []
+    for i, box in enumerate(boxes):
+        ratios.append(box["gbps_last"] / plains[i]["gbps_first"])
+        if i + 1 < len(boxes):
+            ratios.append(boxes[i + 1]["gbps_first"] / plains[i]["gbps_last"])
+    return ratios
+
+
 def report(boxes: list[dict], plains: list[dict], flooded: dict | None, totals: dict | None) -> None:
     def pair(key: str) -> tuple[float, float]:
         return (_median([r[key] for r in plains]), _median([r[key] for r in boxes]))
@@ -151,6 +172,9 @@ def report(boxes: list[dict], plains: list[dict], flooded: dict | None, totals: 
     print(f"{'':26}{'plain bridge':>14}{'box':>14}{'ratio / delta':>16}   target")
     plain, box = pair("gbps")
     print(f"{'bulk TCP (Gbit/s)':26}{plain:14.2f}{box:14.2f}{box / plain:15.2f}x   >= 0.85x")
+    ratios = bulk_ratios(boxes, plains)
+    print(f"{'  adjacent-run ratios':26}{'':28}{_median(ratios):15.2f}x   "
+          f"(median of {', '.join(f'{r:.2f}' for r in ratios)})")
     for key, name in (("ping", "ping (ICMP)"), ("", "UDP echo")):
         prefix = f"{key}_" if key else ""
         if prefix + "p50" not in boxes[0]:

@@ -83,3 +83,35 @@ def test_wanted_state_from_store_rows_honours_expiry_and_activity():
     quarantined, blocked = wanted_from_store(conn, now=100.0)
     assert quarantined == {("02:00:00:00:00:10", "192.0.2.10")}
     assert blocked == {("192.0.2.10", "198.51.100.66")}
+
+
+def test_unchanged_sets_are_read_back_only_every_verify_period():
+    """Each `ipset save` is a process per set, every second: while nothing
+    changes the kernel is trusted for VERIFY_SECONDS, then read again, so a
+    set flushed by hand is repaired; a new wanted state is applied at once."""
+    from appliance.enforce import VERIFY_SECONDS
+
+    kernel = FakeKernel()
+    saves = []
+    now = [1000.0]
+
+    def counting(argv, stdin=None):
+        if argv[:2] == ["ipset", "save"]:
+            saves.append(argv[2])
+        return kernel(argv, stdin)
+
+    enforcer = Enforcer(run=counting, clock=lambda: now[0])
+    wanted = ({(None, "192.0.2.10")}, set())
+    enforcer.reconcile(*wanted)
+    first = len(saves)
+    assert first == 4
+    now[0] += 1
+    assert enforcer.reconcile(*wanted) == 0
+    assert len(saves) == first
+    kernel.sets[ipsets.QUARANTINE[4]].clear()          # someone flushed it by hand
+    now[0] += VERIFY_SECONDS
+    assert enforcer.reconcile(*wanted) == 1
+    assert kernel.sets[ipsets.QUARANTINE[4]] == {"192.0.2.10"}
+    now[0] += 1
+    enforcer.reconcile({(None, "192.0.2.11")}, set())     # changed: applied at once
+    assert kernel.sets[ipsets.QUARANTINE[4]] == {"192.0.2.11"}
