@@ -32,8 +32,9 @@ def test_blocks_come_before_the_bypass_accept():
     forward = [r for r in rules if r.startswith(f"-A {firewall.FORWARD_CHAIN}")]
     block = next(i for i, r in enumerate(forward) if r.endswith(f"-j {firewall.BLOCK_CHAIN}"))
     bypass = next(i for i, r in enumerate(forward) if f"0x{MARK_BYPASS:08x}/0x{MARK_MASK:08x} -j ACCEPT" in r)
+    related = next(i for i, r in enumerate(forward) if "--ctstate RELATED" in r)
     queue = max(i for i, r in enumerate(forward) if r.endswith(f"-j {firewall.QUEUE_CHAIN}"))
-    assert block < bypass < queue
+    assert block < related < bypass < queue
 
 
 def test_related_packets_are_queued_before_the_mark_is_restored_and_never_save_it():
