@@ -69,7 +69,7 @@ def test_feed_update_takes_effect_live_and_a_tampered_bundle_is_refused(tmp_path
         # The feed's rule is live: the upload is now dropped and alerted.
         assert not lab.act("cam", "upload")["ok"]
         assert _wait(lambda: any(a["alert"]["signature_id"] == 9199201
-                                 for a in read_alerts(data_dir)), 10)
+                                 for a in read_alerts(data_dir)), 30)
 
         # Version 2 with its rule file changed after signing (the drop rule
         # neutered, same length) is refused; the installed feed and the running
@@ -120,4 +120,4 @@ def test_box_polls_its_feed_url_and_swaps_in_a_new_version(tmp_path):
         assert _wait(lambda: _status(data_dir)["totals"]["reloads"] >= 1), "no reload"
         assert not lab.act("cam", "upload")["ok"]
         assert _wait(lambda: any(a["alert"]["signature_id"] == 9199201
-                                 for a in read_alerts(data_dir)), 10)
+                                 for a in read_alerts(data_dir)), 30)
