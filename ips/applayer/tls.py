@@ -25,6 +25,7 @@ sorted extensions without SNI/ALPN plus "_" signature algorithms).
 from __future__ import annotations
 
 import hashlib
+import struct
 
 from ips.applayer import Tx
 
@@ -64,6 +65,10 @@ def is_grease(value: int) -> bool:
     return (value & 0x0F0F) == 0x0A0A and (value >> 8) == (value & 0xFF)
 
 
+_GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))
+"""The 16 GREASE values, for membership tests in the fingerprint loops."""
+
+
 VERSION_NAMES = {0x0200: "SSLv2", 0x0300: "SSLv3", 0x0301: "TLSv1", 0x0302: "TLS 1.1",
                  0x0303: "TLS 1.2", 0x0304: "TLS 1.3"}
 _JA4_VERSIONS = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: "s3",
@@ -79,18 +84,34 @@ class _Reader:
         self.data = data
         self.position = 0
 
+    # A ClientHello is a few dozen of these reads, so each is one call.
     def take(self, count: int) -> bytes:
-        if count < 0 or self.position + count > len(self.data):
+        position = self.position
+        end = position + count
+        if count < 0 or end > len(self.data):
             raise ValueError("truncated")
-        chunk = self.data[self.position:self.position + count]
-        self.position += count
-        return chunk
+        self.position = end
+        return self.data[position:end]
 
     def integer(self, size: int) -> int:
-        return int.from_bytes(self.take(size), "big")
+        position = self.position
+        end = position + size
+        if end > len(self.data):
+            raise ValueError("truncated")
+        self.position = end
+        return int.from_bytes(self.data[position:end], "big")
 
     def vector(self, length_size: int) -> bytes:
-        return self.take(self.integer(length_size))
+        data = self.data
+        position = self.position
+        start = position + length_size
+        if start > len(data):
+            raise ValueError("truncated")
+        end = start + int.from_bytes(data[position:start], "big")
+        if end > len(data):
+            raise ValueError("truncated")
+        self.position = end
+        return data[start:end]
 
     @property
     def remaining(self) -> int:
@@ -98,7 +119,8 @@ class _Reader:
 
 
 def _u16_list(data: bytes) -> list[int]:
-    return [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data) - 1, 2)]
+    """Big-endian 16-bit values; an odd last byte is ignored."""
+    return list(struct.unpack_from(">%dH" % (len(data) >> 1), data))
 
 
 class ClientHello:
@@ -160,16 +182,16 @@ def parse_client_hello(body: bytes) -> ClientHello:
 
 def ja3_string(hello: ClientHello) -> str:
     def join(values):
-        return "-".join(str(v) for v in values if not is_grease(v))
+        return "-".join([str(v) for v in values if v not in _GREASE])
     return ",".join((str(hello.version), join(hello.ciphers), join(hello.extensions),
-                     join(hello.groups), "-".join(str(v) for v in hello.point_formats)))
+                     join(hello.groups), "-".join([str(v) for v in hello.point_formats])))
 
 
 def ja4(hello: ClientHello, transport: str = "t") -> str:
-    versions = [v for v in hello.supported_versions if not is_grease(v)]
+    versions = [v for v in hello.supported_versions if v not in _GREASE]
     version = max(versions) if versions else hello.version
-    ciphers = [c for c in hello.ciphers if not is_grease(c)]
-    extensions = [e for e in hello.extensions if not is_grease(e)]
+    ciphers = [c for c in hello.ciphers if c not in _GREASE]
+    extensions = [e for e in hello.extensions if e not in _GREASE]
     if hello.alpn and hello.alpn[0]:
         first = hello.alpn[0]
         if chr(first[0]).isalnum() and chr(first[-1]).isalnum() and first[0] < 128 and first[-1] < 128:
@@ -186,12 +208,12 @@ def ja4(hello: ClientHello, transport: str = "t") -> str:
     def digest(text: str) -> str:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
-    part_b = digest(",".join(f"{c:04x}" for c in sorted(ciphers))) if ciphers else "000000000000"
-    hashed_extensions = sorted(e for e in extensions if e not in (_EXT_SNI, _EXT_ALPN))
+    part_b = digest(",".join(["%04x" % c for c in sorted(ciphers)])) if ciphers else "000000000000"
+    hashed_extensions = sorted([e for e in extensions if e != _EXT_SNI and e != _EXT_ALPN])
     if hashed_extensions:
-        text = ",".join(f"{e:04x}" for e in hashed_extensions)
+        text = ",".join(["%04x" % e for e in hashed_extensions])
         if hello.signature_algorithms:
-            text += "_" + ",".join(f"{s:04x}" for s in hello.signature_algorithms)
+            text += "_" + ",".join(["%04x" % s for s in hello.signature_algorithms])
         part_c = digest(text)
     else:
         part_c = "000000000000"
@@ -202,6 +224,22 @@ def _distinguished_name(name) -> str:
     """Suricata's format: attributes in certificate order, ", "-joined."""
     return ", ".join(f"{attribute.rfc4514_attribute_name}={attribute.value}"
                      for rdn in name.rdns for attribute in rdn)
+
+
+# Decoded server certificates by their DER bytes. Devices meet the same few
+# servers over and over, and decoding a certificate with cryptography is the
+# costliest step of a TLS flow; the fields are a function of the bytes.
+# Cleared when full, so it stays bounded (keys are at most one handshake,
+# MAX_HANDSHAKE_BYTES, each). Only a decode that ran to its end is kept.
+_CERTIFICATE_CACHE_LIMIT = 256
+_certificates: dict[bytes, tuple] = {}
+_INVALID_CERTIFICATE = ("invalid",)
+
+
+def _remember_certificate(der: bytes, fields: tuple) -> None:
+    if len(_certificates) >= _CERTIFICATE_CACHE_LIMIT:
+        _certificates.clear()
+    _certificates[der] = fields
 
 
 class _Direction:
@@ -338,7 +376,7 @@ class TlsParser:
                 self.record["sni"] = hello.sni.decode("utf-8", "replace")
             if hello.alpn:
                 buffers["tls.alpn"] = list(hello.alpn)
-            versions = [v for v in hello.supported_versions if not is_grease(v)]
+            versions = [v for v in hello.supported_versions if v not in _GREASE]
             client_version = max(versions) if versions else hello.version
             buffers["tls.version"] = VERSION_NAMES.get(client_version, hex(client_version)).encode()
             return True
@@ -381,6 +419,13 @@ class TlsParser:
         if not chain.remaining:
             return
         der = chain.vector(3)
+        cached = _certificates.get(der)
+        if cached is not None:
+            if cached is _INVALID_CERTIFICATE:
+                self.events.append("tls.certificate_invalid")
+            else:
+                self._certificate_fields(*cached)
+            return
         x509 = load_x509()
         if x509 is None:
             return      # certificate fields are optional; the handshake fields are not
@@ -389,21 +434,38 @@ class TlsParser:
             subject = _distinguished_name(certificate.subject)
             issuer = _distinguished_name(certificate.issuer)
         except Exception:  # noqa: BLE001 - any malformed certificate is just an event
+            _remember_certificate(der, _INVALID_CERTIFICATE)
             self.events.append("tls.certificate_invalid")
             return
         self.tx.buffers["tls.cert_subject"] = subject.encode()
         self.tx.buffers["tls.cert_issuer"] = issuer.encode()
-        self.tx.buffers["tls.cert_serial"] = format(certificate.serial_number, "X").encode()
-        self.tx.buffers["tls.cert_fingerprint"] = hashlib.sha1(der).hexdigest().encode()
-        self.record["subject"] = subject
-        self.record["issuerdn"] = issuer
+        serial = format(certificate.serial_number, "X")
         fingerprint = hashlib.sha1(der).hexdigest()
-        self.record["fingerprint"] = ":".join(fingerprint[i:i + 2] for i in range(0, 40, 2))
+        not_before = not_after = None
         try:
-            self.record["notbefore"] = certificate.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%S")
-            self.record["notafter"] = certificate.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%S")
+            not_before = certificate.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%S")
+            not_after = certificate.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%S")
         except (AttributeError, ValueError):
             pass
+        fields = (subject, issuer, serial, fingerprint, not_before, not_after)
+        _remember_certificate(der, fields)
+        self._certificate_fields(*fields)
+
+    def _certificate_fields(self, subject: str, issuer: str, serial: str, fingerprint: str,
+                            not_before: str | None, not_after: str | None) -> None:
+        buffers = self.tx.buffers
+        buffers["tls.cert_subject"] = subject.encode()
+        buffers["tls.cert_issuer"] = issuer.encode()
+        buffers["tls.cert_serial"] = serial.encode()
+        buffers["tls.cert_fingerprint"] = fingerprint.encode()
+        record = self.record
+        record["subject"] = subject
+        record["issuerdn"] = issuer
+        record["fingerprint"] = ":".join([fingerprint[i:i + 2] for i in range(0, 40, 2)])
+        if not_before is not None:
+            record["notbefore"] = not_before
+        if not_after is not None:
+            record["notafter"] = not_after
 
     def _complete(self) -> None:
         self.tx.complete = True
