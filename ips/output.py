@@ -177,6 +177,29 @@ def anomaly_record(a: events.Anomaly) -> dict[str, Any]:
     return record
 
 
+def anomaly_json(a: events.Anomaly) -> str:
+    """`anomaly_record(a)` as EVE JSON, written directly as `flow_json` is
+    (a lossy capture yields one per packet); unexpected types take the
+    generic path."""
+    try:
+        text = f'{{"timestamp":"{eve_timestamp(a.timestamp)}","event_type":"anomaly",'
+        if a.flow_id:
+            text += f'"flow_id":{a.flow_id:d},'
+        if a.pcap_cnt:
+            text += f'"pcap_cnt":{a.pcap_cnt:d},'
+        if a.src_ip is not None:
+            text += (f'"src_ip":{_quote(a.src_ip)},"src_port":{a.src_port:d},'
+                     f'"dest_ip":{_quote(a.dest_ip)},"dest_port":{a.dest_port:d},')
+        if a.proto:
+            text += f'"proto":{_quote(a.proto)},'
+        text += f'"anomaly":{{"type":{_quote(a.type)},"event":{_quote(a.event)}'
+        if a.layer:
+            return f'{text},"layer":{_quote(a.layer)}}}}}'
+        return text + "}}"
+    except (TypeError, ValueError):
+        return _encode(anomaly_record(a))
+
+
 def app_record(r: events.AppRecord) -> dict[str, Any]:
     t = r.tuple
     record: dict[str, Any] = {
@@ -266,7 +289,7 @@ class EveWriter:
         self._write_text(flow_json(f))
 
     def anomaly(self, a: events.Anomaly) -> None:
-        self._write(anomaly_record(a))
+        self._write_text(anomaly_json(a))
 
     def app_record(self, r: events.AppRecord) -> None:
         self._write(app_record(r))

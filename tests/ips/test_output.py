@@ -71,3 +71,19 @@ def test_timestamp_cache_gives_the_formatted_second_of_each_time():
         expected = datetime.fromtimestamp(second, tz=timezone.utc).strftime(
             "%Y-%m-%dT%H:%M:%S") + f".{fraction:06d}+0000"
         assert eve_timestamp(ts) == expected
+
+
+def test_anomaly_json_is_the_generic_encoding_of_anomaly_record():
+    from itertools import product
+
+    from ips.output import _encode, anomaly_json, anomaly_record
+    for flow_id, pcap_cnt, addresses, proto, layer, event in product(
+            (0, (1 << 52) | 99), (0, 17), (None, ("192.0.2.1", 1, "192.0.2.2", 2),
+                                          ("2001:db8::1", 0, None, 0), ('q"\\\u00e9', 3, "b", 4)),
+            (None, "", "TCP", "IPv6-ICMP"), (None, "", "http"),
+            ("stream.ack_unseen_data", 'odd"event\n')):
+        src_ip, src_port, dest_ip, dest_port = addresses or (None, 0, None, 0)
+        a = events.Anomaly(timestamp=1255711456.083524, pcap_cnt=pcap_cnt, type="stream",
+                           event=event, src_ip=src_ip, dest_ip=dest_ip, src_port=src_port,
+                           dest_port=dest_port, proto=proto, flow_id=flow_id, layer=layer)
+        assert anomaly_json(a) == _encode(anomaly_record(a))
