@@ -309,7 +309,7 @@ class TlsParser:
         while len(buffer) - position >= 5:
             content_type = buffer[position]
             major = buffer[position + 1]
-            length = int.from_bytes(buffer[position + 3:position + 5], "big")
+            length = (buffer[position + 3] << 8) | buffer[position + 4]
             if content_type not in (20, 21, 22, 23, 24) or major != 3 or length > MAX_RECORD_BYTES - 5:
                 self.events.append("tls.invalid_record")
                 side.stopped = True
@@ -318,15 +318,17 @@ class TlsParser:
                 return changed
             if len(buffer) - position < 5 + length:
                 break
-            fragment = bytes(buffer[position + 5:position + 5 + length])
-            position += 5 + length
+            start = position + 5
+            position = start + length
             if content_type == _CONTENT_HANDSHAKE and not side.encrypted:
-                if len(side.handshake) + len(fragment) > MAX_HANDSHAKE_BYTES:
+                # Only handshake fragments are copied: application data
+                # records (up to 16 KB each) are framed and skipped.
+                if len(side.handshake) + length > MAX_HANDSHAKE_BYTES:
                     self.events.append("tls.handshake_too_large")
                     side.stopped = True
                     side.handshake = bytearray()
                     break
-                side.handshake += fragment
+                side.handshake += buffer[start:position]
                 changed |= self._handshake_messages(side, to_server)
             elif content_type in (_CONTENT_CCS, _CONTENT_APPDATA):
                 side.encrypted = True
@@ -342,17 +344,26 @@ class TlsParser:
         changed = False
         while len(buffer) - position >= 4:
             message_type = buffer[position]
-            length = int.from_bytes(buffer[position + 1:position + 4], "big")
+            length = (buffer[position + 1] << 16) | (buffer[position + 2] << 8) | buffer[position + 3]
             if length > MAX_HANDSHAKE_BYTES:
                 self.events.append("tls.handshake_too_large")
                 side.stopped = True
                 break
             if len(buffer) - position < 4 + length:
                 break
-            body = bytes(buffer[position + 4:position + 4 + length])
-            position += 4 + length
+            start = position + 4
+            position = start + length
+            # Only the first ClientHello, ServerHello and Certificate are
+            # read (see _message); the others are not even copied.
+            if to_server:
+                wanted = message_type == _CLIENT_HELLO and not self.client_hello_seen
+            else:
+                wanted = ((message_type == _SERVER_HELLO and not self.server_hello_seen)
+                          or (message_type == _CERTIFICATE and not self.certificate_seen))
+            if not wanted:
+                continue
             try:
-                changed |= self._message(message_type, body, to_server)
+                changed |= self._message(message_type, bytes(buffer[start:position]), to_server)
             except ValueError:
                 self.events.append("tls.invalid_handshake_message")
         del buffer[:position]
