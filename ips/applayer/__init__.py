@@ -103,12 +103,19 @@ UNKNOWN = "unknown"      # cannot decide yet: keep buffering
 FAILED = "failed"        # no parser will ever take this flow
 
 
+_HTTP_REQUEST_STARTS = tuple(method + b" " for method in HTTP_METHODS)
+_HTTP_METHOD_LENGTH = max(len(method) for method in HTTP_METHODS)
+
+
 def _looks_like_http_request(data: bytes) -> str:
-    for method in HTTP_METHODS:
-        if data.startswith(method + b" "):
-            return "http"
-        if len(data) <= len(method) and method.startswith(data):
-            return UNKNOWN
+    # One startswith over all methods; methods hold no space, so data that
+    # starts with one "METHOD " is never also a prefix of another method.
+    if data.startswith(_HTTP_REQUEST_STARTS):
+        return "http"
+    if len(data) <= _HTTP_METHOD_LENGTH:
+        for method in HTTP_METHODS:
+            if method.startswith(data):
+                return UNKNOWN
     return FAILED
 
 
@@ -426,7 +433,7 @@ class AppLayer:
                 touched.extend(state["parser"].finish())
             except Exception:  # noqa: BLE001
                 pass
-        return _unique(touched)
+        return _unique(touched) if touched else touched
 
     @staticmethod
     def _defer(flow, direction: bool, txs: list[Tx]) -> None:
