@@ -132,14 +132,17 @@ def flow_json(f: events.FlowEnd) -> str:
         alerted = f.alerted
         if alerted is not True and alerted is not False:
             raise TypeError
-        head = (f'{{"timestamp":"{eve_timestamp(f.timestamp)}","flow_id":{f.flow_id:d},'
+        # The record is written at the flow's last packet: timestamp == end.
+        end = eve_timestamp(f.end)
+        timestamp = end if f.timestamp == f.end else eve_timestamp(f.timestamp)
+        head = (f'{{"timestamp":"{timestamp}","flow_id":{f.flow_id:d},'
                 f'"event_type":"flow","src_ip":{_quote(t.src_ip)},"src_port":{t.src_port:d},'
                 f'"dest_ip":{_quote(t.dest_ip)},"dest_port":{t.dest_port:d},"proto":{_quote(t.proto)},')
         if f.app_proto:
             head += f'"app_proto":{_quote(f.app_proto)},'
         body = (f'"flow":{{"pkts_toserver":{f.pkts_toserver:d},"pkts_toclient":{f.pkts_toclient:d},'
                 f'"bytes_toserver":{f.bytes_toserver:d},"bytes_toclient":{f.bytes_toclient:d},'
-                f'"start":"{eve_timestamp(f.start)}","end":"{eve_timestamp(f.end)}",'
+                f'"start":"{eve_timestamp(f.start)}","end":"{end}",'
                 f'"age":{int(f.end - f.start):d},"state":{_quote(f.state)},'
                 f'"reason":{_quote(f.reason)},"alerted":{"true" if alerted else "false"},'
                 f'"action":{_quote(f.action)}}}')

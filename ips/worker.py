@@ -348,7 +348,9 @@ class Worker:
             if tx.record is not None and not tx.logged:
                 tx.logged = True
                 self._emit_app_record(None, flow, tx)
-        proto = PROTO_NAMES.get(flow.proto, str(flow.proto))
+        proto = PROTO_NAMES.get(flow.proto)
+        if proto is None:
+            proto = str(flow.proto)
         self.emit(events.FlowEnd(
             timestamp=flow.last, flow_id=flow.id,
             tuple=events.FiveTuple(flow.client_ip, flow.client_port,

@@ -44,11 +44,11 @@ def test_flow_json_is_the_generic_encoding_of_flow_record():
     tuples = (events.FiveTuple("192.0.2.3", 37010, "198.51.100.1", 80, "TCP"),
               events.FiveTuple("2001:db8::1", 0, "2001:db8::2", 0, "IPv6-ICMP"),
               events.FiveTuple('a"b\\c\u00e9', 1, "x\ny", 2, "UDP"))
-    for five, app_proto, tcp_state, flags, alerted, start in product(
+    for five, app_proto, tcp_state, flags, alerted, start, written in product(
             tuples, (None, "", "http", 'odd"proto'), (None, "closed", "syn_sent"),
             ((0, 0), (0x1e, 0x1a), (0xff, 0x00), (0x02, 0x12)), (True, False),
-            (1255711456.083524, 1.9999996, 0.0)):
-        f = events.FlowEnd(timestamp=start + 7.25, flow_id=(1 << 52) | 12345, tuple=five,
+            (1255711456.083524, 1.9999996, 0.0), (3.5, 7.25)):
+        f = events.FlowEnd(timestamp=start + written, flow_id=(1 << 52) | 12345, tuple=five,
                            app_proto=app_proto, start=start, end=start + 3.5,
                            pkts_toserver=8, pkts_toclient=5, bytes_toserver=607,
                            bytes_toclient=5453, state="closed", reason="timeout",
