@@ -222,6 +222,31 @@ def app_record(r: events.AppRecord) -> dict[str, Any]:
     return record
 
 
+_APP_ENVELOPE_KEYS = frozenset(("timestamp", "flow_id", "pcap_cnt", "event_type", "src_ip",
+                                "src_port", "dest_ip", "dest_port", "proto", "tx_id"))
+
+
+def app_json(r: events.AppRecord) -> str:
+    """`app_record(r)` as EVE JSON: the envelope written directly, the
+    protocol's fields by the generic encoder (the same text it writes for
+    them nested). A protocol named like an envelope key takes the generic
+    path, as do unexpected types."""
+    try:
+        app_proto = r.app_proto
+        if app_proto in _APP_ENVELOPE_KEYS:
+            raise ValueError
+        t = r.tuple
+        text = f'{{"timestamp":"{eve_timestamp(r.timestamp)}","flow_id":{r.flow_id:d},'
+        if r.pcap_cnt:
+            text += f'"pcap_cnt":{r.pcap_cnt:d},'
+        name = _quote(app_proto)
+        return (f'{text}"event_type":{name},"src_ip":{_quote(t.src_ip)},"src_port":{t.src_port:d},'
+                f'"dest_ip":{_quote(t.dest_ip)},"dest_port":{t.dest_port:d},"proto":{_quote(t.proto)},'
+                f'"tx_id":{r.tx_id:d},{name}:{_encode(r.fields)}}}')
+    except (TypeError, ValueError):
+        return _encode(app_record(r))
+
+
 def device_anomaly_record(a: events.DeviceAnomaly) -> dict[str, Any]:
     device: dict[str, Any] = {"mac": a.mac, "ip": a.ip}
     if a.name:
@@ -295,7 +320,7 @@ class EveWriter:
         self._write_text(anomaly_json(a))
 
     def app_record(self, r: events.AppRecord) -> None:
-        self._write(app_record(r))
+        self._write_text(app_json(r))
 
     def device_anomaly(self, a: events.DeviceAnomaly) -> None:
         self._write(device_anomaly_record(a))

@@ -87,3 +87,21 @@ def test_anomaly_json_is_the_generic_encoding_of_anomaly_record():
                            event=event, src_ip=src_ip, dest_ip=dest_ip, src_port=src_port,
                            dest_port=dest_port, proto=proto, flow_id=flow_id, layer=layer)
         assert anomaly_json(a) == _encode(anomaly_record(a))
+
+
+def test_app_json_is_the_generic_encoding_of_app_record():
+    from itertools import product
+
+    from ips.output import _encode, app_json, app_record
+    fields = ({}, {"hostname": "cam.local", "url": '/a"b\\c\u00e9', "status": 200,
+                   "nested": {"list": [1, 2.5, None, True], "bytes": b"x"}},
+              {"queries": [{"rrname": "example.com", "rrtype": "A"}], "ttl": 3.0})
+    for app_proto, pcap_cnt, tx_id, five, value in product(
+            ("http", "dns", "proto", "odd\"proto"), (0, 42), (0, 7, None),
+            (events.FiveTuple("192.0.2.3", 37010, "198.51.100.1", 80, "TCP"),
+             events.FiveTuple("2001:db8::1", 5353, "ff02::fb", 5353, "UDP"),
+             events.FiveTuple(None, 1, "b", 2, "UDP")), fields):
+        r = events.AppRecord(timestamp=1255711456.083524, flow_id=(1 << 52) | 5, pcap_cnt=pcap_cnt,
+                             tuple=five, app_proto=app_proto, fields=value, tx_id=tx_id,
+                             src_mac="02:00:00:00:00:01")
+        assert app_json(r) == _encode(app_record(r))
