@@ -141,42 +141,74 @@ class ClientHello:
         self.supported_versions: list[int] = []
 
 
+def _span(data: bytes, position: int, end: int, size: int) -> tuple[int, int]:
+    """(start, stop) of the vector whose `size`-byte length is at `position`;
+    ValueError when it does not fit before `end`."""
+    start = position + size
+    if start > end:
+        raise ValueError("truncated")
+    stop = start + int.from_bytes(data[position:start], "big")
+    if stop > end:
+        raise ValueError("truncated")
+    return start, stop
+
+
 def parse_client_hello(body: bytes) -> ClientHello:
     """Parse a ClientHello body (after the 4-byte handshake header).
-    Raises ValueError when truncated or malformed."""
-    reader = _Reader(body)
+    Raises ValueError when truncated or malformed.
+
+    Offsets into `body` rather than a _Reader per nested vector: every
+    vector is still bounded by the one that contains it."""
     hello = ClientHello()
-    hello.version = reader.integer(2)
-    reader.take(32)                    # random
-    reader.vector(1)                   # session id
-    hello.ciphers = _u16_list(reader.vector(2))
-    reader.vector(1)                   # compression methods
-    if reader.remaining == 0:
+    end = len(body)
+    if end < 2:
+        raise ValueError("truncated")
+    hello.version = (body[0] << 8) | body[1]
+    position = 34                                           # version, random
+    if position > end:
+        raise ValueError("truncated")
+    position = _span(body, position, end, 1)[1]             # session id
+    start, position = _span(body, position, end, 2)
+    hello.ciphers = _u16_list(body[start:position])
+    position = _span(body, position, end, 1)[1]             # compression methods
+    if position == end:
         return hello                   # no extensions (old clients)
-    extensions = _Reader(reader.vector(2))
-    while extensions.remaining:
-        ext_type = extensions.integer(2)
-        ext = _Reader(extensions.vector(2))
+    position, extensions_end = _span(body, position, end, 2)
+    while position < extensions_end:
+        if position + 2 > extensions_end:
+            raise ValueError("truncated")
+        ext_type = (body[position] << 8) | body[position + 1]
+        ext_start, ext_end = _span(body, position + 2, extensions_end, 2)
+        position = ext_end
         hello.extensions.append(ext_type)
-        if ext_type == _EXT_SNI and ext.remaining:
-            names = _Reader(ext.vector(2))
-            while names.remaining:
-                name_type = names.integer(1)
-                name = names.vector(2)
+        if ext_start == ext_end:
+            continue
+        if ext_type == _EXT_SNI:
+            names, names_end = _span(body, ext_start, ext_end, 2)
+            while names < names_end:
+                if names + 1 > names_end:
+                    raise ValueError("truncated")
+                name_type = body[names]
+                name_start, names = _span(body, names + 1, names_end, 2)
                 if name_type == 0 and hello.sni is None:
-                    hello.sni = name
-        elif ext_type == _EXT_GROUPS and ext.remaining:
-            hello.groups = _u16_list(ext.vector(2))
-        elif ext_type == _EXT_POINT_FORMATS and ext.remaining:
-            hello.point_formats = list(ext.vector(1))
-        elif ext_type == _EXT_SIG_ALGS and ext.remaining:
-            hello.signature_algorithms = _u16_list(ext.vector(2))
-        elif ext_type == _EXT_ALPN and ext.remaining:
-            protocols = _Reader(ext.vector(2))
-            while protocols.remaining:
-                hello.alpn.append(protocols.vector(1))
-        elif ext_type == _EXT_SUPPORTED_VERSIONS and ext.remaining:
-            hello.supported_versions = _u16_list(ext.vector(1))
+                    hello.sni = body[name_start:names]
+        elif ext_type == _EXT_GROUPS:
+            start, stop = _span(body, ext_start, ext_end, 2)
+            hello.groups = _u16_list(body[start:stop])
+        elif ext_type == _EXT_POINT_FORMATS:
+            start, stop = _span(body, ext_start, ext_end, 1)
+            hello.point_formats = list(body[start:stop])
+        elif ext_type == _EXT_SIG_ALGS:
+            start, stop = _span(body, ext_start, ext_end, 2)
+            hello.signature_algorithms = _u16_list(body[start:stop])
+        elif ext_type == _EXT_ALPN:
+            protocol, protocols_end = _span(body, ext_start, ext_end, 2)
+            while protocol < protocols_end:
+                start, protocol = _span(body, protocol, protocols_end, 1)
+                hello.alpn.append(body[start:protocol])
+        elif ext_type == _EXT_SUPPORTED_VERSIONS:
+            start, stop = _span(body, ext_start, ext_end, 1)
+            hello.supported_versions = _u16_list(body[start:stop])
     return hello
 
 
