@@ -261,14 +261,18 @@ def _distinguished_name(name) -> str:
 # Decoded server certificates by their DER bytes. Devices meet the same few
 # servers over and over, and decoding a certificate with cryptography is the
 # costliest step of a TLS flow; the fields are a function of the bytes.
-# Cleared when full, so it stays bounded (keys are at most one handshake,
-# MAX_HANDSHAKE_BYTES, each). Only a decode that ran to its end is kept.
+# Bounded: at most _CERTIFICATE_CACHE_LIMIT entries (cleared when full) of at
+# most _CERTIFICATE_CACHE_BYTES each (real leaf certificates are 1-2 KB), so
+# under 2 MB whatever servers send. Only a decode that ran to its end is kept.
 _CERTIFICATE_CACHE_LIMIT = 256
+_CERTIFICATE_CACHE_BYTES = 8192
 _certificates: dict[bytes, tuple] = {}
 _INVALID_CERTIFICATE = ("invalid",)
 
 
 def _remember_certificate(der: bytes, fields: tuple) -> None:
+    if len(der) > _CERTIFICATE_CACHE_BYTES:
+        return
     if len(_certificates) >= _CERTIFICATE_CACHE_LIMIT:
         _certificates.clear()
     _certificates[der] = fields

@@ -177,3 +177,8 @@ def test_a_cached_certificate_gives_the_same_fields_and_events():
         "notbefore": "2020-01-02T03:04:05", "notafter": "2020-02-01T03:04:05"}
     assert first.tx.buffers["tls.cert_serial"] == b"C0FFEE"
     assert len(tls_module._certificates) <= tls_module._CERTIFICATE_CACHE_LIMIT
+    # A certificate larger than the per-entry bound is decoded every time, not kept.
+    tls_module._certificates.clear()
+    big = not_a_certificate + b"\x00" * tls_module._CERTIFICATE_CACHE_BYTES
+    assert _server_certificate(big).events == ["tls.certificate_invalid"]
+    assert tls_module._certificates == {}
