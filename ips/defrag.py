@@ -34,7 +34,9 @@ The reassembled packet:
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import OrderedDict
+from operator import itemgetter
 
 from ips.decode import decode
 from ips.packet import LINKTYPE_IPV4, LINKTYPE_IPV6, Packet
@@ -42,6 +44,7 @@ from ips.packet import LINKTYPE_IPV4, LINKTYPE_IPV6, Packet
 __all__ = ["Defragmenter"]
 
 MAX_DATAGRAM = 65535
+_range_start = itemgetter(0)
 _TRACKER_OVERHEAD = 256    # bytes charged per tracker besides its data
 _EXPIRE_INTERVAL = 1.0
 
@@ -145,17 +148,30 @@ class Defragmenter:
     @staticmethod
     def _insert(tracker: _Tracker, start: int, end: int, data: bytes) -> int:
         """Keep the parts of [start, end) no held range covers (first data
-        wins). Returns the number of new bytes."""
+        wins). Returns the number of new bytes.
+
+        The held ranges are sorted and disjoint, so only the ones from the
+        last range starting before `start` on can meet the new fragment:
+        found by bisection, and the new pieces are spliced in among them.
+        A datagram cut into thousands of tiny fragments therefore costs a
+        C-level list move per fragment, not a Python loop over all of them."""
         if end <= start:
             return 0
         ranges = tracker.ranges
+        first = bisect_left(ranges, start, key=_range_start)
+        if first and ranges[first - 1][1] > start:
+            first -= 1
         pieces = []
         cursor = start
-        for held_start, held_end, _ in ranges:
-            if held_end <= cursor:
-                continue
+        last = first
+        count = len(ranges)
+        while last < count:
+            held_start, held_end, _ = ranges[last]
             if held_start >= end:
                 break
+            last += 1
+            if held_end <= cursor:
+                continue
             if held_start > cursor:
                 pieces.append((cursor, held_start, data[cursor - start:held_start - start]))
             cursor = max(cursor, held_end)
@@ -163,11 +179,14 @@ class Defragmenter:
                 break
         if cursor < end:
             pieces.append((cursor, end, data[cursor - start:]))
+        if not pieces:
+            return 0
         added = sum(piece_end - piece_start for piece_start, piece_end, _ in pieces)
-        if pieces:
-            ranges.extend(pieces)
-            ranges.sort(key=lambda held: held[0])
-            tracker.held += added
+        around = ranges[first:last]
+        around.extend(pieces)
+        around.sort(key=_range_start)
+        ranges[first:last] = around
+        tracker.held += added
         return added
 
     def _reassemble(self, tracker: _Tracker, last: Packet, layer: str) -> Packet:

@@ -20,24 +20,34 @@ _TCP_FLAG_NAMES = (("fin", 0x01), ("syn", 0x02), ("rst", 0x04), ("psh", 0x08),
                    ("ack", 0x10), ("urg", 0x20), ("ecn", 0x40), ("cwr", 0x80))
 
 
-_last_second: list = [None, ""]
-
 # One encoder for every record: json.dumps with options builds a new
 # JSONEncoder per call, a visible cost at one EVE record per flow.
 _encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_quote = json.encoder.encode_basestring_ascii   # what _encode does to a str
+
+# Formatted seconds, keyed by the integer second. Records are not in time
+# order (a flow record carries its start, end and last-packet times), so a
+# one-entry cache missed on most flow records and strftime is slow; cleared
+# when full to stay bounded.
+_SECOND_CACHE_LIMIT = 1 << 14
+_seconds: dict[int, str] = {}
+
+
+def _second_text(second: int) -> str:
+    if len(_seconds) >= _SECOND_CACHE_LIMIT:
+        _seconds.clear()
+    text = _seconds[second] = datetime.fromtimestamp(second, tz=timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S")
+    return text
 
 
 def eve_timestamp(ts: float) -> str:
     """Suricata's format: 2009-10-16T16:44:16.083524+0000 (UTC)."""
-    micros = int(round(ts * 1_000_000))
-    second, fraction = divmod(micros, 1_000_000)
-    # Records come in time order, so the formatted second is nearly always
-    # the previous one; strftime per record was a visible cost.
-    if _last_second[0] != second:
-        dt = datetime.fromtimestamp(second, tz=timezone.utc)
-        _last_second[0] = second
-        _last_second[1] = dt.strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{_last_second[1]}.{fraction:06d}+0000"
+    second, fraction = divmod(int(round(ts * 1_000_000)), 1_000_000)
+    text = _seconds.get(second)
+    if text is None:
+        text = _second_text(second)
+    return f"{text}.{fraction:06d}+0000"
 
 
 def alert_record(a: events.Alert) -> dict[str, Any]:
@@ -104,6 +114,51 @@ def flow_record(f: events.FlowEnd) -> dict[str, Any]:
     return record
 
 
+# The JSON of the "tcp" object's flag names for each value of the OR of
+# all flags seen, in Suricata's order.
+_TCP_FLAG_JSON = tuple("".join(f'"{name}":true,' for name, bit in _TCP_FLAG_NAMES if value & bit)
+                       for value in range(256))
+
+
+def flow_json(f: events.FlowEnd) -> str:
+    """`flow_record(f)` as EVE JSON, the same text the generic encoder writes.
+
+    The flow record is the most frequent EVE record (one per flow), and
+    building nested dicts to encode them again cost more than the rest of a
+    short flow's path; so its fixed schema is written directly. Any field of
+    an unexpected type takes the generic path."""
+    try:
+        t = f.tuple
+        alerted = f.alerted
+        if alerted is not True and alerted is not False:
+            raise TypeError
+        # The record is written at the flow's last packet: timestamp == end.
+        end = eve_timestamp(f.end)
+        timestamp = end if f.timestamp == f.end else eve_timestamp(f.timestamp)
+        head = (f'{{"timestamp":"{timestamp}","flow_id":{f.flow_id:d},'
+                f'"event_type":"flow","src_ip":{_quote(t.src_ip)},"src_port":{t.src_port:d},'
+                f'"dest_ip":{_quote(t.dest_ip)},"dest_port":{t.dest_port:d},"proto":{_quote(t.proto)},')
+        if f.app_proto:
+            head += f'"app_proto":{_quote(f.app_proto)},'
+        body = (f'"flow":{{"pkts_toserver":{f.pkts_toserver:d},"pkts_toclient":{f.pkts_toclient:d},'
+                f'"bytes_toserver":{f.bytes_toserver:d},"bytes_toclient":{f.bytes_toclient:d},'
+                f'"start":"{eve_timestamp(f.start)}","end":"{end}",'
+                f'"age":{int(f.end - f.start):d},"state":{_quote(f.state)},'
+                f'"reason":{_quote(f.reason)},"alerted":{"true" if alerted else "false"},'
+                f'"action":{_quote(f.action)}}}')
+        if f.tcp_state is None:
+            return head + body + "}"
+        ts_flags = f.tcp_flags_ts
+        tc_flags = f.tcp_flags_tc
+        both = ts_flags | tc_flags
+        if not 0 <= both < 256:
+            raise ValueError
+        return (f'{head}{body},"tcp":{{"tcp_flags":"{both:02x}","tcp_flags_ts":"{ts_flags:02x}",'
+                f'"tcp_flags_tc":"{tc_flags:02x}",{_TCP_FLAG_JSON[both]}"state":{_quote(f.tcp_state)}}}}}')
+    except (TypeError, ValueError, AttributeError):
+        return _encode(flow_record(f))
+
+
 def anomaly_record(a: events.Anomaly) -> dict[str, Any]:
     record: dict[str, Any] = {
         "timestamp": eve_timestamp(a.timestamp),
@@ -125,6 +180,29 @@ def anomaly_record(a: events.Anomaly) -> dict[str, Any]:
     return record
 
 
+def anomaly_json(a: events.Anomaly) -> str:
+    """`anomaly_record(a)` as EVE JSON, written directly as `flow_json` is
+    (a lossy capture yields one per packet); unexpected types take the
+    generic path."""
+    try:
+        text = f'{{"timestamp":"{eve_timestamp(a.timestamp)}","event_type":"anomaly",'
+        if a.flow_id:
+            text += f'"flow_id":{a.flow_id:d},'
+        if a.pcap_cnt:
+            text += f'"pcap_cnt":{a.pcap_cnt:d},'
+        if a.src_ip is not None:
+            text += (f'"src_ip":{_quote(a.src_ip)},"src_port":{a.src_port:d},'
+                     f'"dest_ip":{_quote(a.dest_ip)},"dest_port":{a.dest_port:d},')
+        if a.proto:
+            text += f'"proto":{_quote(a.proto)},'
+        text += f'"anomaly":{{"type":{_quote(a.type)},"event":{_quote(a.event)}'
+        if a.layer:
+            return f'{text},"layer":{_quote(a.layer)}}}}}'
+        return text + "}}"
+    except (TypeError, ValueError):
+        return _encode(anomaly_record(a))
+
+
 def app_record(r: events.AppRecord) -> dict[str, Any]:
     t = r.tuple
     record: dict[str, Any] = {
@@ -142,6 +220,31 @@ def app_record(r: events.AppRecord) -> dict[str, Any]:
         r.app_proto: r.fields,
     })
     return record
+
+
+_APP_ENVELOPE_KEYS = frozenset(("timestamp", "flow_id", "pcap_cnt", "event_type", "src_ip",
+                                "src_port", "dest_ip", "dest_port", "proto", "tx_id"))
+
+
+def app_json(r: events.AppRecord) -> str:
+    """`app_record(r)` as EVE JSON: the envelope written directly, the
+    protocol's fields by the generic encoder (the same text it writes for
+    them nested). A protocol named like an envelope key takes the generic
+    path, as do unexpected types."""
+    try:
+        app_proto = r.app_proto
+        if app_proto in _APP_ENVELOPE_KEYS:
+            raise ValueError
+        t = r.tuple
+        text = f'{{"timestamp":"{eve_timestamp(r.timestamp)}","flow_id":{r.flow_id:d},'
+        if r.pcap_cnt:
+            text += f'"pcap_cnt":{r.pcap_cnt:d},'
+        name = _quote(app_proto)
+        return (f'{text}"event_type":{name},"src_ip":{_quote(t.src_ip)},"src_port":{t.src_port:d},'
+                f'"dest_ip":{_quote(t.dest_ip)},"dest_port":{t.dest_port:d},"proto":{_quote(t.proto)},'
+                f'"tx_id":{r.tx_id:d},{name}:{_encode(r.fields)}}}')
+    except (TypeError, ValueError):
+        return _encode(app_record(r))
 
 
 def device_anomaly_record(a: events.DeviceAnomaly) -> dict[str, Any]:
@@ -195,7 +298,10 @@ class EveWriter:
         self.written = 0
 
     def _write(self, record: dict[str, Any]) -> None:
-        self._eve.write(_encode(record) + "\n")
+        self._write_text(_encode(record))
+
+    def _write_text(self, text: str) -> None:
+        self._eve.write(text + "\n")
         self.written += 1
         now = time.monotonic()
         if now - self._last_flush >= self._flush_every:
@@ -208,13 +314,13 @@ class EveWriter:
             self._fast.write(fast_line(a))
 
     def flow_end(self, f: events.FlowEnd) -> None:
-        self._write(flow_record(f))
+        self._write_text(flow_json(f))
 
     def anomaly(self, a: events.Anomaly) -> None:
-        self._write(anomaly_record(a))
+        self._write_text(anomaly_json(a))
 
     def app_record(self, r: events.AppRecord) -> None:
-        self._write(app_record(r))
+        self._write_text(app_json(r))
 
     def device_anomaly(self, a: events.DeviceAnomaly) -> None:
         self._write(device_anomaly_record(a))

@@ -188,123 +188,124 @@ class TcpReassembler:
 
     def on_packet(self, flow, pkt) -> Chunk | None:
         """Feed one decoded TCP packet; return what it made newly available."""
+        # One function with the guard around it: this runs for every TCP
+        # packet, and a second call frame per packet was measurable.
         try:
-            return self._on_packet(flow, pkt)
+            stream = flow.stream
+            if stream is None:
+                stream = FlowStream()
+                flow.stream = stream
+            to_server = pkt.to_server
+            if to_server:
+                own, other = stream.to_server, stream.to_client
+            else:
+                own, other = stream.to_client, stream.to_server
+            flags = pkt.tcp_flags
+
+            if flags & TH_SYN:
+                # The SYN (or SYN/ACK) fixes where this direction's data starts.
+                # A repeated SYN with another ISN before any data restarts it.
+                if not own.initialised or (own.next_offset == 0 and not own.pending):
+                    own.start(pkt.seq + 1)
+                return None
+
+            released = None
+            if flags & TH_ACK and other.initialised:
+                # One signed 32-bit distance serves both the app-layer release
+                # and the lost-data check (the per-ACK cost of this stage).
+                next_seq = (other.base_seq + other.next_offset) & _MASK
+                distance = ((pkt.ack - next_seq + _HALF) & _MASK) - _HALF
+                held = len(other.app_held)
+                if held and distance > -held:
+                    released = (self._release(other, not to_server, min(distance + held, held)),)
+                if distance > 0:
+                    self._check_ack(other, pkt, other.next_offset + distance)
+            if flags & TH_RST:
+                # An accepted RST ends the sender's stream: what it sent is final.
+                if own.app_held:
+                    release = self._release(own, to_server, len(own.app_held))
+                    released = (*released, release) if released else (release,)
+                return self._app_only(released)
+
+            payload = pkt.payload
+            if not own.initialised:
+                if not payload:
+                    return self._app_only(released)
+                # No SYN seen for this direction: Suricata only reassembles such
+                # a stream when midstream pickup is enabled.
+                if not self.midstream:
+                    return self._app_only(released)
+                own.start(pkt.seq)
+
+            if flags & TH_FIN:
+                own.fin_seen = True
+            if not payload:
+                if own.gap_pending:
+                    return self._with_app(self._drain(own), own, to_server, released)
+                # A bare ACK: the most common TCP packet.
+                return None if released is None else self._app_only(released)
+            if own.depth_reached:
+                return self._app_only(released)
+
+            next_offset = own.next_offset
+            start = next_offset + ((pkt.seq - ((own.base_seq + next_offset) & _MASK) + _HALF) & _MASK) - _HALF
+            if start == own.next_offset and not own.pending and \
+                    (not self.depth or start + len(payload) <= self.depth):
+                # The common case: the next in-order segment, nothing held.
+                end = start + len(payload)
+                if end > own.highest_end:
+                    own.highest_end = end
+                return self._with_app(self._deliver(own, payload), own, to_server, released)
+            if len(payload) == 1 and start == own.next_offset - 1 and not flags & TH_FIN:
+                # TCP keep-alive probe: one garbage byte at next-1 (RFC 1122
+                # 4.2.3.6). Not data, and not an overlap worth an event.
+                return self._app_only(released)
+            if start < 0:
+                # Data from before the stream start (e.g. before midstream pickup
+                # or a bogus sequence number): only the part from offset 0 counts.
+                if start + len(payload) <= 0:
+                    pkt.anomaly("stream.pkt_before_stream_start")
+                    return self._app_only(released)
+                payload = payload[-start:]
+                start = 0
+            end = start + len(payload)
+            own.highest_end = max(own.highest_end, end)
+
+            normalised = bytearray(pkt.payload) if self.inline else None
+            payload_origin = end - len(pkt.payload)   # offset of pkt.payload[0]
+
+            # 1. Bytes already delivered: compare, first data wins.
+            if start < own.next_offset:
+                overlap_end = min(end, own.next_offset)
+                self._compare_delivered(own, pkt, start, overlap_end, payload, start, normalised, payload_origin)
+                if end <= own.next_offset:
+                    self._finish_normalise(pkt, normalised)
+                    return self._nothing_new(own, released)
+                payload = payload[own.next_offset - start:]
+                start = own.next_offset
+
+            # 2. Bytes overlapping held segments: the held (first) copy wins.
+            if own.pending:
+                self._compare_pending(own, pkt, start, payload, normalised, payload_origin)
+
+            self._finish_normalise(pkt, normalised)
+
+            # Clamp to the inspection depth: nothing beyond it is kept.
+            if self.depth and end > self.depth:
+                payload = payload[: max(0, self.depth - start)]
+                end = start + len(payload)
+                if not payload:
+                    return self._app_only(released)
+
+            if start > own.next_offset:
+                self._hold(own, pkt, start, payload)
+                if own.gap_pending:
+                    return self._with_app(self._drain(own), own, to_server, released)
+                return self._nothing_new(own, released)
+            return self._with_app(self._deliver(own, payload), own, to_server, released)
         except Exception:  # noqa: BLE001 - a stage must never raise on input
             pkt.anomaly("stream.internal_error")
             return None
-
-    def _on_packet(self, flow, pkt) -> Chunk | None:
-        stream = flow.stream
-        if stream is None:
-            stream = FlowStream()
-            flow.stream = stream
-        to_server = pkt.to_server
-        if to_server:
-            own, other = stream.to_server, stream.to_client
-        else:
-            own, other = stream.to_client, stream.to_server
-        flags = pkt.tcp_flags
-
-        if flags & TH_SYN:
-            # The SYN (or SYN/ACK) fixes where this direction's data starts.
-            # A repeated SYN with another ISN before any data restarts it.
-            if not own.initialised or (own.next_offset == 0 and not own.pending):
-                own.start(pkt.seq + 1)
-            return None
-
-        released = None
-        if flags & TH_ACK and other.initialised:
-            # One signed 32-bit distance serves both the app-layer release
-            # and the lost-data check (the per-ACK cost of this stage).
-            next_seq = (other.base_seq + other.next_offset) & _MASK
-            distance = ((pkt.ack - next_seq + _HALF) & _MASK) - _HALF
-            held = len(other.app_held)
-            if held and distance > -held:
-                released = (self._release(other, not to_server, min(distance + held, held)),)
-            if distance > 0:
-                self._check_ack(other, pkt, other.next_offset + distance)
-        if flags & TH_RST:
-            # An accepted RST ends the sender's stream: what it sent is final.
-            if own.app_held:
-                release = self._release(own, to_server, len(own.app_held))
-                released = (*released, release) if released else (release,)
-            return self._app_only(released)
-
-        payload = pkt.payload
-        if not own.initialised:
-            if not payload:
-                return self._app_only(released)
-            # No SYN seen for this direction: Suricata only reassembles such
-            # a stream when midstream pickup is enabled.
-            if not self.midstream:
-                return self._app_only(released)
-            own.start(pkt.seq)
-
-        if flags & TH_FIN:
-            own.fin_seen = True
-        if not payload:
-            if own.gap_pending:
-                return self._with_app(self._drain(own), own, to_server, released)
-            return self._app_only(released)
-        if own.depth_reached:
-            return self._app_only(released)
-
-        start = own.offset_of(pkt.seq)
-        if start == own.next_offset and not own.pending and \
-                (not self.depth or start + len(payload) <= self.depth):
-            # The common case: the next in-order segment, nothing held.
-            end = start + len(payload)
-            if end > own.highest_end:
-                own.highest_end = end
-            return self._with_app(self._deliver(own, payload), own, to_server, released)
-        if len(payload) == 1 and start == own.next_offset - 1 and not flags & TH_FIN:
-            # TCP keep-alive probe: one garbage byte at next-1 (RFC 1122
-            # 4.2.3.6). Not data, and not an overlap worth an event.
-            return self._app_only(released)
-        if start < 0:
-            # Data from before the stream start (e.g. before midstream pickup
-            # or a bogus sequence number): only the part from offset 0 counts.
-            if start + len(payload) <= 0:
-                pkt.anomaly("stream.pkt_before_stream_start")
-                return self._app_only(released)
-            payload = payload[-start:]
-            start = 0
-        end = start + len(payload)
-        own.highest_end = max(own.highest_end, end)
-
-        normalised = bytearray(pkt.payload) if self.inline else None
-        payload_origin = end - len(pkt.payload)   # offset of pkt.payload[0]
-
-        # 1. Bytes already delivered: compare, first data wins.
-        if start < own.next_offset:
-            overlap_end = min(end, own.next_offset)
-            self._compare_delivered(own, pkt, start, overlap_end, payload, start, normalised, payload_origin)
-            if end <= own.next_offset:
-                self._finish_normalise(pkt, normalised)
-                return self._nothing_new(own, released)
-            payload = payload[own.next_offset - start:]
-            start = own.next_offset
-
-        # 2. Bytes overlapping held segments: the held (first) copy wins.
-        if own.pending:
-            self._compare_pending(own, pkt, start, payload, normalised, payload_origin)
-
-        self._finish_normalise(pkt, normalised)
-
-        # Clamp to the inspection depth: nothing beyond it is kept.
-        if self.depth and end > self.depth:
-            payload = payload[: max(0, self.depth - start)]
-            end = start + len(payload)
-            if not payload:
-                return self._app_only(released)
-
-        if start > own.next_offset:
-            self._hold(own, pkt, start, payload)
-            if own.gap_pending:
-                return self._with_app(self._drain(own), own, to_server, released)
-            return self._nothing_new(own, released)
-        return self._with_app(self._deliver(own, payload), own, to_server, released)
 
     # -- app-layer delivery ------------------------------------------------------
 

@@ -162,109 +162,115 @@ class Worker:
     # ------------------------------------------------------------------
     def process(self, pkt: Packet) -> int:
         """Inspect one packet; return its verdict (ips.packet.ACCEPT, ...)."""
-        self.counters["packets"] += 1
+        counters = self.counters
+        counters["packets"] += 1
+        received = pkt      # `pkt` becomes the reassembled datagram after defrag
+        # The stages run inside the exception guard, in this one function:
+        # it is called for every packet, and try costs nothing in CPython 3.11.
         try:
-            return self._process(pkt)
+            ts = pkt.ts
+            if ts > self._last_ts:
+                self._last_ts = ts
+                # Timeouts are checked once per second of packet time; flows the
+                # table evicted or reused are handed over as soon as there are any.
+                if ts >= self._next_expire or self.flows.evicted:
+                    self._next_expire = ts + 1.0
+                    self._expire(ts)
+
+            ok = decode(pkt, self._checksums)
+            if pkt.anomalies:
+                self._emit_anomalies(pkt)
+            if not ok:
+                counters["invalid"] += 1 if pkt.anomalies else 0
+                return ACCEPT
+            counters["decoded"] += 1
+            if self._auto_checksum:
+                self._auto_checksum_step(pkt)
+            if not pkt.checksum_ok:
+                # Suricata drops invalid-checksum packets from stream and detection.
+                counters["checksum_bad"] += 1
+                return ACCEPT
+
+            if pkt.is_fragment:
+                whole = self.defrag.add(pkt)
+                if pkt.anomalies:
+                    self._emit_anomalies(pkt)
+                if whole is None:
+                    return ACCEPT
+                pkt = whole
+
+            flow = self.flows.lookup(pkt)
+            proto = pkt.proto
+            stream = None
+            txs = ()
+            if flow is not None:
+                action = flow.action
+                if action == "drop":
+                    counters["dropped"] += 1
+                    return DROP
+                if action == "bypass":
+                    # Judged: inline, the kernel carries the rest of this flow
+                    # (these are packets already in flight); offline, the replay
+                    # does exactly what the box would, and skips them too.
+                    counters["bypassed"] += 1
+                    return ACCEPT
+                if proto == PROTO_TCP:
+                    chunk = self.stream.on_packet(flow, pkt)
+                    if chunk is not None and chunk.in_stream:
+                        stream = (chunk.window, chunk.new_offset)
+                    txs = self.applayer.on_stream(flow, pkt, chunk)
+                elif proto == PROTO_UDP:
+                    if pkt.payload:
+                        txs = self.applayer.on_data(flow, pkt, pkt.payload, pkt.to_server, False)
+                elif self.engine is not None and not self.engine.inspects(proto):
+                    # No loaded rule looks at this protocol (e.g. ICMP with an
+                    # exploit-only ruleset): judged at its first packet. TCP and
+                    # UDP stay, their app-layer records feed the device profiles.
+                    flow.action = "bypass"
+                    counters["bypass_no_rules"] = counters.get("bypass_no_rules", 0) + 1
+                    return ACCEPT
+                if pkt.anomalies:
+                    self._emit_anomalies(pkt)
+
+            engine = self.engine
+            if engine is not None:
+                matches = engine.inspect(pkt, flow, stream, txs)
+                verdict = verdicts.decide(pkt, flow, matches, self.config) if matches else ACCEPT
+            else:
+                matches = ()
+                verdict = ACCEPT
+            # Only new data or a new transaction can change whether a flow is
+            # judged, so the bypass question is asked then, not on every ACK.
+            if (flow is not None and (stream is not None or txs or matches)
+                    and flow.action == "pass" and verdict == ACCEPT):
+                reason = verdicts.bypass_reason(
+                    flow,
+                    depth_reached=(proto == PROTO_TCP and self.stream.depth_reached(flow, pkt.to_server)),
+                    encrypted=flow.app_proto == "tls" and self.applayer.inspection_done(flow))
+                if reason:
+                    flow.action = "bypass"
+                    key = "bypass_" + reason
+                    counters[key] = counters.get(key, 0) + 1
+            if proto == PROTO_TCP and verdict == ACCEPT and self.stream.last_normalised is pkt:
+                # The stream stage rewrote the payload to the inspected bytes.
+                pkt.rewritten = verdicts.rewrite_tcp_payload(pkt)
+                if pkt.rewritten is not None:
+                    counters["rewritten"] += 1
+            if matches:
+                self._emit_alerts(pkt, flow, matches, verdict, txs)
+            for tx in txs:
+                if tx.record is not None and not tx.logged:
+                    tx.logged = True
+                    self._emit_app_record(pkt, flow, tx)
+            if verdict == DROP:
+                counters["dropped"] += 1
+            return verdict
         except Exception:  # noqa: BLE001 - exception policy, counted
-            self.counters["exceptions"] += 1
-            if self.counters["exceptions"] <= 5:
-                log.exception("worker exception on packet %d", pkt.pcap_cnt)
-            self._record_anomaly(pkt, "engine.exception", "decode")
-            return verdicts.exception_verdict(self.config, pkt)
-
-    def _process(self, pkt: Packet) -> int:
-        ts = pkt.ts
-        if ts > self._last_ts:
-            self._last_ts = ts
-            # Timeouts are checked once per second of packet time; flows the
-            # table evicted or reused are handed over as soon as there are any.
-            if ts >= self._next_expire or self.flows.evicted:
-                self._next_expire = ts + 1.0
-                self._expire(ts)
-
-        ok = decode(pkt, self._checksums)
-        if pkt.anomalies:
-            self._emit_anomalies(pkt)
-        if not ok:
-            self.counters["invalid"] += 1 if pkt.anomalies else 0
-            return ACCEPT
-        self.counters["decoded"] += 1
-        if self._auto_checksum:
-            self._auto_checksum_step(pkt)
-        if not pkt.checksum_ok:
-            # Suricata drops invalid-checksum packets from stream and detection.
-            self.counters["checksum_bad"] += 1
-            return ACCEPT
-
-        if pkt.is_fragment:
-            whole = self.defrag.add(pkt)
-            if pkt.anomalies:
-                self._emit_anomalies(pkt)
-            if whole is None:
-                return ACCEPT
-            pkt = whole
-
-        flow = self.flows.lookup(pkt)
-        if flow is not None:
-            action = flow.action
-            if action == "drop":
-                self.counters["dropped"] += 1
-                return DROP
-            if action == "bypass":
-                # Judged: inline, the kernel carries the rest of this flow
-                # (these are packets already in flight); offline, the replay
-                # does exactly what the box would, and skips them too.
-                self.counters["bypassed"] += 1
-                return ACCEPT
-
-        stream = None
-        txs = ()
-        if (flow is not None and pkt.proto != PROTO_TCP and pkt.proto != PROTO_UDP
-                and self.engine is not None and not self.engine.inspects(pkt.proto)):
-            # No loaded rule looks at this protocol (e.g. ICMP with an
-            # exploit-only ruleset): judged at its first packet. TCP and UDP
-            # stay, their app-layer records feed the device profiles.
-            flow.action = "bypass"
-            self.counters["bypass_no_rules"] = self.counters.get("bypass_no_rules", 0) + 1
-            return ACCEPT
-        if flow is not None:
-            if pkt.proto == PROTO_TCP:
-                chunk = self.stream.on_packet(flow, pkt)
-                if chunk is not None and chunk.in_stream:
-                    stream = (chunk.window, chunk.new_offset)
-                txs = self.applayer.on_stream(flow, pkt, chunk)
-            elif pkt.proto == PROTO_UDP and pkt.payload:
-                txs = self.applayer.on_data(flow, pkt, pkt.payload, pkt.to_server, False)
-            if pkt.anomalies:
-                self._emit_anomalies(pkt)
-
-        matches = self.engine.inspect(pkt, flow, stream, txs) if self.engine else ()
-        verdict = verdicts.decide(pkt, flow, matches, self.config) if matches else ACCEPT
-        # Only new data or a new transaction can change whether a flow is
-        # judged, so the bypass question is asked then, not on every ACK.
-        if (flow is not None and (stream is not None or txs or matches)
-                and flow.action == "pass" and verdict == ACCEPT):
-            reason = verdicts.bypass_reason(
-                flow,
-                depth_reached=(pkt.proto == PROTO_TCP and self.stream.depth_reached(flow, pkt.to_server)),
-                encrypted=self.applayer.inspection_done(flow) and flow.app_proto == "tls")
-            if reason:
-                flow.action = "bypass"
-                key = "bypass_" + reason
-                self.counters[key] = self.counters.get(key, 0) + 1
-        if pkt.proto == PROTO_TCP and verdict == ACCEPT and self.stream.normalised(pkt):
-            pkt.rewritten = verdicts.rewrite_tcp_payload(pkt)
-        if matches:
-            self._emit_alerts(pkt, flow, matches, verdict, txs)
-        for tx in txs:
-            if tx.record is not None and not tx.logged:
-                tx.logged = True
-                self._emit_app_record(pkt, flow, tx)
-        if verdict == DROP:
-            self.counters["dropped"] += 1
-        if pkt.rewritten is not None:
-            self.counters["rewritten"] += 1
-        return verdict
+            counters["exceptions"] += 1
+            if counters["exceptions"] <= 5:
+                log.exception("worker exception on packet %d", received.pcap_cnt)
+            self._record_anomaly(received, "engine.exception", "decode")
+            return verdicts.exception_verdict(self.config, received)
 
     # ------------------------------------------------------------------
     def tick(self, now: float) -> None:
@@ -342,7 +348,9 @@ class Worker:
             if tx.record is not None and not tx.logged:
                 tx.logged = True
                 self._emit_app_record(None, flow, tx)
-        proto = PROTO_NAMES.get(flow.proto, str(flow.proto))
+        proto = PROTO_NAMES.get(flow.proto)
+        if proto is None:
+            proto = str(flow.proto)
         self.emit(events.FlowEnd(
             timestamp=flow.last, flow_id=flow.id,
             tuple=events.FiveTuple(flow.client_ip, flow.client_port,

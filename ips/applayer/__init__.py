@@ -103,12 +103,19 @@ UNKNOWN = "unknown"      # cannot decide yet: keep buffering
 FAILED = "failed"        # no parser will ever take this flow
 
 
+_HTTP_REQUEST_STARTS = tuple(method + b" " for method in HTTP_METHODS)
+_HTTP_METHOD_LENGTH = max(len(method) for method in HTTP_METHODS)
+
+
 def _looks_like_http_request(data: bytes) -> str:
-    for method in HTTP_METHODS:
-        if data.startswith(method + b" "):
-            return "http"
-        if len(data) <= len(method) and method.startswith(data):
-            return UNKNOWN
+    # One startswith over all methods; methods hold no space, so data that
+    # starts with one "METHOD " is never also a prefix of another method.
+    if data.startswith(_HTTP_REQUEST_STARTS):
+        return "http"
+    if len(data) <= _HTTP_METHOD_LENGTH:
+        for method in HTTP_METHODS:
+            if method.startswith(data):
+                return UNKNOWN
     return FAILED
 
 
@@ -288,8 +295,26 @@ class AppLayer:
         _preload_parsers()
 
     def on_data(self, flow, pkt, data: bytes, to_server: bool, gap: bool = False) -> list[Tx]:
+        # The body of _on_data inline (one call frame less per datagram and
+        # per stream release); _on_data stays for callers of the unguarded form.
         try:
-            return self._on_data(flow, pkt, data, to_server, gap)
+            state = getattr(flow, "app", None)
+            if state is None:
+                state = flow.app = {}
+            if state.get("done"):
+                return []
+            parser = state.get("parser")
+            if parser is None:
+                if not data:
+                    return []
+                if flow.proto == 17:
+                    name = detect_udp(data, flow.client_port, flow.server_port)
+                    if name is None:
+                        state["done"] = True
+                        return []
+                    return self._start(flow, state, pkt, name, [(to_server, data)], gap)
+                return self._detect_tcp(flow, state, pkt, data, to_server, gap)
+            return self._feed(flow, state, pkt, data, to_server, gap)
         except Exception:  # noqa: BLE001 - one bad flow must not stop the worker
             state = self._state(flow)
             state["done"] = True
@@ -408,7 +433,7 @@ class AppLayer:
                 touched.extend(state["parser"].finish())
             except Exception:  # noqa: BLE001
                 pass
-        return _unique(touched)
+        return _unique(touched) if touched else touched
 
     @staticmethod
     def _defer(flow, direction: bool, txs: list[Tx]) -> None:

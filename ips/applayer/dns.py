@@ -15,6 +15,7 @@ version 3 style ({"version": 3, "type": "request"|"response", "id", "flags",
 from __future__ import annotations
 
 import ipaddress
+from socket import AF_INET, inet_ntop
 from dataclasses import dataclass, field
 
 from ips.applayer import Tx
@@ -118,7 +119,8 @@ def _decode_rdata(data: bytes, rrtype: int, start: int, length: int, problems: l
     rdata = data[start:start + length]
     try:
         if rrtype == 1 and length == 4:
-            return str(ipaddress.IPv4Address(rdata))
+            # Same text as str(ipaddress.IPv4Address(rdata)), without building one.
+            return inet_ntop(AF_INET, rdata)
         if rrtype == 28 and length == 16:
             return str(ipaddress.IPv6Address(rdata))
         if rrtype in (2, 5, 12):

@@ -59,26 +59,30 @@ def _percent_decode(data: bytes) -> bytes:
     if b"%" not in data:
         return data
     out = bytearray()
-    index, length = 0, len(data)
-    while index < length:
-        byte = data[index]
-        if byte == 0x25:  # '%'
-            pair = data[index + 1:index + 3]
-            if len(pair) == 2 and pair[0] in _HEX and pair[1] in _HEX:
-                out.append(int(pair, 16))
-                index += 3
+    index = 0
+    while True:
+        # Bytes up to the next '%' are copied as one run.
+        percent = data.find(b"%", index)
+        if percent < 0:
+            out += data[index:]
+            return bytes(out)
+        out += data[index:percent]
+        index = percent
+        pair = data[index + 1:index + 3]
+        if len(pair) == 2 and pair[0] in _HEX and pair[1] in _HEX:
+            out.append(int(pair, 16))
+            index += 3
+            continue
+        if data[index + 1:index + 2] in (b"u", b"U"):
+            quad = data[index + 2:index + 6]
+            if len(quad) == 4 and all(c in _HEX for c in quad):
+                code = int(quad, 16)
+                # libhtp best-fit: 0x00XX keeps the byte, else '?'.
+                out.append(code if code < 0x100 else 0x3F)
+                index += 6
                 continue
-            if data[index + 1:index + 2] in (b"u", b"U"):
-                quad = data[index + 2:index + 6]
-                if len(quad) == 4 and all(c in _HEX for c in quad):
-                    code = int(quad, 16)
-                    # libhtp best-fit: 0x00XX keeps the byte, else '?'.
-                    out.append(code if code < 0x100 else 0x3F)
-                    index += 6
-                    continue
-        out.append(byte)
+        out.append(0x25)
         index += 1
-    return bytes(out)
 
 
 def _remove_dot_segments(path: bytes) -> bytes:

@@ -25,6 +25,7 @@ sorted extensions without SNI/ALPN plus "_" signature algorithms).
 from __future__ import annotations
 
 import hashlib
+import struct
 
 from ips.applayer import Tx
 
@@ -64,6 +65,10 @@ def is_grease(value: int) -> bool:
     return (value & 0x0F0F) == 0x0A0A and (value >> 8) == (value & 0xFF)
 
 
+_GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))
+"""The 16 GREASE values, for membership tests in the fingerprint loops."""
+
+
 VERSION_NAMES = {0x0200: "SSLv2", 0x0300: "SSLv3", 0x0301: "TLSv1", 0x0302: "TLS 1.1",
                  0x0303: "TLS 1.2", 0x0304: "TLS 1.3"}
 _JA4_VERSIONS = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: "s3",
@@ -79,18 +84,34 @@ class _Reader:
         self.data = data
         self.position = 0
 
+    # A ClientHello is a few dozen of these reads, so each is one call.
     def take(self, count: int) -> bytes:
-        if count < 0 or self.position + count > len(self.data):
+        position = self.position
+        end = position + count
+        if count < 0 or end > len(self.data):
             raise ValueError("truncated")
-        chunk = self.data[self.position:self.position + count]
-        self.position += count
-        return chunk
+        self.position = end
+        return self.data[position:end]
 
     def integer(self, size: int) -> int:
-        return int.from_bytes(self.take(size), "big")
+        position = self.position
+        end = position + size
+        if end > len(self.data):
+            raise ValueError("truncated")
+        self.position = end
+        return int.from_bytes(self.data[position:end], "big")
 
     def vector(self, length_size: int) -> bytes:
-        return self.take(self.integer(length_size))
+        data = self.data
+        position = self.position
+        start = position + length_size
+        if start > len(data):
+            raise ValueError("truncated")
+        end = start + int.from_bytes(data[position:start], "big")
+        if end > len(data):
+            raise ValueError("truncated")
+        self.position = end
+        return data[start:end]
 
     @property
     def remaining(self) -> int:
@@ -98,7 +119,8 @@ class _Reader:
 
 
 def _u16_list(data: bytes) -> list[int]:
-    return [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data) - 1, 2)]
+    """Big-endian 16-bit values; an odd last byte is ignored."""
+    return list(struct.unpack_from(">%dH" % (len(data) >> 1), data))
 
 
 class ClientHello:
@@ -119,57 +141,89 @@ class ClientHello:
         self.supported_versions: list[int] = []
 
 
+def _span(data: bytes, position: int, end: int, size: int) -> tuple[int, int]:
+    """(start, stop) of the vector whose `size`-byte length is at `position`;
+    ValueError when it does not fit before `end`."""
+    start = position + size
+    if start > end:
+        raise ValueError("truncated")
+    stop = start + int.from_bytes(data[position:start], "big")
+    if stop > end:
+        raise ValueError("truncated")
+    return start, stop
+
+
 def parse_client_hello(body: bytes) -> ClientHello:
     """Parse a ClientHello body (after the 4-byte handshake header).
-    Raises ValueError when truncated or malformed."""
-    reader = _Reader(body)
+    Raises ValueError when truncated or malformed.
+
+    Offsets into `body` rather than a _Reader per nested vector: every
+    vector is still bounded by the one that contains it."""
     hello = ClientHello()
-    hello.version = reader.integer(2)
-    reader.take(32)                    # random
-    reader.vector(1)                   # session id
-    hello.ciphers = _u16_list(reader.vector(2))
-    reader.vector(1)                   # compression methods
-    if reader.remaining == 0:
+    end = len(body)
+    if end < 2:
+        raise ValueError("truncated")
+    hello.version = (body[0] << 8) | body[1]
+    position = 34                                           # version, random
+    if position > end:
+        raise ValueError("truncated")
+    position = _span(body, position, end, 1)[1]             # session id
+    start, position = _span(body, position, end, 2)
+    hello.ciphers = _u16_list(body[start:position])
+    position = _span(body, position, end, 1)[1]             # compression methods
+    if position == end:
         return hello                   # no extensions (old clients)
-    extensions = _Reader(reader.vector(2))
-    while extensions.remaining:
-        ext_type = extensions.integer(2)
-        ext = _Reader(extensions.vector(2))
+    position, extensions_end = _span(body, position, end, 2)
+    while position < extensions_end:
+        if position + 2 > extensions_end:
+            raise ValueError("truncated")
+        ext_type = (body[position] << 8) | body[position + 1]
+        ext_start, ext_end = _span(body, position + 2, extensions_end, 2)
+        position = ext_end
         hello.extensions.append(ext_type)
-        if ext_type == _EXT_SNI and ext.remaining:
-            names = _Reader(ext.vector(2))
-            while names.remaining:
-                name_type = names.integer(1)
-                name = names.vector(2)
+        if ext_start == ext_end:
+            continue
+        if ext_type == _EXT_SNI:
+            names, names_end = _span(body, ext_start, ext_end, 2)
+            while names < names_end:
+                if names + 1 > names_end:
+                    raise ValueError("truncated")
+                name_type = body[names]
+                name_start, names = _span(body, names + 1, names_end, 2)
                 if name_type == 0 and hello.sni is None:
-                    hello.sni = name
-        elif ext_type == _EXT_GROUPS and ext.remaining:
-            hello.groups = _u16_list(ext.vector(2))
-        elif ext_type == _EXT_POINT_FORMATS and ext.remaining:
-            hello.point_formats = list(ext.vector(1))
-        elif ext_type == _EXT_SIG_ALGS and ext.remaining:
-            hello.signature_algorithms = _u16_list(ext.vector(2))
-        elif ext_type == _EXT_ALPN and ext.remaining:
-            protocols = _Reader(ext.vector(2))
-            while protocols.remaining:
-                hello.alpn.append(protocols.vector(1))
-        elif ext_type == _EXT_SUPPORTED_VERSIONS and ext.remaining:
-            hello.supported_versions = _u16_list(ext.vector(1))
+                    hello.sni = body[name_start:names]
+        elif ext_type == _EXT_GROUPS:
+            start, stop = _span(body, ext_start, ext_end, 2)
+            hello.groups = _u16_list(body[start:stop])
+        elif ext_type == _EXT_POINT_FORMATS:
+            start, stop = _span(body, ext_start, ext_end, 1)
+            hello.point_formats = list(body[start:stop])
+        elif ext_type == _EXT_SIG_ALGS:
+            start, stop = _span(body, ext_start, ext_end, 2)
+            hello.signature_algorithms = _u16_list(body[start:stop])
+        elif ext_type == _EXT_ALPN:
+            protocol, protocols_end = _span(body, ext_start, ext_end, 2)
+            while protocol < protocols_end:
+                start, protocol = _span(body, protocol, protocols_end, 1)
+                hello.alpn.append(body[start:protocol])
+        elif ext_type == _EXT_SUPPORTED_VERSIONS:
+            start, stop = _span(body, ext_start, ext_end, 1)
+            hello.supported_versions = _u16_list(body[start:stop])
     return hello
 
 
 def ja3_string(hello: ClientHello) -> str:
     def join(values):
-        return "-".join(str(v) for v in values if not is_grease(v))
+        return "-".join([str(v) for v in values if v not in _GREASE])
     return ",".join((str(hello.version), join(hello.ciphers), join(hello.extensions),
-                     join(hello.groups), "-".join(str(v) for v in hello.point_formats)))
+                     join(hello.groups), "-".join([str(v) for v in hello.point_formats])))
 
 
 def ja4(hello: ClientHello, transport: str = "t") -> str:
-    versions = [v for v in hello.supported_versions if not is_grease(v)]
+    versions = [v for v in hello.supported_versions if v not in _GREASE]
     version = max(versions) if versions else hello.version
-    ciphers = [c for c in hello.ciphers if not is_grease(c)]
-    extensions = [e for e in hello.extensions if not is_grease(e)]
+    ciphers = [c for c in hello.ciphers if c not in _GREASE]
+    extensions = [e for e in hello.extensions if e not in _GREASE]
     if hello.alpn and hello.alpn[0]:
         first = hello.alpn[0]
         if chr(first[0]).isalnum() and chr(first[-1]).isalnum() and first[0] < 128 and first[-1] < 128:
@@ -186,12 +240,12 @@ def ja4(hello: ClientHello, transport: str = "t") -> str:
     def digest(text: str) -> str:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
-    part_b = digest(",".join(f"{c:04x}" for c in sorted(ciphers))) if ciphers else "000000000000"
-    hashed_extensions = sorted(e for e in extensions if e not in (_EXT_SNI, _EXT_ALPN))
+    part_b = digest(",".join(["%04x" % c for c in sorted(ciphers)])) if ciphers else "000000000000"
+    hashed_extensions = sorted([e for e in extensions if e != _EXT_SNI and e != _EXT_ALPN])
     if hashed_extensions:
-        text = ",".join(f"{e:04x}" for e in hashed_extensions)
+        text = ",".join(["%04x" % e for e in hashed_extensions])
         if hello.signature_algorithms:
-            text += "_" + ",".join(f"{s:04x}" for s in hello.signature_algorithms)
+            text += "_" + ",".join(["%04x" % s for s in hello.signature_algorithms])
         part_c = digest(text)
     else:
         part_c = "000000000000"
@@ -202,6 +256,26 @@ def _distinguished_name(name) -> str:
     """Suricata's format: attributes in certificate order, ", "-joined."""
     return ", ".join(f"{attribute.rfc4514_attribute_name}={attribute.value}"
                      for rdn in name.rdns for attribute in rdn)
+
+
+# Decoded server certificates by their DER bytes. Devices meet the same few
+# servers over and over, and decoding a certificate with cryptography is the
+# costliest step of a TLS flow; the fields are a function of the bytes.
+# Bounded: at most _CERTIFICATE_CACHE_LIMIT entries (cleared when full) of at
+# most _CERTIFICATE_CACHE_BYTES each (real leaf certificates are 1-2 KB), so
+# under 2 MB whatever servers send. Only a decode that ran to its end is kept.
+_CERTIFICATE_CACHE_LIMIT = 256
+_CERTIFICATE_CACHE_BYTES = 8192
+_certificates: dict[bytes, tuple] = {}
+_INVALID_CERTIFICATE = ("invalid",)
+
+
+def _remember_certificate(der: bytes, fields: tuple) -> None:
+    if len(der) > _CERTIFICATE_CACHE_BYTES:
+        return
+    if len(_certificates) >= _CERTIFICATE_CACHE_LIMIT:
+        _certificates.clear()
+    _certificates[der] = fields
 
 
 class _Direction:
@@ -271,7 +345,7 @@ class TlsParser:
         while len(buffer) - position >= 5:
             content_type = buffer[position]
             major = buffer[position + 1]
-            length = int.from_bytes(buffer[position + 3:position + 5], "big")
+            length = (buffer[position + 3] << 8) | buffer[position + 4]
             if content_type not in (20, 21, 22, 23, 24) or major != 3 or length > MAX_RECORD_BYTES - 5:
                 self.events.append("tls.invalid_record")
                 side.stopped = True
@@ -280,15 +354,17 @@ class TlsParser:
                 return changed
             if len(buffer) - position < 5 + length:
                 break
-            fragment = bytes(buffer[position + 5:position + 5 + length])
-            position += 5 + length
+            start = position + 5
+            position = start + length
             if content_type == _CONTENT_HANDSHAKE and not side.encrypted:
-                if len(side.handshake) + len(fragment) > MAX_HANDSHAKE_BYTES:
+                # Only handshake fragments are copied: application data
+                # records (up to 16 KB each) are framed and skipped.
+                if len(side.handshake) + length > MAX_HANDSHAKE_BYTES:
                     self.events.append("tls.handshake_too_large")
                     side.stopped = True
                     side.handshake = bytearray()
                     break
-                side.handshake += fragment
+                side.handshake += buffer[start:position]
                 changed |= self._handshake_messages(side, to_server)
             elif content_type in (_CONTENT_CCS, _CONTENT_APPDATA):
                 side.encrypted = True
@@ -304,17 +380,26 @@ class TlsParser:
         changed = False
         while len(buffer) - position >= 4:
             message_type = buffer[position]
-            length = int.from_bytes(buffer[position + 1:position + 4], "big")
+            length = (buffer[position + 1] << 16) | (buffer[position + 2] << 8) | buffer[position + 3]
             if length > MAX_HANDSHAKE_BYTES:
                 self.events.append("tls.handshake_too_large")
                 side.stopped = True
                 break
             if len(buffer) - position < 4 + length:
                 break
-            body = bytes(buffer[position + 4:position + 4 + length])
-            position += 4 + length
+            start = position + 4
+            position = start + length
+            # Only the first ClientHello, ServerHello and Certificate are
+            # read (see _message); the others are not even copied.
+            if to_server:
+                wanted = message_type == _CLIENT_HELLO and not self.client_hello_seen
+            else:
+                wanted = ((message_type == _SERVER_HELLO and not self.server_hello_seen)
+                          or (message_type == _CERTIFICATE and not self.certificate_seen))
+            if not wanted:
+                continue
             try:
-                changed |= self._message(message_type, body, to_server)
+                changed |= self._message(message_type, bytes(buffer[start:position]), to_server)
             except ValueError:
                 self.events.append("tls.invalid_handshake_message")
         del buffer[:position]
@@ -338,7 +423,7 @@ class TlsParser:
                 self.record["sni"] = hello.sni.decode("utf-8", "replace")
             if hello.alpn:
                 buffers["tls.alpn"] = list(hello.alpn)
-            versions = [v for v in hello.supported_versions if not is_grease(v)]
+            versions = [v for v in hello.supported_versions if v not in _GREASE]
             client_version = max(versions) if versions else hello.version
             buffers["tls.version"] = VERSION_NAMES.get(client_version, hex(client_version)).encode()
             return True
@@ -381,6 +466,13 @@ class TlsParser:
         if not chain.remaining:
             return
         der = chain.vector(3)
+        cached = _certificates.get(der)
+        if cached is not None:
+            if cached is _INVALID_CERTIFICATE:
+                self.events.append("tls.certificate_invalid")
+            else:
+                self._certificate_fields(*cached)
+            return
         x509 = load_x509()
         if x509 is None:
             return      # certificate fields are optional; the handshake fields are not
@@ -389,21 +481,38 @@ class TlsParser:
             subject = _distinguished_name(certificate.subject)
             issuer = _distinguished_name(certificate.issuer)
         except Exception:  # noqa: BLE001 - any malformed certificate is just an event
+            _remember_certificate(der, _INVALID_CERTIFICATE)
             self.events.append("tls.certificate_invalid")
             return
         self.tx.buffers["tls.cert_subject"] = subject.encode()
         self.tx.buffers["tls.cert_issuer"] = issuer.encode()
-        self.tx.buffers["tls.cert_serial"] = format(certificate.serial_number, "X").encode()
-        self.tx.buffers["tls.cert_fingerprint"] = hashlib.sha1(der).hexdigest().encode()
-        self.record["subject"] = subject
-        self.record["issuerdn"] = issuer
+        serial = format(certificate.serial_number, "X")
         fingerprint = hashlib.sha1(der).hexdigest()
-        self.record["fingerprint"] = ":".join(fingerprint[i:i + 2] for i in range(0, 40, 2))
+        not_before = not_after = None
         try:
-            self.record["notbefore"] = certificate.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%S")
-            self.record["notafter"] = certificate.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%S")
+            not_before = certificate.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%S")
+            not_after = certificate.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%S")
         except (AttributeError, ValueError):
             pass
+        fields = (subject, issuer, serial, fingerprint, not_before, not_after)
+        _remember_certificate(der, fields)
+        self._certificate_fields(*fields)
+
+    def _certificate_fields(self, subject: str, issuer: str, serial: str, fingerprint: str,
+                            not_before: str | None, not_after: str | None) -> None:
+        buffers = self.tx.buffers
+        buffers["tls.cert_subject"] = subject.encode()
+        buffers["tls.cert_issuer"] = issuer.encode()
+        buffers["tls.cert_serial"] = serial.encode()
+        buffers["tls.cert_fingerprint"] = fingerprint.encode()
+        record = self.record
+        record["subject"] = subject
+        record["issuerdn"] = issuer
+        record["fingerprint"] = ":".join([fingerprint[i:i + 2] for i in range(0, 40, 2)])
+        if not_before is not None:
+            record["notbefore"] = not_before
+        if not_after is not None:
+            record["notafter"] = not_after
 
     def _complete(self) -> None:
         self.tx.complete = True

@@ -93,6 +93,7 @@ def test_not_tls_stops_with_event():
 
 def test_grease():
     assert is_grease(0x0A0A) and is_grease(0xFAFA) and not is_grease(0x0A0B) and not is_grease(0x1301)
+    assert tls_module._GREASE == {value for value in range(0x10000) if is_grease(value)}
 
 
 def test_handshake_bound():
@@ -124,3 +125,60 @@ def test_mutated_client_hello_never_raises(data):
     parser = TlsParser()
     parser.feed(bytes(record), True)
     parser.finish()
+
+
+def _certificate_message(der: bytes) -> bytes:
+    entry = len(der).to_bytes(3, "big") + der + b"\x00\x00"
+    chain = len(entry).to_bytes(3, "big") + entry
+    return b"\x0b" + len(chain).to_bytes(3, "big") + chain
+
+
+def _server_certificate(der: bytes) -> TlsParser:
+    parser = TlsParser()
+    message = _certificate_message(der)
+    parser.feed(b"\x16\x03\x03" + len(message).to_bytes(2, "big") + message, False)
+    return parser
+
+
+def _self_signed_der() -> bytes:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, "camera.example")])
+    start = datetime.datetime(2020, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(0xC0FFEE)
+                   .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=30))
+                   .sign(key, hashes.SHA256()))
+    return certificate.public_bytes(serialization.Encoding.DER)
+
+
+def test_a_cached_certificate_gives_the_same_fields_and_events():
+    import hashlib
+
+    not_a_certificate = bytes.fromhex("3003020101")
+    tls_module._certificates.clear()
+    for _ in range(2):
+        parser = _server_certificate(not_a_certificate)
+        assert parser.events == ["tls.certificate_invalid"]
+        assert "tls.cert_subject" not in parser.tx.buffers
+    der = _self_signed_der()
+    first, second = _server_certificate(der), _server_certificate(der)
+    assert (first.tx.buffers, first.record) == (second.tx.buffers, second.record)
+    assert first.record == {
+        "subject": "C=US, CN=camera.example", "issuerdn": "C=US, CN=camera.example",
+        "fingerprint": ":".join(hashlib.sha1(der).hexdigest()[i:i + 2] for i in range(0, 40, 2)),
+        "notbefore": "2020-01-02T03:04:05", "notafter": "2020-02-01T03:04:05"}
+    assert first.tx.buffers["tls.cert_serial"] == b"C0FFEE"
+    assert len(tls_module._certificates) <= tls_module._CERTIFICATE_CACHE_LIMIT
+    # A certificate larger than the per-entry bound is decoded every time, not kept.
+    tls_module._certificates.clear()
+    big = not_a_certificate + b"\x00" * tls_module._CERTIFICATE_CACHE_BYTES
+    assert _server_certificate(big).events == ["tls.certificate_invalid"]
+    assert tls_module._certificates == {}

@@ -145,3 +145,37 @@ def test_arbitrary_fragment_sequences_never_raise_and_stay_bounded(pieces):
         if whole is not None:
             assert whole.ip_version == 4 and not whole.is_fragment
         assert defrag.bytes_held <= 2000
+
+
+def test_many_tiny_fragments_in_reverse_order_reassemble():
+    # The worst order for keeping held ranges sorted: every fragment goes in
+    # front. 8-byte fragments of a 4 KB datagram, last one first.
+    datagram = udp_datagram_bytes(PAYLOAD[:4088])
+    offsets = list(range(0, len(datagram), 8))
+    packets = [ipv4_fragment(offset, datagram[offset:offset + 8], offset != offsets[-1], ident=99)
+               for offset in reversed(offsets)]
+    defrag = Defragmenter()
+    whole = feed(defrag, packets)
+    assert whole is not None and whole.payload == PAYLOAD[:4088] and whole.anomalies is None
+    assert len(defrag) == 0 and defrag.bytes_held == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 6)), min_size=1, max_size=30))
+def test_held_ranges_stay_sorted_disjoint_and_first_data_wins(pieces):
+    from ips.defrag import _Tracker
+    tracker = _Tracker(0.0)
+    truth: dict[int, int] = {}
+    for index, (block, blocks) in enumerate(pieces):
+        start, end = block * 8, (block + blocks) * 8
+        data = bytes([index]) * (end - start)
+        added = Defragmenter._insert(tracker, start, end, data)
+        new = [position for position in range(start, end) if position not in truth]
+        for position in new:
+            truth[position] = index
+        assert added == len(new)
+        ranges = tracker.ranges
+        assert all(a[1] <= b[0] for a, b in zip(ranges, ranges[1:]))
+        assert all(len(piece) == piece_end - piece_start for piece_start, piece_end, piece in ranges)
+        held = {piece_start + i: value for piece_start, _, piece in ranges for i, value in enumerate(piece)}
+        assert held == truth and tracker.held == len(truth)

@@ -35,3 +35,73 @@ def test_writer_emits_one_json_object_per_line(tmp_path):
     assert [r["event_type"] for r in recs] == ["stats", "device_anomaly"]
     assert recs[1]["anomaly"]["kind"] == "new_destination"
     assert recs[1]["device"]["mac"] == "02:00:00:00:00:10"
+
+
+def test_flow_json_is_the_generic_encoding_of_flow_record():
+    from itertools import product
+
+    from ips.output import _encode, flow_json
+    tuples = (events.FiveTuple("192.0.2.3", 37010, "198.51.100.1", 80, "TCP"),
+              events.FiveTuple("2001:db8::1", 0, "2001:db8::2", 0, "IPv6-ICMP"),
+              events.FiveTuple('a"b\\c\u00e9', 1, "x\ny", 2, "UDP"))
+    for five, app_proto, tcp_state, flags, alerted, start, written in product(
+            tuples, (None, "", "http", 'odd"proto'), (None, "closed", "syn_sent"),
+            ((0, 0), (0x1e, 0x1a), (0xff, 0x00), (0x02, 0x12)), (True, False),
+            (1255711456.083524, 1.9999996, 0.0), (3.5, 7.25)):
+        f = events.FlowEnd(timestamp=start + written, flow_id=(1 << 52) | 12345, tuple=five,
+                           app_proto=app_proto, start=start, end=start + 3.5,
+                           pkts_toserver=8, pkts_toclient=5, bytes_toserver=607,
+                           bytes_toclient=5453, state="closed", reason="timeout",
+                           alerted=alerted, action="pass", tcp_flags_ts=flags[0],
+                           tcp_flags_tc=flags[1], tcp_state=tcp_state)
+        assert flow_json(f) == _encode(flow_record(f))
+    # Unexpected types take the generic path and still give the same text.
+    odd = events.FlowEnd(timestamp=2.0, flow_id=7, tuple=events.FiveTuple(None, 1.5, "b", 2, "TCP"),
+                         app_proto="http", start=1.0, end=2.0, pkts_toserver=1, pkts_toclient=0,
+                         bytes_toserver=60, bytes_toclient=0, state="new", reason="shutdown",
+                         alerted=1, tcp_state="none")
+    assert flow_json(odd) == _encode(flow_record(odd))
+    assert json.loads(flow_json(odd))["flow"]["alerted"] == 1
+
+
+def test_timestamp_cache_gives_the_formatted_second_of_each_time():
+    from datetime import datetime, timezone
+    for ts in (0.0, 1.5, 1255711456.083524, 1255711455.9999996, 1700000000.25, 0.0):
+        second, fraction = divmod(int(round(ts * 1_000_000)), 1_000_000)
+        expected = datetime.fromtimestamp(second, tz=timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%S") + f".{fraction:06d}+0000"
+        assert eve_timestamp(ts) == expected
+
+
+def test_anomaly_json_is_the_generic_encoding_of_anomaly_record():
+    from itertools import product
+
+    from ips.output import _encode, anomaly_json, anomaly_record
+    for flow_id, pcap_cnt, addresses, proto, layer, event in product(
+            (0, (1 << 52) | 99), (0, 17), (None, ("192.0.2.1", 1, "192.0.2.2", 2),
+                                          ("2001:db8::1", 0, None, 0), ('q"\\\u00e9', 3, "b", 4)),
+            (None, "", "TCP", "IPv6-ICMP"), (None, "", "http"),
+            ("stream.ack_unseen_data", 'odd"event\n')):
+        src_ip, src_port, dest_ip, dest_port = addresses or (None, 0, None, 0)
+        a = events.Anomaly(timestamp=1255711456.083524, pcap_cnt=pcap_cnt, type="stream",
+                           event=event, src_ip=src_ip, dest_ip=dest_ip, src_port=src_port,
+                           dest_port=dest_port, proto=proto, flow_id=flow_id, layer=layer)
+        assert anomaly_json(a) == _encode(anomaly_record(a))
+
+
+def test_app_json_is_the_generic_encoding_of_app_record():
+    from itertools import product
+
+    from ips.output import _encode, app_json, app_record
+    fields = ({}, {"hostname": "cam.local", "url": '/a"b\\c\u00e9', "status": 200,
+                   "nested": {"list": [1, 2.5, None, True], "bytes": b"x"}},
+              {"queries": [{"rrname": "example.com", "rrtype": "A"}], "ttl": 3.0})
+    for app_proto, pcap_cnt, tx_id, five, value in product(
+            ("http", "dns", "proto", "odd\"proto"), (0, 42), (0, 7, None),
+            (events.FiveTuple("192.0.2.3", 37010, "198.51.100.1", 80, "TCP"),
+             events.FiveTuple("2001:db8::1", 5353, "ff02::fb", 5353, "UDP"),
+             events.FiveTuple(None, 1, "b", 2, "UDP")), fields):
+        r = events.AppRecord(timestamp=1255711456.083524, flow_id=(1 << 52) | 5, pcap_cnt=pcap_cnt,
+                             tuple=five, app_proto=app_proto, fields=value, tx_id=tx_id,
+                             src_mac="02:00:00:00:00:01")
+        assert app_json(r) == _encode(app_record(r))
