@@ -444,6 +444,7 @@ class DetectEngine:
             address_ranges = None
             if fast is None and not _port_bucketable(rule):
                 address_ranges = _address_ranges(rule, home)
+            port_groups = _port_groups(rule) if fast is not None else ()
             for proto_class in _rule_proto_classes(rule):
                 for direction in directions:
                     if fast is None and address_ranges:
@@ -452,10 +453,28 @@ class DetectEngine:
                             pending.append((version, low, high, rule.index))
                     elif fast is None:
                         self._add_no_pattern(rule, proto_class, direction)
+                    elif port_groups and proto_class in ("tcp", "udp"):
+                        for side, port in port_groups:
+                            groups.setdefault(("packet", proto_class, direction, side, port),
+                                              PatternGroup()).add(
+                                fast[1].fast_bytes, fast[1].nocase, rule.index)
                     else:
                         groups.setdefault(("packet", proto_class, direction), PatternGroup()).add(
                             fast[1].fast_bytes, fast[1].nocase, rule.index)
         return groups
+
+    def _packet_scanners(self, proto: int, to_server: bool, sport, dport) -> tuple:
+        """The prefilter groups a packet's payload is scanned with: its
+        protocol and direction's, plus those of rules confined to its
+        destination or source port (see `_port_groups`)."""
+        proto_class = _proto_class(proto)
+        direction = "ts" if to_server else "tc"
+        matchers = self.packet_matchers
+        found = [matchers.get((proto_class, direction))]
+        if proto_class == "tcp" or proto_class == "udp":
+            found.append(matchers.get((proto_class, direction, "dport", dport)))
+            found.append(matchers.get((proto_class, direction, "sport", sport)))
+        return tuple(matcher for matcher in found if matcher is not None)
 
     # -- inspection ----------------------------------------------------------
     def inspect(self, pkt, flow, stream, txs) -> list[Match]:
@@ -506,14 +525,14 @@ class DetectEngine:
 
         candidates: set[int] = set()
         if inspect_payload:
-            matcher = self.packet_matchers.get((_proto_class(proto), "ts" if to_server else "tc"))
-            if matcher is not None:
-                # The window already holds this packet's new bytes; scanning the
-                # bare payload as well would only find the same candidates.
-                if window is not None:
-                    matcher.scan(window, candidates)
-                elif payload:
-                    matcher.scan(payload, candidates)
+            scanners = side.scanners if side is not None else self._packet_scanners(
+                proto, to_server, pkt.sport, pkt.dport)
+            # The window already holds this packet's new bytes; scanning the
+            # bare payload as well would only find the same candidates.
+            data = window if window is not None else payload
+            if data:
+                for matcher in scanners:
+                    matcher.scan(data, candidates)
             if len(candidates) > self.max_verify:
                 ordered = sorted(candidates)
                 self.stats["verify_capped"] += len(ordered) - self.max_verify
@@ -592,6 +611,7 @@ class DetectEngine:
         side.inspected = previous.inspected if previous is not None else 0
         side.source = address_key(pkt.src)
         side.destination = address_key(pkt.dst)
+        side.scanners = self._packet_scanners(pkt.proto, pkt.to_server, pkt.sport, pkt.dport)
         return side
 
     def _header_candidates(self, pkt, flow) -> tuple[int, ...]:
@@ -902,6 +922,28 @@ def _quick_reject(rule: Rule) -> tuple | None:
     return (protos, dports)
 
 
+def _port_groups(rule: Rule) -> tuple:
+    """(("dport" | "sport"), port) pairs of the port-specific prefilter groups
+    a packet rule's fast pattern goes to, or () for its protocol's group.
+
+    As Suricata's port groups: a rule for `any any -> any 135` cannot match
+    a packet to another port, so its pattern ("|05|", "|00|") is only looked
+    for in packets to 135. Frequent short patterns of port-confined rules
+    were most of the prefilter's match callbacks and candidates on mixed
+    traffic, each rejected by its port right after. The destination side is
+    used when it names ports, else the source side (`$HOME_NET 3389 -> any`
+    answers from a port); other rules stay in the protocol's group."""
+    if rule.direction != "->":
+        return ()
+    ports = rule.destination_ports.single_ports()
+    if ports:
+        return tuple(("dport", port) for port in ports)
+    ports = rule.source_ports.single_ports()
+    if ports:
+        return tuple(("sport", port) for port in ports)
+    return ()
+
+
 def _port_bucketable(rule: Rule) -> bool:
     """Whether a header-only rule names specific ports (port groups are the
     more selective index for `$EXTERNAL_NET any -> $HOME_NET 22` scan rules,
@@ -1050,7 +1092,8 @@ class _FlowSide:
     """Detection state of one direction of a flow, for one loaded ruleset
     (`generation`: a rule reload starts it afresh, as rule indices change)."""
 
-    __slots__ = ("generation", "header_rules", "header_known", "inspected", "source", "destination")
+    __slots__ = ("generation", "header_rules", "header_known", "inspected", "source", "destination",
+                 "scanners")
 
     generation: int
     header_rules: tuple
@@ -1062,6 +1105,8 @@ class _FlowSide:
     source: tuple | None
     destination: tuple | None
     """`address_key` of the packets' addresses in this direction."""
+    scanners: tuple
+    """Prefilter matchers for this direction's payloads (`_packet_scanners`)."""
 
 
 def _guess_sid(text: str) -> int | None:
