@@ -88,9 +88,16 @@ def _proto_class(proto: int) -> str:
 
 
 def _rule_proto_classes(rule: Rule) -> tuple[str, ...]:
-    if rule.transports is None:
+    transports = rule.transports
+    precheck = _quick_reject(rule)
+    if precheck is not None and precheck[0] is not None:
+        # `alert ip ... (ip_proto:41; ...)` only ever sees protocol 41: it
+        # need not sit in the tcp, udp and icmp lists, looked at for every
+        # new flow direction.
+        transports = precheck[0]
+    if transports is None:
         return _PROTO_CLASSES
-    return tuple(sorted({_proto_class(proto) for proto in rule.transports}))
+    return tuple(sorted({_proto_class(proto) for proto in transports}))
 
 
 def _rule_directions(rule: Rule) -> tuple[str, ...]:
@@ -502,7 +509,8 @@ class DetectEngine:
                 side = detect[side_key] = self._new_side(pkt, flow, side)
             header_rules = side.header_rules
         else:
-            header_rules = self._header_candidates(pkt, flow)
+            header_rules = self._header_candidates(pkt, flow, address_key(pkt.src),
+                                                   address_key(pkt.dst))
 
         payload = pkt.payload or b""
         window = None
@@ -605,19 +613,19 @@ class DetectEngine:
     def _new_side(self, pkt, flow, previous: "_FlowSide | None") -> "_FlowSide":
         side = _FlowSide()
         side.generation = self.generation
-        side.header_rules = self._header_candidates(pkt, flow)
+        side.source = source = address_key(pkt.src)
+        side.destination = destination = address_key(pkt.dst)
+        side.header_rules = self._header_candidates(pkt, flow, source, destination)
         side.header_known = {}
         # A rule reload keeps the flow's inspection bound: bytes seen stay seen.
         side.inspected = previous.inspected if previous is not None else 0
-        side.source = address_key(pkt.src)
-        side.destination = address_key(pkt.dst)
         side.scanners = self._packet_scanners(pkt.proto, pkt.to_server, pkt.sport, pkt.dport)
         return side
 
-    def _header_candidates(self, pkt, flow) -> tuple[int, ...]:
+    def _header_candidates(self, pkt, flow, source, destination) -> tuple[int, ...]:
         """Rules without a fast pattern whose fixed header part (protocol,
         ports, addresses, flow direction) this packet satisfies (see
-        `_inspect`)."""
+        `_inspect`); `source`, `destination`: the `address_key`s."""
         group = (_proto_class(pkt.proto), "ts" if pkt.to_server else "tc")
         found: set[int] = set()
         no_pattern = self.packet_no_pattern.get(group)
@@ -627,12 +635,12 @@ class DetectEngine:
         if by_port is not None:
             found.update(by_port[0].get(pkt.dport, ()))
             found.update(by_port[1].get(pkt.sport, ()))
-        source, destination = address_key(pkt.src), address_key(pkt.dst)
         by_address = self.address_index.get(group)
         if by_address:
-            for address in (source, destination):
-                if address is not None:
-                    found.update(_ranges_lookup(by_address, address))
+            if source is not None:
+                found.update(_ranges_lookup(by_address, source))
+            if destination is not None:
+                found.update(_ranges_lookup(by_address, destination))
         if not found:
             return ()
         quick = self.quick
