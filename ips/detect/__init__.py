@@ -205,7 +205,7 @@ class DetectEngine:
                  "tx_no_pattern", "thresholds", "stats", "max_verify", "max_flow_bytes",
                  "packet_alert_max", "tx_groups_by_buffer", "rule_texts", "address_index",
                  "_variables", "_classifications", "generation", "_tx_scan_plans",
-                 "_tx_scan_cached_bytes", "xbits")
+                 "_tx_scan_cached_bytes", "xbits", "_side_plans")
 
     def __init__(self, rules: list, config) -> None:
         # rules[i] is a parsed Rule, or None until first needed when loaded
@@ -239,6 +239,8 @@ class DetectEngine:
         #                                {buffer value: rule indices found})
         self._tx_scan_plans: dict[str, dict[str, tuple]] = {"ts": {}, "tc": {}}
         self._tx_scan_cached_bytes = 0
+        # (IP protocol, to_server) -> `_side_plan`, filled on first use.
+        self._side_plans: dict[tuple, tuple] = {}
         self.thresholds = state.Thresholds()
         self.xbits = state.XBits()
         self.stats: Counter = Counter()
@@ -470,18 +472,63 @@ class DetectEngine:
                             fast[1].fast_bytes, fast[1].nocase, rule.index)
         return groups
 
-    def _packet_scanners(self, proto: int, to_server: bool, sport, dport) -> tuple:
-        """The prefilter groups a packet's payload is scanned with: its
-        protocol and direction's, plus those of rules confined to its
-        destination or source port (see `_port_groups`)."""
+    def _side_plan(self, proto: int, to_server: bool) -> tuple:
+        """Where a packet of this IP protocol and direction finds its
+        header-only rules and its prefilter groups, gathered once per
+        (protocol, direction) so a new flow direction costs a few lookups:
+        (header-only rules for any packet, by destination port, by source
+        port, address range index, protocol's matcher, port-group matchers
+        by destination port, by source port)."""
+        key = (proto, to_server)
+        plan = self._side_plans.get(key)
+        if plan is not None:
+            return plan
         proto_class = _proto_class(proto)
         direction = "ts" if to_server else "tc"
-        matchers = self.packet_matchers
-        found = [matchers.get((proto_class, direction))]
-        if proto_class == "tcp" or proto_class == "udp":
-            found.append(matchers.get((proto_class, direction, "dport", dport)))
-            found.append(matchers.get((proto_class, direction, "sport", sport)))
-        return tuple(matcher for matcher in found if matcher is not None)
+        group = (proto_class, direction)
+        matchers_by_dport: dict = {}
+        matchers_by_sport: dict = {}
+        for group_key, matcher in self.packet_matchers.items():
+            if len(group_key) == 4 and group_key[:2] == group:
+                target = matchers_by_dport if group_key[2] == "dport" else matchers_by_sport
+                target[group_key[3]] = matcher
+        rules_by_dport, rules_by_sport = self.packet_by_port.get(group, ({}, {}))
+        plan = (tuple(self.packet_no_pattern.get(group, ())), rules_by_dport, rules_by_sport,
+                self.address_index.get(group) or None, self.packet_matchers.get(group),
+                matchers_by_dport, matchers_by_sport)
+        if len(self._side_plans) < 512:     # 256 IP protocols, two directions
+            self._side_plans[key] = plan
+        return plan
+
+    def _side_parts(self, pkt, flow, source, destination) -> tuple[tuple, tuple]:
+        """(header-only candidate rules, prefilter matchers) of a packet's
+        flow direction: both depend only on its protocol, ports and
+        addresses. `source`, `destination`: the `address_key`s."""
+        (no_pattern, rules_by_dport, rules_by_sport, by_address, generic,
+         matchers_by_dport, matchers_by_sport) = self._side_plan(pkt.proto, pkt.to_server)
+        sport, dport = pkt.sport, pkt.dport
+        scanners = () if generic is None else (generic,)
+        if matchers_by_dport:
+            matcher = matchers_by_dport.get(dport)
+            if matcher is not None:
+                scanners += (matcher,)
+        if matchers_by_sport:
+            matcher = matchers_by_sport.get(sport)
+            if matcher is not None:
+                scanners += (matcher,)
+        found = set(no_pattern)
+        if rules_by_dport:
+            found.update(rules_by_dport.get(dport, ()))
+        if rules_by_sport:
+            found.update(rules_by_sport.get(sport, ()))
+        if by_address is not None:
+            if source is not None:
+                found.update(_ranges_lookup(by_address, source))
+            if destination is not None:
+                found.update(_ranges_lookup(by_address, destination))
+        if not found:
+            return (), scanners
+        return self._header_filter(found, pkt, flow, source, destination), scanners
 
     # -- inspection ----------------------------------------------------------
     def inspect(self, pkt, flow, stream, txs) -> list[Match]:
@@ -508,9 +555,10 @@ class DetectEngine:
             if side is None or side.generation != self.generation:
                 side = detect[side_key] = self._new_side(pkt, flow, side)
             header_rules = side.header_rules
+            scanners = side.scanners
         else:
-            header_rules = self._header_candidates(pkt, flow, address_key(pkt.src),
-                                                   address_key(pkt.dst))
+            header_rules, scanners = self._side_parts(pkt, flow, address_key(pkt.src),
+                                                      address_key(pkt.dst))
 
         payload = pkt.payload or b""
         window = None
@@ -533,8 +581,6 @@ class DetectEngine:
 
         candidates: set[int] = set()
         if inspect_payload:
-            scanners = side.scanners if side is not None else self._packet_scanners(
-                proto, to_server, pkt.sport, pkt.dport)
             # The window already holds this packet's new bytes; scanning the
             # bare payload as well would only find the same candidates.
             data = window if window is not None else payload
@@ -615,34 +661,16 @@ class DetectEngine:
         side.generation = self.generation
         side.source = source = address_key(pkt.src)
         side.destination = destination = address_key(pkt.dst)
-        side.header_rules = self._header_candidates(pkt, flow, source, destination)
+        side.header_rules, side.scanners = self._side_parts(pkt, flow, source, destination)
         side.header_known = {}
         # A rule reload keeps the flow's inspection bound: bytes seen stay seen.
         side.inspected = previous.inspected if previous is not None else 0
-        side.scanners = self._packet_scanners(pkt.proto, pkt.to_server, pkt.sport, pkt.dport)
         return side
 
-    def _header_candidates(self, pkt, flow, source, destination) -> tuple[int, ...]:
-        """Rules without a fast pattern whose fixed header part (protocol,
-        ports, addresses, flow direction) this packet satisfies (see
-        `_inspect`); `source`, `destination`: the `address_key`s."""
-        group = (_proto_class(pkt.proto), "ts" if pkt.to_server else "tc")
-        found: set[int] = set()
-        no_pattern = self.packet_no_pattern.get(group)
-        if no_pattern:
-            found.update(no_pattern)
-        by_port = self.packet_by_port.get(group)
-        if by_port is not None:
-            found.update(by_port[0].get(pkt.dport, ()))
-            found.update(by_port[1].get(pkt.sport, ()))
-        by_address = self.address_index.get(group)
-        if by_address:
-            if source is not None:
-                found.update(_ranges_lookup(by_address, source))
-            if destination is not None:
-                found.update(_ranges_lookup(by_address, destination))
-        if not found:
-            return ()
+    def _header_filter(self, found: set, pkt, flow, source, destination) -> tuple[int, ...]:
+        """The rules of `found` (header-only rules) whose fixed header part
+        (protocol, ports, addresses, flow direction) this packet satisfies
+        (see `_inspect`)."""
         quick = self.quick
         proto, dport = pkt.proto, pkt.dport
         context = _PacketContext(pkt, flow, source, destination)
@@ -1114,7 +1142,7 @@ class _FlowSide:
     destination: tuple | None
     """`address_key` of the packets' addresses in this direction."""
     scanners: tuple
-    """Prefilter matchers for this direction's payloads (`_packet_scanners`)."""
+    """Prefilter matchers for this direction's payloads (`_side_parts`)."""
 
 
 def _guess_sid(text: str) -> int | None:
