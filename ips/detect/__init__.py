@@ -593,10 +593,18 @@ class DetectEngine:
                 candidates = set(ordered[:self.max_verify])
         if header_rules:
             candidates.update(header_rules)
+        if side is not None and candidates:
+            # Most candidates of a frequent short pattern are rules whose
+            # ports or networks this flow direction has already failed: one
+            # set difference in C instead of a lookup each, and a packet
+            # left with nothing costs no context and no loop.
+            failed = side.header_failed
+            if failed:
+                candidates -= failed
         if not candidates and not txs:
             return []
         if side is not None:
-            context = _PacketContext(pkt, flow, side.source, side.destination)
+            context = _PacketContext(pkt, flow, side.source, side.destination, side)
             known = side.header_known
         else:
             context = _PacketContext(pkt, flow, address_key(pkt.src), address_key(pkt.dst))
@@ -626,11 +634,14 @@ class DetectEngine:
                                 dports is not None and dport not in dports):
                             if known is not None and len(known) < HEADER_MEMO_MAX:
                                 known[index] = False
+                                side.header_failed.add(index)
                             continue
                     rule = rules[index] or self.rule(index)
                     header_ok = self._static_header_match(rule, context)
                     if known is not None and len(known) < HEADER_MEMO_MAX:
                         known[index] = header_ok
+                        if not header_ok:
+                            side.header_failed.add(index)
                     if not header_ok:
                         continue
                 else:
@@ -663,6 +674,7 @@ class DetectEngine:
         side.destination = destination = address_key(pkt.dst)
         side.header_rules, side.scanners = self._side_parts(pkt, flow, source, destination)
         side.header_known = {}
+        side.header_failed = set()
         # A rule reload keeps the flow's inspection bound: bytes seen stay seen.
         side.inspected = previous.inspected if previous is not None else 0
         return side
@@ -716,9 +728,6 @@ class DetectEngine:
                 flow.detect["pass"] = True
             return True
         return False
-
-    def _header_match(self, rule: Rule, context: "_PacketContext") -> bool:
-        return self._static_header_match(rule, context) and self._flow_state_match(rule, context)
 
     @staticmethod
     def _static_header_match(rule: Rule, context: "_PacketContext") -> bool:
@@ -871,17 +880,35 @@ class DetectEngine:
         extra = self.tx_no_pattern.get(_normal_app_proto(tx.app_proto) or "", ())
         if extra:
             ordered = sorted(set(ordered).union(extra))
-        rules = [self.rule(index) for index in ordered]
         flow = context.flow
         alerted = None
         if flow is not None and getattr(flow, "detect", None) is not None:
             alerted = flow.detect.setdefault("tx_alerted", set())
-        for rule in rules:
-            identity = (rule.index, tx.app_proto, tx.tx_id)
+        # The fixed header part of a candidate is remembered per flow
+        # direction as for packet rules (see `_inspect`): a rule this
+        # direction's ports or networks rule out is not parsed or checked
+        # again for its next transactions.
+        side = context.side
+        known = failed = None
+        if side is not None:
+            known, failed = side.header_known, side.header_failed
+        rules = self.rules
+        for index in ordered:
+            if failed is not None and index in failed:
+                continue
+            identity = (index, tx.app_proto, tx.tx_id)
             if alerted is not None and identity in alerted:
                 continue
             try:
-                if not self._verify_tx_rule(rule, context, tx, buffers):
+                header_ok = known.get(index) if known is not None else None
+                rule = rules[index] or self.rule(index)
+                if header_ok is None:
+                    header_ok = self._static_header_match(rule, context)
+                    if known is not None and len(known) < HEADER_MEMO_MAX:
+                        known[index] = header_ok
+                        if not header_ok:
+                            failed.add(index)
+                if not header_ok or not self._verify_tx_rule(rule, context, tx, buffers):
                     continue
             except Exception:  # noqa: BLE001 - one rule's failure must not blind the rest
                 self.stats["verify_errors"] += 1
@@ -903,9 +930,11 @@ class DetectEngine:
         return entry[1]
 
     def _verify_tx_rule(self, rule: Rule, context: "_PacketContext", tx, buffers: dict) -> bool:
+        """Whether a candidate matches the transaction. The caller has checked
+        `_static_header_match`."""
         if rule.app_proto is not None and _normal_app_proto(tx.app_proto) != rule.app_proto:
             return False
-        if not self._header_match(rule, context):
+        if not self._flow_state_match(rule, context):
             return False
         pkt = context.pkt
         for check in rule.packet_checks:
@@ -1087,11 +1116,19 @@ def _cache_key(value) -> tuple:
     return tuple(value), size
 
 
+_APP_PROTO_ALIASES = {"http1": "http", "ssl": "tls", "ike": "ikev2"}
+_NORMAL_APP_PROTO: dict = {}
+
+
 def _normal_app_proto(name):
-    if name is None:
-        return None
-    name = str(name).lower()
-    return {"http1": "http", "ssl": "tls", "ike": "ikev2"}.get(name, name)
+    normal = _NORMAL_APP_PROTO.get(name)
+    if normal is not None or name is None:
+        return normal
+    lowered = str(name).lower()
+    normal = _APP_PROTO_ALIASES.get(lowered, lowered)
+    if len(_NORMAL_APP_PROTO) < 256:     # the parsers' names, a few dozen
+        _NORMAL_APP_PROTO[name] = normal
+    return normal
 
 
 def _addresses_match(rule: Rule, source, destination, source_port: int, destination_port: int,
@@ -1115,27 +1152,30 @@ def _addresses_match(rule: Rule, source, destination, source_port: int, destinat
 
 
 class _PacketContext:
-    __slots__ = ("pkt", "flow", "source", "destination")
+    __slots__ = ("pkt", "flow", "source", "destination", "side")
 
-    def __init__(self, pkt, flow, source, destination) -> None:
+    def __init__(self, pkt, flow, source, destination, side=None) -> None:
         self.pkt = pkt
         self.flow = flow
         self.source = source
         self.destination = destination
+        self.side = side
 
 
 class _FlowSide:
     """Detection state of one direction of a flow, for one loaded ruleset
     (`generation`: a rule reload starts it afresh, as rule indices change)."""
 
-    __slots__ = ("generation", "header_rules", "header_known", "inspected", "source", "destination",
-                 "scanners")
+    __slots__ = ("generation", "header_rules", "header_known", "header_failed", "inspected",
+                 "source", "destination", "scanners")
 
     generation: int
     header_rules: tuple
     """Header-only candidate rules whose fixed header part holds."""
     header_known: dict
     """Rule index -> whether its fixed header part holds (bounded by HEADER_MEMO_MAX)."""
+    header_failed: set
+    """The indices `header_known` maps to False."""
     inspected: int
     """Payload bytes inspected so far (the `stream_depth` bound)."""
     source: tuple | None
