@@ -383,7 +383,7 @@ class DetectEngine:
         rule = self.rules[index]
         if rule is None:
             file, line, text = self.rule_texts[index]
-            rule = parse_rule(text, self._variables, self._classifications)
+            rule = parse_rule(text, self._variables, self._classifications, checked=True)
             rule.file, rule.line, rule.index = file, line, index
             self.rules[index] = rule
         return rule

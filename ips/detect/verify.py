@@ -182,14 +182,27 @@ class Content:
 class Pcre:
     """`pcre:"/re/flags"` compiled with Python's `re` (refused where incompatible)."""
 
-    __slots__ = ("regex", "negated", "relative", "source", "relative_next")
+    __slots__ = ("_regex", "pending", "negated", "relative", "source", "relative_next")
 
-    def __init__(self, regex, negated: bool, relative: bool, source: str) -> None:
-        self.regex = regex
+    def __init__(self, regex, negated: bool, relative: bool, source: str,
+                 pending: tuple | None = None) -> None:
+        self._regex = regex
+        self.pending = pending
+        """(pattern, flags) still to compile when `regex` is None (see `regex`)."""
         self.negated = negated
         self.relative = relative
         self.source = source
         self.relative_next = False
+
+    @property
+    def regex(self):
+        """The compiled regex; compiled on first use for a rule from the
+        cache, whose patterns all compiled when the cache was built."""
+        regex = self._regex
+        if regex is None:
+            pattern, flags = self.pending
+            regex = self._regex = re.compile(pattern, flags)
+        return regex
 
     def positions(self, inspection: Inspection, prev: int):
         buffer = inspection.buffer
