@@ -64,6 +64,8 @@ _PROTO_CLASSES = ("tcp", "udp", "icmp", "other")
 # Rules whose fixed header outcome one flow direction remembers (see
 # `_inspect`); past this, the rest are checked on every packet.
 HEADER_MEMO_MAX = 4096
+# Addresses whose address-index rules are remembered (see `_side_parts`).
+ADDRESS_RULES_MAX = 65536
 # Transaction buffer scans remembered across flows (see `_inspect_tx`):
 # values up to this long, this many bytes of them in all. Longer values
 # (bodies) are remembered per flow, this many.
@@ -477,8 +479,9 @@ class DetectEngine:
         header-only rules and its prefilter groups, gathered once per
         (protocol, direction) so a new flow direction costs a few lookups:
         (header-only rules for any packet, by destination port, by source
-        port, address range index, protocol's matcher, port-group matchers
-        by destination port, by source port)."""
+        port, address range index, its answers by address (bounded by
+        ADDRESS_RULES_MAX), protocol's matcher, port-group matchers by
+        destination port, by source port)."""
         key = (proto, to_server)
         plan = self._side_plans.get(key)
         if plan is not None:
@@ -494,7 +497,7 @@ class DetectEngine:
                 target[group_key[3]] = matcher
         rules_by_dport, rules_by_sport = self.packet_by_port.get(group, ({}, {}))
         plan = (tuple(self.packet_no_pattern.get(group, ())), rules_by_dport, rules_by_sport,
-                self.address_index.get(group) or None, self.packet_matchers.get(group),
+                self.address_index.get(group) or None, {}, self.packet_matchers.get(group),
                 matchers_by_dport, matchers_by_sport)
         if len(self._side_plans) < 512:     # 256 IP protocols, two directions
             self._side_plans[key] = plan
@@ -504,7 +507,7 @@ class DetectEngine:
         """(header-only candidate rules, prefilter matchers) of a packet's
         flow direction: both depend only on its protocol, ports and
         addresses. `source`, `destination`: the `address_key`s."""
-        (no_pattern, rules_by_dport, rules_by_sport, by_address, generic,
+        (no_pattern, rules_by_dport, rules_by_sport, by_address, address_rules, generic,
          matchers_by_dport, matchers_by_sport) = self._side_plan(pkt.proto, pkt.to_server)
         sport, dport = pkt.sport, pkt.dport
         scanners = () if generic is None else (generic,)
@@ -522,10 +525,18 @@ class DetectEngine:
         if rules_by_sport:
             found.update(rules_by_sport.get(sport, ()))
         if by_address is not None:
-            if source is not None:
-                found.update(_ranges_lookup(by_address, source))
-            if destination is not None:
-                found.update(_ranges_lookup(by_address, destination))
+            # The same hosts open flow after flow: an address's rules (two
+            # bisections over ET's ~25,000 listed ranges) are remembered.
+            for address in (source, destination):
+                if address is None:
+                    continue
+                rules = address_rules.get(address)
+                if rules is None:
+                    rules = _ranges_lookup(by_address, address)
+                    if len(address_rules) >= ADDRESS_RULES_MAX:
+                        address_rules.clear()
+                    address_rules[address] = rules
+                found.update(rules)
         if not found:
             return (), scanners
         return self._header_filter(found, pkt, flow, source, destination), scanners
