@@ -110,8 +110,19 @@ def test_budget_bounds_pathological_backtracking():
     budget = verify.Budget(steps=500)
     rule = parse_rule('alert tcp any any -> any any (content:"A"; content:"A"; distance:0; '
                       'content:"A"; distance:0; content:"B"; distance:0; sid:1;)', VARIABLES, {})
-    assert not verify.inspect_buffer(rule.buffers["payload"], b"A" * 1400, {}, budget)
+    # "B" occurs, only not after the As: every content is present, so the
+    # search itself has to run out of budget.
+    assert not verify.inspect_buffer(rule.buffers["payload"], b"B" + b"A" * 1400, {}, budget)
     assert budget.exhausted
+
+
+def test_absent_content_fails_before_any_search():
+    rule = parse_rule('alert tcp any any -> any any (content:"A"; content:"A"; distance:0; '
+                      'content:"b"; nocase; distance:0; sid:1;)', VARIABLES, {})
+    budget = verify.Budget(steps=1)
+    assert not verify.inspect_buffer(rule.buffers["payload"], b"A" * 1400, {}, budget)
+    assert budget.steps == 1
+    assert verify.inspect_buffer(rule.buffers["payload"], b"A" * 1400 + b"B", {}, verify.Budget())
 
 
 def test_repeated_anchors_are_explored_once():
