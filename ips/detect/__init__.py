@@ -510,15 +510,15 @@ class DetectEngine:
         (no_pattern, rules_by_dport, rules_by_sport, by_address, address_rules, generic,
          matchers_by_dport, matchers_by_sport) = self._side_plan(pkt.proto, pkt.to_server)
         sport, dport = pkt.sport, pkt.dport
-        scanners = () if generic is None else (generic,)
+        scanners = () if generic is None else (generic.call,)
         if matchers_by_dport:
             matcher = matchers_by_dport.get(dport)
             if matcher is not None:
-                scanners += (matcher,)
+                scanners += (matcher.call,)
         if matchers_by_sport:
             matcher = matchers_by_sport.get(sport)
             if matcher is not None:
-                scanners += (matcher,)
+                scanners += (matcher.call,)
         found = set(no_pattern)
         if rules_by_dport:
             found.update(rules_by_dport.get(dport, ()))
@@ -596,8 +596,8 @@ class DetectEngine:
             # bare payload as well would only find the same candidates.
             data = window if window is not None else payload
             if data:
-                for matcher in scanners:
-                    matcher.scan(data, candidates)
+                for scan, handler in scanners:
+                    scan(data, handler, 0, candidates)
             if len(candidates) > self.max_verify:
                 ordered = sorted(candidates)
                 self.stats["verify_capped"] += len(ordered) - self.max_verify
@@ -1193,7 +1193,8 @@ class _FlowSide:
     destination: tuple | None
     """`address_key` of the packets' addresses in this direction."""
     scanners: tuple
-    """Prefilter matchers for this direction's payloads (`_side_parts`)."""
+    """`Matcher.call` of the prefilter groups for this direction's payloads
+    (`_side_parts`)."""
 
 
 def _guess_sid(text: str) -> int | None:

@@ -51,7 +51,7 @@ SMALL_GROUP = 2
 class Matcher:
     """A compiled group: scan bytes, get candidate rule indices."""
 
-    __slots__ = ("database", "rules_by_pattern", "literals", "_on_match")
+    __slots__ = ("database", "rules_by_pattern", "literals", "_on_match", "call")
 
     def __init__(self, database, rules_by_pattern: list[list[int]],
                  literals: list[tuple[bytes, bool, int]] | None = None) -> None:
@@ -66,6 +66,11 @@ class Matcher:
             into.update(by_pattern[pattern_id])
             return False
         self._on_match = on_match
+        self.call = (_literal_scanner(literals, by_pattern) if database is None else database.scan,
+                     on_match)
+        """(function, handler): `function(data, handler, 0, into)` is `scan(data,
+        into)` for non-empty data, one Python frame less per packet (the
+        packet loop calls it for every payload)."""
 
     @classmethod
     def compile(cls, group: PatternGroup) -> "Matcher":
@@ -103,19 +108,25 @@ class Matcher:
         """Add the indices of rules whose fast pattern occurs in `data` to `into`."""
         if not data:
             return
-        rules_by_pattern = self.rules_by_pattern
-        literals = self.literals
-        if literals is not None:
-            lowered = None
-            for pattern, nocase, pattern_id in literals:
-                if nocase:
-                    if lowered is None:
-                        lowered = data.lower()
-                    if pattern in lowered:
-                        into.update(rules_by_pattern[pattern_id])
-                elif pattern in data:
-                    into.update(rules_by_pattern[pattern_id])
+        if self.literals is not None:
+            self.call[0](data, None, 0, into)
             return
         # Positional arguments: python-hyperscan parses keywords at ~1 us a
         # call, as much as a scan of a short payload itself.
         self.database.scan(data, self._on_match, 0, into)
+
+
+def _literal_scanner(literals: list, rules_by_pattern: list):
+    """A small group's scan with Hyperscan's call shape (see `Matcher.call`);
+    a closure, not a bound method, so a Matcher holds no cycle."""
+    def scan(data: bytes, _handler, _flags, into: set) -> None:
+        lowered = None
+        for pattern, nocase, pattern_id in literals:
+            if nocase:
+                if lowered is None:
+                    lowered = data.lower()
+                if pattern in lowered:
+                    into.update(rules_by_pattern[pattern_id])
+            elif pattern in data:
+                into.update(rules_by_pattern[pattern_id])
+    return scan
