@@ -859,9 +859,19 @@ class DetectEngine:
                     memo = self._flow_scan_memo(context.flow)
                 memo_key = (tx.app_proto, tx.tx_id, name, direction)
                 known = memo.get(memo_key)
-                if known is not None and known[0] == value:
-                    candidates.update(known[1])
-                    continue
+                if known is not None:
+                    previous, previous_found = known
+                    if previous == value:
+                        candidates.update(previous_found)
+                        continue
+                    if value.startswith(previous) and not any(chain for _m, chain in scans):
+                        # The body grew: scan what was appended, not all of it.
+                        found = set(previous_found)
+                        for matcher, _chain in scans:
+                            matcher.scan_appended(value, len(previous), found)
+                        candidates.update(found)
+                        memo[memo_key] = (value, tuple(found))
+                        continue
             found: set[int] = set()
             for matcher, chain in scans:
                 for element in elements:
