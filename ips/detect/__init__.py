@@ -62,7 +62,7 @@ __all__ = ["DetectEngine", "LoadReport", "Match", "Rule"]
 _ACTION_RANK = {"pass": 0, "drop": 1, "reject": 2, "alert": 3}
 _PROTO_CLASSES = ("tcp", "udp", "icmp", "other")
 # Rules whose fixed header outcome one flow direction remembers (see
-# `_inspect`); past this, the rest are checked on every packet.
+# `inspect`); past this, the rest are checked on every packet.
 HEADER_MEMO_MAX = 4096
 # Addresses whose address-index rules are remembered (see `_side_parts`).
 ADDRESS_RULES_MAX = 65536
@@ -544,139 +544,137 @@ class DetectEngine:
     # -- inspection ----------------------------------------------------------
     def inspect(self, pkt, flow, stream, txs) -> list[Match]:
         """Matches for one packet; never raises on malformed input."""
+        # One frame per packet: the try costs nothing until something raises.
         try:
-            return self._inspect(pkt, flow, stream, txs)
+            to_server = pkt.to_server
+            proto = pkt.proto
+            # What depends only on the flow direction (header-only candidates,
+            # which candidates' fixed header part holds, address keys, bytes
+            # inspected) is kept in the flow, computed once per direction.
+            side = None
+            detect = flow.detect if flow is not None else None
+            if detect is not None:
+                if detect.get("pass"):
+                    return []
+                side_key = "side_ts" if to_server else "side_tc"
+                side = detect.get(side_key)
+                if side is None or side.generation != self.generation:
+                    side = detect[side_key] = self._new_side(pkt, flow, side)
+                header_rules = side.header_rules
+                scanners = side.scanners
+            else:
+                header_rules, scanners = self._side_parts(pkt, flow, address_key(pkt.src),
+                                                          address_key(pkt.dst))
+
+            payload = pkt.payload or b""
+            window = None
+            new_offset = 0
+            if stream is not None and proto == 6:
+                window, new_offset = stream
+            if not header_rules and not txs and window is None and not payload:
+                return []
+
+            # Bound payload work per flow direction.
+            inspect_payload = True
+            if side is not None:
+                seen = side.inspected
+                if seen >= self.max_flow_bytes:
+                    inspect_payload = False
+                    self.stats["flow_inspect_capped"] += 1
+                else:
+                    grown = len(payload) if window is None else max(len(window) - new_offset, len(payload))
+                    side.inspected = seen + grown
+
+            candidates: set[int] = set()
+            if inspect_payload:
+                # The window already holds this packet's new bytes; scanning the
+                # bare payload as well would only find the same candidates.
+                data = window if window is not None else payload
+                if data:
+                    for scan, handler in scanners:
+                        scan(data, handler, 0, candidates)
+                if len(candidates) > self.max_verify:
+                    ordered = sorted(candidates)
+                    self.stats["verify_capped"] += len(ordered) - self.max_verify
+                    candidates = set(ordered[:self.max_verify])
+            if header_rules:
+                candidates.update(header_rules)
+            if side is not None and candidates:
+                # Most candidates of a frequent short pattern are rules whose
+                # ports or networks this flow direction has already failed: one
+                # set difference in C instead of a lookup each, and a packet
+                # left with nothing costs no context and no loop.
+                failed = side.header_failed
+                if failed:
+                    candidates -= failed
+            if not candidates and not txs:
+                return []
+            if side is not None:
+                context = _PacketContext(pkt, flow, side.source, side.destination, side)
+                known = side.header_known
+            else:
+                context = _PacketContext(pkt, flow, address_key(pkt.src), address_key(pkt.dst))
+                known = None
+            matches: list[Match] = []
+            stop = False
+            if candidates:
+                quick = self.quick
+                rules = self.rules
+                dport = pkt.dport
+                # Rule order (pass, drop, reject, alert; flowbit setters first) is
+                # the index order, so verification follows it.
+                for index in sorted(candidates):
+                    # A candidate's fixed header part (protocol, addresses, ports,
+                    # flow direction) holds or fails for every packet of the flow
+                    # direction: remembered, so a short fast pattern frequent in
+                    # traffic costs one dictionary lookup for the rules whose ports
+                    # or networks rule them out, not a header match per packet.
+                    header_ok = known.get(index) if known is not None else None
+                    if header_ok is False:
+                        continue
+                    if header_ok is None:
+                        precheck = quick[index]
+                        if precheck is not None:
+                            protos, dports = precheck
+                            if (protos is not None and proto not in protos) or (
+                                    dports is not None and dport not in dports):
+                                if known is not None and len(known) < HEADER_MEMO_MAX:
+                                    known[index] = False
+                                    side.header_failed.add(index)
+                                continue
+                        rule = rules[index] or self.rule(index)
+                        header_ok = self._static_header_match(rule, context)
+                        if known is not None and len(known) < HEADER_MEMO_MAX:
+                            known[index] = header_ok
+                            if not header_ok:
+                                side.header_failed.add(index)
+                        if not header_ok:
+                            continue
+                    else:
+                        rule = rules[index] or self.rule(index)
+                    if not inspect_payload and PAYLOAD in rule.buffers:
+                        continue
+                    try:
+                        result = self._verify_packet_rule(rule, context, window, new_offset)
+                    except Exception:  # noqa: BLE001 - one rule's failure must not blind the rest
+                        self.stats["verify_errors"] += 1
+                        continue
+                    if result is None:
+                        continue
+                    if self._report(rule, context, None, result, matches):
+                        stop = True
+                        break
+
+            if not stop and txs:
+                for tx in txs:
+                    if self._inspect_tx(tx, context, matches):
+                        break
+            if matches:
+                self._cap_alerts(matches)
+            return matches
         except Exception:  # noqa: BLE001 - detection must not take the worker down
             self.stats["inspect_errors"] += 1
             return []
-
-    def _inspect(self, pkt, flow, stream, txs) -> list[Match]:
-        to_server = pkt.to_server
-        proto = pkt.proto
-        # What depends only on the flow direction (header-only candidates,
-        # which candidates' fixed header part holds, address keys, bytes
-        # inspected) is kept in the flow, computed once per direction.
-        side = None
-        detect = flow.detect if flow is not None else None
-        if detect is not None:
-            if detect.get("pass"):
-                return []
-            side_key = "side_ts" if to_server else "side_tc"
-            side = detect.get(side_key)
-            if side is None or side.generation != self.generation:
-                side = detect[side_key] = self._new_side(pkt, flow, side)
-            header_rules = side.header_rules
-            scanners = side.scanners
-        else:
-            header_rules, scanners = self._side_parts(pkt, flow, address_key(pkt.src),
-                                                      address_key(pkt.dst))
-
-        payload = pkt.payload or b""
-        window = None
-        new_offset = 0
-        if stream is not None and proto == 6:
-            window, new_offset = stream
-        if not header_rules and not txs and window is None and not payload:
-            return []
-
-        # Bound payload work per flow direction.
-        inspect_payload = True
-        if side is not None:
-            seen = side.inspected
-            if seen >= self.max_flow_bytes:
-                inspect_payload = False
-                self.stats["flow_inspect_capped"] += 1
-            else:
-                grown = len(payload) if window is None else max(len(window) - new_offset, len(payload))
-                side.inspected = seen + grown
-
-        candidates: set[int] = set()
-        if inspect_payload:
-            # The window already holds this packet's new bytes; scanning the
-            # bare payload as well would only find the same candidates.
-            data = window if window is not None else payload
-            if data:
-                for scan, handler in scanners:
-                    scan(data, handler, 0, candidates)
-            if len(candidates) > self.max_verify:
-                ordered = sorted(candidates)
-                self.stats["verify_capped"] += len(ordered) - self.max_verify
-                candidates = set(ordered[:self.max_verify])
-        if header_rules:
-            candidates.update(header_rules)
-        if side is not None and candidates:
-            # Most candidates of a frequent short pattern are rules whose
-            # ports or networks this flow direction has already failed: one
-            # set difference in C instead of a lookup each, and a packet
-            # left with nothing costs no context and no loop.
-            failed = side.header_failed
-            if failed:
-                candidates -= failed
-        if not candidates and not txs:
-            return []
-        if side is not None:
-            context = _PacketContext(pkt, flow, side.source, side.destination, side)
-            known = side.header_known
-        else:
-            context = _PacketContext(pkt, flow, address_key(pkt.src), address_key(pkt.dst))
-            known = None
-        matches: list[Match] = []
-        stop = False
-        if candidates:
-            quick = self.quick
-            rules = self.rules
-            dport = pkt.dport
-            # Rule order (pass, drop, reject, alert; flowbit setters first) is
-            # the index order, so verification follows it.
-            for index in sorted(candidates):
-                # A candidate's fixed header part (protocol, addresses, ports,
-                # flow direction) holds or fails for every packet of the flow
-                # direction: remembered, so a short fast pattern frequent in
-                # traffic costs one dictionary lookup for the rules whose ports
-                # or networks rule them out, not a header match per packet.
-                header_ok = known.get(index) if known is not None else None
-                if header_ok is False:
-                    continue
-                if header_ok is None:
-                    precheck = quick[index]
-                    if precheck is not None:
-                        protos, dports = precheck
-                        if (protos is not None and proto not in protos) or (
-                                dports is not None and dport not in dports):
-                            if known is not None and len(known) < HEADER_MEMO_MAX:
-                                known[index] = False
-                                side.header_failed.add(index)
-                            continue
-                    rule = rules[index] or self.rule(index)
-                    header_ok = self._static_header_match(rule, context)
-                    if known is not None and len(known) < HEADER_MEMO_MAX:
-                        known[index] = header_ok
-                        if not header_ok:
-                            side.header_failed.add(index)
-                    if not header_ok:
-                        continue
-                else:
-                    rule = rules[index] or self.rule(index)
-                if not inspect_payload and PAYLOAD in rule.buffers:
-                    continue
-                try:
-                    result = self._verify_packet_rule(rule, context, window, new_offset)
-                except Exception:  # noqa: BLE001 - one rule's failure must not blind the rest
-                    self.stats["verify_errors"] += 1
-                    continue
-                if result is None:
-                    continue
-                if self._report(rule, context, None, result, matches):
-                    stop = True
-                    break
-
-        if not stop and txs:
-            for tx in txs:
-                if self._inspect_tx(tx, context, matches):
-                    break
-        if matches:
-            self._cap_alerts(matches)
-        return matches
 
     def _new_side(self, pkt, flow, previous: "_FlowSide | None") -> "_FlowSide":
         side = _FlowSide()
@@ -693,7 +691,7 @@ class DetectEngine:
     def _header_filter(self, found: set, pkt, flow, source, destination) -> tuple[int, ...]:
         """The rules of `found` (header-only rules) whose fixed header part
         (protocol, ports, addresses, flow direction) this packet satisfies
-        (see `_inspect`)."""
+        (see `inspect`)."""
         quick = self.quick
         proto, dport = pkt.proto, pkt.dport
         context = _PacketContext(pkt, flow, source, destination)
@@ -903,10 +901,13 @@ class DetectEngine:
             ordered = sorted(set(ordered).union(extra))
         flow = context.flow
         alerted = None
-        if flow is not None and getattr(flow, "detect", None) is not None:
-            alerted = flow.detect.setdefault("tx_alerted", set())
+        detect = getattr(flow, "detect", None) if flow is not None else None
+        if detect is not None:
+            alerted = detect.get("tx_alerted")
+            if alerted is None:
+                alerted = detect["tx_alerted"] = set()
         # The fixed header part of a candidate is remembered per flow
-        # direction as for packet rules (see `_inspect`): a rule this
+        # direction as for packet rules (see `inspect`): a rule this
         # direction's ports or networks rule out is not parsed or checked
         # again for its next transactions.
         side = context.side
@@ -990,7 +991,7 @@ def matcher_for(engine: DetectEngine, group_key: tuple) -> Matcher:
 
 def _quick_reject(rule: Rule) -> tuple | None:
     """(protocols, destination ports) a rule is confined to, for the inline
-    pre-check in `_inspect`; None when it cannot be stated simply."""
+    pre-check in `inspect`; None when it cannot be stated simply."""
     protos = None
     if rule.transports is not None:
         protos = frozenset(rule.transports)
