@@ -207,7 +207,7 @@ class DetectEngine:
                  "tx_no_pattern", "thresholds", "stats", "max_verify", "max_flow_bytes",
                  "packet_alert_max", "tx_groups_by_buffer", "rule_texts", "address_index",
                  "_variables", "_classifications", "generation", "_tx_scan_plans",
-                 "_tx_scan_cached_bytes", "xbits", "_side_plans")
+                 "_tx_scan_cached_bytes", "xbits", "_side_plans", "_budget")
 
     def __init__(self, rules: list, config) -> None:
         # rules[i] is a parsed Rule, or None until first needed when loaded
@@ -243,6 +243,7 @@ class DetectEngine:
         self._tx_scan_cached_bytes = 0
         # (IP protocol, to_server) -> `_side_plan`, filled on first use.
         self._side_plans: dict[tuple, tuple] = {}
+        self._budget = verify.Budget()
         self.thresholds = state.Thresholds()
         self.xbits = state.XBits()
         self.stats: Counter = Counter()
@@ -789,7 +790,7 @@ class DetectEngine:
         for check in rule.packet_checks:
             if not check.match(pkt):
                 return None
-        if not state.flowbits_match(rule, context.flow):
+        if rule.flowbit_checks and not state.flowbits_match(rule, context.flow):
             return None
         if rule.xbit_checks and not self.xbits.match(rule, pkt):
             return None
@@ -813,7 +814,10 @@ class DetectEngine:
         return None
 
     def _buffer_match(self, matchers: list, data: bytes, variables: dict | None = None) -> bool:
-        budget = verify.Budget()
+        # One budget object, refilled for each inspection (never nested).
+        budget = self._budget
+        budget.steps = verify.STEPS_PER_INSPECTION
+        budget.exhausted = False
         result = verify.inspect_buffer(matchers, data, {} if variables is None else variables, budget)
         if budget.exhausted:
             self.stats["verify_budget_exhausted"] += 1
