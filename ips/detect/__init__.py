@@ -980,6 +980,11 @@ class DetectEngine:
             value = _lookup_buffer(buffers, base, tx.to_server)
             if value is None:
                 return False
+            if type(value) is bytes:
+                if not self._buffer_match(matchers, transforms.apply(chain, value) if chain
+                                          else value, variables):
+                    return False
+                continue
             elements = value if isinstance(value, (list, tuple)) else (value,)
             if not any(self._buffer_match(matchers, transforms.apply(chain, element) if chain
                                           else element, variables)

@@ -203,12 +203,18 @@ def split_options(body: str) -> list[tuple[str, str | None]]:
 
     Quotes do not protect ';' in Suricata either (a ';' in a value must be
     written `\\;`), and pcre bodies may hold a lone '"'."""
-    options = []
-    end = 0
-    for match in _OPTION.finditer(body):
-        options.append(match.group(1))
-        end = match.end()
-    tail = body[end:].strip()
+    if "\\" not in body:
+        # Without escapes every ';' ends an option: str.split gives what
+        # the regex below would.
+        options = body.split(";")
+        tail = options.pop().strip()
+    else:
+        options = []
+        end = 0
+        for match in _OPTION.finditer(body):
+            options.append(match.group(1))
+            end = match.end()
+        tail = body[end:].strip()
     if tail:
         raise RuleError("syntax", syntax=True, detail=f"option not terminated by ';': {tail[:40]!r}")
     result = []
