@@ -62,8 +62,10 @@ __all__ = ["DetectEngine", "LoadReport", "Match", "Rule"]
 _ACTION_RANK = {"pass": 0, "drop": 1, "reject": 2, "alert": 3}
 _PROTO_CLASSES = ("tcp", "udp", "icmp", "other")
 # Rules whose fixed header outcome one flow direction remembers (see
-# `_inspect`); past this, the rest are checked on every packet.
+# `inspect`); past this, the rest are checked on every packet.
 HEADER_MEMO_MAX = 4096
+# Addresses whose address-index rules are remembered (see `_side_parts`).
+ADDRESS_RULES_MAX = 65536
 # Transaction buffer scans remembered across flows (see `_inspect_tx`):
 # values up to this long, this many bytes of them in all. Longer values
 # (bodies) are remembered per flow, this many.
@@ -88,9 +90,16 @@ def _proto_class(proto: int) -> str:
 
 
 def _rule_proto_classes(rule: Rule) -> tuple[str, ...]:
-    if rule.transports is None:
+    transports = rule.transports
+    precheck = _quick_reject(rule)
+    if precheck is not None and precheck[0] is not None:
+        # `alert ip ... (ip_proto:41; ...)` only ever sees protocol 41: it
+        # need not sit in the tcp, udp and icmp lists, looked at for every
+        # new flow direction.
+        transports = precheck[0]
+    if transports is None:
         return _PROTO_CLASSES
-    return tuple(sorted({_proto_class(proto) for proto in rule.transports}))
+    return tuple(sorted({_proto_class(proto) for proto in transports}))
 
 
 def _rule_directions(rule: Rule) -> tuple[str, ...]:
@@ -198,7 +207,7 @@ class DetectEngine:
                  "tx_no_pattern", "thresholds", "stats", "max_verify", "max_flow_bytes",
                  "packet_alert_max", "tx_groups_by_buffer", "rule_texts", "address_index",
                  "_variables", "_classifications", "generation", "_tx_scan_plans",
-                 "_tx_scan_cached_bytes", "xbits")
+                 "_tx_scan_cached_bytes", "xbits", "_side_plans", "_budget")
 
     def __init__(self, rules: list, config) -> None:
         # rules[i] is a parsed Rule, or None until first needed when loaded
@@ -232,6 +241,9 @@ class DetectEngine:
         #                                {buffer value: rule indices found})
         self._tx_scan_plans: dict[str, dict[str, tuple]] = {"ts": {}, "tc": {}}
         self._tx_scan_cached_bytes = 0
+        # (IP protocol, to_server) -> `_side_plan`, filled on first use.
+        self._side_plans: dict[tuple, tuple] = {}
+        self._budget = verify.Budget()
         self.thresholds = state.Thresholds()
         self.xbits = state.XBits()
         self.stats: Counter = Counter()
@@ -374,7 +386,7 @@ class DetectEngine:
         rule = self.rules[index]
         if rule is None:
             file, line, text = self.rule_texts[index]
-            rule = parse_rule(text, self._variables, self._classifications)
+            rule = parse_rule(text, self._variables, self._classifications, checked=True)
             rule.file, rule.line, rule.index = file, line, index
             self.rules[index] = rule
         return rule
@@ -444,6 +456,7 @@ class DetectEngine:
             address_ranges = None
             if fast is None and not _port_bucketable(rule):
                 address_ranges = _address_ranges(rule, home)
+            port_groups = _port_groups(rule) if fast is not None else ()
             for proto_class in _rule_proto_classes(rule):
                 for direction in directions:
                     if fast is None and address_ranges:
@@ -452,169 +465,234 @@ class DetectEngine:
                             pending.append((version, low, high, rule.index))
                     elif fast is None:
                         self._add_no_pattern(rule, proto_class, direction)
+                    elif port_groups and proto_class in ("tcp", "udp"):
+                        for side, port in port_groups:
+                            groups.setdefault(("packet", proto_class, direction, side, port),
+                                              PatternGroup()).add(
+                                fast[1].fast_bytes, fast[1].nocase, rule.index)
                     else:
                         groups.setdefault(("packet", proto_class, direction), PatternGroup()).add(
                             fast[1].fast_bytes, fast[1].nocase, rule.index)
         return groups
 
+    def _side_plan(self, proto: int, to_server: bool) -> tuple:
+        """Where a packet of this IP protocol and direction finds its
+        header-only rules and its prefilter groups, gathered once per
+        (protocol, direction) so a new flow direction costs a few lookups:
+        (header-only rules for any packet, by destination port, by source
+        port, address range index, its answers by address (bounded by
+        ADDRESS_RULES_MAX), protocol's matcher, port-group matchers by
+        destination port, by source port)."""
+        key = (proto, to_server)
+        plan = self._side_plans.get(key)
+        if plan is not None:
+            return plan
+        proto_class = _proto_class(proto)
+        direction = "ts" if to_server else "tc"
+        group = (proto_class, direction)
+        matchers_by_dport: dict = {}
+        matchers_by_sport: dict = {}
+        for group_key, matcher in self.packet_matchers.items():
+            if len(group_key) == 4 and group_key[:2] == group:
+                target = matchers_by_dport if group_key[2] == "dport" else matchers_by_sport
+                target[group_key[3]] = matcher
+        rules_by_dport, rules_by_sport = self.packet_by_port.get(group, ({}, {}))
+        plan = (tuple(self.packet_no_pattern.get(group, ())), rules_by_dport, rules_by_sport,
+                self.address_index.get(group) or None, {}, self.packet_matchers.get(group),
+                matchers_by_dport, matchers_by_sport)
+        if len(self._side_plans) < 512:     # 256 IP protocols, two directions
+            self._side_plans[key] = plan
+        return plan
+
+    def _side_parts(self, pkt, flow, source, destination) -> tuple[tuple, tuple]:
+        """(header-only candidate rules, prefilter matchers) of a packet's
+        flow direction: both depend only on its protocol, ports and
+        addresses. `source`, `destination`: the `address_key`s."""
+        (no_pattern, rules_by_dport, rules_by_sport, by_address, address_rules, generic,
+         matchers_by_dport, matchers_by_sport) = self._side_plan(pkt.proto, pkt.to_server)
+        sport, dport = pkt.sport, pkt.dport
+        scanners = () if generic is None else (generic.call,)
+        if matchers_by_dport:
+            matcher = matchers_by_dport.get(dport)
+            if matcher is not None:
+                scanners += (matcher.call,)
+        if matchers_by_sport:
+            matcher = matchers_by_sport.get(sport)
+            if matcher is not None:
+                scanners += (matcher.call,)
+        found = set(no_pattern)
+        if rules_by_dport:
+            found.update(rules_by_dport.get(dport, ()))
+        if rules_by_sport:
+            found.update(rules_by_sport.get(sport, ()))
+        if by_address is not None:
+            # The same hosts open flow after flow: an address's rules (two
+            # bisections over ET's ~25,000 listed ranges) are remembered.
+            for address in (source, destination):
+                if address is None:
+                    continue
+                rules = address_rules.get(address)
+                if rules is None:
+                    rules = _ranges_lookup(by_address, address)
+                    if len(address_rules) >= ADDRESS_RULES_MAX:
+                        address_rules.clear()
+                    address_rules[address] = rules
+                found.update(rules)
+        if not found:
+            return (), scanners
+        return self._header_filter(found, pkt, flow, source, destination), scanners
+
     # -- inspection ----------------------------------------------------------
     def inspect(self, pkt, flow, stream, txs) -> list[Match]:
         """Matches for one packet; never raises on malformed input."""
+        # One frame per packet: the try costs nothing until something raises.
         try:
-            return self._inspect(pkt, flow, stream, txs)
+            to_server = pkt.to_server
+            proto = pkt.proto
+            # What depends only on the flow direction (header-only candidates,
+            # which candidates' fixed header part holds, address keys, bytes
+            # inspected) is kept in the flow, computed once per direction.
+            side = None
+            detect = flow.detect if flow is not None else None
+            if detect is not None:
+                if detect.get("pass"):
+                    return []
+                side_key = "side_ts" if to_server else "side_tc"
+                side = detect.get(side_key)
+                if side is None or side.generation != self.generation:
+                    side = detect[side_key] = self._new_side(pkt, flow, side)
+                header_rules = side.header_rules
+                scanners = side.scanners
+            else:
+                header_rules, scanners = self._side_parts(pkt, flow, address_key(pkt.src),
+                                                          address_key(pkt.dst))
+
+            payload = pkt.payload or b""
+            window = None
+            new_offset = 0
+            if stream is not None and proto == 6:
+                window, new_offset = stream
+            if not header_rules and not txs and window is None and not payload:
+                return []
+
+            # Bound payload work per flow direction.
+            inspect_payload = True
+            if side is not None:
+                seen = side.inspected
+                if seen >= self.max_flow_bytes:
+                    inspect_payload = False
+                    self.stats["flow_inspect_capped"] += 1
+                else:
+                    grown = len(payload) if window is None else max(len(window) - new_offset, len(payload))
+                    side.inspected = seen + grown
+
+            candidates: set[int] = set()
+            if inspect_payload:
+                # The window already holds this packet's new bytes; scanning the
+                # bare payload as well would only find the same candidates.
+                data = window if window is not None else payload
+                if data:
+                    for scan, handler in scanners:
+                        scan(data, handler, 0, candidates)
+                if len(candidates) > self.max_verify:
+                    ordered = sorted(candidates)
+                    self.stats["verify_capped"] += len(ordered) - self.max_verify
+                    candidates = set(ordered[:self.max_verify])
+            if header_rules:
+                candidates.update(header_rules)
+            if side is not None and candidates:
+                # Most candidates of a frequent short pattern are rules whose
+                # ports or networks this flow direction has already failed: one
+                # set difference in C instead of a lookup each, and a packet
+                # left with nothing costs no context and no loop.
+                failed = side.header_failed
+                if failed:
+                    candidates -= failed
+            if not candidates and not txs:
+                return []
+            if side is not None:
+                context = _PacketContext(pkt, flow, side.source, side.destination, side)
+                known = side.header_known
+            else:
+                context = _PacketContext(pkt, flow, address_key(pkt.src), address_key(pkt.dst))
+                known = None
+            matches: list[Match] = []
+            stop = False
+            if candidates:
+                quick = self.quick
+                rules = self.rules
+                dport = pkt.dport
+                # Rule order (pass, drop, reject, alert; flowbit setters first) is
+                # the index order, so verification follows it.
+                for index in sorted(candidates):
+                    # A candidate's fixed header part (protocol, addresses, ports,
+                    # flow direction) holds or fails for every packet of the flow
+                    # direction: remembered, so a short fast pattern frequent in
+                    # traffic costs one dictionary lookup for the rules whose ports
+                    # or networks rule them out, not a header match per packet.
+                    header_ok = known.get(index) if known is not None else None
+                    if header_ok is False:
+                        continue
+                    if header_ok is None:
+                        precheck = quick[index]
+                        if precheck is not None:
+                            protos, dports = precheck
+                            if (protos is not None and proto not in protos) or (
+                                    dports is not None and dport not in dports):
+                                if known is not None and len(known) < HEADER_MEMO_MAX:
+                                    known[index] = False
+                                    side.header_failed.add(index)
+                                continue
+                        rule = rules[index] or self.rule(index)
+                        header_ok = self._static_header_match(rule, context)
+                        if known is not None and len(known) < HEADER_MEMO_MAX:
+                            known[index] = header_ok
+                            if not header_ok:
+                                side.header_failed.add(index)
+                        if not header_ok:
+                            continue
+                    else:
+                        rule = rules[index] or self.rule(index)
+                    if not inspect_payload and PAYLOAD in rule.buffers:
+                        continue
+                    try:
+                        result = self._verify_packet_rule(rule, context, window, new_offset)
+                    except Exception:  # noqa: BLE001 - one rule's failure must not blind the rest
+                        self.stats["verify_errors"] += 1
+                        continue
+                    if result is None:
+                        continue
+                    if self._report(rule, context, None, result, matches):
+                        stop = True
+                        break
+
+            if not stop and txs:
+                for tx in txs:
+                    if self._inspect_tx(tx, context, matches):
+                        break
+            if matches:
+                self._cap_alerts(matches)
+            return matches
         except Exception:  # noqa: BLE001 - detection must not take the worker down
             self.stats["inspect_errors"] += 1
             return []
 
-    def _inspect(self, pkt, flow, stream, txs) -> list[Match]:
-        to_server = pkt.to_server
-        proto = pkt.proto
-        # What depends only on the flow direction (header-only candidates,
-        # which candidates' fixed header part holds, address keys, bytes
-        # inspected) is kept in the flow, computed once per direction.
-        side = None
-        detect = flow.detect if flow is not None else None
-        if detect is not None:
-            if detect.get("pass"):
-                return []
-            side_key = "side_ts" if to_server else "side_tc"
-            side = detect.get(side_key)
-            if side is None or side.generation != self.generation:
-                side = detect[side_key] = self._new_side(pkt, flow, side)
-            header_rules = side.header_rules
-        else:
-            header_rules = self._header_candidates(pkt, flow)
-
-        payload = pkt.payload or b""
-        window = None
-        new_offset = 0
-        if stream is not None and proto == 6:
-            window, new_offset = stream
-        if not header_rules and not txs and window is None and not payload:
-            return []
-
-        # Bound payload work per flow direction.
-        inspect_payload = True
-        if side is not None:
-            seen = side.inspected
-            if seen >= self.max_flow_bytes:
-                inspect_payload = False
-                self.stats["flow_inspect_capped"] += 1
-            else:
-                grown = len(payload) if window is None else max(len(window) - new_offset, len(payload))
-                side.inspected = seen + grown
-
-        candidates: set[int] = set()
-        if inspect_payload:
-            matcher = self.packet_matchers.get((_proto_class(proto), "ts" if to_server else "tc"))
-            if matcher is not None:
-                # The window already holds this packet's new bytes; scanning the
-                # bare payload as well would only find the same candidates.
-                if window is not None:
-                    matcher.scan(window, candidates)
-                elif payload:
-                    matcher.scan(payload, candidates)
-            if len(candidates) > self.max_verify:
-                ordered = sorted(candidates)
-                self.stats["verify_capped"] += len(ordered) - self.max_verify
-                candidates = set(ordered[:self.max_verify])
-        if header_rules:
-            candidates.update(header_rules)
-        if not candidates and not txs:
-            return []
-        if side is not None:
-            context = _PacketContext(pkt, flow, side.source, side.destination)
-            known = side.header_known
-        else:
-            context = _PacketContext(pkt, flow, address_key(pkt.src), address_key(pkt.dst))
-            known = None
-        matches: list[Match] = []
-        stop = False
-        if candidates:
-            quick = self.quick
-            rules = self.rules
-            dport = pkt.dport
-            # Rule order (pass, drop, reject, alert; flowbit setters first) is
-            # the index order, so verification follows it.
-            for index in sorted(candidates):
-                # A candidate's fixed header part (protocol, addresses, ports,
-                # flow direction) holds or fails for every packet of the flow
-                # direction: remembered, so a short fast pattern frequent in
-                # traffic costs one dictionary lookup for the rules whose ports
-                # or networks rule them out, not a header match per packet.
-                header_ok = known.get(index) if known is not None else None
-                if header_ok is False:
-                    continue
-                if header_ok is None:
-                    precheck = quick[index]
-                    if precheck is not None:
-                        protos, dports = precheck
-                        if (protos is not None and proto not in protos) or (
-                                dports is not None and dport not in dports):
-                            if known is not None and len(known) < HEADER_MEMO_MAX:
-                                known[index] = False
-                            continue
-                    rule = rules[index] or self.rule(index)
-                    header_ok = self._static_header_match(rule, context)
-                    if known is not None and len(known) < HEADER_MEMO_MAX:
-                        known[index] = header_ok
-                    if not header_ok:
-                        continue
-                else:
-                    rule = rules[index] or self.rule(index)
-                if not inspect_payload and PAYLOAD in rule.buffers:
-                    continue
-                try:
-                    result = self._verify_packet_rule(rule, context, window, new_offset)
-                except Exception:  # noqa: BLE001 - one rule's failure must not blind the rest
-                    self.stats["verify_errors"] += 1
-                    continue
-                if result is None:
-                    continue
-                if self._report(rule, context, None, result, matches):
-                    stop = True
-                    break
-
-        if not stop and txs:
-            for tx in txs:
-                if self._inspect_tx(tx, context, matches):
-                    break
-        if matches:
-            self._cap_alerts(matches)
-        return matches
-
     def _new_side(self, pkt, flow, previous: "_FlowSide | None") -> "_FlowSide":
         side = _FlowSide()
         side.generation = self.generation
-        side.header_rules = self._header_candidates(pkt, flow)
+        side.source = source = address_key(pkt.src)
+        side.destination = destination = address_key(pkt.dst)
+        side.header_rules, side.scanners = self._side_parts(pkt, flow, source, destination)
         side.header_known = {}
+        side.header_failed = set()
         # A rule reload keeps the flow's inspection bound: bytes seen stay seen.
         side.inspected = previous.inspected if previous is not None else 0
-        side.source = address_key(pkt.src)
-        side.destination = address_key(pkt.dst)
         return side
 
-    def _header_candidates(self, pkt, flow) -> tuple[int, ...]:
-        """Rules without a fast pattern whose fixed header part (protocol,
-        ports, addresses, flow direction) this packet satisfies (see
-        `_inspect`)."""
-        group = (_proto_class(pkt.proto), "ts" if pkt.to_server else "tc")
-        found: set[int] = set()
-        no_pattern = self.packet_no_pattern.get(group)
-        if no_pattern:
-            found.update(no_pattern)
-        by_port = self.packet_by_port.get(group)
-        if by_port is not None:
-            found.update(by_port[0].get(pkt.dport, ()))
-            found.update(by_port[1].get(pkt.sport, ()))
-        source, destination = address_key(pkt.src), address_key(pkt.dst)
-        by_address = self.address_index.get(group)
-        if by_address:
-            for address in (source, destination):
-                if address is not None:
-                    found.update(_ranges_lookup(by_address, address))
-        if not found:
-            return ()
+    def _header_filter(self, found: set, pkt, flow, source, destination) -> tuple[int, ...]:
+        """The rules of `found` (header-only rules) whose fixed header part
+        (protocol, ports, addresses, flow direction) this packet satisfies
+        (see `inspect`)."""
         quick = self.quick
         proto, dport = pkt.proto, pkt.dport
         context = _PacketContext(pkt, flow, source, destination)
@@ -660,9 +738,6 @@ class DetectEngine:
                 flow.detect["pass"] = True
             return True
         return False
-
-    def _header_match(self, rule: Rule, context: "_PacketContext") -> bool:
-        return self._static_header_match(rule, context) and self._flow_state_match(rule, context)
 
     @staticmethod
     def _static_header_match(rule: Rule, context: "_PacketContext") -> bool:
@@ -715,7 +790,7 @@ class DetectEngine:
         for check in rule.packet_checks:
             if not check.match(pkt):
                 return None
-        if not state.flowbits_match(rule, context.flow):
+        if rule.flowbit_checks and not state.flowbits_match(rule, context.flow):
             return None
         if rule.xbit_checks and not self.xbits.match(rule, pkt):
             return None
@@ -739,7 +814,10 @@ class DetectEngine:
         return None
 
     def _buffer_match(self, matchers: list, data: bytes, variables: dict | None = None) -> bool:
-        budget = verify.Budget()
+        # One budget object, refilled for each inspection (never nested).
+        budget = self._budget
+        budget.steps = verify.STEPS_PER_INSPECTION
+        budget.exhausted = False
         result = verify.inspect_buffer(matchers, data, {} if variables is None else variables, budget)
         if budget.exhausted:
             self.stats["verify_budget_exhausted"] += 1
@@ -783,9 +861,19 @@ class DetectEngine:
                     memo = self._flow_scan_memo(context.flow)
                 memo_key = (tx.app_proto, tx.tx_id, name, direction)
                 known = memo.get(memo_key)
-                if known is not None and known[0] == value:
-                    candidates.update(known[1])
-                    continue
+                if known is not None:
+                    previous, previous_found = known
+                    if previous == value:
+                        candidates.update(previous_found)
+                        continue
+                    if value.startswith(previous) and not any(chain for _m, chain in scans):
+                        # The body grew: scan what was appended, not all of it.
+                        found = set(previous_found)
+                        for matcher, _chain in scans:
+                            matcher.scan_appended(value, len(previous), found)
+                        candidates.update(found)
+                        memo[memo_key] = (value, tuple(found))
+                        continue
             found: set[int] = set()
             for matcher, chain in scans:
                 for element in elements:
@@ -815,17 +903,38 @@ class DetectEngine:
         extra = self.tx_no_pattern.get(_normal_app_proto(tx.app_proto) or "", ())
         if extra:
             ordered = sorted(set(ordered).union(extra))
-        rules = [self.rule(index) for index in ordered]
         flow = context.flow
         alerted = None
-        if flow is not None and getattr(flow, "detect", None) is not None:
-            alerted = flow.detect.setdefault("tx_alerted", set())
-        for rule in rules:
-            identity = (rule.index, tx.app_proto, tx.tx_id)
+        detect = getattr(flow, "detect", None) if flow is not None else None
+        if detect is not None:
+            alerted = detect.get("tx_alerted")
+            if alerted is None:
+                alerted = detect["tx_alerted"] = set()
+        # The fixed header part of a candidate is remembered per flow
+        # direction as for packet rules (see `inspect`): a rule this
+        # direction's ports or networks rule out is not parsed or checked
+        # again for its next transactions.
+        side = context.side
+        known = failed = None
+        if side is not None:
+            known, failed = side.header_known, side.header_failed
+        rules = self.rules
+        for index in ordered:
+            if failed is not None and index in failed:
+                continue
+            identity = (index, tx.app_proto, tx.tx_id)
             if alerted is not None and identity in alerted:
                 continue
             try:
-                if not self._verify_tx_rule(rule, context, tx, buffers):
+                header_ok = known.get(index) if known is not None else None
+                rule = rules[index] or self.rule(index)
+                if header_ok is None:
+                    header_ok = self._static_header_match(rule, context)
+                    if known is not None and len(known) < HEADER_MEMO_MAX:
+                        known[index] = header_ok
+                        if not header_ok:
+                            failed.add(index)
+                if not header_ok or not self._verify_tx_rule(rule, context, tx, buffers):
                     continue
             except Exception:  # noqa: BLE001 - one rule's failure must not blind the rest
                 self.stats["verify_errors"] += 1
@@ -847,9 +956,11 @@ class DetectEngine:
         return entry[1]
 
     def _verify_tx_rule(self, rule: Rule, context: "_PacketContext", tx, buffers: dict) -> bool:
+        """Whether a candidate matches the transaction. The caller has checked
+        `_static_header_match`."""
         if rule.app_proto is not None and _normal_app_proto(tx.app_proto) != rule.app_proto:
             return False
-        if not self._header_match(rule, context):
+        if not self._flow_state_match(rule, context):
             return False
         pkt = context.pkt
         for check in rule.packet_checks:
@@ -869,6 +980,11 @@ class DetectEngine:
             value = _lookup_buffer(buffers, base, tx.to_server)
             if value is None:
                 return False
+            if type(value) is bytes:
+                if not self._buffer_match(matchers, transforms.apply(chain, value) if chain
+                                          else value, variables):
+                    return False
+                continue
             elements = value if isinstance(value, (list, tuple)) else (value,)
             if not any(self._buffer_match(matchers, transforms.apply(chain, element) if chain
                                           else element, variables)
@@ -884,7 +1000,7 @@ def matcher_for(engine: DetectEngine, group_key: tuple) -> Matcher:
 
 def _quick_reject(rule: Rule) -> tuple | None:
     """(protocols, destination ports) a rule is confined to, for the inline
-    pre-check in `_inspect`; None when it cannot be stated simply."""
+    pre-check in `inspect`; None when it cannot be stated simply."""
     protos = None
     if rule.transports is not None:
         protos = frozenset(rule.transports)
@@ -900,6 +1016,28 @@ def _quick_reject(rule: Rule) -> tuple | None:
     if protos is None and dports is None:
         return None
     return (protos, dports)
+
+
+def _port_groups(rule: Rule) -> tuple:
+    """(("dport" | "sport"), port) pairs of the port-specific prefilter groups
+    a packet rule's fast pattern goes to, or () for its protocol's group.
+
+    As Suricata's port groups: a rule for `any any -> any 135` cannot match
+    a packet to another port, so its pattern ("|05|", "|00|") is only looked
+    for in packets to 135. Frequent short patterns of port-confined rules
+    were most of the prefilter's match callbacks and candidates on mixed
+    traffic, each rejected by its port right after. The destination side is
+    used when it names ports, else the source side (`$HOME_NET 3389 -> any`
+    answers from a port); other rules stay in the protocol's group."""
+    if rule.direction != "->":
+        return ()
+    ports = rule.destination_ports.single_ports()
+    if ports:
+        return tuple(("dport", port) for port in ports)
+    ports = rule.source_ports.single_ports()
+    if ports:
+        return tuple(("sport", port) for port in ports)
+    return ()
 
 
 def _port_bucketable(rule: Rule) -> bool:
@@ -1009,11 +1147,19 @@ def _cache_key(value) -> tuple:
     return tuple(value), size
 
 
+_APP_PROTO_ALIASES = {"http1": "http", "ssl": "tls", "ike": "ikev2"}
+_NORMAL_APP_PROTO: dict = {}
+
+
 def _normal_app_proto(name):
-    if name is None:
-        return None
-    name = str(name).lower()
-    return {"http1": "http", "ssl": "tls", "ike": "ikev2"}.get(name, name)
+    normal = _NORMAL_APP_PROTO.get(name)
+    if normal is not None or name is None:
+        return normal
+    lowered = str(name).lower()
+    normal = _APP_PROTO_ALIASES.get(lowered, lowered)
+    if len(_NORMAL_APP_PROTO) < 256:     # the parsers' names, a few dozen
+        _NORMAL_APP_PROTO[name] = normal
+    return normal
 
 
 def _addresses_match(rule: Rule, source, destination, source_port: int, destination_port: int,
@@ -1037,31 +1183,38 @@ def _addresses_match(rule: Rule, source, destination, source_port: int, destinat
 
 
 class _PacketContext:
-    __slots__ = ("pkt", "flow", "source", "destination")
+    __slots__ = ("pkt", "flow", "source", "destination", "side")
 
-    def __init__(self, pkt, flow, source, destination) -> None:
+    def __init__(self, pkt, flow, source, destination, side=None) -> None:
         self.pkt = pkt
         self.flow = flow
         self.source = source
         self.destination = destination
+        self.side = side
 
 
 class _FlowSide:
     """Detection state of one direction of a flow, for one loaded ruleset
     (`generation`: a rule reload starts it afresh, as rule indices change)."""
 
-    __slots__ = ("generation", "header_rules", "header_known", "inspected", "source", "destination")
+    __slots__ = ("generation", "header_rules", "header_known", "header_failed", "inspected",
+                 "source", "destination", "scanners")
 
     generation: int
     header_rules: tuple
     """Header-only candidate rules whose fixed header part holds."""
     header_known: dict
     """Rule index -> whether its fixed header part holds (bounded by HEADER_MEMO_MAX)."""
+    header_failed: set
+    """The indices `header_known` maps to False."""
     inspected: int
     """Payload bytes inspected so far (the `stream_depth` bound)."""
     source: tuple | None
     destination: tuple | None
     """`address_key` of the packets' addresses in this direction."""
+    scanners: tuple
+    """`Matcher.call` of the prefilter groups for this direction's payloads
+    (`_side_parts`)."""
 
 
 def _guess_sid(text: str) -> int | None:

@@ -51,13 +51,16 @@ SMALL_GROUP = 2
 class Matcher:
     """A compiled group: scan bytes, get candidate rule indices."""
 
-    __slots__ = ("database", "rules_by_pattern", "literals", "_on_match")
+    __slots__ = ("database", "rules_by_pattern", "literals", "longest", "_on_match", "call")
 
     def __init__(self, database, rules_by_pattern: list[list[int]],
-                 literals: list[tuple[bytes, bool, int]] | None = None) -> None:
+                 literals: list[tuple[bytes, bool, int]] | None = None, longest: int = 0) -> None:
         self.database = database
         self.rules_by_pattern = rules_by_pattern
         self.literals = literals
+        self.longest = longest
+        """Length of the group's longest pattern: an occurrence that ends past
+        byte N of a buffer starts after N - longest (see `scan_appended`)."""
         # The match callback adds a pattern's rules to the caller's set
         # itself: no intermediate list to fill, clear and walk per scan.
         by_pattern = rules_by_pattern
@@ -66,13 +69,19 @@ class Matcher:
             into.update(by_pattern[pattern_id])
             return False
         self._on_match = on_match
+        self.call = (_literal_scanner(literals, by_pattern) if database is None else database.scan,
+                     on_match)
+        """(function, handler): `function(data, handler, 0, into)` is `scan(data,
+        into)` for non-empty data, one Python frame less per packet (the
+        packet loop calls it for every payload)."""
 
     @classmethod
     def compile(cls, group: PatternGroup) -> "Matcher":
         ordered = sorted(group.patterns.items(), key=lambda item: item[1])
+        longest = max((len(pattern) for (pattern, _nocase), _ in ordered), default=0)
         if len(ordered) <= SMALL_GROUP:
             literals = [(pattern, nocase, pattern_id) for (pattern, nocase), pattern_id in ordered]
-            return cls(None, group.rules_by_pattern, literals)
+            return cls(None, group.rules_by_pattern, literals, longest)
         expressions = []
         flags = []
         for (pattern, nocase), _ in ordered:
@@ -81,39 +90,56 @@ class Matcher:
         database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         database.compile(expressions=expressions, ids=list(range(len(expressions))),
                          elements=len(expressions), flags=flags)
-        return cls(database, group.rules_by_pattern)
+        return cls(database, group.rules_by_pattern, None, longest)
 
-    def dump(self) -> tuple[bytes | None, list | None]:
-        """What the on-disk cache keeps: the serialised database or the literals."""
+    def dump(self) -> tuple[bytes | None, list | None, int]:
+        """What the on-disk cache keeps: the serialised database or the
+        literals, and the longest pattern's length."""
         if self.database is None:
-            return None, self.literals
-        return hyperscan.dumpb(self.database), None
+            return None, self.literals, self.longest
+        return hyperscan.dumpb(self.database), None, self.longest
 
     @classmethod
-    def load(cls, dumped: tuple[bytes | None, list | None],
+    def load(cls, dumped: tuple[bytes | None, list | None, int],
              rules_by_pattern: list[list[int]]) -> "Matcher":
-        blob, literals = dumped
+        blob, literals, longest = dumped
         if blob is None:
-            return cls(None, rules_by_pattern, literals)
+            return cls(None, rules_by_pattern, literals, longest)
         database = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
         database.scratch = hyperscan.Scratch(database)
-        return cls(database, rules_by_pattern)
+        return cls(database, rules_by_pattern, None, longest)
+
+    def scan_appended(self, data: bytes, previous_length: int, into: set) -> None:
+        """`scan(data, into)` when `into` already holds the scan of
+        data[:previous_length]: only occurrences ending in the appended
+        bytes can be new, so only they and the `longest - 1` bytes before
+        them are scanned (a transaction body growing packet by packet)."""
+        start = previous_length - self.longest + 1
+        self.scan(data[start:] if start > 0 else data, into)
 
     def scan(self, data: bytes, into: set) -> None:
         """Add the indices of rules whose fast pattern occurs in `data` to `into`."""
         if not data:
             return
-        rules_by_pattern = self.rules_by_pattern
-        literals = self.literals
-        if literals is not None:
-            lowered = None
-            for pattern, nocase, pattern_id in literals:
-                if nocase:
-                    if lowered is None:
-                        lowered = data.lower()
-                    if pattern in lowered:
-                        into.update(rules_by_pattern[pattern_id])
-                elif pattern in data:
-                    into.update(rules_by_pattern[pattern_id])
+        if self.literals is not None:
+            self.call[0](data, None, 0, into)
             return
-        self.database.scan(data, match_event_handler=self._on_match, context=into)
+        # Positional arguments: python-hyperscan parses keywords at ~1 us a
+        # call, as much as a scan of a short payload itself.
+        self.database.scan(data, self._on_match, 0, into)
+
+
+def _literal_scanner(literals: list, rules_by_pattern: list):
+    """A small group's scan with Hyperscan's call shape (see `Matcher.call`);
+    a closure, not a bound method, so a Matcher holds no cycle."""
+    def scan(data: bytes, _handler, _flags, into: set) -> None:
+        lowered = None
+        for pattern, nocase, pattern_id in literals:
+            if nocase:
+                if lowered is None:
+                    lowered = data.lower()
+                if pattern in lowered:
+                    into.update(rules_by_pattern[pattern_id])
+            elif pattern in data:
+                into.update(rules_by_pattern[pattern_id])
+    return scan

@@ -50,13 +50,18 @@ class Budget:
 class Inspection:
     """State shared by the matchers of one rule against one buffer."""
 
-    __slots__ = ("buffer", "lowered", "variables", "budget")
+    __slots__ = ("buffer", "lowered", "variables", "budget", "failed", "failed_from")
 
     def __init__(self, buffer: bytes, variables: dict, budget: Budget) -> None:
         self.buffer = buffer
         self.lowered = None
         self.variables = variables
         self.budget = budget
+        # Backtracking memo (see `_run`), started on the first backtrack.
+        self.failed: set | None = None
+        """(matcher index, anchor) pairs known not to lead to a match."""
+        self.failed_from: dict | None = None
+        """matcher index -> lowest anchor from which every later one fails too."""
 
     def lower(self) -> bytes:
         if self.lowered is None:
@@ -177,14 +182,27 @@ class Content:
 class Pcre:
     """`pcre:"/re/flags"` compiled with Python's `re` (refused where incompatible)."""
 
-    __slots__ = ("regex", "negated", "relative", "source", "relative_next")
+    __slots__ = ("_regex", "pending", "negated", "relative", "source", "relative_next")
 
-    def __init__(self, regex, negated: bool, relative: bool, source: str) -> None:
-        self.regex = regex
+    def __init__(self, regex, negated: bool, relative: bool, source: str,
+                 pending: tuple | None = None) -> None:
+        self._regex = regex
+        self.pending = pending
+        """(pattern, flags) still to compile when `regex` is None (see `regex`)."""
         self.negated = negated
         self.relative = relative
         self.source = source
         self.relative_next = False
+
+    @property
+    def regex(self):
+        """The compiled regex; compiled on first use for a rule from the
+        cache, whose patterns all compiled when the cache was built."""
+        regex = self._regex
+        if regex is None:
+            pattern, flags = self.pending
+            regex = self._regex = re.compile(pattern, flags)
+        return regex
 
     def positions(self, inspection: Inspection, prev: int):
         buffer = inspection.buffer
@@ -486,21 +504,78 @@ class ByteExtract:
 
 def inspect_buffer(matchers: list, buffer: bytes, variables: dict, budget: Budget) -> bool:
     """True when the ordered matcher list matches `buffer`."""
+    # Every positive content must occur somewhere in the buffer, whatever
+    # its position modifiers: one C-speed `in` each rules out most candidates
+    # (about half of the failing ones on mixed traffic) before any anchor,
+    # window or backtracking is set up.
+    lowered = None
+    if type(buffer) is bytes:
+        for matcher in matchers:
+            if type(matcher) is Content and not matcher.negated:
+                if matcher.nocase:
+                    if lowered is None:
+                        lowered = buffer.lower()
+                    if matcher.pattern not in lowered:
+                        return False
+                elif matcher.pattern not in buffer:
+                    return False
     inspection = Inspection(buffer, variables, budget)
+    inspection.lowered = lowered
     return _run(matchers, 0, inspection, 0)
 
 
+# Matchers whose outcome depends only on (buffer, anchor): none of them
+# writes a byte_extract variable, so a failed (index, anchor) stays failed
+# for the rest of one inspection.
+_PURE_MATCHERS = (Content, Pcre, IsDataAt, BufferSize, BufferIn, ByteTest, ByteJump)
+
+
 def _run(matchers: list, index: int, inspection: Inspection, prev: int) -> bool:
+    """Whether matchers[index:] match with the anchor at `prev`.
+
+    Backtracking can reach the same (index, anchor) from many earlier
+    occurrences: in `content:"<"; content:".length"; distance:0; pcre:..R`
+    every "<" of a script leads to the same ".length" positions, so the
+    search is quadratic in the buffer and a large script body used to
+    exhaust the step budget (12 ms per rule). Once a list backtracks (and
+    holds only `_PURE_MATCHERS`), a failure found without exhausting the
+    budget is remembered: the same (index, anchor) is not explored again,
+    and for an open-ended relative content (no within/depth: the later the
+    anchor, the fewer its occurrences) no later anchor is either. Skipping
+    only subtrees that cannot match, the result is the same, except that a
+    search that used to run out of budget may now finish."""
     if index == len(matchers):
         return True
+    failed = inspection.failed
+    if failed is not None:
+        if (index, prev) in failed:
+            return False
+        lowest = inspection.failed_from.get(index)
+        if lowest is not None and prev >= lowest:
+            return False
     matcher = matchers[index]
+    budget = inspection.budget
     for new_prev in matcher.positions(inspection, prev):
         if _run(matchers, index + 1, inspection, new_prev):
             return True
         # Only a later *relative* matcher can succeed at another occurrence
         # of this one; otherwise the failure is final (Suricata does the same).
-        if not matcher.relative_next or not inspection.budget.spend():
+        if not matcher.relative_next:
+            break
+        if not budget.spend():
             return False
+        if inspection.failed is None and all(type(m) in _PURE_MATCHERS for m in matchers):
+            inspection.failed = set()
+            inspection.failed_from = {}
+    failed = inspection.failed
+    if failed is not None and not budget.exhausted:
+        failed.add((index, prev))
+        if (matcher.relative_next and type(matcher) is Content and not matcher.negated
+                and matcher.within is None and matcher.depth is None
+                and matcher.distance is not None):
+            lowest = inspection.failed_from.get(index)
+            if lowest is None or prev < lowest:
+                inspection.failed_from[index] = prev
     return False
 
 

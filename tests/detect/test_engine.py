@@ -152,6 +152,30 @@ def test_ip_list_rules_are_bucketed_by_address():
     assert eng.inspect(packet(b"", src="203.0.113.6", dst="192.168.1.1"), None, None, []) == []
 
 
+def test_port_confined_patterns_are_scanned_on_their_ports_only(tmp_path):
+    rules = ('alert tcp any any -> any 135 (content:"|05|"; sid:1;)\n'
+             'alert tcp any 3389 -> any any (content:"|03|"; sid:2;)\n'
+             'alert tcp any any -> any [80,8080] (content:"|05|"; sid:3;)\n'
+             'alert tcp any any -> any any (content:"|05|"; sid:4;)\n'
+             'alert udp any any -> any 135 (content:"|05|"; sid:5;)\n'
+             'alert tcp any any <> any 135 (content:"|03|"; sid:6;)\n')
+    for cache_dir in (None, str(tmp_path), str(tmp_path)):   # built, stored, loaded
+        eng, report = engine(rules, cache_dir=cache_dir)
+        assert report.loaded == 6
+        assert ("tcp", "ts", "dport", 135) in eng.packet_matchers
+        assert ("tcp", "ts", "sport", 3389) in eng.packet_matchers
+        payload = b"\x05\x03"
+        assert sids(eng.inspect(packet(payload, dport=135), None, None, [])) == [1, 4, 6]
+        assert sids(eng.inspect(packet(payload, dport=8080), None, None, [])) == [3, 4]
+        assert sids(eng.inspect(packet(payload, sport=3389, dport=80), None, None, [])) == [2, 3, 4]
+        assert sids(eng.inspect(packet(payload, sport=135, dport=40000), None, None, [])) == [4, 6]
+        assert sids(eng.inspect(packet(payload, proto=17, dport=135), None, None, [])) == [5]
+        # Per flow direction the scanners are chosen once, for its ports.
+        flow = FakeFlow()
+        assert sids(eng.inspect(packet(payload, dport=135), flow, None, [])) == [1, 4, 6]
+        assert sids(eng.inspect(packet(payload, dport=135), flow, None, [])) == [1, 4, 6]
+
+
 def test_cache_roundtrip(tmp_path):
     rules = 'alert tcp any any -> any any (content:"abc"; pcre:"/c$/"; sid:1;)\n'
     engine(rules, cache_dir=str(tmp_path))

@@ -87,6 +87,15 @@ def test_pcre_posix_class_and_named_group_translation():
     assert rule.buffers["payload"][0].regex.search(b"123x")
 
 
+def test_pcre_of_a_checked_rule_compiles_on_first_use():
+    text = 'alert tcp any any -> any any (pcre:"/^(?<n>[[:digit:]]+)x/Ri"; sid:1;)'
+    pcre = parse_rule(text, VARIABLES, {}, checked=True).buffers["payload"][0]
+    assert pcre._regex is None
+    eager = parse(text).buffers["payload"][0].regex
+    assert (pcre.regex.pattern, pcre.regex.flags) == (eager.pattern, eager.flags)
+    assert pcre.regex.search(b"123X")
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=200))
 def test_random_text_only_raises_rule_error(text):

@@ -110,8 +110,57 @@ def test_budget_bounds_pathological_backtracking():
     budget = verify.Budget(steps=500)
     rule = parse_rule('alert tcp any any -> any any (content:"A"; content:"A"; distance:0; '
                       'content:"A"; distance:0; content:"B"; distance:0; sid:1;)', VARIABLES, {})
-    assert not verify.inspect_buffer(rule.buffers["payload"], b"A" * 1400, {}, budget)
+    # "B" occurs, only not after the As: every content is present, so the
+    # search itself has to run out of budget.
+    assert not verify.inspect_buffer(rule.buffers["payload"], b"B" + b"A" * 1400, {}, budget)
     assert budget.exhausted
+
+
+def test_absent_content_fails_before_any_search():
+    rule = parse_rule('alert tcp any any -> any any (content:"A"; content:"A"; distance:0; '
+                      'content:"b"; nocase; distance:0; sid:1;)', VARIABLES, {})
+    budget = verify.Budget(steps=1)
+    assert not verify.inspect_buffer(rule.buffers["payload"], b"A" * 1400, {}, budget)
+    assert budget.steps == 1
+    assert verify.inspect_buffer(rule.buffers["payload"], b"A" * 1400 + b"B", {}, verify.Budget())
+
+
+def test_repeated_anchors_are_explored_once():
+    # Every "<" leads to the same ".length" anchors; without the memo this
+    # is quadratic and ran out of budget on a 30 KB script (ET sid 2025185).
+    rule = parse_rule('alert tcp any any -> any any (content:"<"; content:".length"; distance:0; '
+                      'pcre:"/^\\s*\\)/R"; sid:1;)', VARIABLES, {})
+    budget = verify.Budget()
+    assert not verify.inspect_buffer(rule.buffers["payload"], b"<a.length;" * 1000, {}, budget)
+    assert not budget.exhausted
+    assert verify.inspect_buffer(rule.buffers["payload"], b"<a.length;" * 1000 + b".length )",
+                                 {}, verify.Budget())
+
+
+def _without_memo(options: str, data: bytes) -> bool:
+    saved = verify._PURE_MATCHERS
+    verify._PURE_MATCHERS = ()
+    try:
+        rule = parse_rule(f"alert tcp any any -> any any ({options} sid:1;)", VARIABLES, {})
+        return verify.inspect_buffer(rule.buffers["payload"], data, {}, verify.Budget(steps=10 ** 9))
+    finally:
+        verify._PURE_MATCHERS = saved
+
+
+MEMO_CASES = (
+    'content:"a"; content:"b"; distance:0; content:"c"; distance:0; within:2;',
+    'content:"a"; content:"b"; distance:1; pcre:"/^c/R"; content:"a"; distance:0; within:3;',
+    'content:"a"; content:"b"; distance:0; content:!"c"; distance:0; within:2; isdataat:1,relative;',
+    'content:"b"; content:"a"; distance:-2; content:"ab"; distance:0; byte_test:1,=,99,0,relative;',
+    'content:"a"; offset:1; content:"b"; distance:0; byte_jump:1,0,relative; content:"c"; distance:0;',
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=60).map(lambda raw: bytes(b"abc"[byte % 3] for byte in raw)),
+       st.sampled_from(MEMO_CASES))
+def test_memo_gives_the_unbounded_search_result(data, options):
+    assert matches(options, data) == _without_memo(options, data)
 
 
 @settings(max_examples=200, deadline=None)
