@@ -295,8 +295,7 @@ class AppLayer:
         _preload_parsers()
 
     def on_data(self, flow, pkt, data: bytes, to_server: bool, gap: bool = False) -> list[Tx]:
-        # The body of _on_data inline (one call frame less per datagram and
-        # per stream release); _on_data stays for callers of the unguarded form.
+        # One frame with its guard: this runs per datagram and per stream release.
         try:
             state = getattr(flow, "app", None)
             if state is None:
@@ -457,23 +456,6 @@ class AppLayer:
             state = {}
             flow.app = state
         return state
-
-    def _on_data(self, flow, pkt, data, to_server, gap) -> list[Tx]:
-        state = self._state(flow)
-        if state.get("done"):
-            return []
-        parser = state.get("parser")
-        if parser is None:
-            if not data:
-                return []
-            if flow.proto == 17:
-                name = detect_udp(data, flow.client_port, flow.server_port)
-                if name is None:
-                    state["done"] = True
-                    return []
-                return self._start(flow, state, pkt, name, [(to_server, data)], gap)
-            return self._detect_tcp(flow, state, pkt, data, to_server, gap)
-        return self._feed(flow, state, pkt, data, to_server, gap)
 
     def _detect_tcp(self, flow, state, pkt, data, to_server, gap) -> list[Tx]:
         if gap:
