@@ -148,29 +148,16 @@ def _strip_port(host: bytes) -> bytes:
 class _Headers(dict):
     """Parsed header section: lowercased name -> value, in order of first
     appearance, duplicate names merged as libhtp does (", "). A dict, so a
-    lookup (`get`) is one C call; `names` keeps each name as first sent."""
+    lookup (`get`) is one C call; `names` keeps each name as first sent.
+    Made by `_parse_header_lines` only (no __init__: one frame less)."""
 
     __slots__ = ("names", "folded", "invalid")
-
-    def __init__(self) -> None:
-        dict.__init__(self)
-        self.names: dict[bytes, bytes] = {}       # lowercased name -> name as sent
-        self.folded = False
-        self.invalid = False
-
-    def add(self, name: bytes, value: bytes) -> None:
-        key = name.lower()
-        known = dict.get(self, key)
-        if known is None:
-            self.names[key] = name
-            self[key] = value
-        else:
-            self[key] = known + b", " + value
 
 
 def _parse_header_lines(lines: list[bytes]) -> _Headers:
     headers = _Headers()
-    names = headers.names
+    headers.names = names = {}           # lowercased name -> name as sent
+    headers.folded = headers.invalid = False
     name = value = None             # the pending header (folding may extend it)
     for line in lines:
         if name is not None and line[:1] in (b" ", b"\t"):
@@ -248,7 +235,15 @@ class _HttpTx(Tx):
                  "request_published", "response_published")
 
     def __init__(self, tx_id: int) -> None:
-        Tx.__init__(self, app_proto="http", tx_id=tx_id, to_server=True)
+        # Tx.__init__(self, app_proto="http", tx_id=tx_id, to_server=True),
+        # field by field (one frame less per transaction; keep in step with Tx)
+        self.app_proto = "http"
+        self.tx_id = tx_id
+        self.to_server = True
+        self.buffers = {}
+        self.record = None
+        self.complete = False
+        self.logged = False
         self.method = b""
         self.raw_uri = b""
         self.protocol = b""
@@ -623,14 +618,15 @@ class HttpParser:
         content_type = headers.get(b"content-type") or b""
         http_tx.response_xml = b"xml" in content_type.lower()
         side.tx = http_tx
-        if (status == 101 or (http_tx.method.upper() == b"CONNECT" and status is not None
+        method = http_tx.method.upper()
+        if (status == 101 or (method == b"CONNECT" and status is not None
                               and 200 <= status < 300)):
             # The connection now carries another protocol: stop parsing it.
             self._complete(http_tx)
             side.state = _DONE
             self.requests.state = _DONE
             return
-        if http_tx.method.upper() == b"HEAD" or status in (204, 304):
+        if method == b"HEAD" or status in (204, 304):
             side.state = _START_LINE
             self._complete(http_tx)
             return
@@ -723,16 +719,22 @@ class HttpParser:
         if to_server:
             if framing:
                 http_tx.request_body_seen += len(data)
-            room = REQUEST_BODY_LIMIT - len(http_tx.request_body)
+            body = http_tx.request_body
+            room = REQUEST_BODY_LIMIT - len(body)
             if room > 0:
-                http_tx.request_body += data[:room]
+                body += data[:room]
+            size, published, limit = len(body), http_tx.request_published, REQUEST_BODY_LIMIT
         else:
             if framing:
                 http_tx.response_body_seen += len(data)
-            room = RESPONSE_BODY_LIMIT - len(http_tx.response_body)
+            body = http_tx.response_body
+            room = RESPONSE_BODY_LIMIT - len(body)
             if room > 0 and data:
-                http_tx.response_body += self._decode(http_tx, data, room)
-        self._publish_body(http_tx, to_server, final=False)
+                body += self._decode(http_tx, data, room)
+            size, published, limit = len(body), http_tx.response_published, RESPONSE_BODY_LIMIT
+        # _publish_body(final=False) publishes only in these cases
+        if size != published and (size - published >= BODY_INSPECT_STEP or size >= limit):
+            self._publish_body(http_tx, to_server, final=False)
 
     def _decode(self, http_tx: _HttpTx, data: bytes, room: int) -> bytes:
         """Content-Encoding gzip/deflate, decoded incrementally (one decoder
