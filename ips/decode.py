@@ -184,6 +184,9 @@ def decode(pkt: Packet, checksums: bool = True) -> bool:
             if ethertype in _VLAN_ETHERTYPES or ethertype == ETHERTYPE_PPPOE_SESSION:
                 ethertype, offset = _ethernet_extras(pkt, data, ethertype, offset)
         elif linktype in _RAW_LINKTYPES:
+            # Inline (NFQUEUE) packets: raw IP, nearly always IPv4.
+            if data and data[0] >> 4 == 4:
+                return _decode_ipv4(pkt, data, 0, checksums)
             offset = 0
             ethertype = _ethertype_from_version(data)
         elif linktype == LINKTYPE_LINUX_SLL:

@@ -10,7 +10,7 @@ mapping: addresses are strings, ports ints, `proto` is "TCP"/"UDP"/"ICMP"/...
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from operator import attrgetter
 from typing import Any
 
@@ -37,7 +37,54 @@ def quick_pickle(cls):
     return cls
 
 
+class _Factory:
+    """Marks an argument left to its field's default_factory."""
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _Factory()
+
+
+def quick_init(cls):
+    """Give a frozen slotted dataclass a faster `__init__`, same signature.
+
+    The generated one sets each field through `object.__setattr__(self,
+    name, value)` (frozen: its own `__setattr__` raises); this one calls the
+    field's slot descriptor directly, which stores the same value, in half
+    the time (a worker builds several events per connection). A class with
+    anything unusual (init=False, kw_only, __post_init__) keeps its own."""
+    if "__post_init__" in cls.__dict__:
+        return cls
+    params, lines = [], []
+    namespace = {"_FACTORY": _FACTORY}
+    for index, item in enumerate(fields(cls)):
+        if not item.init or item.kw_only:
+            return cls
+        name = item.name
+        namespace[f"_set{index}"] = cls.__dict__[name].__set__
+        if item.default is not MISSING:
+            namespace[f"_default{index}"] = item.default
+            params.append(f"{name}=_default{index}")
+        elif item.default_factory is not MISSING:
+            namespace[f"_factory{index}"] = item.default_factory
+            params.append(f"{name}=_FACTORY")
+            lines.append(f"    if {name} is _FACTORY:\n        {name} = _factory{index}()")
+        else:
+            params.append(name)
+        lines.append(f"    _set{index}(self, {name})")
+    source = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(lines or ["    pass"]) + "\n"
+    exec(source, namespace)  # noqa: S102 - source built from the class's own field names
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    cls.__init__ = init
+    return cls
+
+
 @quick_pickle
+@quick_init
 @dataclass(frozen=True, slots=True)
 class FiveTuple:
     """The flow key as seen from the flow's initiator (client)."""
@@ -54,6 +101,7 @@ class FiveTuple:
 
 
 @quick_pickle
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Alert:
     """A signature matched."""
@@ -102,6 +150,7 @@ class Alert:
 
 
 @quick_pickle
+@quick_init
 @dataclass(frozen=True, slots=True)
 class FlowEnd:
     """A flow finished (timeout, close, eviction or end of input)."""
@@ -146,6 +195,7 @@ class FlowEnd:
 
 
 @quick_pickle
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Anomaly:
     """The decoder or a stream/app-layer parser met something malformed."""
@@ -170,6 +220,7 @@ class Anomaly:
 
 
 @quick_pickle
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AppRecord:
     """One application-layer transaction or message (http, dns, tls, dhcp, ...).
@@ -197,6 +248,7 @@ class AppRecord:
 
 
 @quick_pickle
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DeviceAnomaly:
     """A device behaved unlike its learned profile (issue: profiling)."""
@@ -224,6 +276,7 @@ class DeviceAnomaly:
 
 
 @quick_pickle
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Stats:
     """Counters, written at the end of a replay and periodically inline."""

@@ -401,11 +401,12 @@ class Worker:
                 tx_id=match.tx_id, src_mac=pkt.src_mac, app=app, flow=flow_info))
 
     def _emit_app_record(self, pkt: Packet | None, flow: Flow, tx) -> None:
-        proto = PROTO_NAMES.get(flow.proto, str(flow.proto))
+        proto = PROTO_NAMES.get(flow.proto) or str(flow.proto)
         if tx.app_proto == "http":
             # Suricata logs HTTP from the flow's point of view (LOG_DIR_FLOW):
             # the client is the source whichever packet completed the tx.
-            if self.applayer.roles_reversed(flow):
+            state = flow.app     # AppLayer.roles_reversed, inline
+            if state and state.get("reversed"):
                 five = events.FiveTuple(flow.server_ip, flow.server_port,
                                         flow.client_ip, flow.client_port, proto)
                 mac = flow.server_mac

@@ -381,7 +381,8 @@ class AppLayer:
             return _NO_TXS
         if state.get("reversed"):
             to_server = not to_server
-        return _present(_unique(now), to_server)
+        # One tx (the common case) is unique as it is.
+        return _present(now if len(now) == 1 else _unique(now), to_server)
 
     def _peek(self, flow, window: bytes, to_server: bool) -> None:
         """Name the protocol from bytes not yet given to the parsers (IDS
@@ -464,6 +465,13 @@ class AppLayer:
             state["done"] = True
             return []
         pending = state.get("pending")
+        if pending is None and to_server and data.startswith(_HTTP_REQUEST_STARTS):
+            # The common case: the client's first bytes are an HTTP request.
+            # What the general path below decides for them, without the
+            # detection buffers (it leaves `failed` behind, so do we).
+            state["failed"] = {True: False, False: False}
+            return self._start(flow, state, pkt, "http",
+                               [(True, bytes(data[:DETECT_BUFFER_BYTES]))], False)
         if pending is None:
             pending = state["pending"] = {True: bytearray(), False: bytearray()}
         failed = state.get("failed")

@@ -145,50 +145,49 @@ def _strip_port(host: bytes) -> bytes:
 
 # -- header section --------------------------------------------------------------
 
-class _Headers:
-    """Parsed header section: ordered, duplicate names merged as libhtp does."""
+class _Headers(dict):
+    """Parsed header section: lowercased name -> value, in order of first
+    appearance, duplicate names merged as libhtp does (", "). A dict, so a
+    lookup (`get`) is one C call; `names` keeps each name as first sent.
+    Made by `_parse_header_lines` only (no __init__: one frame less)."""
 
-    __slots__ = ("items", "index", "folded", "invalid")
-
-    def __init__(self) -> None:
-        self.items: list[list[bytes]] = []        # [name, value]
-        self.index: dict[bytes, int] = {}         # lowercased name -> position
-        self.folded = False
-        self.invalid = False
-
-    def add(self, name: bytes, value: bytes) -> None:
-        key = name.lower()
-        position = self.index.get(key)
-        if position is None:
-            self.index[key] = len(self.items)
-            self.items.append([name, value])
-        else:
-            self.items[position][1] += b", " + value
-
-    def get(self, name: bytes) -> bytes | None:
-        position = self.index.get(name)
-        return None if position is None else self.items[position][1]
+    __slots__ = ("names", "folded", "invalid")
 
 
 def _parse_header_lines(lines: list[bytes]) -> _Headers:
     headers = _Headers()
-    pending: list[bytes] | None = None
+    headers.names = names = {}           # lowercased name -> name as sent
+    headers.folded = headers.invalid = False
+    name = value = None             # the pending header (folding may extend it)
     for line in lines:
-        if line[:1] in (b" ", b"\t") and pending is not None:
+        if name is not None and line[:1] in (b" ", b"\t"):
             # obsolete line folding: continuation of the previous value
             headers.folded = True
-            pending[1] += b" " + line.strip(b" \t")
+            value += b" " + line.strip(b" \t")
             continue
-        if pending is not None:
-            headers.add(pending[0], pending[1])
+        if name is not None:
+            key = name.lower()
+            known = headers.get(key)
+            if known is None:
+                names[key] = name
+                headers[key] = value
+            else:
+                headers[key] = known + b", " + value
         name, colon, value = line.partition(b":")
         if not colon:
             headers.invalid = True
-            pending = None
+            name = None
             continue
-        pending = [name.strip(b" \t"), value.strip(b" \t")]
-    if pending is not None:
-        headers.add(pending[0], pending[1])
+        name = name.strip(b" \t")
+        value = value.strip(b" \t")
+    if name is not None:
+        key = name.lower()
+        known = headers.get(key)
+        if known is None:
+            names[key] = name
+            headers[key] = value
+        else:
+            headers[key] = known + b", " + value
     return headers
 
 
@@ -236,7 +235,15 @@ class _HttpTx(Tx):
                  "request_published", "response_published")
 
     def __init__(self, tx_id: int) -> None:
-        Tx.__init__(self, app_proto="http", tx_id=tx_id, to_server=True)
+        # Tx.__init__(self, app_proto="http", tx_id=tx_id, to_server=True),
+        # field by field (one frame less per transaction; keep in step with Tx)
+        self.app_proto = "http"
+        self.tx_id = tx_id
+        self.to_server = True
+        self.buffers = {}
+        self.record = None
+        self.complete = False
+        self.logged = False
         self.method = b""
         self.raw_uri = b""
         self.protocol = b""
@@ -268,7 +275,10 @@ class _HttpTx(Tx):
         return _record(self)
 
     def view(self, to_server: bool) -> dict:
-        return _view(self, to_server)
+        # _view's body, one frame less (called for each tx presented)
+        if to_server or not self.response_buffers:
+            return self.request_buffers
+        return {**self.request_buffers, **self.response_buffers}
 
 
 class _Direction:
@@ -321,7 +331,10 @@ class HttpParser:
                 position = self._step_response(data, position, updated)
         out: list[Tx] = []
         for http_tx in updated:
-            if not any(http_tx is known for known in out):
+            for known in out:
+                if known is http_tx:
+                    break
+            else:
                 http_tx.to_server = to_server
                 http_tx.buffers = _view(http_tx, to_server)
                 out.append(http_tx)
@@ -360,10 +373,11 @@ class HttpParser:
         limit = min(data_len, position + max(MAX_HEADER_BYTES - len(held), 0))
         if not held:
             # The common case, a whole section in one chunk: two C searches.
-            ends = [end for end in (data.find(b"\n\n", position, limit),
-                                    data.find(b"\n\r\n", position, limit)) if end >= 0]
-            if ends:
-                end = min(ends)
+            end = data.find(b"\n\n", position, limit)
+            other = data.find(b"\n\r\n", position, limit)
+            if end < 0 or 0 <= other < end:
+                end = other
+            if end >= 0:
                 newline = end + 1 if data[end + 1] == 0x0A else end + 2
                 return newline + 1, data[position:newline + 1]
 
@@ -497,26 +511,22 @@ class HttpParser:
         # keeps them.
         excluded = b"cookie" if request else b"set-cookie"
         wanted = _REQUEST_HEADER_BUFFERS if request else _RESPONSE_HEADER_BUFFERS
-        items = headers.items
+        original = headers.names
         lines = []
-        names = [b""]
-        kept = []
-        for key, position in headers.index.items():     # in order of appearance
-            name, value = items[position]
-            line = name + b": " + value
-            lines.append(line)
-            names.append(name)
-            if key != excluded:
-                kept.append(line)
+        for key, value in headers.items():     # in order of first appearance
+            lines.append(original[key] + b": " + value)
             buffer_name = wanted.get(key)
             if buffer_name is not None:
                 buffers[buffer_name] = value
-        kept.append(b"")
-        kept.append(b"")
-        names.append(b"")
-        names.append(b"")
-        buffers["http.header"] = b"\r\n".join(kept) if len(kept) > 2 else b"\r\n"
-        buffers["http.header_names"] = b"\r\n".join(names)
+        if excluded in headers:
+            kept = [line for key, line in zip(headers, lines) if key != excluded]
+        else:
+            kept = lines
+        # Each buffer ends with the blank line: "a\r\nb\r\n\r\n" (http.header
+        # with no header left is "\r\n"); http.header_names starts with one.
+        buffers["http.header"] = b"\r\n".join(kept) + b"\r\n\r\n" if kept else b"\r\n"
+        buffers["http.header_names"] = (b"\r\n" + b"\r\n".join(original.values()) + b"\r\n\r\n"
+                                        if original else b"\r\n\r\n")
         buffers["http.request_header" if request else "http.response_header"] = lines
 
     def _body_framing(self, headers: _Headers, request: bool,
@@ -565,7 +575,11 @@ class HttpParser:
             lines.pop()
         status_line = lines[0] if lines else b""
         match = _STATUS_RE.match(status_line)
-        http_tx = next((t for t in self.open if not t.response_started), None)
+        http_tx = None
+        for waiting in self.open:
+            if not waiting.response_started:
+                http_tx = waiting
+                break
         if http_tx is None:
             # A response without a request we saw (midstream, or extra data).
             self.events.append("http.unsolicited_response")
@@ -604,14 +618,15 @@ class HttpParser:
         content_type = headers.get(b"content-type") or b""
         http_tx.response_xml = b"xml" in content_type.lower()
         side.tx = http_tx
-        if (status == 101 or (http_tx.method.upper() == b"CONNECT" and status is not None
+        method = http_tx.method.upper()
+        if (status == 101 or (method == b"CONNECT" and status is not None
                               and 200 <= status < 300)):
             # The connection now carries another protocol: stop parsing it.
             self._complete(http_tx)
             side.state = _DONE
             self.requests.state = _DONE
             return
-        if http_tx.method.upper() == b"HEAD" or status in (204, 304):
+        if method == b"HEAD" or status in (204, 304):
             side.state = _START_LINE
             self._complete(http_tx)
             return
@@ -704,16 +719,22 @@ class HttpParser:
         if to_server:
             if framing:
                 http_tx.request_body_seen += len(data)
-            room = REQUEST_BODY_LIMIT - len(http_tx.request_body)
+            body = http_tx.request_body
+            room = REQUEST_BODY_LIMIT - len(body)
             if room > 0:
-                http_tx.request_body += data[:room]
+                body += data[:room]
+            size, published, limit = len(body), http_tx.request_published, REQUEST_BODY_LIMIT
         else:
             if framing:
                 http_tx.response_body_seen += len(data)
-            room = RESPONSE_BODY_LIMIT - len(http_tx.response_body)
+            body = http_tx.response_body
+            room = RESPONSE_BODY_LIMIT - len(body)
             if room > 0 and data:
-                http_tx.response_body += self._decode(http_tx, data, room)
-        self._publish_body(http_tx, to_server, final=False)
+                body += self._decode(http_tx, data, room)
+            size, published, limit = len(body), http_tx.response_published, RESPONSE_BODY_LIMIT
+        # _publish_body(final=False) publishes only in these cases
+        if size != published and (size - published >= BODY_INSPECT_STEP or size >= limit):
+            self._publish_body(http_tx, to_server, final=False)
 
     def _decode(self, http_tx: _HttpTx, data: bytes, room: int) -> bytes:
         """Content-Encoding gzip/deflate, decoded incrementally (one decoder
@@ -772,11 +793,18 @@ class HttpParser:
         tx = http_tx
         if tx.complete:
             return
-        self._publish_body(http_tx, True, final=True)
-        self._publish_body(http_tx, False, final=True)
+        # (_publish_body returns at once for a body already published)
+        if len(http_tx.request_body) != http_tx.request_published:
+            self._publish_body(http_tx, True, final=True)
+        if len(http_tx.response_body) != http_tx.response_published:
+            self._publish_body(http_tx, False, final=True)
         tx.buffers = {**http_tx.request_buffers, **http_tx.response_buffers}
         tx.complete = True
-        self.open = [other for other in self.open if other is not http_tx]
+        waiting = self.open
+        for index, other in enumerate(waiting):
+            if other is http_tx:     # each tx is queued once
+                del waiting[index]
+                break
         tx.record = _record(http_tx)
 
 
@@ -786,34 +814,34 @@ def _record(http_tx: _HttpTx) -> dict:
     buffers = http_tx.request_buffers
     host = buffers.get("http.host.raw")
     if host:
-        record["hostname"] = _text(_strip_port(host).lower())
+        record["hostname"] = _strip_port(host).lower().decode("utf-8", "replace")
         port = host.rpartition(b":")[2] if b":" in host and not host.endswith(b"]") else b""
         if port.isdigit():
             record["http_port"] = int(port)
     if http_tx.raw_uri:
-        record["url"] = _text(http_tx.raw_uri)
+        record["url"] = http_tx.raw_uri.decode("utf-8", "replace")
     if http_tx.request_headers is not None:
         user_agent = http_tx.request_headers.get(b"user-agent")
         if user_agent is not None:
-            record["http_user_agent"] = _text(user_agent)
+            record["http_user_agent"] = user_agent.decode("utf-8", "replace")
     if http_tx.response_headers is not None:
         content_type = http_tx.response_headers.get(b"content-type")
         if content_type is not None:
-            record["http_content_type"] = _text(content_type.split(b";")[0].strip())
+            record["http_content_type"] = content_type.split(b";")[0].strip().decode("utf-8", "replace")
     if http_tx.request_headers is not None:
         referer = http_tx.request_headers.get(b"referer")
         if referer is not None:
-            record["http_refer"] = _text(referer)
+            record["http_refer"] = referer.decode("utf-8", "replace")
     if http_tx.method:
-        record["http_method"] = _text(http_tx.method)
+        record["http_method"] = http_tx.method.decode("utf-8", "replace")
     if http_tx.protocol:
-        record["protocol"] = _text(http_tx.protocol)
+        record["protocol"] = http_tx.protocol.decode("utf-8", "replace")
     if http_tx.status is not None:
         record["status"] = http_tx.status
     if http_tx.response_headers is not None:
         location = http_tx.response_headers.get(b"location")
         if location is not None:
-            record["redirect"] = _text(location)
+            record["redirect"] = location.decode("utf-8", "replace")
     record["length"] = http_tx.response_body_seen
     if http_tx.response_xml:
         device = upnp_device_description(http_tx.response_buffers.get("http.response_body") or b"")

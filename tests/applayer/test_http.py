@@ -288,3 +288,15 @@ def test_partial_record_shows_response_state_before_the_body_ends():
     assert tx.record is None
     assert tx.partial_record() == {"hostname": "h", "url": "/x", "http_method": "GET",
                                    "protocol": "HTTP/1.0", "status": 404, "length": 4}
+
+
+def test_http_tx_starts_as_a_tx():
+    """_HttpTx sets Tx's fields itself (no Tx.__init__ frame): same values."""
+    import dataclasses
+
+    from ips.applayer import Tx
+    from ips.applayer.http import _HttpTx
+
+    made, expected = _HttpTx(7), Tx(app_proto="http", tx_id=7, to_server=True)
+    for item in dataclasses.fields(Tx):
+        assert getattr(made, item.name) == getattr(expected, item.name), item.name
