@@ -50,6 +50,7 @@ number of held segments it touches).
 """
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass
 
 from ips.packet import TH_ACK, TH_FIN, TH_RST, TH_SYN
@@ -109,7 +110,7 @@ class DirectionStream:
     """Reassembly state of one direction of one TCP connection."""
 
     __slots__ = (
-        "initialised", "base_seq", "next_offset", "pending", "pending_bytes",
+        "initialised", "base_seq", "next_offset", "pending", "held_starts", "pending_bytes",
         "retained", "gap_pending", "depth_reached", "fin_seen", "highest_end",
         "app_held", "app_gap",
     )
@@ -119,6 +120,12 @@ class DirectionStream:
         self.base_seq = 0          # sequence number of stream offset 0
         self.next_offset = 0       # next stream offset we expect to deliver
         self.pending: dict[int, bytes] = {}   # start offset -> held bytes
+        # The keys of `pending`, sorted. Held segments never overlap (first
+        # data wins), so those a new segment touches are one run of this
+        # list, found by bisection: walking every held segment per packet
+        # cost an attacker's out-of-order stream O(n^2) (1,023 one-byte
+        # segments: 0.34 s of CPU per flow).
+        self.held_starts: list[int] = []
         self.pending_bytes = 0
         self.retained = bytearray()           # tail of the delivered bytes
         self.gap_pending = False              # a gap is to be reported with the next delivery
@@ -395,7 +402,7 @@ class TcpReassembler:
             pkt.anomaly("stream.ack_unseen_data")
             return
         if receiver_side.pending:
-            first_held = min(receiver_side.pending)
+            first_held = receiver_side.held_starts[0]
             if first_held > receiver_side.next_offset and acked >= first_held:
                 self._skip_to(receiver_side, first_held)
                 pkt.anomaly("stream.reassembly_seq_gap")
@@ -420,14 +427,24 @@ class TcpReassembler:
             if normalised is not None:
                 normalised[lo - payload_origin: stop - payload_origin] = seen
 
+    @staticmethod
+    def _held_overlapping(own: DirectionStream, start: int, end: int) -> list[int]:
+        """Starts of the held segments that overlap [start, end), in order."""
+        starts = own.held_starts
+        first = bisect_right(starts, start) - 1
+        if first < 0 or first >= len(starts) or \
+                starts[first] + len(own.pending[starts[first]]) <= start:
+            first += 1
+        return starts[first:bisect_left(starts, end)]
+
     def _compare_pending(self, own, pkt, start, payload, normalised, payload_origin) -> None:
         end = start + len(payload)
         differs = False
-        for held_start, held in own.pending.items():
+        pending = own.pending
+        for held_start in self._held_overlapping(own, start, end):
+            held = pending[held_start]
             held_end = held_start + len(held)
             lo, hi = max(start, held_start), min(end, held_end)
-            if lo >= hi:
-                continue
             seen = held[lo - held_start: hi - held_start]
             if seen != payload[lo - start: hi - start]:
                 differs = True
@@ -444,7 +461,8 @@ class TcpReassembler:
     def _hold(self, own: DirectionStream, pkt, start: int, payload: bytes) -> None:
         # Keep only the bytes not already held (first data wins).
         pieces = [(start, payload)]
-        for held_start, held in own.pending.items():
+        for held_start in self._held_overlapping(own, start, start + len(payload)):
+            held = own.pending[held_start]
             held_end = held_start + len(held)
             next_pieces = []
             for piece_start, piece in pieces:
@@ -468,14 +486,16 @@ class TcpReassembler:
                 # applies the configured exception policy to this anomaly).
                 pkt.anomaly("stream.reassembly_memcap")
                 if own.pending:
-                    self._skip_to(own, min(own.pending))
+                    self._skip_to(own, own.held_starts[0])
                     return
                 if self.max_pending <= 0 or len(piece) > self.max_pending:
                     self._skip_to(own, piece_start)
                     own.pending[piece_start] = piece
+                    insort(own.held_starts, piece_start)
                     own.pending_bytes += len(piece)
                     return
             own.pending[piece_start] = piece
+            insort(own.held_starts, piece_start)
             own.pending_bytes += len(piece)
 
     def _deliver(self, own: DirectionStream, payload: bytes) -> Chunk:
@@ -512,21 +532,26 @@ class TcpReassembler:
         return self._make_chunk(own, window_before, pieces)
 
     def _collect_pending(self, own: DirectionStream, pieces: list[bytes]) -> None:
+        starts = own.held_starts
         while own.pending:
             piece = own.pending.pop(own.next_offset, None)
             if piece is None:
                 # Drop held bytes wholly behind next_offset; trim a straddler.
-                behind = [s for s in own.pending if s < own.next_offset]
+                behind = bisect_left(starts, own.next_offset)
                 if not behind:
                     break
-                for held_start in behind:
+                for held_start in starts[:behind]:
                     held = own.pending.pop(held_start)
                     own.pending_bytes -= len(held)
                     held_end = held_start + len(held)
                     if held_end > own.next_offset:
                         own.pending[own.next_offset] = held[own.next_offset - held_start:]
                         own.pending_bytes += held_end - own.next_offset
+                del starts[:behind]
+                if own.next_offset in own.pending:
+                    insort(starts, own.next_offset)
                 continue
+            del starts[bisect_left(starts, own.next_offset)]
             own.pending_bytes -= len(piece)
             pieces.append(piece)
             own.next_offset += len(piece)
@@ -543,6 +568,7 @@ class TcpReassembler:
             own.depth_reached = True
             if own.pending:
                 own.pending.clear()
+                own.held_starts.clear()
                 own.pending_bytes = 0
         gap = own.gap_pending
         own.gap_pending = False

@@ -216,6 +216,12 @@ def test_random_segments_never_raise_and_stay_bounded(items, inline):
         assert packet.anomalies is None or "stream.internal_error" not in packet.anomalies
         if chunk is not None:
             assert chunk.window[chunk.new_offset:] == chunk.data
+        for side in (flow.stream.to_server, flow.stream.to_client):
+            # The sorted index of held segments (found by bisection) is
+            # exactly the held segments, and they never overlap.
+            assert side.held_starts == sorted(side.pending)
+            ends = [start + len(side.pending[start]) for start in side.held_starts]
+            assert all(end <= later for end, later in zip(ends, side.held_starts[1:]))
     for side in (flow.stream.to_server, flow.stream.to_client):
         assert side.pending_bytes == sum(len(v) for v in side.pending.values())
         assert side.pending_bytes <= 128 + 60    # the bound plus one segment
