@@ -251,7 +251,7 @@ class Worker:
                     flow.action = "bypass"
                     key = "bypass_" + reason
                     counters[key] = counters.get(key, 0) + 1
-            if proto == PROTO_TCP and verdict == ACCEPT and self.stream.last_normalised is pkt:
+            if proto == PROTO_TCP and verdict == ACCEPT and self.stream.normalised(pkt):
                 # The stream stage rewrote the payload to the inspected bytes.
                 pkt.rewritten = verdicts.rewrite_tcp_payload(pkt)
                 if pkt.rewritten is not None:
@@ -348,9 +348,7 @@ class Worker:
             if tx.record is not None and not tx.logged:
                 tx.logged = True
                 self._emit_app_record(None, flow, tx)
-        proto = PROTO_NAMES.get(flow.proto)
-        if proto is None:
-            proto = str(flow.proto)
+        proto = PROTO_NAMES.get(flow.proto) or str(flow.proto)
         self.emit(events.FlowEnd(
             timestamp=flow.last, flow_id=flow.id,
             tuple=events.FiveTuple(flow.client_ip, flow.client_port,
@@ -405,8 +403,7 @@ class Worker:
         if tx.app_proto == "http":
             # Suricata logs HTTP from the flow's point of view (LOG_DIR_FLOW):
             # the client is the source whichever packet completed the tx.
-            state = flow.app     # AppLayer.roles_reversed, inline
-            if state and state.get("reversed"):
+            if self.applayer.roles_reversed(flow):
                 five = events.FiveTuple(flow.server_ip, flow.server_port,
                                         flow.client_ip, flow.client_port, proto)
                 mac = flow.server_mac

@@ -275,7 +275,8 @@ class _HttpTx(Tx):
         return _record(self)
 
     def view(self, to_server: bool) -> dict:
-        # _view's body, one frame less (called for each tx presented)
+        """Buffers seen from one direction: a request's own, or for the
+        response side the response's values over the request's."""
         if to_server or not self.response_buffers:
             return self.request_buffers
         return {**self.request_buffers, **self.response_buffers}
@@ -336,7 +337,7 @@ class HttpParser:
                     break
             else:
                 http_tx.to_server = to_server
-                http_tx.buffers = _view(http_tx, to_server)
+                http_tx.buffers = http_tx.view(to_server)
                 out.append(http_tx)
         return out
 
@@ -850,14 +851,6 @@ def _record(http_tx: _HttpTx) -> dict:
             # EVE http object; consumers that want pure EVE drop it).
             record["upnp"] = device
     return record
-
-
-def _view(http_tx: _HttpTx, to_server: bool) -> dict:
-    """Buffers seen from one direction: a request's own, or for the
-    response side the response's values over the request's."""
-    if to_server or not http_tx.response_buffers:
-        return http_tx.request_buffers
-    return {**http_tx.request_buffers, **http_tx.response_buffers}
 
 
 def _text(value: bytes) -> str:
