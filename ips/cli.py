@@ -162,11 +162,12 @@ def cmd_feed_build(args) -> int:
     from ips import feed
     try:
         out = feed.build_bundle(rule_files(args.rules), args.key, args.version, args.out,
-                                args.feed_name)
+                                args.feed_name, revoke=args.revoke)
     except (feed.FeedError, OSError) as exc:
         print(f"reefguard feed build: {exc}", file=sys.stderr)
         return 1
-    print(f"{out}: feed {args.feed_name} version {args.version}")
+    revoking = f", revoking key {', '.join(args.revoke)}" if args.revoke else ""
+    print(f"{out}: feed {args.feed_name} version {args.version}{revoking}")
     return 0
 
 
@@ -228,6 +229,11 @@ def cmd_feed_status(args) -> int:
         reason = f": {attempt['reason']}" if attempt.get("reason") else ""
         print(f"last attempt: {attempt['result']} (version {attempt.get('version') or '-'}, "
               f"{attempt.get('source') or '-'}){reason}")
+    for key, entry in status.get("revoked_keys", {}).items():
+        if key == "error":
+            print(f"revoked keys: {entry}")
+        else:
+            print(f"revoked key {key} (by key {entry.get('by')} in version {entry.get('version')})")
     return 0
 
 
@@ -235,8 +241,9 @@ def cmd_feed_rollback(args) -> int:
     from ips import feed
     from ips.service import request_reload
     data_dir = _feed_data_dir(args)
+    key_dirs = feed.default_key_dirs(args.feed_keys, _config_from(args).feed_keys_dir)
     try:
-        status = feed.rollback(data_dir)
+        status = feed.rollback(data_dir, key_dirs)
     except (feed.FeedError, OSError) as exc:
         print(f"reefguard feed rollback: {exc}", file=sys.stderr)
         return 1
@@ -258,6 +265,8 @@ def _register_feed(sub) -> None:
                    help="feed version, greater than the last one published")
     c.add_argument("-o", "--out", required=True, metavar="BUNDLE")
     c.add_argument("--feed-name", default="reefguard", metavar="NAME")
+    c.add_argument("--revoke", action="append", metavar="KEY_ID", default=[],
+                   help="a signing key id the boxes must stop trusting (repeatable)")
     c.add_argument("rules", nargs="+", metavar="RULES", help="rule files or directories")
     c.set_defaults(func=cmd_feed_build)
 
@@ -282,6 +291,9 @@ def _register_feed(sub) -> None:
 
     c = fsub.add_parser("rollback", help="go back to the last-known-good feed version")
     c.add_argument("--data-dir", default=None)
+    c.add_argument("--feed-keys", action="append", metavar="DIR", default=[],
+                   help="another key directory whose `revoked` list applies (repeatable)")
+    c.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])
     c.set_defaults(func=cmd_feed_rollback)
 
 

@@ -16,7 +16,8 @@ and optionally the directory entry ``rules/`` itself. ``manifest.json``::
      "feed": "reefguard-iot",          # [A-Za-z0-9._-]{1,64}
      "version": 42,                    # integer, strictly increasing
      "created": 1718000000,            # unix seconds, when the vendor built it
-     "files": [{"name": "rules/iot.rules", "sha256": "<64 hex>", "size": 1234}]}
+     "files": [{"name": "rules/iot.rules", "sha256": "<64 hex>", "size": 1234}],
+     "revoke": ["<key id>", ...]}      # optional: signing keys to distrust
 
 A bundle is installed only if *every* check passes, in this order; the first
 failure raises `FeedError` with a one-line reason and nothing has been written
@@ -29,7 +30,8 @@ where the service reads (the installed version and its files are untouched):
    ``manifest.json``, ``manifest.sig`` and ``rules/*.rules``;
 3. signature: ``manifest.sig`` verifies over ``manifest.json`` with one of the
    trusted public keys (``signatures/feed-keys/*.pub``, the configured
-   ``feed.keys-dir``, and ``--feed-keys`` directories; PEM Ed25519 keys);
+   ``feed.keys-dir``, and ``--feed-keys`` directories; PEM Ed25519 keys),
+   and that key is not revoked (below);
 4. manifest: well-formed, and the rule files present are exactly those it
    lists, each with its sha256 and size;
 5. feed and version: the same feed name as the installed one (a vendor key
@@ -41,6 +43,15 @@ where the service reads (the installed version and its files are untouched):
 6. rules: the files load through the detection engine (``ips.cli.load_engine``)
    with no syntax error and at least one rule. Rules skipped for keywords the
    engine does not support are fine; they are counted in the status.
+
+Key revocation. A key is distrusted, even while its ``.pub`` file is still
+in a key directory, when its id (`key_id`) is listed in a file named
+``revoked`` in any key directory (the operator's list: one id per line, ``#``
+comments), or in the ``revoke`` list of a bundle that was installed (the
+vendor's: a bundle signed by the next key, shipped in advance, retires a
+leaked one; the box keeps these in ``feed/revoked.json`` for good). A bundle
+may not revoke the key that signs it. `rollback` refuses a version signed by
+a key revoked since.
 
 Steps 1-5 are sans-IO (`verify_bundle` takes bytes and keys and returns a
 `Bundle`); step 6 and the install need files. On disk, under
@@ -79,7 +90,7 @@ import tempfile
 import time
 import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -105,6 +116,12 @@ SHIPPED_KEYS_DIR = Path(__file__).resolve().parent.parent / "signatures" / "feed
 FEED_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 RULE_FILE_NAME = re.compile(r"^rules/[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.rules\Z")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}\Z")
+KEY_ID = re.compile(r"^[0-9a-f]{16}\Z")
+REVOKED_LIST = "revoked"
+"""In a key directory: the operator's list of revoked key ids."""
+REVOKED_FILE = "revoked.json"
+"""In the feed directory: key ids revoked by installed bundles, and by whom."""
+MAX_REVOKE = 64
 MAX_VERSION = (1 << 63) - 1
 
 
@@ -143,6 +160,8 @@ class TrustedKey:
     """First 16 hex digits of the sha256 of the raw key: short, stable name."""
     path: str
     """Where it was read from, for messages."""
+    revoked: str | None = None
+    """Who revoked it (it then verifies nothing), or None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +182,8 @@ class Bundle:
     """The raw 64-byte signature."""
     signed_by: str
     """key_id of the trusted key that verified the signature."""
+    revokes: tuple[str, ...] = ()
+    """key_ids the manifest revokes."""
 
     @property
     def digest(self) -> str:
@@ -191,9 +212,12 @@ def parse_public_key(data: bytes, path: str = "<key>") -> TrustedKey:
 
 
 def load_trusted_keys(directories: list[str | Path]) -> list[TrustedKey]:
-    """Every ``*.pub`` in these directories (missing directories are skipped;
-    an unreadable key file is an error, not silently ignored)."""
+    """Every ``*.pub`` in these directories, marked revoked when a
+    ``revoked`` list in any of them names it (missing directories are
+    skipped; an unreadable key file or list is an error, not silently
+    ignored)."""
     keys: list[TrustedKey] = []
+    revoked: dict[str, str] = {}
     seen: set[str] = set()
     for directory in directories:
         path = Path(directory)
@@ -204,7 +228,30 @@ def load_trusted_keys(directories: list[str | Path]) -> list[TrustedKey]:
             if trusted.key_id not in seen:
                 seen.add(trusted.key_id)
                 keys.append(trusted)
-    return keys
+        if (path / REVOKED_LIST).exists():
+            for key in parse_revoked_list((path / REVOKED_LIST).read_text(),
+                                          str(path / REVOKED_LIST)):
+                revoked.setdefault(key, f"listed in {path / REVOKED_LIST}")
+    return with_revocations(keys, revoked)
+
+
+def parse_revoked_list(text: str, path: str = "<revoked>") -> list[str]:
+    """Key ids, one per line; ``#`` starts a comment."""
+    ids = []
+    for number, line in enumerate(text.splitlines(), 1):
+        entry = line.split("#", 1)[0].strip().lower()
+        if not entry:
+            continue
+        if not KEY_ID.match(entry):
+            raise FeedError(f"{path} line {number}: {entry!r} is not a key id (16 hex digits)")
+        ids.append(entry)
+    return ids
+
+
+def with_revocations(keys: list[TrustedKey], revoked: dict[str, str]) -> list[TrustedKey]:
+    """`keys`, those named in `revoked` (key id -> who revoked it) marked so."""
+    return [replace(key, revoked=revoked[key.key_id])
+            if key.key_id in revoked and key.revoked is None else key for key in keys]
 
 
 def default_key_dirs(extra: list[str | Path] | None = None,
@@ -253,10 +300,10 @@ def _load_private_key(path: str | Path) -> Ed25519PrivateKey:
 
 def build_bundle(rule_files: list[str | Path], private_key_path: str | Path, version: int,
                  out_path: str | Path, feed_name: str = "reefguard",
-                 created: int | None = None) -> Path:
+                 created: int | None = None, revoke: list[str] = ()) -> Path:
     """Vendor tooling: sign `rule_files` as `feed_name` `version` into a
-    gzip-compressed bundle at `out_path`. Rule files keep their base name
-    under ``rules/``."""
+    gzip-compressed bundle at `out_path`, revoking the key ids in `revoke`.
+    Rule files keep their base name under ``rules/``."""
     if not FEED_NAME.match(feed_name):
         raise FeedError(f"feed name {feed_name!r} must be 1-64 of A-Z a-z 0-9 . _ -")
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
@@ -277,6 +324,11 @@ def build_bundle(rule_files: list[str | Path], private_key_path: str | Path, ver
                 "created": int(time.time()) if created is None else int(created),
                 "files": [{"name": name, "sha256": hashlib.sha256(data).hexdigest(),
                            "size": len(data)} for name, data in files.items()]}
+    if revoke:
+        revoke = [key.lower() for key in revoke]
+        if own := {key_id(key.public_key())} & set(revoke):
+            raise FeedError(f"the signing key {own.pop()} cannot revoke itself")
+        manifest["revoke"] = revoke
     manifest_bytes = (json.dumps(manifest, indent=1) + "\n").encode()
     signature = base64.b64encode(key.sign(manifest_bytes)) + b"\n"
     out = Path(out_path)
@@ -402,9 +454,12 @@ def check_signature(manifest: bytes, signature: bytes, keys: list[TrustedKey]) -
     for trusted in keys:
         try:
             trusted.key.verify(signature, manifest)
-            return trusted
         except InvalidSignature:
             continue
+        if trusted.revoked:
+            raise FeedError(f"{MANIFEST} is signed by key {trusted.key_id} ({trusted.path}), "
+                            f"which is revoked ({trusted.revoked})")
+        return trusted
     raise FeedError(f"bad signature: {MANIFEST} is not signed by any of the "
                     f"{len(keys)} trusted key(s)")
 
@@ -445,6 +500,11 @@ def parse_manifest(data: bytes) -> dict[str, Any]:
             raise FeedError(f"{MANIFEST}: {name} has no valid sha256")
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise FeedError(f"{MANIFEST}: {name} has no valid size")
+    revoke = manifest.get("revoke", [])
+    if (not isinstance(revoke, list) or len(revoke) > MAX_REVOKE
+            or not all(isinstance(key, str) and KEY_ID.match(key) for key in revoke)):
+        raise FeedError(f"{MANIFEST}: revoke must be a list of at most {MAX_REVOKE} key ids "
+                        "(16 lowercase hex digits)")
     return manifest
 
 
@@ -479,7 +539,11 @@ def verify_bundle(data: bytes, keys: list[TrustedKey], *, installed_version: int
         files[name] = content
     bundle = Bundle(feed=manifest["feed"], version=manifest["version"],
                     created=manifest["created"], files=files, manifest=manifest_bytes,
-                    signature=signature, signed_by=signer.key_id)
+                    signature=signature, signed_by=signer.key_id,
+                    revokes=tuple(manifest.get("revoke", ())))
+    if signer.key_id in bundle.revokes:
+        raise FeedError(f"the bundle revokes key {signer.key_id}, the key that signs it",
+                        bundle.version)
     if installed_feed is not None and bundle.feed != installed_feed and not allow_other_feed:
         raise FeedError(f"feed {bundle.feed!r} is not the installed feed {installed_feed!r}; "
                         "--allow-other-feed to replace it", bundle.version)
@@ -630,6 +694,9 @@ def apply(bundle_bytes: bytes, data_dir: str | Path, keys: list[TrustedKey], *,
     exactly as before."""
     directory = feed_dir(data_dir)
     with _locked(directory):
+        keys = with_revocations(keys, {key: f"revoked by key {entry.get('by')} in "
+                                            f"version {entry.get('version')}"
+                                       for key, entry in revocations(data_dir).items()})
         installed = _installed(data_dir)
         version = installed[1].get("version") if installed else None
         digest = (hashlib.sha256((installed[0] / MANIFEST).read_bytes()).hexdigest()
@@ -644,6 +711,7 @@ def apply(bundle_bytes: bytes, data_dir: str | Path, keys: list[TrustedKey], *,
             if installed and bundle.digest == digest:
                 return Result("current", _record(data_dir, "current", source, bundle.version))
             _install(directory, bundle, source, config, cache_dir)
+            _save_revocations(directory, bundle)
         except FeedError as exc:
             if exc.version is None:
                 exc.version = attempted
@@ -706,15 +774,54 @@ def _install(directory: Path, bundle: Bundle, source: str, config,
     _fsync_dir(directory)
 
 
-def rollback(data_dir: str | Path) -> dict[str, Any]:
+def revocations(data_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """Key ids revoked by installed bundles: {key_id: {by, version, at}}."""
+    try:
+        saved = json.loads((feed_dir(data_dir) / REVOKED_FILE).read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        # Losing revocations would re-trust a retired key: fail closed.
+        raise FeedError(f"{feed_dir(data_dir) / REVOKED_FILE} is unreadable ({exc}); "
+                        "no bundle is accepted until it is repaired") from None
+    return {key: entry for key, entry in saved.items()
+            if KEY_ID.match(key) and isinstance(entry, dict)} if isinstance(saved, dict) else {}
+
+
+def _save_revocations(directory: Path, bundle: Bundle) -> None:
+    """Add the installed bundle's revocations to REVOKED_FILE (never removed)."""
+    if not bundle.revokes:
+        return
+    saved = revocations(directory.parent)
+    for key in bundle.revokes:
+        saved.setdefault(key, {"by": bundle.signed_by, "version": bundle.version,
+                               "at": time.time()})
+    temporary = directory / f".{REVOKED_FILE}.tmp"
+    _write_file(temporary, json.dumps(saved, indent=1).encode())
+    os.replace(temporary, directory / REVOKED_FILE)
+    _fsync_dir(directory)
+
+
+def rollback(data_dir: str | Path, key_dirs: list[str | Path] = ()) -> dict[str, Any]:
     """Switch `current` back to the last-known-good version; the version left
-    becomes `previous`, so a second rollback undoes the first."""
+    becomes `previous`, so a second rollback undoes the first. A version
+    signed by a key revoked since (by a bundle, or in the `revoked` list of
+    one of `key_dirs`) is not rolled back to."""
     directory = feed_dir(data_dir)
     with _locked(directory):
         current = _link_target(directory, "current")
         previous = _link_target(directory, "previous")
-        if previous is None or _installed(data_dir, "previous") is None:
+        target = _installed(data_dir, "previous")
+        reason = None
+        if previous is None or target is None:
             reason = "no previous version to roll back to"
+        else:
+            signer = _install_record(target[0]).get("signed_by")
+            revoked = {key.key_id for key in load_trusted_keys(list(key_dirs)) if key.revoked}
+            if signer in revoked or signer in revocations(data_dir):
+                reason = (f"version {target[1].get('version')} was signed by key {signer}, "
+                          "which is revoked since")
+        if reason:
             _record(data_dir, "rollback refused", "", None, reason=reason)
             raise FeedError(reason)
         _point(directory, "current", previous)
@@ -806,6 +913,10 @@ def status(data_dir: str | Path) -> dict[str, Any]:
     """The recorded status, with what is installed now (authoritative)."""
     recorded = read_status(data_dir)
     installed = _installed(data_dir)
+    try:
+        recorded["revoked_keys"] = revocations(data_dir)
+    except FeedError as exc:
+        recorded["revoked_keys"] = {"error": str(exc)}
     recorded["installed"] = ({"version": installed[1].get("version"),
                               "feed": installed[1].get("feed"),
                               "directory": installed[0].name,

@@ -53,10 +53,13 @@ class Vendor:
 
 
 def manifest_for(files: dict[str, bytes], *, version: int = 1, name: str = "test-feed",
-                 created: int = 1_700_000_000) -> bytes:
-    return json.dumps({"format": 1, "feed": name, "version": version, "created": created,
-                       "files": [{"name": n, "sha256": hashlib.sha256(d).hexdigest(),
-                                  "size": len(d)} for n, d in files.items()]}).encode()
+                 created: int = 1_700_000_000, revoke=None) -> bytes:
+    manifest = {"format": 1, "feed": name, "version": version, "created": created,
+                "files": [{"name": n, "sha256": hashlib.sha256(d).hexdigest(),
+                           "size": len(d)} for n, d in files.items()]}
+    if revoke is not None:
+        manifest["revoke"] = revoke
+    return json.dumps(manifest).encode()
 
 
 def tar_of(members: list[tuple[str, bytes] | tarfile.TarInfo], *, gz: bool = True) -> bytes:
@@ -77,11 +80,11 @@ def tar_of(members: list[tuple[str, bytes] | tarfile.TarInfo], *, gz: bool = Tru
 def bundle(vendor: Vendor, *, rules: str | dict[str, bytes] = GOOD_RULES, version: int = 1,
            signer: Vendor | None = None, extra: list | None = None,
            tamper: dict[str, bytes] | None = None, gz: bool = True,
-           feed_name: str = "test-feed") -> bytes:
+           feed_name: str = "test-feed", revoke=None) -> bytes:
     """A signed bundle; `tamper` replaces file contents after signing,
     `extra` adds members the manifest does not list."""
     files = rules if isinstance(rules, dict) else {"rules/test.rules": rules.encode()}
-    manifest = manifest_for(files, version=version, name=feed_name)
+    manifest = manifest_for(files, version=version, name=feed_name, revoke=revoke)
     signature = (signer or vendor).sign(manifest)
     contents = dict(files, **(tamper or {}))
     members = [("manifest.json", manifest), ("manifest.sig", signature),
@@ -569,3 +572,122 @@ def test_bundle_of_another_feed_is_refused_unless_asked(installed, vendor):
     assert snapshot(installed) == before
     result = feed.apply(other, installed, vendor.keys, allow_other_feed=True)
     assert result.outcome == "installed" and feed.installed_version(installed) == 9
+
+
+# ----------------------------------------------------------------------
+# key revocation
+
+def _rotated(tmp_path, vendor) -> tuple[Vendor, list[Path]]:
+    """The vendor's next key, shipped in advance: both keys trusted."""
+    successor = Vendor(tmp_path, "successor")
+    return successor, [vendor.keys_dir, successor.keys_dir]
+
+
+def test_vendor_rotation_revokes_the_old_key_for_good(installed, vendor, tmp_path):
+    successor, key_dirs = _rotated(tmp_path, vendor)
+    old_id = vendor.keys[0].key_id
+    keys = feed.load_trusted_keys(key_dirs)
+    result = feed.apply(bundle(vendor, version=2, signer=successor, revoke=[old_id]),
+                        installed, keys)
+    assert result.outcome == "installed"
+    # A later bundle signed by the leaked key is refused, though its .pub is
+    # still in a trusted directory and its version is newer.
+    before = snapshot(installed)
+    with pytest.raises(feed.FeedError, match=f"signed by key {old_id}.*which is revoked "
+                                             f"\\(revoked by key {successor.keys[0].key_id}"):
+        feed.apply(bundle(vendor, rules=NEWER_RULES, version=3), installed,
+                   feed.load_trusted_keys(key_dirs))
+    assert snapshot(installed) == before
+    status = feed.status(installed)
+    assert status["revoked_keys"][old_id]["by"] == successor.keys[0].key_id
+    assert status["revoked_keys"][old_id]["version"] == 2
+    assert status["state"] == "refused" and status["version"] == 2
+    # The successor still installs.
+    assert feed.apply(bundle(vendor, version=3, signer=successor), installed,
+                      feed.load_trusted_keys(key_dirs)).outcome == "installed"
+
+
+def test_rollback_to_a_version_signed_by_a_revoked_key_is_refused(installed, vendor, tmp_path):
+    successor, key_dirs = _rotated(tmp_path, vendor)
+    feed.apply(bundle(vendor, version=2, signer=successor, revoke=[vendor.keys[0].key_id]),
+               installed, feed.load_trusted_keys(key_dirs))
+    before = snapshot(installed)
+    with pytest.raises(feed.FeedError, match="version 1 was signed by key .* revoked since"):
+        feed.rollback(installed)
+    assert snapshot(installed) == before and feed.installed_version(installed) == 2
+
+
+def test_operator_revoked_list_distrusts_a_key(installed, vendor, tmp_path):
+    (vendor.keys_dir / "revoked").write_text(
+        f"# leaked on 2026-11-01\n{vendor.keys[0].key_id.upper()}  # the old vendor key\n")
+    keys = feed.load_trusted_keys([vendor.keys_dir])
+    assert keys[0].revoked == f"listed in {vendor.keys_dir / 'revoked'}"
+    before = snapshot(installed)
+    with pytest.raises(feed.FeedError, match="which is revoked \\(listed in"):
+        feed.apply(bundle(vendor, version=2), installed, keys)
+    assert snapshot(installed) == before
+
+
+def test_malformed_revoked_list_is_an_error_with_its_line(tmp_path, vendor):
+    (vendor.keys_dir / "revoked").write_text("0123456789abcdef\nnot-a-key\n")
+    with pytest.raises(feed.FeedError, match="revoked line 2: 'not-a-key' is not a key id"):
+        feed.load_trusted_keys([vendor.keys_dir])
+
+
+@pytest.mark.parametrize("revoke, reason", [
+    ("0123456789abcdef", "revoke must be a list"),
+    (["0123456789ABCDEF"], "revoke must be a list"),
+    (["0123456789abcde"], "revoke must be a list"),
+    (["0123456789abcdef"] * 65, "at most 64"),
+])
+def test_malformed_revoke_field_is_refused(installed, vendor, revoke, reason):
+    before = snapshot(installed)
+    with pytest.raises(feed.FeedError, match=reason):
+        feed.apply(bundle(vendor, version=2, revoke=revoke), installed, vendor.keys)
+    assert snapshot(installed) == before
+
+
+def test_a_bundle_cannot_revoke_its_own_signer(installed, vendor, tmp_path):
+    own = vendor.keys[0].key_id
+    with pytest.raises(feed.FeedError, match=f"revokes key {own}, the key that signs it"):
+        feed.apply(bundle(vendor, version=2, revoke=[own]), installed, vendor.keys)
+    assert feed.revocations(installed) == {}
+    with pytest.raises(feed.FeedError, match="cannot revoke itself"):
+        rules = tmp_path / "iot.rules"
+        rules.write_text(GOOD_RULES)
+        feed.build_bundle([rules], vendor.private, 2, tmp_path / "b.tgz", revoke=[own])
+
+
+def test_a_refused_bundle_revokes_nothing(installed, vendor, tmp_path):
+    successor, key_dirs = _rotated(tmp_path, vendor)
+    with pytest.raises(feed.FeedError, match="rule error"):
+        feed.apply(bundle(vendor, rules=SYNTAX_ERRORS, version=2, signer=successor,
+                          revoke=[vendor.keys[0].key_id]),
+                   installed, feed.load_trusted_keys(key_dirs))
+    assert feed.revocations(installed) == {}
+
+
+def test_unreadable_revocations_fail_closed(installed, vendor):
+    (feed.feed_dir(installed) / "revoked.json").write_text("{not json")
+    with pytest.raises(feed.FeedError, match="revoked.json is unreadable"):
+        feed.apply(bundle(vendor, version=2), installed, vendor.keys)
+    assert feed.installed_version(installed) == 1
+
+
+def test_cli_build_with_revoke_and_status(tmp_path, capsys, vendor):
+    successor = Vendor(tmp_path, "successor")
+    data_dir = tmp_path / "data"
+    rules = tmp_path / "iot.rules"
+    rules.write_text(GOOD_RULES)
+    old_id = vendor.keys[0].key_id
+    out = tmp_path / "v2.tgz"
+    assert cli.main(["feed", "build", "-k", str(successor.private), "--version", "2",
+                     "-o", str(out), "--revoke", old_id, str(rules)]) == 0
+    assert f"revoking key {old_id}" in capsys.readouterr().out
+    assert cli.main(["feed", "apply", str(out), "--data-dir", str(data_dir),
+                     "--feed-keys", str(vendor.keys_dir),
+                     "--feed-keys", str(successor.keys_dir)]) == 0
+    capsys.readouterr()
+    assert cli.main(["feed", "status", "--data-dir", str(data_dir)]) == 0
+    assert (f"revoked key {old_id} (by key {successor.keys[0].key_id} in version 2)"
+            in capsys.readouterr().out)
