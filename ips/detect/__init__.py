@@ -207,7 +207,7 @@ class DetectEngine:
                  "tx_no_pattern", "thresholds", "stats", "max_verify", "max_flow_bytes",
                  "packet_alert_max", "tx_groups_by_buffer", "rule_texts", "address_index",
                  "_variables", "_classifications", "generation", "_tx_scan_plans",
-                 "_tx_scan_cached_bytes", "xbits", "_side_plans", "_budget")
+                 "_tx_scan_cached_bytes", "xbits", "_side_plans", "_address_rules", "_budget")
 
     def __init__(self, rules: list, config) -> None:
         # rules[i] is a parsed Rule, or None until first needed when loaded
@@ -243,6 +243,9 @@ class DetectEngine:
         self._tx_scan_cached_bytes = 0
         # (IP protocol, to_server) -> `_side_plan`, filled on first use.
         self._side_plans: dict[tuple, tuple] = {}
+        # id(address range index) -> {address: its rules}: the groups that
+        # share an index (see `_shared_range_indexes`) share its answers.
+        self._address_rules: dict[int, dict] = {}
         self._budget = verify.Budget()
         self.thresholds = state.Thresholds()
         self.xbits = state.XBits()
@@ -319,8 +322,7 @@ class DetectEngine:
         engine.rule_texts = [(rule.file, rule.line, rule.text) for rule in rules]
         groups = engine._build_groups()
         engine.quick = [_quick_reject(rule) for rule in rules]
-        engine.address_index = {key: build_range_index(entries)
-                                for key, entries in engine.address_index.items()}
+        engine.address_index = _shared_range_indexes(engine.address_index)
         for group_key, group in groups.items():
             target = engine.tx_matchers if group_key[0] == "tx" else engine.packet_matchers
             target[group_key[1:]] = Matcher.compile(group)
@@ -497,8 +499,10 @@ class DetectEngine:
                 target = matchers_by_dport if group_key[2] == "dport" else matchers_by_sport
                 target[group_key[3]] = matcher
         rules_by_dport, rules_by_sport = self.packet_by_port.get(group, ({}, {}))
+        by_address = self.address_index.get(group) or None
+        address_rules = self._address_rules.setdefault(id(by_address), {})
         plan = (tuple(self.packet_no_pattern.get(group, ())), rules_by_dport, rules_by_sport,
-                self.address_index.get(group) or None, {}, self.packet_matchers.get(group),
+                by_address, address_rules, self.packet_matchers.get(group),
                 matchers_by_dport, matchers_by_sport)
         if len(self._side_plans) < 512:     # 256 IP protocols, two directions
             self._side_plans[key] = plan
@@ -1102,6 +1106,22 @@ def build_range_index(entries: list) -> dict:
             rule_sets.append(tuple(sorted(active)))
         index[version] = (points, rule_sets)
     return index
+
+
+def _shared_range_indexes(entries_by_group: dict) -> dict:
+    """`build_range_index` for each (proto class, direction) group, one
+    object for groups whose indexes are equal: `alert ip [list] any -> any
+    any` rules (ET's CIARMY, DROP, compromised-host lists) give every group
+    the same index, and sharing it shares its answers per address (see
+    `_side_parts`) and keeps the compiled cache small."""
+    distinct: list[dict] = []
+    shared = {}
+    for group, entries in entries_by_group.items():
+        index = build_range_index(entries)
+        shared[group] = next((known for known in distinct if known == index), index)
+        if shared[group] is index:
+            distinct.append(index)
+    return shared
 
 
 def _ranges_lookup(index: dict, address: tuple[int, int]) -> tuple:
