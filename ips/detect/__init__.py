@@ -53,7 +53,7 @@ from collections import Counter
 
 from . import cache as cache_module
 from . import packet_checks, state, transforms, verify
-from .parser import PAYLOAD, STICKY_ALIASES, Rule, RuleError, parse_rule
+from .parser import PAYLOAD, STICKY_ALIASES, Rule, RuleError, parse_header, parse_rule
 from .prefilter import Matcher, PatternGroup
 from .variables import Variables, address_key
 
@@ -207,12 +207,15 @@ class DetectEngine:
                  "tx_no_pattern", "thresholds", "stats", "max_verify", "max_flow_bytes",
                  "packet_alert_max", "tx_groups_by_buffer", "rule_texts", "address_index",
                  "_variables", "_classifications", "generation", "_tx_scan_plans",
-                 "_tx_scan_cached_bytes", "xbits", "_side_plans", "_budget")
+                 "_tx_scan_cached_bytes", "xbits", "_side_plans", "_address_rules", "_budget",
+                 "_headers")
 
     def __init__(self, rules: list, config) -> None:
         # rules[i] is a parsed Rule, or None until first needed when loaded
         # from the cache (parsing is deterministic, so the text is enough).
         self.rules = rules
+        # Rule index -> `RuleHeader` of a rule not parsed yet (see `_header_rule`).
+        self._headers: dict = {}
         # Per-flow detection state is tied to the ruleset it was built for.
         self.generation = next(_GENERATIONS)
         self._inspected_classes = None
@@ -243,6 +246,9 @@ class DetectEngine:
         self._tx_scan_cached_bytes = 0
         # (IP protocol, to_server) -> `_side_plan`, filled on first use.
         self._side_plans: dict[tuple, tuple] = {}
+        # id(address range index) -> {address: its rules}: the groups that
+        # share an index (see `_shared_range_indexes`) share its answers.
+        self._address_rules: dict[int, dict] = {}
         self._budget = verify.Budget()
         self.thresholds = state.Thresholds()
         self.xbits = state.XBits()
@@ -319,8 +325,7 @@ class DetectEngine:
         engine.rule_texts = [(rule.file, rule.line, rule.text) for rule in rules]
         groups = engine._build_groups()
         engine.quick = [_quick_reject(rule) for rule in rules]
-        engine.address_index = {key: build_range_index(entries)
-                                for key, entries in engine.address_index.items()}
+        engine.address_index = _shared_range_indexes(engine.address_index)
         for group_key, group in groups.items():
             target = engine.tx_matchers if group_key[0] == "tx" else engine.packet_matchers
             target[group_key[1:]] = Matcher.compile(group)
@@ -389,7 +394,25 @@ class DetectEngine:
             rule = parse_rule(text, self._variables, self._classifications, checked=True)
             rule.file, rule.line, rule.index = file, line, index
             self.rules[index] = rule
+            self._headers.pop(index, None)
         return rule
+
+    def _header_rule(self, index: int, context: "_PacketContext") -> Rule | None:
+        """The rule at `index` if its fixed header part holds for the
+        packet (`_static_header_match`), else None. A rule not parsed yet is
+        first judged on its header line alone: most candidates a flow
+        direction rules out fail on their ports or networks, and need no
+        parse of their options."""
+        rule = self.rules[index]
+        if rule is None:
+            header = self._headers.get(index)
+            if header is None:
+                header = self._headers[index] = parse_header(self.rule_texts[index][2],
+                                                             self._variables)
+            if not self._static_header_match(header, context):
+                return None
+            rule = self.rule(index)
+        return rule if self._static_header_match(rule, context) else None
 
     def _tx_scan_plan(self, name: str, direction: str) -> tuple:
         """((matcher, transform chain) pairs that scan tx buffer `name`,
@@ -497,8 +520,10 @@ class DetectEngine:
                 target = matchers_by_dport if group_key[2] == "dport" else matchers_by_sport
                 target[group_key[3]] = matcher
         rules_by_dport, rules_by_sport = self.packet_by_port.get(group, ({}, {}))
+        by_address = self.address_index.get(group) or None
+        address_rules = self._address_rules.setdefault(id(by_address), {})
         plan = (tuple(self.packet_no_pattern.get(group, ())), rules_by_dport, rules_by_sport,
-                self.address_index.get(group) or None, {}, self.packet_matchers.get(group),
+                by_address, address_rules, self.packet_matchers.get(group),
                 matchers_by_dport, matchers_by_sport)
         if len(self._side_plans) < 512:     # 256 IP protocols, two directions
             self._side_plans[key] = plan
@@ -643,8 +668,8 @@ class DetectEngine:
                                     known[index] = False
                                     side.header_failed.add(index)
                                 continue
-                        rule = rules[index] or self.rule(index)
-                        header_ok = self._static_header_match(rule, context)
+                        rule = self._header_rule(index, context)
+                        header_ok = rule is not None
                         if known is not None and len(known) < HEADER_MEMO_MAX:
                             known[index] = header_ok
                             if not header_ok:
@@ -704,9 +729,8 @@ class DetectEngine:
                 if (protos is not None and proto not in protos) or (
                         dports is not None and dport not in dports):
                     continue
-            if not self._static_header_match(self.rule(index), context):
-                continue
-            kept.append(index)
+            if self._header_rule(index, context) is not None:
+                kept.append(index)
         return tuple(kept)
 
     def _cap_alerts(self, matches: list[Match]) -> None:
@@ -927,13 +951,15 @@ class DetectEngine:
                 continue
             try:
                 header_ok = known.get(index) if known is not None else None
-                rule = rules[index] or self.rule(index)
                 if header_ok is None:
-                    header_ok = self._static_header_match(rule, context)
+                    rule = self._header_rule(index, context)
+                    header_ok = rule is not None
                     if known is not None and len(known) < HEADER_MEMO_MAX:
                         known[index] = header_ok
                         if not header_ok:
                             failed.add(index)
+                elif header_ok:
+                    rule = rules[index] or self.rule(index)
                 if not header_ok or not self._verify_tx_rule(rule, context, tx, buffers):
                     continue
             except Exception:  # noqa: BLE001 - one rule's failure must not blind the rest
@@ -1102,6 +1128,22 @@ def build_range_index(entries: list) -> dict:
             rule_sets.append(tuple(sorted(active)))
         index[version] = (points, rule_sets)
     return index
+
+
+def _shared_range_indexes(entries_by_group: dict) -> dict:
+    """`build_range_index` for each (proto class, direction) group, one
+    object for groups whose indexes are equal: `alert ip [list] any -> any
+    any` rules (ET's CIARMY, DROP, compromised-host lists) give every group
+    the same index, and sharing it shares its answers per address (see
+    `_side_parts`) and keeps the compiled cache small."""
+    distinct: list[dict] = []
+    shared = {}
+    for group, entries in entries_by_group.items():
+        index = build_range_index(entries)
+        shared[group] = next((known for known in distinct if known == index), index)
+        if shared[group] is index:
+            distinct.append(index)
+    return shared
 
 
 def _ranges_lookup(index: dict, address: tuple[int, int]) -> tuple:

@@ -974,12 +974,47 @@ def tokenize_header(header: str) -> list[str]:
     return [t.replace(" ", "") for t in tokens]
 
 
+class RuleHeader:
+    """A rule's header line alone (action, protocol, addresses, ports,
+    direction), read without its options (`parse_header`). `flow_to_server`
+    is an option: unknown here, so `DetectEngine._static_header_match` on a
+    header is a necessary condition for the rule, not a sufficient one."""
+
+    __slots__ = ("action", "protocol", "transports", "app_proto", "packet_only", "stream_only",
+                 "source", "source_ports", "direction", "destination", "destination_ports")
+    flow_to_server = None
+
+    def __init__(self) -> None:
+        self.app_proto = None
+        self.packet_only = self.stream_only = False
+
+
+def parse_header(text: str, variables: Variables) -> RuleHeader:
+    """The header of a rule line (see `RuleHeader`). Raises RuleError."""
+    header = RuleHeader()
+    _read_header(text.strip(), variables, header)
+    return header
+
+
 def parse_rule(text: str, variables: Variables, classifications: dict,
                checked: bool = False) -> Rule:
     """Parse one rule line. Raises RuleError. `checked`: the line parsed
     before with the same variables (the compiled cache), so work that only
     validates (compiling pcre) waits for first use."""
     text = text.strip()
+    rule = Rule()
+    rule.text = text
+    open_paren = _read_header(text, variables, rule)
+    builder = _Builder(rule, classifications, checked)
+    for name, value in split_options(text[open_paren + 1:-1]):
+        _apply_option(builder, name, value)
+    _finish(rule, classifications)
+    return rule
+
+
+def _read_header(text: str, variables: Variables, rule: Rule | RuleHeader) -> int:
+    """Set the header fields of `rule` from a stripped rule line; returns
+    the position of the option block's opening parenthesis."""
     open_paren = text.find("(")
     if open_paren < 0 or not text.endswith(")"):
         raise RuleError("syntax", syntax=True, detail="no option block")
@@ -987,8 +1022,6 @@ def parse_rule(text: str, variables: Variables, classifications: dict,
     if len(header) != 7:
         raise RuleError("syntax", syntax=True, detail=f"header has {len(header)} fields, expected 7")
     action, protocol, source, source_ports, direction, destination, destination_ports = header
-    rule = Rule()
-    rule.text = text
     action = action.lower()
     if action not in ACTIONS:
         raise RuleError("syntax", syntax=True, detail=f"unknown action {action!r}")
@@ -1014,12 +1047,7 @@ def parse_rule(text: str, variables: Variables, classifications: dict,
         rule.destination_ports = variables.port(destination_ports)
     except VariableError as exc:
         raise RuleError("syntax", syntax=True, detail=str(exc)) from None
-
-    builder = _Builder(rule, classifications, checked)
-    for name, value in split_options(text[open_paren + 1:-1]):
-        _apply_option(builder, name, value)
-    _finish(rule, classifications)
-    return rule
+    return open_paren
 
 
 def _finish(rule: Rule, classifications: dict) -> None:

@@ -185,6 +185,18 @@ def test_cache_roundtrip(tmp_path):
     assert sids(cached.inspect(packet(b"xxabc"), None, None, [])) == [1]
 
 
+def test_cached_rule_its_header_rules_out_is_not_parsed(tmp_path):
+    rules = ('alert tcp 10.0.0.0/8 any -> any any (content:"abc"; sid:1;)\n'
+             'alert tcp any any <> any any (flow:to_client; content:"abc"; sid:2;)\n'
+             'alert tcp any any -> any any (content:"abc"; sid:3;)\n')
+    engine(rules, cache_dir=str(tmp_path))
+    cached, _ = engine(rules, cache_dir=str(tmp_path))
+    assert sids(cached.inspect(packet(b"xxabc"), FakeFlow(), None, [])) == [3]
+    # The header line alone rules sid 1 out; sid 2's header admits the
+    # packet and only its options (flow:to_client) rule it out.
+    assert [rule.sid if rule else None for rule in cached.rules] == [None, 2, 3]
+
+
 def test_cache_entry_others_could_write_is_not_unpickled(tmp_path):
     import os
     rules = 'alert tcp any any -> any any (content:"abc"; sid:1;)\n'

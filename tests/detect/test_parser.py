@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ips.detect.parser import RuleError, parse_rule, split_options
+from ips.detect.parser import RuleError, parse_header, parse_rule, split_options
 from ips.detect.variables import Variables
 
 VARIABLES = Variables("[192.168.0.0/16,10.0.0.0/8]", "!$HOME_NET")
@@ -28,6 +28,17 @@ def test_header_and_informational_options():
     assert rule.source.match(4, int.from_bytes(bytes([192, 168, 1, 1]), "big"))
     assert not rule.destination.match(4, int.from_bytes(bytes([10, 1, 1, 1]), "big"))
     assert rule.destination_ports.match(80) and not rule.destination_ports.match(81)
+
+
+def test_header_alone_reads_what_the_full_parse_reads():
+    text = ('alert http $HOME_NET any -> $EXTERNAL_NET $HTTP_PORTS (flow:to_server; '
+            'http.uri; content:"/x"; sid:5;)')
+    rule, header = parse(text), parse_header(text, VARIABLES)
+    for name in header.__slots__:
+        assert getattr(header, name) == getattr(rule, name), name
+    assert header.flow_to_server is None and rule.flow_to_server is True   # an option
+    with pytest.raises(RuleError):
+        parse_header('alert tcp any any -> any (sid:1;)', VARIABLES)
 
 
 def test_explicit_priority_beats_classtype():
