@@ -284,7 +284,10 @@ class Worker:
         self.emit(events.Stats(timestamp=self._last_ts, counters=self.stats()))
 
     def swap_engine(self, engine) -> None:
-        """Live rule reload: the next packet sees the new rules."""
+        """Live rule reload: the next packet sees the new rules, with the
+        thresholds and xbits of the running ones (DetectEngine.take_state)."""
+        if engine is not None and self.engine is not None:
+            engine.take_state(self.engine)
         self.engine = engine
 
     def stats(self) -> dict:

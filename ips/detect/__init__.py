@@ -369,6 +369,16 @@ class DetectEngine:
         engine._index_tx_groups()
         return engine, report
 
+    def take_state(self, running: "DetectEngine") -> None:
+        """At a live reload: carry over the running engine's thresholds and
+        xbits, as Suricata keeps them in its host tables, so that a rule
+        update does not hand a brute-forcer a fresh budget or clear a bit
+        another rule waits for. Both are keyed by names and (gid, sid), not
+        rule indices, so a rule that keeps its id keeps its state; entries of
+        removed rules age out of the bounded tables."""
+        self.thresholds = running.thresholds
+        self.xbits = running.xbits
+
     def inspects(self, proto: int) -> bool:
         """Whether any loaded rule can match a packet of this IP protocol.
 
