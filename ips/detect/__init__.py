@@ -941,9 +941,12 @@ class DetectEngine:
         alerted = None
         detect = getattr(flow, "detect", None) if flow is not None else None
         if detect is not None:
-            alerted = detect.get("tx_alerted")
-            if alerted is None:
-                alerted = detect["tx_alerted"] = set()
+            # (rule index, tx) pairs that fired, for this ruleset: after a
+            # reload an index names another rule, which must not be muted.
+            entry = detect.get("tx_alerted")
+            if entry is None or entry[0] != self.generation:
+                entry = detect["tx_alerted"] = (self.generation, set())
+            alerted = entry[1]
         # The fixed header part of a candidate is remembered per flow
         # direction as for packet rules (see `inspect`): a rule this
         # direction's ports or networks rule out is not parsed or checked

@@ -50,3 +50,17 @@ def test_worker_swap_carries_the_state_over():
     worker.swap_engine(second)
     assert worker.engine is second and second.thresholds is first.thresholds
     assert sids(second.inspect(login(2.0), None, None, [])) == []   # sid 2's limit was used
+
+
+def test_a_reload_does_not_mute_a_new_rule_on_an_open_transaction():
+    from tests.detect.factories import FakeFlow, FakeTx
+    old_rule = 'alert http any any -> any any (http.uri; content:"/cgi"; sid:20;)\n'
+    new_rule = 'drop http any any -> any any (http.uri; content:"/cgi-bin/sh"; sid:21;)\n'
+    flow = FakeFlow(app_proto="http")
+    request = FakeTx("http", 0, True, {"http.uri": b"/cgi-bin/sh"})
+    before, _ = engine(old_rule)
+    assert sids(before.inspect(packet(b"GET"), flow, None, [request])) == [20]
+    after, report = engine(new_rule + old_rule)     # sid 21 now has the index sid 20 had
+    assert report.loaded == 2
+    after.take_state(before)
+    assert 21 in sids(after.inspect(packet(b"GET"), flow, None, [request]))
