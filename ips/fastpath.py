@@ -31,7 +31,8 @@ and conservatively:
   of the flow in that direction alike: it has already matched (and dropped,
   if it drops) on an earlier packet of that direction, so skipping the pure
   ACKs changes neither its verdict nor, with `threshold: type limit`, its
-  alerts. It does not need them.
+  alerts. It does not need them. A decode-event or stream-event keyword
+  varies per packet: such a rule needs them.
 
 One rule that needs pure ACKs turns the fast path off for the whole box; the
 service reports which rules did it.
@@ -111,6 +112,8 @@ def needs_pure_acks(rule) -> bool:
     varying = [c for c in checks if _check_name(c) not in _EVALUATED | _PER_FLOW]
     if varying or rule.flowbit_checks or rule.xbit_checks or rule.detection_filter:
         return True
+    if rule.packet_events:
+        return True   # decode/stream events differ packet by packet (tcp.invalid_optlen)
     if any(_check_name(c) in _EVALUATED for c in checks):
         # flags / dsize that a pure ACK passes: the rule picks these packets
         return True
@@ -145,7 +148,8 @@ def _smallest_echo_payload(rule) -> int:
     if rule.flow_established is False:
         return never
     smallest = 0
-    varying = bool(rule.flowbit_checks or rule.xbit_checks or rule.detection_filter)
+    varying = bool(rule.flowbit_checks or rule.xbit_checks or rule.detection_filter
+                   or rule.packet_events)
     threshold = rule.threshold or {}
     if threshold and threshold.get("type") != "limit":
         varying = True

@@ -50,6 +50,7 @@ class Packet:
         "sport", "dport", "tcp_flags", "seq", "ack", "window", "tcp_options",
         "icmp_type", "icmp_code", "payload", "checksum_ok",
         "anomalies",
+        "events",
         # filled by flow
         "flow", "to_server",
         # filled by detection / verdict
@@ -84,6 +85,7 @@ class Packet:
         self.payload = b""
         self.checksum_ok = True
         self.anomalies = None      # list[str] of decoder event names, or None
+        self.events = ()           # every anomaly name recorded, kept for detection
         self.flow = None
         self.to_server = True
         self.verdict = ACCEPT
@@ -96,6 +98,9 @@ class Packet:
             self.anomalies = [name]
         else:
             self.anomalies.append(name)
+        # The worker empties `anomalies` once logged; detection (decode-event,
+        # stream-event) still needs them, so the names are kept here too.
+        self.events += (name,)
 
     @property
     def proto_name(self) -> str:

@@ -182,6 +182,8 @@ class Worker:
                 self._emit_anomalies(pkt)
             if not ok:
                 counters["invalid"] += 1 if pkt.anomalies else 0
+                if pkt.events and self.engine is not None and self.engine.packet_by_event:
+                    return self._judge_undecoded(pkt)
                 return ACCEPT
             counters["decoded"] += 1
             if self._auto_checksum:
@@ -400,6 +402,19 @@ class Worker:
                 rev=rule.rev, signature=rule.msg, category=rule.category or "",
                 severity=rule.severity, metadata=rule.metadata,
                 tx_id=match.tx_id, src_mac=pkt.src_mac, app=app, flow=flow_info))
+
+    def _judge_undecoded(self, pkt: Packet) -> int:
+        """decode-event rules on a packet the decoder gave up on (pkthdr)."""
+        matches = self.engine.inspect_undecoded(pkt)
+        if not matches:
+            return ACCEPT
+        verdict = verdicts.decide(pkt, None, matches, self.config)
+        if verdict == verdicts.REJECT:
+            verdict = pkt.verdict = DROP   # no header to answer with a reset
+        self._emit_alerts(pkt, None, matches, verdict, ())
+        if verdict == DROP:
+            self.counters["dropped"] += 1
+        return verdict
 
     def _emit_app_record(self, pkt: Packet | None, flow: Flow, tx) -> None:
         proto = PROTO_NAMES.get(flow.proto) or str(flow.proto)

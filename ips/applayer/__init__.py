@@ -72,6 +72,10 @@ class Tx:
     logged: bool = False
     """The complete record was emitted (set by the consumer that logs it;
     a tx can be offered to detection in both directions after completion)."""
+    events: tuple = ()
+    """App-layer event names raised on this transaction (`app-layer-event`
+    matches them; `ips.event_names.APPLAYER_EVENTS`). The parser also lists
+    them in its `events`, which become the packet's anomaly records."""
 
     def partial_record(self) -> dict | None:
         """The EVE record when complete, else what is known so far (for an

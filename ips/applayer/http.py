@@ -244,6 +244,7 @@ class _HttpTx(Tx):
         self.record = None
         self.complete = False
         self.logged = False
+        self.events = ()
         self.method = b""
         self.raw_uri = b""
         self.protocol = b""
@@ -497,6 +498,7 @@ class HttpParser:
         elif absolute is not None:
             buffers["http.host.raw"] = absolute
             buffers["http.host"] = _strip_port(absolute).lower()
+        self._check_transfer_encoding(http_tx, headers, request=True)
         body_state, length = self._body_framing(headers, request=True)
         side.state, side.remaining = body_state, length
         side.tx = http_tx
@@ -529,6 +531,26 @@ class HttpParser:
         buffers["http.header_names"] = (b"\r\n" + b"\r\n".join(original.values()) + b"\r\n\r\n"
                                         if original else b"\r\n\r\n")
         buffers["http.request_header" if request else "http.response_header"] = lines
+
+    def _check_transfer_encoding(self, http_tx: _HttpTx, headers: _Headers,
+                                 request: bool) -> None:
+        """libhtp's invalid Transfer-Encoding (HTP_REQUEST_INVALID_T_E, which
+        Suricata raises as http.invalid_transfer_encoding_value_in_request):
+        a T-E header whose value, repeated headers joined with ", " and
+        trimmed, is not `chunked` (any case), or `chunked` on a request
+        older than HTTP/1.1. The event is on the transaction, for
+        `app-layer-event`, and logged as an anomaly like the others."""
+        value = headers.get(b"transfer-encoding")
+        if value is None:
+            return
+        if value.lower() == b"chunked":
+            if not request or http_tx.protocol.strip().upper() == b"HTTP/1.1":
+                return
+        name = ("http.invalid_transfer_encoding_value_in_request" if request
+                else "http.invalid_transfer_encoding_value_in_response")
+        if name not in http_tx.events:
+            http_tx.events += (name,)
+        self.events.append(name)
 
     def _body_framing(self, headers: _Headers, request: bool,
                       http_tx: _HttpTx | None = None) -> tuple[int, int]:
@@ -631,6 +653,7 @@ class HttpParser:
             side.state = _START_LINE
             self._complete(http_tx)
             return
+        self._check_transfer_encoding(http_tx, headers, request=False)
         side.state, side.remaining = self._body_framing(headers, request=False)
         if side.state == _START_LINE:
             self._complete(http_tx)

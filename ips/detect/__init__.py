@@ -126,13 +126,16 @@ class Match:
 class LoadReport:
     """What happened to each rule line."""
 
-    __slots__ = ("loaded", "skipped", "errors", "files")
+    __slots__ = ("loaded", "skipped", "errors", "files", "details")
 
     def __init__(self) -> None:
         self.loaded = 0
         self.skipped: list[tuple[str, int, int | None, str, str | None]] = []
         self.errors: list[tuple[str, int, int | None, str, str | None]] = []
         self.files: list[str] = []
+        # (file, line) of a skipped rule -> what exactly was refused, when
+        # the keyword alone does not say (the event an event keyword names).
+        self.details: dict[tuple[str, int], str] = {}
 
     def by_reason(self) -> Counter:
         return Counter(reason for _, _, _, reason, _ in self.skipped)
@@ -208,7 +211,7 @@ class DetectEngine:
                  "packet_alert_max", "tx_groups_by_buffer", "rule_texts", "address_index",
                  "_variables", "_classifications", "generation", "_tx_scan_plans",
                  "_tx_scan_cached_bytes", "xbits", "_side_plans", "_address_rules", "_budget",
-                 "_headers")
+                 "_headers", "packet_by_event", "tx_by_event")
 
     def __init__(self, rules: list, config) -> None:
         # rules[i] is a parsed Rule, or None until first needed when loaded
@@ -238,6 +241,12 @@ class DetectEngine:
         self.quick: list[tuple | None] = []
         self.tx_matchers: dict[tuple, Matcher] = {}
         self.tx_no_pattern: dict[str, list[int]] = {}
+        # Rules whose only selective part is an event keyword, by event name:
+        # looked up only for a packet (decode-event, stream-event) or a
+        # transaction (app-layer-event) that carries events, so they cost
+        # nothing on the rest. {event name: [rule index]}
+        self.packet_by_event: dict[str, list[int]] = {}
+        self.tx_by_event: dict[str, list[int]] = {}
         # base buffer name -> [(group buffer name, transform chain)], built with the matchers
         self.tx_groups_by_buffer: dict[str, list[tuple[str, tuple]]] = {}
         # direction -> tx buffer name -> (((matcher, transform chain), ...),
@@ -296,6 +305,8 @@ class DetectEngine:
                         report.errors.append(entry[:3] + (f"syntax: {exc.detail}"[:200], exc.keyword))
                     else:
                         report.skipped.append(entry)
+                        if exc.detail:
+                            report.details[(path, line_number)] = exc.detail[:200]
                     continue
                 except (ValueError, TypeError, IndexError, OverflowError, RecursionError) as exc:
                     report.errors.append((path, line_number, _guess_sid(text),
@@ -341,6 +352,8 @@ class DetectEngine:
                 "quick": engine.quick,
                 "tx_no_pattern": engine.tx_no_pattern,
                 "address_index": engine.address_index,
+                "packet_by_event": engine.packet_by_event,
+                "tx_by_event": engine.tx_by_event,
             })
         return engine, report
 
@@ -353,6 +366,8 @@ class DetectEngine:
         report = cached["report"]
         report.skipped = [(renamed.get(entry[0], entry[0]),) + tuple(entry[1:]) for entry in report.skipped]
         report.errors = [(renamed.get(entry[0], entry[0]),) + tuple(entry[1:]) for entry in report.errors]
+        report.details = {(renamed.get(file, file), line): detail
+                          for (file, line), detail in getattr(report, "details", {}).items()}
         report.files = list(paths)
         engine = cls([None] * len(texts), config)
         engine.rule_texts = texts
@@ -366,6 +381,8 @@ class DetectEngine:
         engine.quick = cached["quick"]
         engine.tx_no_pattern = cached["tx_no_pattern"]
         engine.address_index = cached["address_index"]
+        engine.packet_by_event = cached["packet_by_event"]
+        engine.tx_by_event = cached["tx_by_event"]
         engine._index_tx_groups()
         return engine, report
 
@@ -391,8 +408,10 @@ class DetectEngine:
                 classes.update(key[0] for key, value in table.items() if value)
             classes.update(key[0] for key, (by_dst, by_src) in self.packet_by_port.items()
                            if by_dst or by_src)
-            if self.tx_matchers or self.tx_no_pattern:
+            if self.tx_matchers or self.tx_no_pattern or self.tx_by_event:
                 classes.update(("tcp", "udp"))
+            if self.packet_by_event:
+                classes.update(_PROTO_CLASSES)
             self._inspected_classes = classes
         return _proto_class(proto) in classes
 
@@ -474,17 +493,24 @@ class DetectEngine:
         for rule in self.rules:
             directions = _rule_directions(rule)
             fast = rule.fast_pattern
-            if rule.tx_buffers:
+            if rule.tx_buffers or rule.tx_events:
                 # A transaction rule whose fast pattern is in the packet
                 # payload is prefiltered on the payload (its verification
                 # reads the payload too), not verified for every tx.
                 if fast is None:
-                    self.tx_no_pattern.setdefault(rule.app_proto or "", []).append(rule.index)
+                    if rule.tx_events:
+                        # Every event is required: its first one selects it.
+                        self.tx_by_event.setdefault(rule.tx_events[0], []).append(rule.index)
+                    else:
+                        self.tx_no_pattern.setdefault(rule.app_proto or "", []).append(rule.index)
                     continue
                 buffer, content = fast
                 for direction in directions:
                     groups.setdefault(("tx", buffer, direction), PatternGroup()).add(
                         content.fast_bytes, content.nocase, rule.index)
+                continue
+            if fast is None and rule.packet_events:
+                self.packet_by_event.setdefault(rule.packet_events[0], []).append(rule.index)
                 continue
             address_ranges = None
             if fast is None and not _port_bucketable(rule):
@@ -607,7 +633,8 @@ class DetectEngine:
             new_offset = 0
             if stream is not None and proto == 6:
                 window, new_offset = stream
-            if not header_rules and not txs and window is None and not payload:
+            events = pkt.events
+            if not header_rules and not txs and window is None and not payload and not events:
                 return []
 
             # Bound payload work per flow direction.
@@ -635,6 +662,12 @@ class DetectEngine:
                     candidates = set(ordered[:self.max_verify])
             if header_rules:
                 candidates.update(header_rules)
+            if events:
+                by_event = self.packet_by_event
+                for name in events:
+                    found = by_event.get(name)
+                    if found is not None:
+                        candidates.update(found)
             if side is not None and candidates:
                 # Most candidates of a frequent short pattern are rules whose
                 # ports or networks this flow direction has already failed: one
@@ -705,6 +738,35 @@ class DetectEngine:
                 for tx in txs:
                     if self._inspect_tx(tx, context, matches):
                         break
+            if matches:
+                self._cap_alerts(matches)
+            return matches
+        except Exception:  # noqa: BLE001 - detection must not take the worker down
+            self.stats["inspect_errors"] += 1
+            return []
+
+    def inspect_undecoded(self, pkt) -> list[Match]:
+        """Matches for a packet the decoder gave up on (`ipv4.trunc_pkt`,
+        ...): it has no trustworthy header, so as Suricata's "decoder event
+        only" rule group, only rules on any protocol (`pkthdr`, `ip`) whose
+        every condition is an event (`any any -> any any`, decode-event or
+        stream-event alone) can match it."""
+        try:
+            events = pkt.events
+            if not events or not self.packet_by_event:
+                return []
+            candidates: set[int] = set()
+            for name in events:
+                candidates.update(self.packet_by_event.get(name, ()))
+            matches: list[Match] = []
+            context = _PacketContext(pkt, None, None, None)
+            for index in sorted(candidates):
+                rule = self.rules[index] or self.rule(index)
+                if not (rule.transports is None and _header_is_any(rule) and _events_only(rule)
+                        and _carries(events, rule.packet_events)):
+                    continue
+                if self._report(rule, context, None, False, matches):
+                    break
             if matches:
                 self._cap_alerts(matches)
             return matches
@@ -821,6 +883,10 @@ class DetectEngine:
         if not self._flow_state_match(rule, context):
             return None
         pkt = context.pkt
+        if rule.packet_events and not _carries(pkt.events, rule.packet_events):
+            return None
+        if rule.tx_events:
+            return None     # only a transaction carries app-layer events
         for check in rule.packet_checks:
             if not check.match(pkt):
                 return None
@@ -937,6 +1003,12 @@ class DetectEngine:
         extra = self.tx_no_pattern.get(_normal_app_proto(tx.app_proto) or "", ())
         if extra:
             ordered = sorted(set(ordered).union(extra))
+        tx_events = tx.events
+        if tx_events and self.tx_by_event:
+            by_event = self.tx_by_event
+            selected = [index for name in tx_events for index in by_event.get(name, ())]
+            if selected:
+                ordered = sorted(set(ordered).union(selected))
         flow = context.flow
         alerted = None
         detect = getattr(flow, "detect", None) if flow is not None else None
@@ -1002,6 +1074,10 @@ class DetectEngine:
         if not self._flow_state_match(rule, context):
             return False
         pkt = context.pkt
+        if rule.tx_events and not _carries(tx.events, rule.tx_events):
+            return False
+        if rule.packet_events and not _carries(pkt.events, rule.packet_events):
+            return False
         for check in rule.packet_checks:
             if not check.match(pkt):
                 return False
@@ -1030,6 +1106,28 @@ class DetectEngine:
                        for element in elements):
                 return False
         return True
+
+
+def _header_is_any(rule: Rule) -> bool:
+    return (rule.source.any and rule.destination.any and rule.source_ports.any
+            and rule.destination_ports.any)
+
+
+def _events_only(rule: Rule) -> bool:
+    """A rule whose only conditions are packet events (and informational options)."""
+    return not (rule.buffers or rule.packet_checks or rule.flowbit_checks or rule.xbit_checks
+                or rule.tx_events or rule.app_proto or rule.app_layer_protocol
+                or rule.flow_established is not None or rule.flow_to_server is not None)
+
+
+def _carries(raised, wanted: tuple) -> bool:
+    """Whether every event a rule names is among those raised."""
+    if not raised:
+        return False
+    for name in wanted:
+        if name not in raised:
+            return False
+    return True
 
 
 def matcher_for(engine: DetectEngine, group_key: tuple) -> Matcher:

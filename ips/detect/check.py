@@ -31,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {count:6d}  {reason}", file=out)
     if args.verbose:
         for path, line, sid, reason, keyword in report.skipped:
-            print(f"  skipped {path}:{line} sid={sid} {reason}{' ' + keyword if keyword else ''}",
-                  file=out)
+            detail = report.details.get((path, line))
+            print(f"  skipped {path}:{line} sid={sid} {reason}{' ' + keyword if keyword else ''}"
+                  f"{' (' + detail + ')' if detail else ''}", file=out)
     for path, line, sid, reason, keyword in report.errors:
         print(f"error: {path}:{line} sid={sid} {reason}{' (' + keyword + ')' if keyword else ''}",
               file=out)

@@ -27,7 +27,7 @@ ACTIONS = {"alert": "alert", "drop": "drop", "reject": "reject", "rejectsrc": "r
            "rejectdst": "reject", "rejectboth": "reject", "pass": "pass"}
 
 # Transport protocols a rule header may name, and the IP protocol numbers.
-TRANSPORTS = {"ip": None, "tcp": {6}, "udp": {17}, "icmp": {1, 58}, "icmpv4": {1},
+TRANSPORTS = {"ip": None, "pkthdr": None, "tcp": {6}, "udp": {17}, "icmp": {1, 58}, "icmpv4": {1},
               "icmpv6": {58}, "tcp-pkt": {6}, "tcp-stream": {6}, "sctp": {132}}
 # App-layer protocols Suricata knows, with the transports they run on. A rule
 # on one of these only fires once the flow's app_proto is detected as it.
@@ -135,7 +135,7 @@ class Rule:
         "flow_stateless", "flowbit_checks", "flowbit_actions", "xbit_checks", "xbit_actions",
         "flowint_actions", "noalert", "bypass",
         "threshold", "detection_filter", "app_layer_protocol", "fast_pattern", "direction_hint",
-        "order", "tx_buffers", "index",
+        "order", "tx_buffers", "index", "packet_events", "tx_events",
     )
 
     def __init__(self) -> None:
@@ -181,6 +181,8 @@ class Rule:
         self.order = 0
         self.tx_buffers = ()               # names of app-layer buffers the rule inspects
         self.index = 0
+        self.packet_events: tuple = ()     # decode-event / stream-event names the packet must carry
+        self.tx_events: tuple = ()         # app-layer-event names the transaction must carry
 
     @property
     def severity(self) -> int:
@@ -848,6 +850,45 @@ def _opt_app_layer_protocol(builder: _Builder, value: str | None) -> None:
     builder.rule.app_layer_protocol = (negated, APP_PROTO_ALIASES.get(name, name))
 
 
+def _opt_event(builder: _Builder, keyword: str, value: str | None) -> None:
+    """`decode-event:ipv4.trunc_pkt`, `stream-event:reassembly_seq_gap`,
+    `app-layer-event:http.invalid_transfer_encoding_value_in_request`: the
+    packet (decode, stream) or the inspected transaction (app-layer) carries
+    the event. Only events this engine raises are accepted
+    (`ips.event_names`); any other would make a rule that can never fire."""
+    from ips import event_names
+    text = unquote(value or "").strip().lower()
+    if not text or not re.fullmatch(r"[a-z0-9_.\-]+", text):
+        raise RuleError("syntax", keyword, syntax=True, detail=f"bad event name {text!r}")
+    rule = builder.rule
+    if keyword == "app-layer-event":
+        proto, dot, event = text.partition(".")
+        if not dot:
+            # Suricata's generic events (applayer_mismatch_protocol_both_directions,
+            # ...): nothing here raises their counterparts.
+            raise RuleError("unsupported-keyword", keyword, detail=f"event {text} is not raised")
+        proto = APP_PROTO_ALIASES.get(proto, proto)
+        name = f"{proto}.{event}"
+        if name not in event_names.APPLAYER_EVENTS:
+            raise RuleError("unsupported-keyword", keyword, detail=f"event {text} is not raised")
+        if rule.app_proto is None and rule.protocol in ("tcp", "udp", "ip"):
+            rule.app_proto = proto
+        elif rule.app_proto not in (None, proto):
+            raise RuleError("syntax", keyword, syntax=True,
+                            detail=f"{name} on a {rule.app_proto} rule")
+        if name not in rule.tx_events:
+            rule.tx_events += (name,)
+        return
+    if keyword == "stream-event":
+        name, known = f"stream.{text}", event_names.STREAM_EVENTS
+    else:
+        name, known = text, event_names.DECODE_EVENTS
+    if name not in known:
+        raise RuleError("unsupported-keyword", keyword, detail=f"event {text} is not raised")
+    if name not in rule.packet_events:
+        rule.packet_events += (name,)
+
+
 def _apply_option(builder: _Builder, name: str, value: str | None) -> None:
     rule = builder.rule
     if name in ("content", "uricontent"):
@@ -947,8 +988,8 @@ def _apply_option(builder: _Builder, name: str, value: str | None) -> None:
         builder.current_buffer = f"{builder.current_buffer}|{name}"
     elif name in TRANSFORMS:
         raise RuleError("transform-unsupported", name)
-    elif name == "app-layer-event":
-        raise RuleError("unsupported-keyword", name, detail="app-layer events are not raised")
+    elif name in ("decode-event", "stream-event", "app-layer-event"):
+        _opt_event(builder, name, value)
     else:
         raise RuleError("unsupported-keyword", name)
 

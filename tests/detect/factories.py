@@ -30,6 +30,7 @@ class FakeTx:
     buffers: dict = field(default_factory=dict)
     record: dict | None = None
     complete: bool = False
+    events: tuple = ()
 
 
 def packet(payload: bytes = b"", *, proto: int = 6, src: str = "192.168.1.2", dst: str = "198.51.100.9",

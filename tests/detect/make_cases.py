@@ -87,6 +87,66 @@ def main() -> None:
     stream_size_case()
     xbits_case()
     flowint_case()
+    event_cases()
+
+
+def event_cases() -> None:
+    # A virtual patch in the style of ET's CVE-2023-46747 / CVE-2023-41265
+    # rules: a request smuggled behind a Transfer-Encoding the front end
+    # reads differently (libhtp: anything but exactly "chunked").
+    event_rules = (
+        'alert http any any -> any any (msg:"smuggling behind a bad T-E"; '
+        'flow:established,to_server; '
+        'app-layer-event:http.invalid_transfer_encoding_value_in_request; '
+        'http.method; content:"POST"; http.uri; content:"/tmui/"; startswith; '
+        'sid:1017; rev:1;)\n'
+        'alert http any any -> any any (msg:"bad T-E, event alone"; flow:to_server; '
+        'app-layer-event:http.invalid_transfer_encoding_value_in_request; sid:1018; rev:1;)\n'
+        'alert http any any -> any any (msg:"response twin never raised here"; flow:to_client; '
+        'app-layer-event:http.invalid_transfer_encoding_value_in_response; sid:1019; rev:1;)\n')
+    body = b"5\r\nhello\r\n0\r\n\r\n"
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    _write("app-layer-event-invalid-te",
+           _tcp_session([(True, b"POST /tmui/login.jsp HTTP/1.1\r\nHost: bigip\r\n"
+                                b"Transfer-Encoding: chunked, identity\r\n\r\n" + body),
+                         (False, response)], sport=40030),
+           event_rules, {1017: 1, 1018: 1, 1019: 0},
+           "app-layer-event: a request whose Transfer-Encoding is not exactly chunked")
+    _write("app-layer-event-valid-te",
+           _tcp_session([(True, b"POST /tmui/login.jsp HTTP/1.1\r\nHost: bigip\r\n"
+                                b"Transfer-Encoding: Chunked\r\n\r\n" + body),
+                         (False, response)], sport=40031),
+           event_rules, {1017: 0, 1018: 0, 1019: 0},
+           "app-layer-event: the same request with a valid chunked body stays silent")
+    # The second segment rewrites bytes the first one already delivered.
+    client_seq = 1001
+    frames = _tcp_session([], sport=40032)
+    for seq, data in ((client_seq, b"GET /aaaa HTTP/1.1\r\n"), (client_seq + 5, b"bbbb HTTP/1.1\r\n")):
+        frames.append(Ether() / IP(src=CLIENT, dst=SERVER)
+                      / TCP(sport=40032, dport=80, flags="PA", seq=seq, ack=5001) / Raw(data))
+    frames.append(Ether() / IP(src=SERVER, dst=CLIENT)
+                  / TCP(sport=80, dport=40032, flags="A", seq=5001, ack=client_seq + 21))
+    for index, frame in enumerate(frames):
+        frame.time = 1700000010 + index * 0.01
+    _write("stream-event-overlap", frames,
+           'alert tcp any any -> any any (msg:"overlap, different data"; '
+           'stream-event:reassembly_overlap_different_data; sid:1020; rev:1;)\n'
+           'alert tcp any any -> any any (msg:"no gap here"; '
+           'stream-event:reassembly_seq_gap; sid:1021; rev:1;)\n',
+           {1020: 1, 1021: 0},
+           "stream-event: a retransmission with different bytes over delivered data")
+    whole = bytes(IP(src=CLIENT, dst=SERVER) / UDP(sport=5353, dport=9999) / Raw(b"x" * 40))
+    truncated = Ether(type=0x0800) / Raw(whole[:30])   # the IPv4 total length says 68
+    truncated.time = 1700000020
+    intact = Ether() / IP(src=CLIENT, dst=SERVER) / UDP(sport=5354, dport=9999) / Raw(b"y" * 40)
+    intact.time = 1700000021
+    _write("decode-event-ipv4-trunc", [truncated, intact],
+           'alert pkthdr any any -> any any (msg:"truncated IPv4"; '
+           'decode-event:ipv4.trunc_pkt; sid:1022; rev:1;)\n'
+           'alert pkthdr any any -> any any (msg:"not raised"; '
+           'decode-event:ipv4.hlen_too_small; sid:1023; rev:1;)\n',
+           {1022: 1, 1023: 0},
+           "decode-event: a truncated IPv4 packet alerts although it cannot be decoded")
 
 
 def stream_size_case() -> None:

@@ -43,6 +43,8 @@ def test_rules_that_cannot_be_changed_by_skipping_pure_acks(header, options):
     "flowbits:isset,seen;",
     "threshold: type threshold, track by_src, count 100, seconds 1;",   # counts packets
     "detection_filter: track by_src, count 10, seconds 1;",
+    "decode-event:tcp.invalid_optlen;",                # events differ packet by packet
+    "stream-event:reassembly_seq_gap;",
 ])
 def test_rules_that_could_match_a_pure_ack(options):
     assert fastpath.needs_pure_acks(rule(options))

@@ -1,0 +1,85 @@
+"""The anomaly names the engine raises that rules may name, in one table.
+
+Every stage records what it could not handle as a named anomaly
+(`pkt.anomaly("ipv4.trunc_pkt")`, a parser's `events`); the worker logs
+each as an EVE `anomaly` record and counts it. Suricata's rule language
+lets a rule match on them:
+
+* `decode-event:ipv4.trunc_pkt;` — a decoder event on the packet;
+* `stream-event:reassembly_overlap_different_data;` — a TCP stream event on
+  the packet (written without the `stream.` prefix);
+* `app-layer-event:http.invalid_transfer_encoding_value_in_request;` — a
+  parser event on the inspected transaction.
+
+A rule may only name an event listed here: an event this engine never
+raises would make a rule that loads but can never fire, so the parser
+refuses it (`unsupported-keyword`), as it refuses any keyword it does not
+implement. An anomaly name is listed only when it is Suricata's name for
+the same condition; the names the stages raise that Suricata does not
+have, or whose meaning differs from Suricata's, are in `LOG_ONLY` with the
+reason. tests/test_event_names.py checks that the producers and this
+table agree.
+"""
+from __future__ import annotations
+
+DECODE_EVENTS = frozenset({
+    # ips/decode.py
+    "ethernet.pkt_too_small", "sll.pkt_too_small", "ltnull.pkt_too_small",
+    "ltnull.unsupported_type", "vlan.header_too_small", "vlan.too_many_layers",
+    "pppoe.pkt_too_small",
+    "ipv4.pkt_too_small", "ipv4.wrong_ip_version", "ipv4.hlen_too_small",
+    "ipv4.iplen_smaller_than_hlen", "ipv4.trunc_pkt", "ipv4.icmpv6", "ipv4.opt_malformed",
+    "ipv4.opt_invalid_len",
+    "ipv6.pkt_too_small", "ipv6.wrong_ip_version", "ipv6.trunc_pkt", "ipv6.icmpv4",
+    "ipv6.trunc_exthdr", "ipv6.exthdr_dupl_fh", "ipv6.exthdr_dupl_rh", "ipv6.exthdr_dupl_hh",
+    "ipv6.exthdr_dupl_ah", "ipv6.exthdr_dupl_eh",
+    "ipv6.exthdr_useless_fh", "ipv6.exthdr_ah_res_not_null", "ipv6.rh_type_0",
+    "ipv6.data_after_none_header",
+    "tcp.pkt_too_small", "tcp.hlen_too_small", "tcp.invalid_optlen",
+    "udp.pkt_too_small", "udp.hlen_too_small",
+    "icmpv4.pkt_too_small", "icmpv4.unknown_type", "icmpv6.pkt_too_small",
+    "icmpv6.unknown_type",
+    # ips/defrag.py
+    "ipv4.frag_pkt_too_large", "ipv6.frag_pkt_too_large", "ipv4.frag_overlap",
+    "ipv6.frag_overlap", "ipv4.frag_ignored", "ipv6.frag_ignored", "ipv6.frag_invalid_length",
+})
+"""Decoder events, as `decode-event` names them (Suricata's `decoder.` prefix dropped)."""
+
+STREAM_EVENTS = frozenset({
+    # ips/stream.py
+    "stream.reassembly_overlap_different_data", "stream.reassembly_seq_gap",
+})
+"""TCP stream events, with the `stream.` prefix (`stream-event` names them without it)."""
+
+APPLAYER_EVENTS = frozenset({
+    # ips/applayer/http.py, on the transaction (libhtp's HTP_REQUEST_INVALID_T_E)
+    "http.invalid_transfer_encoding_value_in_request",
+    "http.invalid_transfer_encoding_value_in_response",
+})
+"""Parser events put on the transaction, as `app-layer-event` names them.
+Suricata's generic `applayer_*` events have no counterpart here."""
+
+LOG_ONLY = {
+    "decoder.internal_error": "ours: a decoder exception",
+    "decoder.unknown_linktype": "ours: Suricata refuses the capture instead",
+    "sll2.pkt_too_small": "not a Suricata decoder event",
+    "ipv6.exthdr_too_many": "ours: the extension header walk's bound",
+    "udp.len_invalid": "Suricata's UDP length events are cut differently",
+    "ipv4.invalid_checksum": "Suricata checks checksums with ipv4-csum, not an event",
+    "ipv6.invalid_checksum": "as ipv4.invalid_checksum",
+    "tcp.invalid_checksum": "Suricata checks checksums with tcpv4-csum, not an event",
+    "udp.invalid_checksum": "Suricata checks checksums with udpv4-csum, not an event",
+    "icmpv4.invalid_checksum": "Suricata checks checksums with icmpv4-csum, not an event",
+    "icmpv6.invalid_checksum": "Suricata checks checksums with icmpv6-csum, not an event",
+    "stream.ack_unseen_data": "not raised under this name by Suricata's stream engine",
+    "stream.internal_error": "ours: a reassembler exception",
+    "stream.pkt_before_stream_start": "not a Suricata stream event",
+    "stream.reassembly_memcap": "Suricata counts memcap hits, it raises no event",
+    "stream.reassembly_overlap_unverified": "ours: overlap with data not yet inspected",
+}
+"""Anomalies that are logged and counted but that no rule may name, and why."""
+# App-layer parsers' connection-level anomalies (http.gap, dns.malformed_data,
+# <proto>.parser_error, ...) are logged only: they are not on a transaction,
+# and their names and conditions are ours, not Suricata's parsers'.
+
+RULE_EVENTS = DECODE_EVENTS | STREAM_EVENTS | APPLAYER_EVENTS
