@@ -43,21 +43,19 @@ class Collector:
         self.consumers = list(consumers)
         self.errors: dict[str, int] = {}
         self.counts: dict[str, int] = {}
-        # Each event type's handlers, resolved once: emit() runs for every
-        # flow record and app-layer record, so no getattr per consumer there.
-        self._handlers: dict[type, list] = {
-            event_type: [(consumer, getattr(consumer, hook)) for consumer in self.consumers
-                         if getattr(consumer, hook, None) is not None]
+        # Each event type's hook name and handlers, resolved once: emit() runs
+        # for every flow record and app-layer record, so no getattr per
+        # consumer there.
+        self._routes: dict[type, tuple[str, list]] = {
+            event_type: (hook, [(consumer, getattr(consumer, hook)) for consumer in self.consumers
+                                if getattr(consumer, hook, None) is not None])
             for event_type, hook in HOOKS.items()}
 
-    def __call__(self, event: Any) -> None:
-        self.emit(event)
-
     def emit(self, event: Any, _depth: int = 0) -> None:
-        handlers = self._handlers.get(type(event))
-        if handlers is None:
+        route = self._routes.get(type(event))
+        if route is None:
             raise TypeError(f"not an event: {event!r}")
-        hook = HOOKS[type(event)]
+        hook, handlers = route
         self.counts[hook] = self.counts.get(hook, 0) + 1
         pending = []
         for consumer, method in handlers:
@@ -72,6 +70,9 @@ class Collector:
         if _depth < MAX_DERIVED_DEPTH:
             for new_event in pending:
                 self.emit(new_event, _depth + 1)
+
+    # The worker's emit callable: one call per event, not two.
+    __call__ = emit
 
     def tick(self, timestamp: float) -> None:
         for consumer in self.consumers:

@@ -15,6 +15,7 @@ version 3 style ({"version": 3, "type": "request"|"response", "id", "flags",
 from __future__ import annotations
 
 import ipaddress
+import struct
 from socket import AF_INET, inet_ntop
 from dataclasses import dataclass, field
 
@@ -37,6 +38,10 @@ RRTYPES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 13: "HINFO", 15: "M
            99: "SPF", 252: "AXFR", 255: "ANY", 257: "CAA"}
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP",
           5: "REFUSED", 6: "YXDOMAIN", 7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH", 10: "NOTZONE"}
+
+_HEADER = struct.Struct(">6H")         # id, flags, then the four section counts
+_QUESTION = struct.Struct(">HH")       # type, class
+_RESOURCE = struct.Struct(">HHIH")     # type, class, TTL, rdata length
 
 
 @dataclass(slots=True)
@@ -85,12 +90,13 @@ def read_name(data: bytes, offset: int) -> tuple[bytes, int, str | None]:
     position = offset
     end_after: int | None = None
     lowest = offset   # pointers must go strictly below every label used so far
+    size = len(data)
     while True:
-        if position >= len(data):
+        if position >= size:
             return b".".join(labels), (end_after or position), "dns.name_truncated"
         length = data[position]
-        if length & 0xC0 == 0xC0:
-            if position + 1 >= len(data):
+        if length >= 0xC0:
+            if position + 1 >= size:
                 return b".".join(labels), (end_after or position + 1), "dns.name_truncated"
             target = ((length & 0x3F) << 8) | data[position + 1]
             if end_after is None:
@@ -105,14 +111,14 @@ def read_name(data: bytes, offset: int) -> tuple[bytes, int, str | None]:
             return b".".join(labels), (end_after or position + 1), "dns.name_bad_label"
         if length == 0:
             return b".".join(labels), (end_after or position + 1), None
-        label = data[position + 1: position + 1 + length]
-        if len(label) < length:
-            return b".".join(labels), (end_after or len(data)), "dns.name_truncated"
+        start = position + 1
+        position = start + length
+        if position > size:
+            return b".".join(labels), (end_after or size), "dns.name_truncated"
         total += length + 1
         if total > MAX_NAME_BYTES:
-            return b".".join(labels), (end_after or position + 1 + length), "dns.name_too_long"
-        labels.append(label)
-        position += 1 + length
+            return b".".join(labels), (end_after or position), "dns.name_too_long"
+        labels.append(data[start:position])
 
 
 def _decode_rdata(data: bytes, rrtype: int, start: int, length: int, problems: list[str]):
@@ -151,42 +157,42 @@ def _decode_rdata(data: bytes, rrtype: int, start: int, length: int, problems: l
 
 def parse_message(data: bytes) -> DnsMessage:
     message = DnsMessage()
-    if len(data) < 12:
-        message.problems.append("dns.malformed_data")
+    problems = message.problems
+    size = len(data)
+    if size < 12:
+        problems.append("dns.malformed_data")
         return message
-    message.id = int.from_bytes(data[0:2], "big")
-    message.flags = int.from_bytes(data[2:4], "big")
-    counts = [int.from_bytes(data[i:i + 2], "big") for i in (4, 6, 8, 10)]
+    message.id, message.flags, *counts = _HEADER.unpack_from(data)
     position = 12
     sections = (message.questions, message.answers, message.authorities, message.additionals)
     for section_index, (section, count) in enumerate(zip(sections, counts)):
+        # A question's fixed part is type and class; a resource record's
+        # adds the TTL and the rdata length.
+        fixed_size = _QUESTION.size if section_index == 0 else _RESOURCE.size
         for record_index in range(count):
             if record_index >= MAX_RECORDS:
-                message.problems.append("dns.too_many_records")
+                problems.append("dns.too_many_records")
                 return message
-            if position >= len(data):
-                message.problems.append("dns.malformed_data")
+            if position >= size:
+                problems.append("dns.malformed_data")
                 return message
             name, position, problem = read_name(data, position)
             if problem:
-                message.problems.append(problem)
-            fixed = data[position:position + (4 if section_index == 0 else 10)]
-            if len(fixed) < (4 if section_index == 0 else 10):
-                message.problems.append("dns.malformed_data")
+                problems.append(problem)
+            if position + fixed_size > size:
+                problems.append("dns.malformed_data")
                 return message
-            rrtype = int.from_bytes(fixed[0:2], "big")
-            rrclass = int.from_bytes(fixed[2:4], "big")
             if section_index == 0:
+                rrtype, rrclass = _QUESTION.unpack_from(data, position)
                 section.append(DnsRecord(name, rrtype, rrclass))
-                position += 4
+                position += fixed_size
                 continue
-            ttl = int.from_bytes(fixed[4:8], "big")
-            length = int.from_bytes(fixed[8:10], "big")
-            position += 10
-            if position + length > len(data):
-                message.problems.append("dns.malformed_data")
+            rrtype, rrclass, ttl, length = _RESOURCE.unpack_from(data, position)
+            position += fixed_size
+            if position + length > size:
+                problems.append("dns.malformed_data")
                 return message
-            value = _decode_rdata(data, rrtype, position, length, message.problems)
+            value = _decode_rdata(data, rrtype, position, length, problems)
             section.append(DnsRecord(name, rrtype, rrclass, ttl, data[position:position + length], value))
             position += length
     return message
@@ -290,7 +296,8 @@ class DnsParser:
 
     def _on_message(self, data: bytes, to_server: bool) -> list[Tx]:
         message = parse_message(data)
-        self.events.extend(dict.fromkeys(message.problems))
+        if message.problems:
+            self.events.extend(dict.fromkeys(message.problems))
         if len(data) < 12:
             return []
         record = message_record(message)
