@@ -179,9 +179,10 @@ class Worker:
 
             ok = decode(pkt, self._checksums)
             if pkt.anomalies:
+                if not ok:
+                    counters["invalid"] += 1   # undecodable, and the decoder said why
                 self._emit_anomalies(pkt)
             if not ok:
-                counters["invalid"] += 1 if pkt.anomalies else 0
                 if pkt.events and self.engine is not None and self.engine.packet_by_event:
                     return self._judge_undecoded(pkt)
                 return ACCEPT

@@ -93,6 +93,10 @@ def test_malformed_frames_never_raise_and_are_counted(tmp_path):
     assert worker.counters["exceptions"] == 0
     assert any(isinstance(e, events.Anomaly) for e in seen)
     assert isinstance(seen[-1], events.Stats)
+    # Each frame the decoder gave up on with a reason is counted invalid
+    # (b"" and the short one raise ethernet.pkt_too_small, IP(ihl=2)
+    # ipv4.hlen_too_small; 0xff... is not IP: nothing to decode, no event).
+    assert seen[-1].counters["decoder"]["invalid"] == 3
 
 
 def test_ids_mode_inspects_request_when_the_server_acks_it(tmp_path):
