@@ -895,6 +895,7 @@ def _record(data_dir: str | Path, result: str, source: str, version: int | None,
                   "signed_by": record.get("signed_by"), "source": record.get("source"),
                   "directory": target.name}
     status["previous_version"] = previous[1].get("version") if previous else None
+    status["revoked_keys"] = _revoked_for_status(data_dir)
     status["last_attempt"] = {"time": now, "result": result, "reason": reason or None,
                               "version": version, "source": source or None}
     if reason:
@@ -909,14 +910,18 @@ def _record(data_dir: str | Path, result: str, source: str, version: int | None,
     return status
 
 
+def _revoked_for_status(data_dir: str | Path) -> dict[str, Any]:
+    try:
+        return revocations(data_dir)
+    except FeedError as exc:
+        return {"error": str(exc)}
+
+
 def status(data_dir: str | Path) -> dict[str, Any]:
     """The recorded status, with what is installed now (authoritative)."""
     recorded = read_status(data_dir)
     installed = _installed(data_dir)
-    try:
-        recorded["revoked_keys"] = revocations(data_dir)
-    except FeedError as exc:
-        recorded["revoked_keys"] = {"error": str(exc)}
+    recorded["revoked_keys"] = _revoked_for_status(data_dir)
     recorded["installed"] = ({"version": installed[1].get("version"),
                               "feed": installed[1].get("feed"),
                               "directory": installed[0].name,

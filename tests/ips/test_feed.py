@@ -602,6 +602,7 @@ def test_vendor_rotation_revokes_the_old_key_for_good(installed, vendor, tmp_pat
     assert status["revoked_keys"][old_id]["by"] == successor.keys[0].key_id
     assert status["revoked_keys"][old_id]["version"] == 2
     assert status["state"] == "refused" and status["version"] == 2
+    assert store_feed_status(installed)["revoked_keys"] == status["revoked_keys"]   # the dashboard's copy
     # The successor still installs.
     assert feed.apply(bundle(vendor, version=3, signer=successor), installed,
                       feed.load_trusted_keys(key_dirs)).outcome == "installed"

@@ -166,3 +166,11 @@ def test_rules_installed_by_the_feed_are_listed_with_the_shipped_ones(authed, st
     assert patch["cves"] == ["CVE-2024-3721"] and patch["file"] == "feed/tbk.rules"
     done = authed.post("/api/rules/toggle", json={"cve": "CVE-2024-3721", "enabled": False})
     assert done.json()["detail"]["sids"] == [9300001]
+
+
+def test_rules_page_says_when_a_feed_signing_key_is_revoked(authed, store):
+    status = {"state": "ok", "version": 9, "updated": time.time(),
+              "revoked_keys": {"0123456789abcdef": {"by": "fedcba9876543210", "version": 9}}}
+    store.conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES ('feed.status', ?)",
+                       (json.dumps(status),))
+    assert "1 signing key(s) revoked" in authed.get("/rules").text
