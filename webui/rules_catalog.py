@@ -8,9 +8,12 @@ line it cannot read is counted and skipped. The result is cached per
 directory and refreshed when a file's modification time changes.
 
 A *virtual patch* is a rule that names a CVE (``metadata: cve CVE-...`` or
-``reference:cve,...``). It applies to a device when the rule's metadata names
-the device's type or vendor (keys ``device_type``, ``affected_product``,
-``vendor``) or when it has already fired for that device.
+``reference:cve,...``). It applies to a device when the rule's target metadata
+(ET Open's keys: ``affected_product``, ``device_type``, ``vendor``) names the
+device, or when it has already fired for that device. A rule that names a
+``vendor`` applies only to devices of that vendor when the device's vendor is
+known: a Hikvision patch does not protect a Dahua camera, although both are
+cameras.
 """
 from __future__ import annotations
 
@@ -209,15 +212,35 @@ def _words(text: str) -> set[str]:
     return {w for w in _WORD_SPLIT.split(text.lower()) if len(w) > 2} - _GENERIC_WORDS
 
 
+TARGET_KEYS = ("device_type", "affected_product", "vendor")
+"""Metadata keys that say which devices a rule protects (ET Open's convention)."""
+
+
 def rule_target_words(rule: RuleInfo) -> set[str]:
     words: set[str] = set()
-    for key in ("device_type", "affected_product", "vendor"):
+    for key in TARGET_KEYS:
         for value in rule.metadata.get(key, ()):
             words |= _words(value)
     return words
 
 
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+def _squashed(text: str) -> str:
+    """Lower case, letters and digits only: "TP-LINK TECHNOLOGIES CO.,LTD." ->
+    "tplinktechnologiescoltd", so "TP-Link" and "D-Link" stay apart (as words
+    both would be "link")."""
+    return _NOT_ALNUM.sub("", text.lower())
+
+
 def patch_applies(rule: RuleInfo, device_type: str | None, vendor: str | None) -> bool:
-    """The rule's target metadata shares a word with the device's type or vendor."""
+    """Does the rule protect this device? When both the rule and the device name
+    a vendor, the vendors decide (the OUI's long name contains the rule's
+    short one); otherwise the rule's target metadata must share a word with
+    the device's type or vendor."""
+    rule_vendors = [_squashed(v) for v in rule.metadata.get("vendor", ()) if _squashed(v)]
+    if rule_vendors and vendor and _squashed(vendor):
+        return any(name in _squashed(vendor) for name in rule_vendors)
     words = _words(f"{device_type or ''} {vendor or ''}")
     return bool(words) and bool(words & rule_target_words(rule))

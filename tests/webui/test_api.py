@@ -174,3 +174,29 @@ def test_rules_page_says_when_a_feed_signing_key_is_revoked(authed, store):
     store.conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES ('feed.status', ?)",
                        (json.dumps(status),))
     assert "1 signing key(s) revoked" in authed.get("/rules").text
+
+
+def test_shipped_patch_protects_its_device_before_it_fires(store_path, store):
+    """With the shipped signatures/, a Huawei router lists the HG532 patch
+    although no alert has fired for it, and the Hikvision camera does not."""
+    from pathlib import Path
+
+    from fastapi.testclient import TestClient
+    from webui.main import create_app
+    from webui_helpers import login, make_settings
+    router = "e0:24:7f:00:00:06"
+    now = time.time()
+    store.conn.execute(
+        "INSERT INTO devices (mac, ip, vendor, hostname, type_guess, stage, first_seen, last_seen,"
+        " risk) VALUES (?,?,?,?,?,?,?,?,?)",
+        (router, "192.0.2.26", "Huawei Technologies Co.,Ltd", "hg532", "router", "protected",
+         now - 86400, now, 0.1))
+    shipped = Path(__file__).resolve().parents[2] / "signatures"
+    with TestClient(create_app(make_settings(store_path, signatures_dir=shipped))) as client:
+        login(client)
+        detail = client.get(f"/api/devices/{router}").json()
+        camera = client.get(f"/api/devices/{CAMERA}").json()
+    patches = {p["sid"]: p for p in detail["patches"]}
+    assert 9100020 in patches and patches[9100020]["fired"] is False
+    assert patches[9100020]["cves"] == ["CVE-2017-17215"]
+    assert 9100020 not in {p["sid"] for p in camera["patches"]}

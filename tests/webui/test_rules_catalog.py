@@ -36,3 +36,53 @@ def test_catalog_of_fixture_dir():
 def test_random_lines_never_raise(line):
     rules_catalog.parse_rule_line(line, "random.rules")
     rules_catalog.parse_rule_line("alert tcp any any -> any any (" + line, "random.rules")
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "signatures"
+
+
+def _shipped_patches() -> dict[int, rules_catalog.RuleInfo]:
+    catalog = rules_catalog.read_catalog(SHIPPED)
+    assert catalog.unreadable_lines == 0
+    return {rule.sid: rule for rule in catalog.patches if rule.file == "virtual-patches.rules"}
+
+
+def test_every_shipped_patch_names_the_devices_it_protects():
+    """The dashboard finds a patch's devices through ET's target keys only; a
+    shipped patch without them would never show as protecting anything until
+    it fired (the old `affected_device` key was such a case)."""
+    patches = _shipped_patches()
+    assert {9100020, 9100021} <= patches.keys()
+    for rule in patches.values():
+        assert "affected_device" not in rule.metadata, rule.sid
+        assert rule.metadata.get("affected_product") and rule.metadata.get("device_type"), rule.sid
+        vendor = (rule.metadata.get("vendor") or ("",))[0]
+        assert rules_catalog.patch_applies(rule, rule.metadata["device_type"][0], vendor), rule.sid
+
+
+def test_shipped_patches_light_up_on_the_device_they_were_written_for():
+    patches = _shipped_patches()
+    huawei = patches[9100020]
+    # Device vendors come from the OUI registry's long names.
+    assert rules_catalog.patch_applies(huawei, "router", "Huawei Technologies Co.,Ltd")
+    assert rules_catalog.patch_applies(huawei, None, "HUAWEI TECHNOLOGIES CO.,LTD")
+    assert not rules_catalog.patch_applies(huawei, "IP camera", "Hangzhou Hikvision Digital Technology Co.,Ltd.")
+    # A router of another brand is not protected by a Huawei-only patch, but
+    # one built on the Realtek SDK (no vendor named) is, whatever its brand.
+    assert not rules_catalog.patch_applies(huawei, "router", "ZTE Corporation")
+    assert rules_catalog.patch_applies(patches[9100021], "router", "ZTE Corporation")
+
+
+def test_vendor_decides_when_both_sides_name_one():
+    hikvision = rules_catalog.parse_rule_line(
+        'drop http any any -> any any (msg:"x"; reference:cve,2021-36260; sid:1; rev:1; '
+        'metadata:affected_product Hikvision_IP_Camera, vendor Hikvision, device_type camera;)', "f")
+    dlink = rules_catalog.parse_rule_line(
+        'drop http any any -> any any (msg:"x"; reference:cve,2024-3273; sid:2; rev:1; '
+        'metadata:affected_product D-Link_NAS, vendor D-Link, device_type nas;)', "f")
+    assert rules_catalog.patch_applies(hikvision, "IP camera", "Hangzhou Hikvision Digital Technology Co.,Ltd.")
+    assert not rules_catalog.patch_applies(hikvision, "IP camera", "Zhejiang Dahua Technology Co., Ltd.")
+    assert rules_catalog.patch_applies(hikvision, "camera", None)     # vendor unknown: type decides
+    # As words "TP-Link" and "D-Link" are both "link".
+    assert not rules_catalog.patch_applies(dlink, "smart plug", "TP-LINK TECHNOLOGIES CO.,LTD.")
+    assert rules_catalog.patch_applies(dlink, "nas", "D-Link International")
