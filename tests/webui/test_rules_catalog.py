@@ -86,3 +86,16 @@ def test_vendor_decides_when_both_sides_name_one():
     # As words "TP-Link" and "D-Link" are both "link".
     assert not rules_catalog.patch_applies(dlink, "smart plug", "TP-LINK TECHNOLOGIES CO.,LTD.")
     assert rules_catalog.patch_applies(dlink, "nas", "D-Link International")
+
+
+def test_botnet_cve_patches_light_up_by_vendor():
+    patches = _shipped_patches()
+    hikvision_camera = ("IP camera", "Hangzhou Hikvision Digital Technology Co.,Ltd.")
+    on_camera = {sid for sid, rule in patches.items() if rules_catalog.patch_applies(rule, *hikvision_camera)}
+    assert {9100100, 9100101} <= on_camera
+    assert not on_camera & {9100102, 9100103, 9100110}        # AVTECH, D-Link
+    dlink_nas = patches[9100110]
+    assert rules_catalog.patch_applies(dlink_nas, "nas", "D-Link International")
+    assert not rules_catalog.patch_applies(dlink_nas, "smart plug", "TP-LINK TECHNOLOGIES CO.,LTD.")
+    # TBK DVRs are sold under many brands: that patch applies to DVRs by type.
+    assert rules_catalog.patch_applies(patches[9100108], "dvr", "Shenzhen Some OEM Co.")
