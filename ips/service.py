@@ -197,6 +197,9 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
             # The old ruleset is collected and the new one frozen: one
             # collection per reload, off the per-packet path.
             worker.swap_engine(pending.pop())
+            # Counted here, not when loaded: `reloads` means the next packet
+            # sees the new rules (a test that waits for it then sends one).
+            local[_INDEX["reloads"]] += 1
             collector_pacing.refreeze()
         while control.poll():
             try:
@@ -249,7 +252,6 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
                         spec.queue_num, text)
             return
         pending.append(engine)
-        local[_INDEX["reloads"]] += 1
 
     source = NfqSource(spec.queue_num, handle, fail_open=spec.fail_open,
                        fallback_verdict=ACCEPT if spec.fail_open else DROP)

