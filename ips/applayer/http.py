@@ -159,13 +159,13 @@ def _parse_header_lines(lines: list[bytes]) -> _Headers:
     headers.names = names = {}           # lowercased name -> name as sent
     headers.folded = headers.invalid = False
     name = value = None             # the pending header (folding may extend it)
-    for line in lines:
-        if name is not None and line[:1] in (b" ", b"\t"):
-            # obsolete line folding: continuation of the previous value
-            headers.folded = True
-            value += b" " + line.strip(b" \t")
-            continue
+    for line in (*lines, None):     # None: the end, where the last header is stored
         if name is not None:
+            if line is not None and line[:1] in (b" ", b"\t"):
+                # obsolete line folding: continuation of the previous value
+                headers.folded = True
+                value += b" " + line.strip(b" \t")
+                continue
             key = name.lower()
             known = headers.get(key)
             if known is None:
@@ -173,6 +173,8 @@ def _parse_header_lines(lines: list[bytes]) -> _Headers:
                 headers[key] = value
             else:
                 headers[key] = known + b", " + value
+        if line is None:
+            break
         name, colon, value = line.partition(b":")
         if not colon:
             headers.invalid = True
@@ -180,14 +182,6 @@ def _parse_header_lines(lines: list[bytes]) -> _Headers:
             continue
         name = name.strip(b" \t")
         value = value.strip(b" \t")
-    if name is not None:
-        key = name.lower()
-        known = headers.get(key)
-        if known is None:
-            names[key] = name
-            headers[key] = value
-        else:
-            headers[key] = known + b", " + value
     return headers
 
 

@@ -633,7 +633,8 @@ class DetectEngine:
             new_offset = 0
             if stream is not None and proto == 6:
                 window, new_offset = stream
-            events = pkt.events
+            # Only a loaded event rule makes a packet's events worth a look.
+            events = pkt.events if self.packet_by_event else ()
             if not header_rules and not txs and window is None and not payload and not events:
                 return []
 
@@ -663,11 +664,7 @@ class DetectEngine:
             if header_rules:
                 candidates.update(header_rules)
             if events:
-                by_event = self.packet_by_event
-                for name in events:
-                    found = by_event.get(name)
-                    if found is not None:
-                        candidates.update(found)
+                candidates.update(_selected_by(self.packet_by_event, events))
             if side is not None and candidates:
                 # Most candidates of a frequent short pattern are rules whose
                 # ports or networks this flow direction has already failed: one
@@ -755,9 +752,7 @@ class DetectEngine:
             events = pkt.events
             if not events or not self.packet_by_event:
                 return []
-            candidates: set[int] = set()
-            for name in events:
-                candidates.update(self.packet_by_event.get(name, ()))
+            candidates = _selected_by(self.packet_by_event, events)
             matches: list[Match] = []
             context = _PacketContext(pkt, None, None, None)
             for index in sorted(candidates):
@@ -1005,8 +1000,7 @@ class DetectEngine:
             ordered = sorted(set(ordered).union(extra))
         tx_events = tx.events
         if tx_events and self.tx_by_event:
-            by_event = self.tx_by_event
-            selected = [index for name in tx_events for index in by_event.get(name, ())]
+            selected = _selected_by(self.tx_by_event, tx_events)
             if selected:
                 ordered = sorted(set(ordered).union(selected))
         flow = context.flow
@@ -1118,6 +1112,12 @@ def _events_only(rule: Rule) -> bool:
     return not (rule.buffers or rule.packet_checks or rule.flowbit_checks or rule.xbit_checks
                 or rule.tx_events or rule.app_proto or rule.app_layer_protocol
                 or rule.flow_established is not None or rule.flow_to_server is not None)
+
+
+def _selected_by(by_event: dict, raised) -> set[int]:
+    """The rules an event index (`packet_by_event`, `tx_by_event`) selects
+    for the events raised."""
+    return {index for name in raised for index in by_event.get(name, ())}
 
 
 def _carries(raised, wanted: tuple) -> bool:
