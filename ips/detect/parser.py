@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 import warnings
 
+from ips import event_names
+
 from . import transforms, verify
 from .variables import VariableError, Variables
 
@@ -856,7 +858,6 @@ def _opt_event(builder: _Builder, keyword: str, value: str | None) -> None:
     packet (decode, stream) or the inspected transaction (app-layer) carries
     the event. Only events this engine raises are accepted
     (`ips.event_names`); any other would make a rule that can never fire."""
-    from ips import event_names
     text = unquote(value or "").strip().lower()
     if not text or not re.fullmatch(r"[a-z0-9_.\-]+", text):
         raise RuleError("syntax", keyword, syntax=True, detail=f"bad event name {text!r}")
