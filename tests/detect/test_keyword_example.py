@@ -14,8 +14,8 @@ from ips.packet import Packet
 
 
 def _packet(ttl: int) -> Packet:
-    frame = Ether() / IP(src="192.0.2.10", dst="198.51.100.7", ttl=ttl) / UDP(
-        sport=5000, dport=6000) / Raw(b"hello")
+    frame = (Ether(src="02:00:00:00:00:0a", dst="02:00:00:00:00:14")
+             / IP(src="192.0.2.10", dst="198.51.100.7", ttl=ttl) / UDP(sport=5000, dport=6000) / Raw(b"hello"))
     pkt = Packet(bytes(frame), ts=1.0)
     assert decode(pkt, False)
     return pkt

@@ -87,7 +87,8 @@ def test_malformed_frames_never_raise_and_are_counted(tmp_path):
     config = Config()
     seen = []
     worker = Worker(config, None, seen.append)
-    for data in (b"", b"\x00" * 13, bytes(Ether() / IP(ihl=2)), b"\xff" * 60):
+    bad_ip = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(ihl=2))
+    for data in (b"", b"\x00" * 13, bad_ip, b"\xff" * 60):
         assert worker.process(Packet(data, ts=1.0)) == ACCEPT
     worker.finish()
     assert worker.counters["exceptions"] == 0

@@ -1,0 +1,157 @@
+"""The shipped virtual patches against the encodings a device decodes.
+
+A device's CGI reads a form or query parameter after splitting on `&` (some
+also on `;`) and percent-decoding the name and the value. An exploit may
+therefore spell the parameter name with escapes (`bright%6eess=`), put it in
+the query instead of the body, or hide a separator in the value (`50%26id`).
+Each variant below is one connection through the whole offline pipeline
+(TCP, HTTP parser, detection) with the rules exactly as shipped; every
+exploit must be dropped by the patch for its CVE and every request a real
+client sends must pass.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from scapy.all import wrpcap
+
+from ips.config import Config
+from ips.detect import DetectEngine
+from ips.replay import replay
+from tests.detect.make_cases import OK_RESPONSE, _request, _tcp_session
+
+ROOT = Path(__file__).resolve().parents[2]
+PATCHES = ROOT / "signatures" / "virtual-patches.rules"
+
+
+def _escape_name(name: str, positions: str) -> str:
+    """`positions`: "first" escapes one character, "all" every one, "upper"
+    every one with upper-case hex digits."""
+    if positions == "first":
+        return "%%%02x" % ord(name[0]) + name[1:]
+    escaped = "".join("%%%02x" % ord(c) for c in name)
+    return escaped.upper() if positions == "upper" else escaped
+
+
+# CVE -> (sids of its patch, method-independent target path, parameter,
+#         parameters sent before it, an exploit value, good values)
+PARAMETER_PATCHES = {
+    "CVE-2024-7029": ((9100102, 9100103), "/cgi-bin/supervisor/Factory.cgi", "brightness",
+                      "action=white_led", "$(id)", ("50", "100")),
+    "CVE-2023-1389": ((9100104, 9100105), "/cgi-bin/luci/;stok=/locale?form=country", "country",
+                      "operation=write", "$(id)", ("DE", "usa")),
+    "CVE-2018-10562": ((9100107, 9100112), "/GponForm/diag_Form", "dest_host",
+                       "XWebPageName=diag&diag_action=ping", "`id`", ("198.51.100.1", "ntp.example")),
+    "CVE-2017-18368": ((9100109, 9100113), "/cgi-bin/ViewLog.asp", "remote_host",
+                       "remote_submit_Flag=1", ";id;", ("198.51.100.5", "syslog.example")),
+}
+
+
+def _variants():
+    """(cve, label, method, target, body, must_drop)."""
+    for cve, (_sids, path, name, before, exploit, good) in PARAMETER_PATCHES.items():
+        # A separator the device decodes after splitting ends up inside the value.
+        smuggled = good[0] + quote("&") + "id"
+        newline = good[0] + "%0a" + "id"
+        exploits = {
+            "plain": f"{name}={quote(exploit, safe='')}",
+            "raw value": f"{name}={exploit}",
+            "escaped name, one character": f"{_escape_name(name, 'first')}={quote(exploit, safe='')}",
+            "escaped name, every character": f"{_escape_name(name, 'all')}={quote(exploit, safe='')}",
+            "escaped name, upper-case hex": f"{_escape_name(name, 'upper')}={quote(exploit, safe='')}",
+            "escaped separator in a good value": f"{name}={smuggled}",
+            "escaped newline in a good value": f"{name}={newline}",
+            "escaped name and separator": f"{_escape_name(name, 'all')}={smuggled}",
+        }
+        benign = {f"good value {value}": f"{name}={value}" for value in good}
+        benign["good value, escaped name"] = f"{_escape_name(name, 'all')}={good[0]}"
+        for where in ("body", "query"):
+            for label, separator in (("&", "&"), (";", ";")):
+                for kind, params, must_drop in ([(k, v, True) for k, v in exploits.items()]
+                                                + [(k, v, False) for k, v in benign.items()]):
+                    if separator == ";" and kind != "plain" and kind not in benign:
+                        continue    # the separator is tested once per place
+                    query = before + separator + params
+                    if where == "body":
+                        yield cve, f"{kind}, body, {label}", "POST", path, query.encode(), must_drop
+                    else:
+                        target = path + ("&" if "?" in path else "?") + query
+                        yield cve, f"{kind}, query, {label}", "GET", target, b"", must_drop
+
+
+HIKVISION_AUTH = [
+    ("magic token", "auth=YWRtaW46MTEK", True),
+    ("magic token, padding instead of newline", "auth=YWRtaW46MTE=", True),
+    ("magic token, unpadded", "auth=YWRtaW46MTE", True),
+    ("another user with the backdoor password", "auth=" + "c3VwcG9ydDoxMQ==", True),
+    ("escaped parameter name", "%61uth=YWRtaW46MTEK", True),
+    ("escaped token characters", "auth=%59WRtaW46MTEK", True),
+    ("after another parameter", "format=json&auth=YWRtaW46MTEK", True),
+    ("real credentials", "auth=dXNlcjpzZWNyZXQ=", False),
+    ("password 111, not 11", "auth=YWRtaW46MTEx", False),
+]
+
+
+def _all_cases():
+    cases = [(cve, label, method, target, body, drop) for cve, label, method, target, body, drop in _variants()]
+    for path in ("/Security/users", "/onvif-http/snapshot", "/System/configurationFile"):
+        for label, query, drop in HIKVISION_AUTH:
+            cases.append(("CVE-2017-7921", f"{label}, {path}", "GET", f"{path}?{query}", b"", drop))
+    return cases
+
+
+CASES = _all_cases()
+SIDS = {cve: sids for cve, (sids, *_rest) in PARAMETER_PATCHES.items()} | {"CVE-2017-7921": (9100101,)}
+
+
+class _Alerts:
+    """Collector consumer: each connection's (client port) alerts."""
+
+    def __init__(self) -> None:
+        self.by_port: dict[int, list] = {}
+
+    def alert(self, event) -> None:
+        port = event.src_port if event.src_port >= 20000 else event.dest_port
+        self.by_port.setdefault(port, []).append(event)
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory):
+    """One replay of every variant, one connection each."""
+    folder = tmp_path_factory.mktemp("vpatch-encodings")
+    frames = []
+    for index, (_cve, _label, method, target, body, _drop) in enumerate(CASES):
+        request = _request(method, target, body)
+        frames += _tcp_session([(True, request), (False, OK_RESPONSE)], sport=20000 + index,
+                               start=index * 2.0, client="203.0.113.50", server="192.0.2.80")
+    pcap = folder / "variants.pcap"
+    wrpcap(str(pcap), frames)
+    config = Config()
+    engine, report = DetectEngine.load([str(PATCHES)], config)
+    assert not report.skipped and not report.errors
+    alerts = _Alerts()
+    summary = replay([str(pcap)], engine, folder / "out", config, consumers=[alerts], progress=False)
+    assert summary.packets == len(frames)
+    return alerts.by_port
+
+
+@pytest.mark.parametrize("index", range(len(CASES)),
+                         ids=[f"{c[0]}: {c[1]}" for c in CASES])
+def test_shipped_patch_sees_through_the_encoding(outcome, index):
+    cve, label, method, target, body, must_drop = CASES[index]
+    alerts = outcome.get(20000 + index, [])
+    fired = {a.signature_id for a in alerts}
+    if must_drop:
+        assert fired & set(SIDS[cve]), f"{method} {target} {body!r} passed"
+        assert all(a.action == "blocked" for a in alerts if a.signature_id in SIDS[cve])
+    else:
+        assert not alerts, f"{method} {target} {body!r} raised {sorted(fired)}"
+
+
+def test_every_patch_has_an_exploit_and_a_good_request():
+    for cve in SIDS:
+        drops = [c for c in CASES if c[0] == cve and c[5]]
+        passes = [c for c in CASES if c[0] == cve and not c[5]]
+        assert len(drops) >= 7 and len(passes) >= 2, cve
