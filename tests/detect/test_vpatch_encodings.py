@@ -35,16 +35,16 @@ def _escape_name(name: str, positions: str) -> str:
     return escaped.upper() if positions == "upper" else escaped
 
 
-# CVE -> (sids of its patch, method-independent target path, parameter,
+# CVE -> (sids of its patch: form body, query, multipart; the target path, parameter,
 #         parameters sent before it, an exploit value, good values)
 PARAMETER_PATCHES = {
-    "CVE-2024-7029": ((9100102, 9100103), "/cgi-bin/supervisor/Factory.cgi", "brightness",
+    "CVE-2024-7029": ((9100102, 9100103, 9100114), "/cgi-bin/supervisor/Factory.cgi", "brightness",
                       "action=white_led", "$(id)", ("50", "100")),
-    "CVE-2023-1389": ((9100104, 9100105), "/cgi-bin/luci/;stok=/locale?form=country", "country",
+    "CVE-2023-1389": ((9100104, 9100105, 9100115), "/cgi-bin/luci/;stok=/locale?form=country", "country",
                       "operation=write", "$(id)", ("DE", "usa")),
-    "CVE-2018-10562": ((9100107, 9100112), "/GponForm/diag_Form", "dest_host",
+    "CVE-2018-10562": ((9100107, 9100112, 9100116), "/GponForm/diag_Form", "dest_host",
                        "XWebPageName=diag&diag_action=ping", "`id`", ("198.51.100.1", "ntp.example")),
-    "CVE-2017-18368": ((9100109, 9100113), "/cgi-bin/ViewLog.asp", "remote_host",
+    "CVE-2017-18368": ((9100109, 9100113, 9100117), "/cgi-bin/ViewLog.asp", "remote_host",
                        "remote_submit_Flag=1", ";id;", ("198.51.100.5", "syslog.example")),
 }
 
@@ -81,6 +81,23 @@ def _variants():
                         yield cve, f"{kind}, query, {label}", "GET", target, b"", must_drop
 
 
+def _multipart(fields: list[tuple[str, str]]) -> bytes:
+    parts = b"".join(b"--XyZ\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n"
+                     % (name.encode(), value.encode()) for name, value in fields)
+    return parts + b"--XyZ--\r\n"
+
+
+def _multipart_variants():
+    """The same parameters as multipart/form-data, which a CGI library such
+    as LuCI's parses as readily as a urlencoded form."""
+    for cve, (_sids, path, name, before, exploit, good) in PARAMETER_PATCHES.items():
+        first = tuple(before.split("&")[0].split("="))
+        for label, value, must_drop in ([("exploit", exploit, True),
+                                         ("separator in a good value", good[0] + "&id", True)]
+                                        + [(f"good value {v}", v, False) for v in good]):
+            yield cve, f"{label}, multipart", "POST", path, _multipart([first, (name, value)]), must_drop
+
+
 HIKVISION_AUTH = [
     ("magic token", "auth=YWRtaW46MTEK", True),
     ("magic token, padding instead of newline", "auth=YWRtaW46MTE=", True),
@@ -95,7 +112,7 @@ HIKVISION_AUTH = [
 
 
 def _all_cases():
-    cases = [(cve, label, method, target, body, drop) for cve, label, method, target, body, drop in _variants()]
+    cases = list(_variants()) + list(_multipart_variants())
     for path in ("/Security/users", "/onvif-http/snapshot", "/System/configurationFile"):
         for label, query, drop in HIKVISION_AUTH:
             cases.append(("CVE-2017-7921", f"{label}, {path}", "GET", f"{path}?{query}", b"", drop))
@@ -122,8 +139,13 @@ def outcome(tmp_path_factory):
     """One replay of every variant, one connection each."""
     folder = tmp_path_factory.mktemp("vpatch-encodings")
     frames = []
-    for index, (_cve, _label, method, target, body, _drop) in enumerate(CASES):
-        request = _request(method, target, body)
+    for index, (_cve, label, method, target, body, _drop) in enumerate(CASES):
+        if label.endswith("multipart"):
+            request = (f"POST {target} HTTP/1.1\r\nHost: device\r\n"
+                       "Content-Type: multipart/form-data; boundary=XyZ\r\n"
+                       f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        else:
+            request = _request(method, target, body)
         frames += _tcp_session([(True, request), (False, OK_RESPONSE)], sport=20000 + index,
                                start=index * 2.0, client="203.0.113.50", server="192.0.2.80")
     pcap = folder / "variants.pcap"
