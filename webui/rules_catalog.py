@@ -234,13 +234,35 @@ def _squashed(text: str) -> str:
     return _NOT_ALNUM.sub("", text.lower())
 
 
+# A rule's device_type -> the inventory's types (ips.inventory) that device
+# can show up as: a DVR speaks RTSP/ONVIF like a camera; the inventory has
+# no router or NAS type, so those show up as a web-managed device.
+_SEEN_AS = {"camera": {"camera"}, "dvr": {"dvr", "camera"}, "nvr": {"nvr", "camera"},
+            "router": {"router"}, "nas": {"nas"}}
+# Inventory types that say nothing about what the device is.
+_UNSPECIFIC_TYPES = {"web managed device", "mud described iot device", "iot device"}
+
+
+def _type_fits(rule: RuleInfo, device_type: str | None) -> bool:
+    """A vendor's router patch is not a patch for the same vendor's plug:
+    when the rule names a device type and the inventory knows what the
+    device is, the two must agree."""
+    rule_types = {t.lower() for t in rule.metadata.get("device_type", ())}
+    device = _NOT_ALNUM.sub(" ", (device_type or "").lower()).strip()
+    if not rule_types or not device or device in _UNSPECIFIC_TYPES:
+        return True
+    words = _words(device)
+    return any(words & _SEEN_AS.get(t, {t}) for t in rule_types)
+
+
 def patch_applies(rule: RuleInfo, device_type: str | None, vendor: str | None) -> bool:
     """Does the rule protect this device? When both the rule and the device name
     a vendor, the vendors decide (the OUI's long name contains the rule's
-    short one); otherwise the rule's target metadata must share a word with
-    the device's type or vendor."""
+    short one), and a device type both name must agree; otherwise the rule's
+    target metadata must share a word with the device's type or vendor."""
     rule_vendors = [_squashed(v) for v in rule.metadata.get("vendor", ()) if _squashed(v)]
     if rule_vendors and vendor and _squashed(vendor):
-        return any(name in _squashed(vendor) for name in rule_vendors)
+        return (any(name in _squashed(vendor) for name in rule_vendors)
+                and _type_fits(rule, device_type))
     words = _words(f"{device_type or ''} {vendor or ''}")
     return bool(words) and bool(words & rule_target_words(rule))

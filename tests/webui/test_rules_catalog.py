@@ -102,3 +102,18 @@ def test_botnet_cve_patches_light_up_by_vendor():
     feed_demo = rules_catalog.read_catalog(SHIPPED / "feed-demo")
     tbk = next(rule for rule in feed_demo.patches if rule.sid == 9100040)
     assert rules_catalog.patch_applies(tbk, "dvr", "Shenzhen Some OEM Co.")
+
+
+def test_a_vendors_router_patch_is_not_shown_on_its_plug():
+    patches = _shipped_patches()
+    archer = patches[9100104]                   # TP-Link Archer AX21, device_type router
+    tplink = "TP-LINK TECHNOLOGIES CO.,LTD."
+    assert not rules_catalog.patch_applies(archer, "smart plug", tplink)
+    # The inventory has no router type: a router shows up as a web-managed
+    # device, or with no type yet.
+    assert rules_catalog.patch_applies(archer, "web-managed device", tplink)
+    assert rules_catalog.patch_applies(archer, None, tplink)
+    assert not rules_catalog.patch_applies(archer, "web-managed device", "D-Link International")
+    # A camera patch fits the vendor's IP camera, not its speaker.
+    assert rules_catalog.patch_applies(patches[9100103], "IP camera", "AVTECH Corporation")
+    assert not rules_catalog.patch_applies(patches[9100103], "smart speaker", "AVTECH Corporation")
