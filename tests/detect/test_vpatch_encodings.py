@@ -75,10 +75,20 @@ def _variants():
                         continue    # the separator is tested once per place
                     query = before + separator + params
                     if where == "body":
-                        yield cve, f"{kind}, body, {label}", "POST", path, query.encode(), must_drop
+                        yield cve, f"{kind}, body, {label}", "POST", path, query.encode(), must_drop, "form"
                     else:
                         target = path + ("&" if "?" in path else "?") + query
-                        yield cve, f"{kind}, query, {label}", "GET", target, b"", must_drop
+                        yield cve, f"{kind}, query, {label}", "GET", target, b"", must_drop, "form"
+        # The request around the parameter: framing, target form, path spelling.
+        attack = f"{before}&{name}={quote(exploit, safe='')}"
+        fine = f"{before}&{name}={good[0]}"
+        twisted = "/" + path.replace("/", "//", 1).replace("/", "/./", 2)[1:]
+        for params, must_drop, what in ((attack, True, "exploit"), (fine, False, "good value")):
+            yield cve, f"{what}, chunked body", "POST", path, params.encode(), must_drop, "chunked"
+            yield cve, f"{what}, absolute-form target", "POST", "http://device" + path, params.encode(), must_drop, "form"
+            yield cve, f"{what}, path with // and ./", "POST", twisted, params.encode(), must_drop, "form"
+        yield (cve, "exploit after the same parameter with a good value", "POST", path,
+               f"{before}&{name}={good[0]}&{name}={quote(exploit, safe='')}".encode(), True, "form")
 
 
 def _multipart(fields: list[tuple[str, str]]) -> bytes:
@@ -95,7 +105,7 @@ def _multipart_variants():
         for label, value, must_drop in ([("exploit", exploit, True),
                                          ("separator in a good value", good[0] + "&id", True)]
                                         + [(f"good value {v}", v, False) for v in good]):
-            yield cve, f"{label}, multipart", "POST", path, _multipart([first, (name, value)]), must_drop
+            yield cve, f"{label}, multipart", "POST", path, _multipart([first, (name, value)]), must_drop, "multipart"
 
 
 HIKVISION_AUTH = [
@@ -115,12 +125,25 @@ def _all_cases():
     cases = list(_variants()) + list(_multipart_variants())
     for path in ("/Security/users", "/onvif-http/snapshot", "/System/configurationFile"):
         for label, query, drop in HIKVISION_AUTH:
-            cases.append(("CVE-2017-7921", f"{label}, {path}", "GET", f"{path}?{query}", b"", drop))
+            cases.append(("CVE-2017-7921", f"{label}, {path}", "GET", f"{path}?{query}", b"", drop, "form"))
     return cases
 
 
 CASES = _all_cases()
 SIDS = {cve: sids for cve, (sids, *_rest) in PARAMETER_PATCHES.items()} | {"CVE-2017-7921": (9100101,)}
+
+
+def _frame(method: str, target: str, body: bytes, framing: str) -> bytes:
+    if framing == "form":
+        return _request(method, target, body)
+    head = f"{method} {target} HTTP/1.1\r\nHost: device\r\n"
+    if framing == "multipart":
+        return (head + "Content-Type: multipart/form-data; boundary=XyZ\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    # chunked, in pieces that cut the parameter name and value
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 7]), body[i:i + 7]) for i in range(0, len(body), 7))
+    return (head + "Content-Type: application/x-www-form-urlencoded\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n").encode() + chunks + b"0\r\n\r\n"
 
 
 class _Alerts:
@@ -139,13 +162,8 @@ def outcome(tmp_path_factory):
     """One replay of every variant, one connection each."""
     folder = tmp_path_factory.mktemp("vpatch-encodings")
     frames = []
-    for index, (_cve, label, method, target, body, _drop) in enumerate(CASES):
-        if label.endswith("multipart"):
-            request = (f"POST {target} HTTP/1.1\r\nHost: device\r\n"
-                       "Content-Type: multipart/form-data; boundary=XyZ\r\n"
-                       f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-        else:
-            request = _request(method, target, body)
+    for index, (_cve, _label, method, target, body, _drop, framing) in enumerate(CASES):
+        request = _frame(method, target, body, framing)
         frames += _tcp_session([(True, request), (False, OK_RESPONSE)], sport=20000 + index,
                                start=index * 2.0, client="203.0.113.50", server="192.0.2.80")
     pcap = folder / "variants.pcap"
@@ -162,7 +180,7 @@ def outcome(tmp_path_factory):
 @pytest.mark.parametrize("index", range(len(CASES)),
                          ids=[f"{c[0]}: {c[1]}" for c in CASES])
 def test_shipped_patch_sees_through_the_encoding(outcome, index):
-    cve, label, method, target, body, must_drop = CASES[index]
+    cve, label, method, target, body, must_drop, framing = CASES[index]
     alerts = outcome.get(20000 + index, [])
     fired = {a.signature_id for a in alerts}
     if must_drop:
