@@ -117,3 +117,15 @@ def test_a_vendors_router_patch_is_not_shown_on_its_plug():
     # A camera patch fits the vendor's IP camera, not its speaker.
     assert rules_catalog.patch_applies(patches[9100103], "IP camera", "AVTECH Corporation")
     assert not rules_catalog.patch_applies(patches[9100103], "smart speaker", "AVTECH Corporation")
+
+
+def test_device_page_shows_one_row_per_cve():
+    from webui.routers.api.devices import patch_groups
+    avtech = [{"sid": rule.sid, "msg": rule.msg, "cves": list(rule.cves), "fired": rule.sid == 9100103}
+              for rule in _shipped_patches().values()
+              if rules_catalog.patch_applies(rule, "IP camera", "AVTECH Corporation")]
+    rows = patch_groups(avtech)
+    row = next(r for r in rows if r["cves"] == ["CVE-2024-7029"])
+    assert row["sids"] == [9100102, 9100103, 9100114] and row["fired"]
+    assert row["msg"] == "REEFGUARD VPATCH AVTECH IP camera Factory.cgi brightness command injection (CVE-2024-7029)"
+    assert len(rows) == len({tuple(p["cves"]) or p["sid"] for p in avtech})

@@ -3,7 +3,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from ips import control
 from webui import queries
 from webui.deps import PageUserDep, SettingsDep, StoreDep
-from webui.routers.api.devices import device_detail
+from webui.routers.api.devices import device_detail, patch_groups
 from webui.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -24,4 +24,4 @@ def device_page(mac: str, request: Request, store: StoreDep, settings: SettingsD
     device = device_detail(store, settings, mac)
     audit = queries.audit_log(store.conn, target=mac, limit=10)
     return render(request, "device.html", session, device=device, audit=audit,
-                  anomaly_kinds=queries.ANOMALY_KINDS)
+                  patches=patch_groups(device["patches"]), anomaly_kinds=queries.ANOMALY_KINDS)

@@ -1,6 +1,7 @@
 """Devices: inventory, profile, and the actions on one device."""
 from __future__ import annotations
 
+import os
 import time
 from typing import Annotated
 
@@ -33,6 +34,25 @@ def device_patches(settings, device: dict, alert_sids: set[int]) -> list[dict]:
             result.append({"sid": rule.sid, "msg": rule.msg, "cves": list(rule.cves),
                            "fired": fired, "file": rule.file})
     return result[:100]
+
+
+def patch_groups(patches: list[dict]) -> list[dict]:
+    """The device page's view of its patches: one row per CVE, however many
+    rules patch it (a form-body, query and multipart twin read as one patch
+    to the owner); rules without a CVE keep a row each."""
+    groups: dict = {}
+    for patch in patches:
+        key = tuple(patch["cves"]) or ("sid", patch["sid"])
+        groups.setdefault(key, []).append(patch)
+    rows = []
+    for rules in groups.values():
+        msg = rules[0]["msg"]
+        if len(rules) > 1:
+            shared = os.path.commonprefix([rule["msg"] for rule in rules]).rstrip(", (")
+            msg = f"{shared} ({', '.join(rules[0]['cves'])})"
+        rows.append({"cves": rules[0]["cves"], "msg": msg, "sids": [rule["sid"] for rule in rules],
+                     "fired": any(rule["fired"] for rule in rules)})
+    return rows
 
 
 def device_detail(store, settings, mac: str) -> dict:
