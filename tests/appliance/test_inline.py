@@ -76,6 +76,24 @@ def test_attack_is_blocked_and_alerted(lab, action, target, sid):
     assert alerts and alerts[0]["alert"]["action"] == "blocked"
 
 
+@pytest.mark.parametrize("path,sid", [
+    ("/cgi-bin/supervisor/Factory.cgi?action=white_led&bright%6eess=$(id)", 9100103),
+    ("/cgi-bin/supervisor/Factory.cgi?action=white_led;brightness=50%26id", 9100103),
+    ("/Security/users?auth=c3VwcG9ydDoxMQ==", 9100101),
+    ("/cgi-bin/ViewLog.asp?remote%5fhost=%3bid", 9100113),
+])
+def test_encoded_exploit_is_blocked_by_its_virtual_patch(lab, path, sid):
+    # The device would decode the escapes; the patch must decode them too.
+    assert lab.act("inet", "http", "192.0.2.10", "80", "GET", path)["ok"] is False
+    alerts = _alerts_for(lab.data_dir, sid)
+    assert alerts and all(a["alert"]["action"] == "blocked" for a in alerts)
+
+
+def test_good_request_with_an_escaped_parameter_name_passes(lab):
+    path = "/cgi-bin/supervisor/Factory.cgi?action=white_led&bright%6eess=50"
+    assert lab.act("inet", "http", "192.0.2.10", "80", "GET", path)["ok"]
+
+
 def test_infected_device_scan_is_alerted(lab):
     lab.act("cam", "telnet-scan")
     assert _alerts_for(lab.data_dir, 9100030)
