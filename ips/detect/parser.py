@@ -307,25 +307,163 @@ _POSIX_CLASSES = {
 _PCRE_FLAGS = {"i": re.IGNORECASE, "s": re.DOTALL, "m": re.MULTILINE, "x": re.VERBOSE}
 
 
-def translate_pcre(pattern: str) -> str:
-    """Rewrite PCRE-only syntax into Python `re` syntax, or raise RuleError."""
-    if re.search(r"\\[xo]\{|\\[hHvVRKXCGpPNEQ]|\\[gk]\{|\(\*|\(\?[|#]|\(\?C|\\c|\(\?[R0-9+&]", pattern):
+# PCRE escapes with a Python spelling; \h and \v are classes in PCRE (in
+# Python \v is one character).
+_PCRE_CLASS_ESCAPES = {"h": r"\t \xa0", "v": r"\n\x0b\x0c\r\x85"}
+_PCRE_ESCAPES = {"h": r"[\t \xa0]", "H": r"[^\t \xa0]", "v": r"[\n\x0b\x0c\r\x85]",
+                 "V": r"[^\n\x0b\x0c\r\x85]", "R": r"(?:\r\n|[\n\x0b\x0c\r\x85])",
+                 "N": r"[^\n]", "e": r"\x1b", "z": r"\Z", "Z": r"(?=\n?\Z)"}
+# PCRE-only, refused: \K, \G, \X, \C, Unicode properties, recursion,
+# callouts, verbs, branch reset, conditionals. Python cannot say them.
+_PCRE_REFUSED_ESCAPES = frozenset("KGXCpP")
+_PCRE_REFUSED_GROUPS = frozenset("|CR0123456789+&")
+_QUANTIFIER = re.compile(r"\{\d+(?:,\d*)?\}")
+_HEX_ESCAPE = re.compile(r"x(?:\{([0-9a-fA-F]+)\}|([0-9a-fA-F]{1,2}))?")
+_NAMED_GROUP = re.compile(r"\(\?(?:P?<([A-Za-z_]\w*)>|'([A-Za-z_]\w*)')")
+_REFERENCE = re.compile(r"[gk](?:\{(-?\d+|[A-Za-z_]\w*)\}|<([A-Za-z_]\w*)>|'([A-Za-z_]\w*)'|(-?\d+))")
+
+
+def translate_pcre(pattern: str, ungreedy: bool = False) -> str:
+    """Rewrite PCRE syntax into Python `re` syntax, or raise RuleError.
+
+    One pass that knows whether it is inside a character class, so an
+    escape or a `[` means there what PCRE means by it. `ungreedy`: the G
+    flag, every quantifier's greediness swapped (whether the pattern matches
+    is the same; where the match ends, which relative matches start from,
+    is not)."""
+    out: list[str] = []
+    groups = 0                      # capturing groups opened so far, for \g{-1}
+    position, size = 0, len(pattern)
+    in_class = False
+    while position < size:
+        char = pattern[position]
+        if char == "\\":
+            text, position = _pcre_escape(pattern, position, in_class, groups)
+            out.append(text)
+        elif in_class:
+            if char == "]":
+                in_class = False
+                out.append(char)
+                position += 1
+            elif pattern.startswith("[:", position):
+                closing = pattern.find(":]", position)
+                if closing < 0:
+                    raise RuleError("pcre-unsupported", "pcre", detail="unterminated POSIX class")
+                out.append(_posix(pattern[position + 2:closing]))
+                position = closing + 2
+            else:
+                out.append(r"\[" if char == "[" else char)   # [ is literal in a PCRE class
+                position += 1
+        elif char == "[":
+            in_class = True
+            position += 1
+            negated = pattern.startswith("^", position)
+            position += negated
+            leading = pattern.startswith("]", position)      # a leading ] is literal
+            position += leading
+            out.append("[" + "^" * negated + r"\]" * leading)
+        elif char == "(":
+            text, position, opened = _pcre_group(pattern, position)
+            groups += opened
+            out.append(text)
+        else:
+            quantifier = char if char in "*+?" else None
+            if char == "{":
+                match = _QUANTIFIER.match(pattern, position)
+                quantifier = match.group() if match else None
+            if quantifier is None:
+                out.append(r"\{" if char == "{" else char)   # Python would read {,3} as a quantifier
+                position += 1
+                continue
+            position += len(quantifier)
+            mode = pattern[position] if position < size and pattern[position] in "?+" else ""
+            position += len(mode)
+            if ungreedy and mode != "+":
+                mode = "" if mode == "?" else "?"
+            out.append(quantifier + mode)
+    if in_class:
+        raise RuleError("pcre-unsupported", "pcre", detail="unterminated character class")
+    return "".join(out)
+
+
+def _pcre_group(pattern: str, position: int) -> tuple[str, int, int]:
+    """A group opening at `position` -> (Python text, next position, how
+    many capturing groups it opens)."""
+    if pattern.startswith("(*", position):
+        raise RuleError("pcre-unsupported", "pcre", detail="PCRE verb")
+    if not pattern.startswith("(?", position):
+        return "(", position + 1, 1
+    kind = pattern[position + 2:position + 3]
+    if kind == "#":
+        closing = pattern.find(")", position)
+        if closing < 0:
+            raise RuleError("pcre-unsupported", "pcre", detail="unterminated comment")
+        return "", closing + 1, 0
+    named = _NAMED_GROUP.match(pattern, position)
+    if named:
+        return f"(?P<{named.group(1) or named.group(2)}>", named.end(), 1
+    if (kind and kind in _PCRE_REFUSED_GROUPS) or pattern[position + 2:position + 4] in \
+            {"-" + digit for digit in "0123456789"}:
         raise RuleError("pcre-unsupported", "pcre", detail="PCRE-only construct")
-    pattern = re.sub(r"\(\?<([A-Za-z_]\w*)>", r"(?P<\1>", pattern)
-    pattern = re.sub(r"\(\?'([A-Za-z_]\w*)'", r"(?P<\1>", pattern)
-    pattern = re.sub(r"\\k<([A-Za-z_]\w*)>", r"(?P=\1)", pattern)
-    pattern = re.sub(r"\[:(\^?)(\w+):\]", lambda m: _posix(m), pattern)
-    # PCRE's \z is Python's \Z; PCRE's \Z also allows one final newline.
-    pattern = re.sub(r"(?<!\\)((?:\\\\)*)\\Z", r"\1(?=\\n?\\Z)", pattern)
-    pattern = re.sub(r"(?<!\\)((?:\\\\)*)\\z", r"\1\\Z", pattern)
-    return pattern
+    return "(?", position + 2, 0
 
 
-def _posix(match) -> str:
-    negated, name = match.groups()
-    if negated or name not in _POSIX_CLASSES:
-        raise RuleError("pcre-unsupported", "pcre", detail=f"POSIX class {name}")
-    return _POSIX_CLASSES[name]
+def _pcre_escape(pattern: str, position: int, in_class: bool, groups: int) -> tuple[str, int]:
+    """The escape whose backslash is at `position` -> (Python text, next position)."""
+    if position + 1 >= len(pattern):
+        raise RuleError("pcre-unsupported", "pcre", detail="pattern ends with a backslash")
+    letter = pattern[position + 1]
+    after = position + 2
+    if letter == "x":           # \xH, \xHH, \x{H...}: PCRE reads one digit as a whole byte
+        match = _HEX_ESCAPE.match(pattern, position + 1)
+        digits = match.group(1) or match.group(2) or "0"
+        if match.group(2) and len(digits) == 2:
+            return pattern[position:match.end()], match.end()
+        if int(digits, 16) > 0xFF:
+            raise RuleError("pcre-unsupported", "pcre", detail=f"character \\x{{{digits}}} beyond a byte")
+        return f"\\x{int(digits, 16):02x}", match.end()
+    if letter == "c" and after < len(pattern):
+        return f"\\x{ord(pattern[after].upper()) ^ 0x40:02x}", after + 1
+    if letter == "Q":
+        closing = pattern.find("\\E", after)
+        literal = pattern[after:] if closing < 0 else pattern[after:closing]
+        if any(ord(c) > 0xFF for c in literal):
+            raise RuleError("pcre-unsupported", "pcre", detail="non-byte character in \\Q")
+        return "".join(f"\\x{ord(c):02x}" for c in literal), len(pattern) if closing < 0 else closing + 2
+    if letter == "E":
+        return "", after        # an \E without \Q is ignored
+    if letter in _PCRE_REFUSED_ESCAPES or letter == "o":
+        raise RuleError("pcre-unsupported", "pcre", detail=f"PCRE-only escape \\{letter}")
+    if letter.isdigit():        # a back reference or an octal escape: the whole number
+        digits = re.compile(r"\d{1,3}").match(pattern, position + 1).group()
+        return "\\" + digits, position + 1 + len(digits)
+    if in_class:
+        if letter in _PCRE_CLASS_ESCAPES:
+            return _PCRE_CLASS_ESCAPES[letter], after
+        if letter in "HVRN":
+            raise RuleError("pcre-unsupported", "pcre", detail=f"\\{letter} in a class")
+        return pattern[position:after], after
+    if letter in _PCRE_ESCAPES:
+        return _PCRE_ESCAPES[letter], after
+    if letter in "gk":
+        match = _REFERENCE.match(pattern, position + 1)
+        if not match:
+            raise RuleError("pcre-unsupported", "pcre", detail=f"\\{letter} reference")
+        name = next(part for part in match.groups() if part is not None)
+        if not name.lstrip("-").isdigit():
+            return f"(?P={name})", match.end()
+        number = int(name) if int(name) > 0 else groups + 1 + int(name)
+        if number <= 0:
+            raise RuleError("pcre-unsupported", "pcre", detail="reference to no group")
+        return f"(?:\\{number})", match.end()
+    return pattern[position:after], after
+
+
+def _posix(body: str) -> str:
+    """`[:name:]` inside a class, its body "name" ("^name" is refused)."""
+    if body not in _POSIX_CLASSES:
+        raise RuleError("pcre-unsupported", "pcre", detail=f"POSIX class {body}")
+    return _POSIX_CLASSES[body]
 
 
 def compile_pcre(value: str, deferred: bool = False):
@@ -349,6 +487,7 @@ def compile_pcre(value: str, deferred: bool = False):
     relative = False
     buffer = None
     anchored = False
+    ungreedy = False
     for letter in flag_text:
         if letter in _PCRE_FLAGS:
             flags |= _PCRE_FLAGS[letter]
@@ -366,10 +505,10 @@ def compile_pcre(value: str, deferred: bool = False):
                 raise RuleError("syntax", "pcre", syntax=True, detail="two buffer modifiers")
             buffer = PCRE_BUFFERS[letter]
         elif letter == "G":
-            raise RuleError("pcre-unsupported", "pcre", detail="ungreedy flag G")
+            ungreedy = True
         else:
             raise RuleError("syntax", "pcre", syntax=True, detail=f"unknown pcre flag {letter!r}")
-    python_pattern = translate_pcre(body)
+    python_pattern = translate_pcre(body, ungreedy)
     if anchored:
         python_pattern = r"\A(?:" + python_pattern + ")"
     if deferred:

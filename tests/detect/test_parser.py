@@ -98,6 +98,57 @@ def test_pcre_posix_class_and_named_group_translation():
     assert rule.buffers["payload"][0].regex.search(b"123x")
 
 
+def _pcre(expression: str):
+    return parse(f'alert tcp any any -> any any (pcre:"{expression}"; sid:1;)').buffers["payload"][0]
+
+
+@pytest.mark.parametrize("expression,matches,misses", [
+    # PCRE reads one hex digit as a whole byte; \x{..} too
+    (r"/a\x2]/", [b"a\x02]"], [b"a\\x2]", b"a]"]),
+    (r"/a\x{41}/", [b"aA"], [b"a"]),
+    # [ is literal inside a PCRE class (Python warns of a nested set)
+    (r"/^x[[ab]y/", [b"x[y", b"xay"], [b"xy"]),
+    (r"/^x[]a]y/", [b"x]y", b"xay"], [b"xy"]),
+    # back references PCRE spells \g{N}, \g{-N}, \k<name>
+    (r"/(a)(b)\g{1}/", [b"aba"], [b"abb"]),
+    (r"/(a)(b)\g{-1}/", [b"abb"], [b"aba"]),
+    (r"/(?<w>[a-z]+)-\k<w>/", [b"ab-ab"], [b"ab-cd"]),
+    # PCRE's classes and escapes Python spells otherwise
+    (r"/a\hb/", [b"a b", b"a\tb"], [b"a\nb"]),
+    (r"/a\vb/", [b"a\nb", b"a\rb"], [b"a b", b"a\x0bc"]),
+    (r"/a\Rb/", [b"a\r\nb", b"a\nb"], [b"ab"]),
+    (r"/\Qa.b\E+/", [b"a.bb"], [b"axb"]),
+    (r"/a\cJb/", [b"a\nb"], [b"acJb"]),
+    (r"/a(?#note)b/", [b"ab"], [b"a(?#note)b"]),
+    (r"/end\Z/", [b"the end", b"the end\n"], [b"end of it"]),
+    (r"/end\z/", [b"the end"], [b"the end\n"]),
+    # a { that is no PCRE quantifier is a literal, also {,n}
+    (r"/a{,2}b/", [b"a{,2}b"], [b"aab"]),
+    (r"/a{2}b/", [b"aab"], [b"ab"]),
+])
+def test_pcre_translation_keeps_pcre_meaning(expression, matches, misses):
+    regex = _pcre(expression).regex
+    assert all(regex.search(data) for data in matches), regex.pattern
+    assert not any(regex.search(data) for data in misses), regex.pattern
+
+
+def test_pcre_ungreedy_flag_swaps_greediness():
+    greedy, ungreedy = _pcre("/a.*b/s").regex, _pcre("/a.*b/sG").regex
+    assert greedy.search(b"a1b2b").end() == 5 and ungreedy.search(b"a1b2b").end() == 3
+    assert _pcre("/a.*?b/G").regex.search(b"a1b2b").end() == 5
+    assert _pcre("/a.*+b/G").regex.search(b"a1b2b") is None          # possessive stays
+
+
+@pytest.mark.parametrize("expression", [
+    r"/(?<=a+)b/", r"/a\Kb/", r"/(?R)/", r"/(?1)/", r"/(?-1)/", r"/(*UTF)a/", r"/\p{L}/",
+    r"/a\x{100}/", r"/[[:^alpha:]]/", r"/[a/",
+])
+def test_pcre_python_cannot_say_is_refused(expression):
+    with pytest.raises(RuleError) as info:
+        _pcre(expression)
+    assert info.value.keyword == "pcre" and info.value.reason == "pcre-unsupported"
+
+
 def test_pcre_of_a_checked_rule_compiles_on_first_use():
     text = 'alert tcp any any -> any any (pcre:"/^(?<n>[[:digit:]]+)x/Ri"; sid:1;)'
     pcre = parse_rule(text, VARIABLES, {}, checked=True).buffers["payload"][0]
