@@ -114,9 +114,40 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (name, ts)
     );
     """,
+    # 1 -> 2: what the alerted transaction said (the request line of an
+    # exploit a virtual patch stopped), so the dashboard can show why
+    """
+    ALTER TABLE alerts ADD COLUMN app TEXT   -- JSON {"http": {"url": ...}}, see _app_json
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+APP_VALUE_MAX = 512       # characters kept of one app-layer field of an alert
+APP_FIELDS_MAX = 24       # fields kept per protocol
+
+
+def _app_json(app: dict | None) -> str | None:
+    """The app-layer record beside an alert, bounded for the store: per
+    protocol its scalar fields (a hostile URL or user agent is cut to
+    APP_VALUE_MAX characters); nested lists and objects stay in EVE."""
+    if not app:
+        return None
+    kept: dict[str, dict] = {}
+    for proto, record in app.items():
+        if not isinstance(record, dict):
+            continue
+        fields = {}
+        for key, value in record.items():
+            if isinstance(value, str):
+                fields[key] = value[:APP_VALUE_MAX]
+            elif isinstance(value, (int, float, bool)):
+                fields[key] = value
+            if len(fields) >= APP_FIELDS_MAX:
+                break
+        if fields:
+            kept[str(proto)[:32]] = fields
+    return json.dumps(kept) if kept else None
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -179,15 +210,15 @@ class Store:
                  a.dest_port, a.proto, a.app_proto, a.action, a.gid,
                  a.signature_id, a.rev, a.signature, a.category, a.severity,
                  json.dumps(a.metadata), a.src_mac,
-                 (device_of or {}).get(id(a)))
+                 (device_of or {}).get(id(a)), _app_json(a.app))
                 for a in alerts]
         if rows:
             with self._lock:
                 self.conn.executemany(
                     "INSERT INTO alerts (ts, flow_id, src_ip, src_port, dest_ip,"
                     " dest_port, proto, app_proto, action, gid, sid, rev,"
-                    " signature, category, severity, metadata, src_mac, device_mac)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                    " signature, category, severity, metadata, src_mac, device_mac, app)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
     def add_flows(self, flows: Iterable[events.FlowEnd]) -> None:
         rows = [(f.flow_id, f.start, f.end, f.tuple.src_ip, f.tuple.src_port,

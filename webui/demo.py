@@ -19,6 +19,13 @@ THERMOSTAT = "18:b4:30:00:00:03"
 SPEAKER = "f0:27:2d:00:00:04"
 PRINTER = "3c:2a:f4:00:00:05"
 
+# What the alerted transaction said, by _SIGNATURES index (the store keeps it
+# beside the alert; the alert page shows it).
+_APP_RECORDS = {
+    0: {"http": {"hostname": "192.0.2.21", "url": "/SDK/webLanguage", "http_method": "PUT",
+                 "http_user_agent": "Mozilla/5.0", "protocol": "HTTP/1.1", "length": 0}},
+}
+
 _DEVICES = [
     # mac, ip, vendor, hostname, type, model, risk, stage
     (CAMERA, "192.0.2.21", "Hikvision", "hik-cam-garden", "camera", "DS-2CD2042WD", 0.82, "protected"),
@@ -109,12 +116,13 @@ def seed_realistic(store: Store, now: float | None = None) -> None:
     for flow_id, (ts, mac, src, sport, dst, dport, proto, app, sig, action) in enumerate(alerts, 1):
         sid, msg, category, severity, cve = _SIGNATURES[sig]
         metadata = {"cve": [cve]} if cve else {}
+        record = _APP_RECORDS.get(sig)
         conn.execute(
             "INSERT INTO alerts (ts, flow_id, src_ip, src_port, dest_ip, dest_port, proto,"
             " app_proto, action, gid, sid, rev, signature, category, severity, metadata,"
-            " src_mac, device_mac) VALUES (?,?,?,?,?,?,?,?,?,1,?,3,?,?,?,?,?,?)",
+            " src_mac, device_mac, app) VALUES (?,?,?,?,?,?,?,?,?,1,?,3,?,?,?,?,?,?,?)",
             (ts, flow_id, src, sport, dst, dport, proto, app, action, sid, msg, category,
-             severity, json.dumps(metadata), mac, mac))
+             severity, json.dumps(metadata), mac, mac, json.dumps(record) if record else None))
         conn.execute(
             "INSERT INTO flows (flow_id, ts_start, ts_end, src_ip, src_port, dest_ip, dest_port,"
             " proto, app_proto, pkts_toserver, pkts_toclient, bytes_toserver, bytes_toclient,"

@@ -362,6 +362,7 @@ def get_alert(conn: sqlite3.Connection, alert_id: int) -> dict | None:
     item["rev"] = row["rev"]
     item["gid"] = row["gid"]
     item["metadata"] = _json(row["metadata"], {})
+    item["app"] = _json(row["app"], {})
     item["src_mac"] = row["src_mac"]
     flow = None
     if row["flow_id"]:

@@ -1,3 +1,4 @@
+import json
 import sqlite3
 
 import pytest
@@ -71,3 +72,32 @@ def test_an_anomaly_window_is_one_row_its_summary_updates(tmp_path):
         ("02:00:00:00:00:10", 3700.0, 31, "31 addresses"),    # first seen, final figures
         ("02:00:00:00:00:20", 3700.0, 5, "5 addresses"),
         ("02:00:00:00:00:10", 7300.0, 4, "4 addresses")]
+
+
+def test_a_version_1_store_gains_the_alert_app_column(tmp_path):
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    for statement in store._split_sql(store.MIGRATIONS[0]):
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version=1")
+    conn.execute("INSERT INTO alerts (ts, action, sid) VALUES (1.0, 'blocked', 9100001)")
+    conn.commit()
+    conn.close()
+    s = store.Store(path)
+    assert s.conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 2
+    assert [tuple(row) for row in s.conn.execute("SELECT sid, app FROM alerts")] == [(9100001, None)]
+
+
+def test_an_alert_keeps_what_its_transaction_said_bounded(tmp_path):
+    from ips import events
+    s = store.Store(tmp_path / "s.db")
+    hostile = "/cgi-bin/x?" + "A" * 10_000
+    s.add_alerts([events.Alert(
+        timestamp=1.0, flow_id=1, pcap_cnt=1, src_ip="198.51.100.99", src_port=5000,
+        dest_ip="192.0.2.20", dest_port=80, proto="TCP", app_proto="http",
+        action="blocked", gid=1, signature_id=9100111, rev=1, signature="netgear",
+        category="c", severity=1,
+        app={"http": {"url": hostile, "http_method": "GET", "status": 200,
+                      "request_headers": [{"name": "X", "value": "y"}]}})])
+    app = json.loads(s.conn.execute("SELECT app FROM alerts").fetchone()[0])
+    assert app == {"http": {"url": hostile[:store.APP_VALUE_MAX], "http_method": "GET", "status": 200}}

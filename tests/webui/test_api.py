@@ -76,6 +76,7 @@ def test_alert_filters_detail_and_mute(authed):
     assert len(camera) == 3
     detail = authed.get(f"/api/alerts/{camera[0]['id']}").json()
     assert detail["flow"]["bytes_toserver"] == 1200 and detail["metadata"]["cve"] == ["CVE_2021_36260"]
+    assert detail["app"]["http"]["url"] == "/SDK/webLanguage"      # what the exploit sent
     anomaly = authed.get("/api/anomalies/1").json()
     assert anomaly["explanation"].startswith("Garden camera uploaded 18 MB")
     response = authed.post("/api/mutes", json={"sid": detail["sid"], "mac": CAMERA,

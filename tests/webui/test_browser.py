@@ -135,6 +135,8 @@ def test_dashboard_end_to_end(page, store, store_path, tmp_path_factory):
     shot(page, "alerts")
     page.locator("#timeline-body a", has_text="ET EXPLOIT Hikvision").first.click()
     expect(page.locator("h1")).to_contain_text("Hikvision")
+    expect(page.locator("#app-record")).to_contain_text("PUT")
+    expect(page.locator("#app-record")).to_contain_text("/SDK/webLanguage")
     shot(page, "alert")
     page.select_option("#mute select[name=expires_minutes]", "10080")
     page.click("#mute button")
