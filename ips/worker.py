@@ -120,6 +120,25 @@ def alert_app_fields(tx) -> dict:
     return fields
 
 
+BODY_EXCERPT_BYTES = 256
+_PRINTABLE = bytes(c if 0x20 <= c < 0x7F else 0x2E for c in range(256))
+
+
+def _with_body_excerpt(fields: dict, tx) -> dict:
+    """A blocked HTTP request's record with the start of its body, printable
+    (Suricata's `http_request_body_printable`): a virtual patch on a form
+    parameter stops a POST whose URL alone does not show why. Only blocked
+    requests carry it, so a login an alert rule merely noticed does not
+    leave its password in the logs."""
+    body = tx.buffers.get("http.request_body") if tx.buffers else None
+    if isinstance(body, list):
+        body = body[0] if body else None
+    if not body or "http_request_body_printable" in fields:
+        return fields
+    return {**fields, "http_request_body_printable":
+            bytes(body[:BODY_EXCERPT_BYTES]).translate(_PRINTABLE).decode("ascii")}
+
+
 def _pseudo_packet(flow: Flow, to_server: bool) -> Packet:
     """An empty packet of `flow` in one direction, for end-of-flow inspection."""
     pkt = Packet(b"", ts=flow.last, pcap_cnt=0)
@@ -392,7 +411,10 @@ class Worker:
             if match.tx_id is not None:
                 for tx in txs:
                     if tx.tx_id == match.tx_id:
-                        app = {tx.app_proto: alert_app_fields(tx)}
+                        fields = alert_app_fields(tx)
+                        if rule_action == "blocked" and tx.app_proto == "http":
+                            fields = _with_body_excerpt(fields, tx)
+                        app = {tx.app_proto: fields}
                         break
             self.emit(events.Alert(
                 timestamp=pkt.ts, flow_id=flow.id if flow else 0,

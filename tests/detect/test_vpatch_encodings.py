@@ -195,3 +195,32 @@ def test_every_patch_has_an_exploit_and_a_good_request():
         drops = [c for c in CASES if c[0] == cve and c[5]]
         passes = [c for c in CASES if c[0] == cve and not c[5]]
         assert len(drops) >= 7 and len(passes) >= 2, cve
+
+
+def test_blocked_form_exploit_logs_the_body_that_shows_why(outcome):
+    index = next(i for i, c in enumerate(CASES)
+                 if c[0] == "CVE-2024-7029" and c[1] == "escaped name, one character, body, &")
+    alert = next(a for a in outcome[20000 + index] if a.signature_id == 9100102)
+    assert alert.app["http"]["http_request_body_printable"] == "action=white_led&%62rightness=%24%28id%29"
+
+
+def test_an_alert_that_only_notices_a_request_does_not_log_its_body(tmp_path):
+    rules = tmp_path / "login.rules"
+    rules.write_text(
+        'alert http any any -> any any (msg:"login noticed"; flow:to_server; http.request_body; '
+        'content:"password="; sid:1; rev:1;)\n'
+        'drop http any any -> any any (msg:"exploit"; flow:to_server; http.request_body; '
+        'content:"$(id)"; sid:2; rev:1;)\n')
+    frames = []
+    for index, body in enumerate((b"user=admin&password=hunter2", b"cmd=$(id)")):
+        frames += _tcp_session([(True, _request("POST", "/login", body)), (False, OK_RESPONSE)],
+                               sport=30000 + index, start=index * 2.0)
+    wrpcap(str(tmp_path / "login.pcap"), frames)
+    config = Config()
+    engine, _report = DetectEngine.load([str(rules)], config)
+    alerts = _Alerts()
+    replay([str(tmp_path / "login.pcap")], engine, tmp_path / "out", config, consumers=[alerts], progress=False)
+    noticed, = alerts.by_port[30000]
+    blocked, = alerts.by_port[30001]
+    assert noticed.action == "allowed" and "http_request_body_printable" not in noticed.app["http"]
+    assert blocked.action == "blocked" and blocked.app["http"]["http_request_body_printable"] == "cmd=$(id)"
