@@ -112,13 +112,20 @@ _HTTP_METHOD_LENGTH = max(len(method) for method in HTTP_METHODS)
 
 
 def _looks_like_http_request(data: bytes) -> str:
-    # One startswith over all methods; methods hold no space, so data that
-    # starts with one "METHOD " is never also a prefix of another method.
+    # Servers skip empty lines before the request line (RFC 9112, 2.2), and
+    # many take the method in any case and a tab after it; libhtp and
+    # Suricata's detection do too. So does this probe: otherwise
+    # "\r\npost\t/cgi-bin/..." would never reach the HTTP rules.
     if data.startswith(_HTTP_REQUEST_STARTS):
         return "http"
-    if len(data) <= _HTTP_METHOD_LENGTH:
+    head = data.lstrip(b"\r\n")[:_HTTP_METHOD_LENGTH + 1].upper().replace(b"\t", b" ")
+    # One startswith over all methods; methods hold no space, so data that
+    # starts with one "METHOD " is never also a prefix of another method.
+    if head.startswith(_HTTP_REQUEST_STARTS):
+        return "http"
+    if len(head) <= _HTTP_METHOD_LENGTH:
         for method in HTTP_METHODS:
-            if method.startswith(data):
+            if method.startswith(head):
                 return UNKNOWN
     return FAILED
 

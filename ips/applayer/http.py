@@ -445,15 +445,20 @@ class HttpParser:
         return http_tx
 
     def _fill_request_line(self, http_tx: _HttpTx, request_line: bytes) -> None:
-        parts = request_line.split(b" ")
-        if len(parts) >= 3 and parts[-1].startswith(b"HTTP/"):
-            method, protocol = parts[0], parts[-1]
-            raw_uri = b" ".join(parts[1:-1])   # libhtp keeps spaces inside the URI
-        elif len(parts) == 2:
-            method, raw_uri, protocol = parts[0], parts[1], b""   # HTTP/0.9
+        # As libhtp: a run of spaces or tabs separates the parts (servers
+        # take "POST\t/x\tHTTP/1.1" too), and spaces inside the URI stay.
+        method, _blank, rest = request_line.replace(b"\t", b" ").partition(b" ")
+        method = request_line[:len(method)]
+        start = len(request_line) - len(rest)
+        rest = request_line[start:].strip(b" \t")
+        last = max(rest.rfind(b" "), rest.rfind(b"\t"))
+        if last >= 0 and rest.startswith(b"HTTP/", last + 1):
+            raw_uri, protocol = rest[:last].rstrip(b" \t"), rest[last + 1:]
+        elif rest and last < 0:
+            raw_uri, protocol = rest, b""                   # HTTP/0.9
         else:
             self.events.append("http.request_line_invalid")
-            method, raw_uri, protocol = (parts[0] if parts else b""), b"", b""
+            raw_uri, protocol = b"", b""
         http_tx.method, http_tx.raw_uri, http_tx.protocol = method, raw_uri, protocol
         buffers = http_tx.request_buffers
         buffers["http.method"] = method

@@ -272,6 +272,26 @@ def test_request_line_buffers_come_before_the_headers_end():
     assert same is tx and tx.buffers["http.host"] == b"a" and parser.next_tx_id == 1
 
 
+@pytest.mark.parametrize("line, method, uri, protocol", [
+    (b"POST\t/cgi-bin/x\tHTTP/1.1", b"POST", b"/cgi-bin/x", b"HTTP/1.1"),
+    (b"GET    /a    HTTP/1.1", b"GET", b"/a", b"HTTP/1.1"),       # libhtp skips the run
+    (b"GET /a b HTTP/1.0", b"GET", b"/a b", b"HTTP/1.0"),         # spaces inside stay
+    (b"GET /index.html", b"GET", b"/index.html", b""),            # HTTP/0.9
+])
+def test_request_line_separators_as_libhtp_reads_them(line, method, uri, protocol):
+    parser = HttpParser()
+    [tx] = parser.feed(line + b"\r\nHost: d\r\n\r\n", True)
+    assert (tx.buffers["http.method"], tx.buffers["http.uri.raw"], tx.buffers["http.protocol"]) == (
+        method, uri, protocol)
+    assert "http.request_line_invalid" not in parser.events
+
+
+def test_request_line_without_a_uri_is_invalid():
+    parser = HttpParser()
+    parser.feed(b"GET\r\nHost: d\r\n\r\n", True)
+    assert "http.request_line_invalid" in parser.events
+
+
 def test_extra_crlf_between_pipelined_requests_is_tolerated():
     # detect-pcre-03: libhtp skips empty lines before a request line.
     parser = HttpParser()

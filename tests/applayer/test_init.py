@@ -41,6 +41,13 @@ def test_http_detected_by_content_on_any_port(port):
     (struct.pack(">H", 29) + bytes.fromhex("1234010000010000000000000378797a00000100 01"), True, 53, "dns"),
     (b"HTTP/1.1 200 OK\r\n", False, 8000, "http"),
     (b"SSH-2.0-OpenSSH\r\n", True, 22, "failed"),
+    # what servers (and libhtp) take for a request: empty lines first, a
+    # lower-case method, a tab after it
+    (b"\r\n\r\nPOST /cgi-bin/x HTTP/1.1\r\n", True, 80, "http"),
+    (b"post /cgi-bin/x HTTP/1.1\r\n", True, 80, "http"),
+    (b"GET\t/x\tHTTP/1.1\r\n", True, 8080, "http"),
+    (b"\r\n\r\n", True, 80, "unknown"),
+    (b"\r\nSSH-2.0", True, 80, "failed"),
     (b"\x00\x01\x02\x03\x04\x05\x06\x07\x08", True, 9999, "failed"),
 ])
 def test_tcp_detection(data, to_server, port, expected):

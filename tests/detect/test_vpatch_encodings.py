@@ -89,6 +89,11 @@ def _variants():
             yield cve, f"{what}, path with // and ./", "POST", twisted, params.encode(), must_drop, "form"
         yield (cve, "exploit after the same parameter with a good value", "POST", path,
                f"{before}&{name}={good[0]}&{name}={quote(exploit, safe='')}".encode(), True, "form")
+        # request-line quirks servers accept: the parser must too, or the
+        # request never reaches the HTTP rules
+        for quirk in ("empty lines first", "lower-case method", "tabs in the request line"):
+            yield cve, f"exploit, {quirk}", "POST", path, attack.encode(), True, quirk
+            yield cve, f"good value, {quirk}", "POST", path, fine.encode(), False, quirk
 
 
 def _multipart(fields: list[tuple[str, str]]) -> bytes:
@@ -136,6 +141,12 @@ SIDS = {cve: sids for cve, (sids, *_rest) in PARAMETER_PATCHES.items()} | {"CVE-
 def _frame(method: str, target: str, body: bytes, framing: str) -> bytes:
     if framing == "form":
         return _request(method, target, body)
+    if framing == "empty lines first":
+        return b"\r\n\r\n" + _request(method, target, body)
+    if framing == "lower-case method":
+        return _request(method.lower(), target, body)
+    if framing == "tabs in the request line":
+        return _request(method, target, body).replace(b" ", b"\t", 1).replace(b" HTTP/1.1", b"\tHTTP/1.1", 1)
     head = f"{method} {target} HTTP/1.1\r\nHost: device\r\n"
     if framing == "multipart":
         return (head + "Content-Type: multipart/form-data; boundary=XyZ\r\n"
