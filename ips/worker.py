@@ -356,9 +356,11 @@ class Worker:
     def _end_flow(self, flow: Flow) -> None:
         releases = self.stream.flush(flow) if flow.proto == PROTO_TCP else ()
         touched = self.applayer.on_flow_end(flow, releases)
-        if self.engine is not None:
+        if self.engine is not None and flow.action != "drop":
             # Suricata's flow-timeout pseudo packets: what was parsed at the
-            # end is still inspected, once per direction.
+            # end is still inspected, once per direction. Not in a dropped
+            # flow: detection stopped at the drop, and an "allowed" alert
+            # after it would tell the owner the exploit got through.
             for to_server in (True, False):
                 pending = self.applayer.pending_txs(flow, to_server)
                 if pending:

@@ -70,6 +70,11 @@ BUFFERS = {
     "tls.certs": ("tls", "tc"), "ja3.hash": ("tls", "ts"), "ja3.string": ("tls", "ts"),
     "ja3s.hash": ("tls", "tc"), "ja3s.string": ("tls", "tc"),
     "ssh.proto": ("ssh", None), "ssh.software": ("ssh", None),
+    # ReefGuard's own (Suricata 7 has no telnet parser): a login attempt's
+    # user name and password and the lines typed after a login, as the
+    # server reads them (telnet commands removed, line editing applied).
+    "telnet.login": ("telnet", "ts"), "telnet.password": ("telnet", "ts"),
+    "telnet.command": ("telnet", "ts"),
 }
 # Older sticky-buffer spellings.
 STICKY_ALIASES = {

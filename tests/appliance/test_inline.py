@@ -94,6 +94,15 @@ def test_good_request_with_an_escaped_parameter_name_passes(lab):
     assert lab.act("inet", "http", "192.0.2.10", "80", "GET", path)["ok"]
 
 
+def test_mirai_password_typed_with_telnet_commands_is_blocked(lab):
+    # The lab's telnetd reads b"xc\xff\xf13511" as xc3511 (test_lab.py);
+    # the raw content rule misses it, the parsed twin must not.
+    result = lab.act("inet", "mirai-edited", "192.0.2.20")
+    assert result["shell"] is False, result
+    alerts = _alerts_for(lab.data_dir, 9100051)
+    assert len(alerts) >= 2 and all(a["alert"]["action"] == "blocked" for a in alerts)
+
+
 def test_infected_device_scan_is_alerted(lab):
     lab.act("cam", "telnet-scan")
     assert _alerts_for(lab.data_dir, 9100030)

@@ -100,6 +100,7 @@ def main() -> None:
     flowint_case()
     event_cases()
     virtual_patch_cases()
+    mirai_telnet_case()
 
 
 def event_cases() -> None:
@@ -360,6 +361,27 @@ def virtual_patch_cases() -> None:
         [_request("GET", "/cgi-bin/luci/;stok=0123abcd/admin/status"),
          _request("GET", "/cgi-bin/genie.cgi?t=1")],
         {9100111: 3}, "Netgear: a shell metacharacter right after /cgi-bin/ drops; CGI paths pass")
+
+
+def mirai_telnet_case() -> None:
+    """Mirai's password typed the way a telnet server still reads it: with
+    telnet commands inside it, or edited with a backspace. The raw rules see
+    "xc\\xff\\xf13511"; the parsed twins see what login sees."""
+    sessions = [b"xc3511\r\n", b"xc\xff\xf13511\r\n", b"xc3\xff\xfd\x01511\r\n",
+                b"xc35X\x7f11\r\n", b"hunter2\r\n"]
+    frames = []
+    for index, password in enumerate(sessions + [None]):
+        typed = ([(True, bytes([c])) for c in b"xc3511\r\n"] if password is None
+                 else [(True, password)])
+        frames += _tcp_session([(False, b"\xff\xfd\x01login: "), (True, b"root\r\n"),
+                                (False, b"Password: "), *typed, (False, b"# ")],
+                               sport=42000 + index, start=index * 2.0, client=ATTACKER,
+                               dport=23, server=DEVICE)
+    _write("vpatch-mirai-telnet-decoded", frames, _shipped_rules(9100001, 9100051),
+           {9100001: 2, 9100051: 3},
+           "Mirai's xc3511 with an IAC NOP or DO inside it or a backspace edit drops by the "
+           "parsed twin; typed plainly or a character at a time the raw rule drops it; "
+           "another password passes", blocked={9100001: 2, 9100051: 3})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Devices: inventory, profile, and the actions on one device."""
 from __future__ import annotations
 
-import os
+import re
 import time
 from typing import Annotated
 
@@ -36,23 +36,27 @@ def device_patches(settings, device: dict, alert_sids: set[int]) -> list[dict]:
     return result[:100]
 
 
+_VARIANT = re.compile(r", [^,(]+(?= \([^()]*\)$)")
+
+
+def _base_msg(msg: str) -> str:
+    """A twin rule's message without its variant: "... injection, query
+    (CVE-x)" and "... injection, form body (CVE-x)" -> "... injection (CVE-x)"."""
+    return _VARIANT.sub("", msg)
+
+
 def patch_groups(patches: list[dict]) -> list[dict]:
     """The device page's view of its patches: one row per CVE, however many
     rules patch it (a form-body, query and multipart twin read as one patch
-    to the owner); rules without a CVE keep a row each."""
+    to the owner)."""
     groups: dict = {}
     for patch in patches:
         key = tuple(patch["cves"]) or ("sid", patch["sid"])
         groups.setdefault(key, []).append(patch)
-    rows = []
-    for rules in groups.values():
-        msg = rules[0]["msg"]
-        if len(rules) > 1:
-            shared = os.path.commonprefix([rule["msg"] for rule in rules]).rstrip(", (")
-            msg = f"{shared} ({', '.join(rules[0]['cves'])})"
-        rows.append({"cves": rules[0]["cves"], "msg": msg, "sids": [rule["sid"] for rule in rules],
-                     "fired": any(rule["fired"] for rule in rules)})
-    return rows
+    return [{"cves": rules[0]["cves"],
+             "msg": _base_msg(rules[0]["msg"]) if len(rules) > 1 else rules[0]["msg"],
+             "sids": [rule["sid"] for rule in rules],
+             "fired": any(rule["fired"] for rule in rules)} for rules in groups.values()]
 
 
 def device_detail(store, settings, mac: str) -> dict:
