@@ -290,6 +290,12 @@ class _Direction:
         self.closed = False
 
 
+def _first_blank(line: bytes) -> int:
+    """Index of the first space or tab in `line`, -1 when there is none."""
+    space, tab = line.find(b" "), line.find(b"\t")
+    return tab if space < 0 else space if tab < 0 else min(space, tab)
+
+
 class HttpParser:
     """HTTP/1.0 and 1.1 in both directions of one connection."""
 
@@ -446,11 +452,10 @@ class HttpParser:
 
     def _fill_request_line(self, http_tx: _HttpTx, request_line: bytes) -> None:
         # As libhtp: a run of spaces or tabs separates the parts (servers
-        # take "POST\t/x\tHTTP/1.1" too), and spaces inside the URI stay.
-        method, _blank, rest = request_line.replace(b"\t", b" ").partition(b" ")
-        method = request_line[:len(method)]
-        start = len(request_line) - len(rest)
-        rest = request_line[start:].strip(b" \t")
+        # take "POST\t/x\tHTTP/1.1" too), and blanks inside the URI stay.
+        first = _first_blank(request_line)
+        method = request_line if first < 0 else request_line[:first]
+        rest = b"" if first < 0 else request_line[first:].strip(b" \t")
         last = max(rest.rfind(b" "), rest.rfind(b"\t"))
         if last >= 0 and rest.startswith(b"HTTP/", last + 1):
             raw_uri, protocol = rest[:last].rstrip(b" \t"), rest[last + 1:]
