@@ -366,7 +366,10 @@ def _serve_http(address: str, port: int, handler) -> None:
 
 def as_login_reads(line: bytes) -> bytes:
     """What login gets of a typed line on a real device: telnetd removes
-    telnet commands (IAC ...), the terminal applies backspace and DEL."""
+    telnet commands (IAC ...), the terminal applies backspace and DEL.
+    Written apart from ips.applayer.telnet on purpose: the inline test
+    checks the box's reading against the device's, so the device must not
+    borrow the box's parser."""
     out = bytearray()
     position = 0
     while position < len(line):

@@ -131,12 +131,10 @@ def _with_body_excerpt(fields: dict, tx) -> dict:
     requests carry it, so a login an alert rule merely noticed does not
     leave its password in the logs."""
     body = tx.buffers.get("http.request_body") if tx.buffers else None
-    if isinstance(body, list):
-        body = body[0] if body else None
-    if not body or "http_request_body_printable" in fields:
+    if not body:
         return fields
     return {**fields, "http_request_body_printable":
-            bytes(body[:BODY_EXCERPT_BYTES]).translate(_PRINTABLE).decode("ascii")}
+            body[:BODY_EXCERPT_BYTES].translate(_PRINTABLE).decode("ascii")}
 
 
 def _pseudo_packet(flow: Flow, to_server: bool) -> Packet:

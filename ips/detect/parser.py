@@ -323,6 +323,7 @@ _PCRE_ESCAPES = {"h": r"[\t \xa0]", "H": r"[^\t \xa0]", "v": r"[\n\x0b\x0c\r\x85
 _PCRE_REFUSED_ESCAPES = frozenset("KGXCpP")
 _PCRE_REFUSED_GROUPS = frozenset("|CR0123456789+&")
 _QUANTIFIER = re.compile(r"\{\d+(?:,\d*)?\}")
+_DIGITS = re.compile(r"\d{1,3}")
 _HEX_ESCAPE = re.compile(r"x(?:\{([0-9a-fA-F]+)\}|([0-9a-fA-F]{1,2}))?")
 _NAMED_GROUP = re.compile(r"\(\?(?:P?<([A-Za-z_]\w*)>|'([A-Za-z_]\w*)')")
 _REFERENCE = re.compile(r"[gk](?:\{(-?\d+|[A-Za-z_]\w*)\}|<([A-Za-z_]\w*)>|'([A-Za-z_]\w*)'|(-?\d+))")
@@ -407,8 +408,8 @@ def _pcre_group(pattern: str, position: int) -> tuple[str, int, int]:
     named = _NAMED_GROUP.match(pattern, position)
     if named:
         return f"(?P<{named.group(1) or named.group(2)}>", named.end(), 1
-    if (kind and kind in _PCRE_REFUSED_GROUPS) or pattern[position + 2:position + 4] in \
-            {"-" + digit for digit in "0123456789"}:
+    if (kind and kind in _PCRE_REFUSED_GROUPS) or (
+            kind == "-" and pattern[position + 3:position + 4].isdigit()):   # (?-1) recursion
         raise RuleError("pcre-unsupported", "pcre", detail="PCRE-only construct")
     return "(?", position + 2, 0
 
@@ -440,7 +441,7 @@ def _pcre_escape(pattern: str, position: int, in_class: bool, groups: int) -> tu
     if letter in _PCRE_REFUSED_ESCAPES or letter == "o":
         raise RuleError("pcre-unsupported", "pcre", detail=f"PCRE-only escape \\{letter}")
     if letter.isdigit():        # a back reference or an octal escape: the whole number
-        digits = re.compile(r"\d{1,3}").match(pattern, position + 1).group()
+        digits = _DIGITS.match(pattern, position + 1).group()
         return "\\" + digits, position + 1 + len(digits)
     if in_class:
         if letter in _PCRE_CLASS_ESCAPES:

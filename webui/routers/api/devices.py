@@ -51,8 +51,7 @@ def patch_groups(patches: list[dict]) -> list[dict]:
     to the owner)."""
     groups: dict = {}
     for patch in patches:
-        key = tuple(patch["cves"]) or ("sid", patch["sid"])
-        groups.setdefault(key, []).append(patch)
+        groups.setdefault(tuple(patch["cves"]), []).append(patch)   # a patch names a CVE
     return [{"cves": rules[0]["cves"],
              "msg": _base_msg(rules[0]["msg"]) if len(rules) > 1 else rules[0]["msg"],
              "sids": [rule["sid"] for rule in rules],
