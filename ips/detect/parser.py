@@ -540,7 +540,7 @@ class _Builder:
 
     __slots__ = ("rule", "current_buffer", "last_content", "last_content_buffer",
                  "variables_defined", "classifications", "saw_dsize", "last_positional",
-                 "checked")
+                 "last_positional_buffer", "checked")
 
     def __init__(self, rule: Rule, classifications: dict, checked: bool = False) -> None:
         self.rule = rule
@@ -549,6 +549,7 @@ class _Builder:
         self.last_content = None
         self.last_content_buffer = None
         self.last_positional = None
+        self.last_positional_buffer = None
         self.variables_defined: set[str] = set()
         self.classifications = classifications
         self.saw_dsize = False
@@ -557,6 +558,19 @@ class _Builder:
         name = buffer or self.current_buffer
         self.rule.buffers.setdefault(name, []).append(matcher)
         self.last_positional = matcher
+        self.last_positional_buffer = name
+
+    def byte_keyword_buffer(self, relative: bool) -> str:
+        """Where `isdataat` or a `byte_*` keyword goes (Suricata's setup of
+        each): the sticky buffer if one is active; else, when relative, the
+        buffer of the last payload keyword of any buffer, so after
+        `uricontent:"a"` or `content:"a"; http_uri;` it reads the URI from
+        the end of "a"; else the packet payload."""
+        if self.current_buffer != PAYLOAD:
+            return self.current_buffer
+        if relative and self.last_positional_buffer is not None:
+            return self.last_positional_buffer
+        return PAYLOAD
 
     def content(self, keyword: str) -> verify.Content:
         if self.last_content is None:
@@ -572,6 +586,8 @@ class _Builder:
                 del self.rule.buffers[self.last_content_buffer]
         self.rule.buffers.setdefault(buffer, []).append(content)
         self.last_content_buffer = buffer
+        if self.last_positional is content:
+            self.last_positional_buffer = buffer
 
 
 def _opt_content(builder: _Builder, value: str | None, keyword: str = "content") -> None:
@@ -653,7 +669,7 @@ def _opt_isdataat(builder: _Builder, value: str | None) -> None:
         if extra not in ("relative", "rawbytes"):
             raise RuleError("syntax", "isdataat", syntax=True, detail=extra)
     position = _int_or_var(text, "isdataat", builder)
-    builder.add(verify.IsDataAt(position, relative, negated))
+    builder.add(verify.IsDataAt(position, relative, negated), builder.byte_keyword_buffer(relative))
 
 
 _ENDIAN = {"big": False, "little": True}
@@ -716,7 +732,7 @@ def _opt_byte_test(builder: _Builder, value: str | None) -> None:
     test.value = _int_or_var(parts[2], "byte_test", builder)
     test.offset = _int_or_var(parts[3], "byte_test", builder)
     _byte_common(test, parts[4:], "byte_test", builder, {"bitmask"})
-    builder.add(test)
+    builder.add(test, builder.byte_keyword_buffer(test.relative))
 
 
 def _opt_byte_jump(builder: _Builder, value: str | None) -> None:
@@ -728,7 +744,7 @@ def _opt_byte_jump(builder: _Builder, value: str | None) -> None:
     jump.offset = _int_or_var(parts[1], "byte_jump", builder)
     _byte_common(jump, parts[2:], "byte_jump", builder,
                  {"multiplier", "align", "from_beginning", "from_end", "post_offset", "bitmask"})
-    builder.add(jump)
+    builder.add(jump, builder.byte_keyword_buffer(jump.relative))
 
 
 def _opt_byte_extract(builder: _Builder, value: str | None) -> None:
@@ -743,17 +759,24 @@ def _opt_byte_extract(builder: _Builder, value: str | None) -> None:
         raise RuleError("syntax", "byte_extract", syntax=True, detail="bad variable name")
     _byte_common(extract, parts[3:], "byte_extract", builder, {"multiplier", "align"})
     builder.variables_defined.add(extract.name)
-    builder.add(extract)
+    builder.add(extract, builder.byte_keyword_buffer(extract.relative))
 
 
 def _opt_pcre(builder: _Builder, value: str | None) -> None:
     if value is None:
         raise RuleError("syntax", "pcre", syntax=True)
     pcre, buffer = compile_pcre(value, deferred=builder.checked)
-    if buffer is not None and pcre.relative and buffer != builder.current_buffer:
-        # A relative pcre with its own buffer modifier anchors on that buffer's list.
-        pass
+    if pcre.relative and buffer is None and builder.current_buffer == PAYLOAD and not any(
+            isinstance(m, _POINTER_MOVERS) for m in builder.rule.buffers.get(PAYLOAD, ())):
+        # Suricata refuses it: after `uricontent:"a"` a bare /R pcre would
+        # read the payload from offset 0, not the URI after "a".
+        raise RuleError("syntax", "pcre", syntax=True,
+                        detail="pcre with /R needs a preceding match in the same buffer")
     builder.add(pcre, buffer)
+
+
+# What a relative pcre can anchor on (Suricata 9 added the byte_* ones).
+_POINTER_MOVERS = (verify.Content, verify.Pcre, verify.ByteJump, verify.ByteExtract)
 
 
 def _opt_flow(builder: _Builder, value: str | None) -> None:

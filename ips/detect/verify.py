@@ -235,9 +235,13 @@ class IsDataAt:
         position = _value(self.position, inspection.variables)
         if position is None:
             return
+        # Suricata's bounds differ: relative, N bytes must remain after the
+        # previous match (prev + N <= len, so `isdataat:!1,relative` means
+        # "ends here"); absolute, offset N must exist (N < len).
         if self.relative:
-            position += prev
-        present = position < len(inspection.buffer)
+            present = prev + position <= len(inspection.buffer)
+        else:
+            present = position < len(inspection.buffer)
         if present != self.negated:
             yield prev
 

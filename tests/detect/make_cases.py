@@ -101,6 +101,7 @@ def main() -> None:
     event_cases()
     virtual_patch_cases()
     mirai_telnet_case()
+    relative_keyword_cases()
 
 
 def event_cases() -> None:
@@ -385,6 +386,34 @@ def mirai_telnet_case() -> None:
            "Mirai's xc3511 with an IAC NOP or DO inside it or a backspace edit drops by the "
            "parsed twin; typed plainly or a character at a time the raw rule drops it; "
            "another password passes", blocked={9100001: 2, 9100051: 3})
+
+
+def relative_keyword_cases() -> None:
+    """Where a relative `isdataat` / `byte_*` reads, and its bounds, as in
+    Suricata: after `uricontent` or `content; http_uri;` it reads the URI
+    from the end of that content (not the payload from 0); relative, N bytes
+    must remain (prev + N <= len); `isdataat:!1,relative` means "ends here"."""
+    request = b"GET /set?len=6&name=admin&cmd=reboot_now HTTP/1.1\r\nHost: cam\r\n\r\n"
+    rules = (
+        'alert http any any -> any any (msg:"10 bytes after cmd= are not 11"; '
+        'uricontent:"cmd="; isdataat:!11,relative; sid:2001; rev:1;)\n'
+        'alert http any any -> any any (msg:"exactly 10 bytes remain"; '
+        'content:"cmd="; http_uri; isdataat:10,relative; sid:2002; rev:1;)\n'
+        'alert http any any -> any any (msg:"11 bytes do not remain"; '
+        'content:"cmd="; http_uri; isdataat:11,relative; sid:2003; rev:1;)\n'
+        'alert http any any -> any any (msg:"extracted distance in the URI"; '
+        'uricontent:"len="; byte_extract:1,0,skip,relative,string,dec; '
+        'uricontent:"admin"; distance:skip; within:5; sid:2004; rev:1;)\n'
+        'alert http any any -> any any (msg:"byte_test reads the URI"; '
+        'content:"len="; http_uri; byte_test:1,=,6,0,relative,string,dec; sid:2005; rev:1;)\n'
+        'alert tcp any any -> any 80 (msg:"request ends with the blank line"; '
+        'content:"|0d 0a 0d 0a|"; isdataat:!1,relative; sid:2006; rev:1;)\n'
+        'alert tcp any any -> any 80 (msg:"one byte after the last n is not the end"; '
+        'content:"cam|0d 0a 0d|"; isdataat:!1,relative; sid:2007; rev:1;)\n')
+    _write("relative-keywords-legacy-buffers", _tcp_session([(True, request)]), rules,
+           {2001: 1, 2002: 1, 2003: 0, 2004: 1, 2005: 1, 2006: 1, 2007: 0},
+           "relative isdataat/byte_* follow the previous content into the URI; "
+           "relative isdataat needs N bytes left, !1 means ends-with")
 
 
 if __name__ == "__main__":

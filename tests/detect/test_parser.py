@@ -53,6 +53,34 @@ def test_legacy_modifiers_move_content_to_buffers():
     assert rule.tx_buffers == ("http.method", "http.uri")
 
 
+def _kinds(rule, buffer):
+    return [type(m).__name__ for m in rule.buffers.get(buffer, ())]
+
+
+def test_relative_byte_keywords_follow_the_previous_content_into_its_buffer():
+    # Suricata: no sticky buffer active, a relative isdataat/byte_* goes to
+    # the list of the last payload keyword, wherever a modifier moved it.
+    rule = parse('alert tcp any any -> any any (uricontent:"a"; isdataat:!10,relative; '
+                 'content:"b"; http_uri; byte_extract:1,0,n,relative; byte_test:1,=,1,0,relative; '
+                 'byte_jump:1,0,relative; isdataat:3; sid:1;)')
+    assert _kinds(rule, "http.uri") == ["Content", "IsDataAt", "Content", "ByteExtract",
+                                        "ByteTest", "ByteJump"]
+    assert _kinds(rule, "payload") == ["IsDataAt"]          # absolute: the payload
+    sticky = parse('alert tcp any any -> any any (content:"a"; http.uri; isdataat:2; sid:1;)')
+    assert _kinds(sticky, "http.uri") == ["IsDataAt"]
+    assert _kinds(sticky, "payload") == ["Content"]
+
+
+def test_relative_pcre_needs_a_match_before_it_in_its_buffer():
+    with pytest.raises(RuleError, match="preceding match"):
+        parse('alert tcp any any -> any any (uricontent:"a"; pcre:"/^b/R"; sid:1;)')
+    for ok in ('alert tcp any any -> any any (content:"a"; pcre:"/^b/R"; sid:1;)',
+               'alert tcp any any -> any any (uricontent:"a"; pcre:"/^b/UR"; sid:1;)',
+               'alert tcp any any -> any any (http.uri; pcre:"/^b/R"; sid:1;)',
+               'alert tcp any any -> any any (byte_jump:4,0; pcre:"/^b/R"; sid:1;)'):
+        assert parse(ok).buffers
+
+
 def test_fast_pattern_selection_prefers_app_buffer_then_length():
     rule = parse('alert http any any -> any any (http.method; content:"POST"; http.uri; '
                  'content:"/a"; http.user_agent; content:"Mozilla"; sid:1;)')
@@ -150,7 +178,7 @@ def test_pcre_python_cannot_say_is_refused(expression):
 
 
 def test_pcre_of_a_checked_rule_compiles_on_first_use():
-    text = 'alert tcp any any -> any any (pcre:"/^(?<n>[[:digit:]]+)x/Ri"; sid:1;)'
+    text = 'alert tcp any any -> any any (pcre:"/^(?<n>[[:digit:]]+)x/i"; sid:1;)'
     pcre = parse_rule(text, VARIABLES, {}, checked=True).buffers["payload"][0]
     assert pcre._regex is None
     eager = parse(text).buffers["payload"][0].regex

@@ -84,6 +84,13 @@ def test_isdataat_and_bsize():
     assert matches('content:"A"; isdataat:2,relative;', b"Axyz")
     assert not matches('content:"A"; isdataat:3,relative;', b"Axy")
     assert matches('content:"A"; isdataat:!3,relative;', b"Axy")
+    # Suricata's bounds: relative needs N bytes left (1 + 2 <= 3), absolute
+    # needs offset N to exist (3 < 3 fails); !1,relative is "ends here".
+    assert matches('content:"A"; isdataat:2,relative;', b"Axy")
+    assert not matches('content:"A"; isdataat:!2,relative;', b"Axy")
+    assert not matches('isdataat:3;', b"Axy") and matches('isdataat:2;', b"Axy")
+    assert matches('content:"xy"; isdataat:!1,relative;', b"Axy")
+    assert not matches('content:"x"; isdataat:!1,relative;', b"Axy")
     assert matches('bsize:3;', b"abc")
     assert not matches('bsize:<3;', b"abc")
 
