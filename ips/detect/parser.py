@@ -114,6 +114,8 @@ INFORMATIONAL = {"reference", "created_at", "updated_at"}
 IGNORED = {
     "tag": "tagging extra packets for logging is not implemented; the alert itself is unaffected",
     "rawbytes": "no normalised payload exists, so raw and normal bytes are the same",
+    "prefilter": "Suricata's hint to prefilter a rule without content on another "
+                 "keyword; every header-only rule here is already checked by its header",
 }
 # Known Suricata keywords this engine refuses (reported by name).
 TRANSFORMS = {"pcrexform", "xor", "header_lowercase", "strip_pseudo_headers", "from_base64"}
@@ -707,6 +709,8 @@ def _byte_common(obj, parts: list[str], keyword: str, builder: _Builder, allowed
         else:
             raise RuleError("syntax", keyword, syntax=True, detail=f"unknown option {part!r}")
         index += 1
+    if isinstance(obj.count, str):
+        return          # a byte_extract variable: its value is checked when read
     if obj.base is None and not (1 <= obj.count <= 8):
         raise RuleError("syntax", keyword, syntax=True, detail="binary count must be 1..8")
     if obj.base is not None and obj.count == 0 and keyword != "byte_test":
@@ -722,7 +726,7 @@ def _opt_byte_test(builder: _Builder, value: str | None) -> None:
     if len(parts) < 4:
         raise RuleError("syntax", "byte_test", syntax=True, detail="needs 4 arguments")
     test = verify.ByteTest()
-    test.count = _int(parts[0], "byte_test")
+    test.count = _int_or_var(parts[0], "byte_test", builder)
     op = parts[1].replace(" ", "")
     test.negated = op.startswith("!")
     op = op.lstrip("!") or "="
@@ -740,7 +744,7 @@ def _opt_byte_jump(builder: _Builder, value: str | None) -> None:
     if len(parts) < 2:
         raise RuleError("syntax", "byte_jump", syntax=True, detail="needs 2 arguments")
     jump = verify.ByteJump()
-    jump.count = _int(parts[0], "byte_jump")
+    jump.count = _int_or_var(parts[0], "byte_jump", builder)
     jump.offset = _int_or_var(parts[1], "byte_jump", builder)
     _byte_common(jump, parts[2:], "byte_jump", builder,
                  {"multiplier", "align", "from_beginning", "from_end", "post_offset", "bitmask"})
@@ -905,6 +909,10 @@ def _parse_threshold(value: str | None, keyword: str) -> dict:
         if len(words) != 2:
             raise RuleError("syntax", keyword, syntax=True, detail=part.strip())
         result[words[0].lower()] = words[1]
+    if result.get("type") == "backoff":
+        # Suricata 8's alert-at-1st, Nth, N*Mth... type: not implemented
+        # (nothing here to check its counts against), so refused, not weakened.
+        raise RuleError("unsupported-keyword", keyword, detail="type backoff")
     try:
         spec = {
             "type": result.pop("type", "threshold" if keyword == "detection_filter" else None),

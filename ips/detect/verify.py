@@ -76,6 +76,17 @@ def _value(value, variables: dict) -> int | None:
     return value
 
 
+def _count(count, variables: dict, base: int | None) -> int | None:
+    """The byte count of a byte_test/byte_jump, which may name a
+    byte_extract variable; None (no match) when the variable holds a count
+    the keyword could not have been written with."""
+    if isinstance(count, str):
+        count = variables.get(count)
+        if count is None or not (1 <= count <= (32 if base is not None else 8)):
+            return None
+    return count
+
+
 class Content:
     """`content` with its modifiers."""
 
@@ -419,7 +430,10 @@ class ByteTest:
         if offset is None or value is None:
             return
         position = prev + offset if self.relative else offset
-        number = read_number(inspection.buffer, position, self.count, self.little, self.base)
+        count = _count(self.count, variables, self.base)
+        if count is None:
+            return
+        number = read_number(inspection.buffer, position, count, self.little, self.base)
         if number is None:
             return
         if self.bitmask is not None:
@@ -464,7 +478,10 @@ class ByteJump:
             return
         buffer = inspection.buffer
         position = prev + offset if self.relative else offset
-        number = read_number(buffer, position, self.count, self.little, self.base)
+        count = _count(self.count, inspection.variables, self.base)
+        if count is None:
+            return
+        number = read_number(buffer, position, count, self.little, self.base)
         if number is None:
             return
         if self.bitmask is not None:
@@ -477,7 +494,7 @@ class ByteJump:
         elif self.from_end:
             target = len(buffer) + jump
         else:
-            target = position + self.count + jump
+            target = position + count + jump
         target += self.post_offset
         # Suricata refuses a jump outside the buffer.
         if target < 0 or target > len(buffer):

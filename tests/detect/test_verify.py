@@ -103,6 +103,13 @@ def test_byte_test_jump_extract():
     assert matches('byte_extract:2,0,size; content:"d"; offset:size;', b"\x00\x05abcd")
     assert not matches('byte_extract:2,0,size; content:"a"; offset:size;', b"\x00\x05abcd")
     assert matches('byte_test:1,&,0x80,0;', b"\x81")
+    # The byte count itself from a byte_extract variable (Suricata 7).
+    assert matches('byte_extract:1,0,n; byte_test:n,=,0x0102,0,relative;', b"\x02\x01\x02")
+    assert matches('byte_extract:1,0,n; byte_jump:n,0,relative; content:"X"; within:1;',
+                   b"\x01\x01YX")
+    assert not matches('byte_extract:1,0,n; byte_jump:n,0,relative; content:"X"; within:1;',
+                       b"\x01\x01XY")
+    assert not matches('byte_extract:1,0,n; byte_test:n,>,0,0,relative;', b"\x09" + b"\xff" * 9)
 
 
 def test_uint_check_forms():
