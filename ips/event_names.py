@@ -54,6 +54,9 @@ STREAM_EVENTS = frozenset({
 APPLAYER_EVENTS = frozenset({
     # ips/applayer/http.py, on the transaction (libhtp's HTP_REQUEST_INVALID_T_E)
     "http.invalid_transfer_encoding_value_in_request",
+    # ips/applayer/dns.py, on the request's or response's transaction
+    "dns.z_flag_set",
+    "dns.malformed_data",
 })
 """Parser events put on the transaction, as `app-layer-event` names them.
 Suricata's generic `applayer_*` events have no counterpart here."""
@@ -81,7 +84,7 @@ LOG_ONLY = {
         "legitimate responses",
 }
 """Anomalies that are logged and counted but that no rule may name, and why."""
-# App-layer parsers' connection-level anomalies (http.gap, dns.malformed_data,
+# App-layer parsers' connection-level anomalies (http.gap, dns.gap,
 # <proto>.parser_error, ...) are logged only: they are not on a transaction,
 # and their names and conditions are ours, not Suricata's parsers'.
 

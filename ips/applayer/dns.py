@@ -244,6 +244,24 @@ def message_record(message: DnsMessage) -> dict:
     return record
 
 
+def _fill(tx: Tx, message: DnsMessage, queries: list[bytes]) -> None:
+    """The buffers and events a request and a response both have: query and
+    answer names (Suricata 8's dns.query.name / dns.answer.name, either
+    direction), opcode and rcode (one byte each, for dns.opcode / dns.rcode),
+    and the app-layer events Suricata's DNS parser puts on a transaction."""
+    buffers = tx.buffers
+    buffers["dns.query.name"] = queries
+    buffers["dns.answer.name"] = [a.name for a in message.answers]
+    buffers["dns.opcode"] = bytes((message.opcode,))
+    buffers["dns.rcode"] = bytes((message.rcode,))
+    events = ()
+    if message.flags & 0x0040:
+        events += ("dns.z_flag_set",)       # the reserved Z bit must be zero
+    if "dns.malformed_data" in message.problems:
+        events += ("dns.malformed_data",)
+    tx.events = events
+
+
 class DnsParser:
     """DNS over UDP (one message per feed) or TCP (length-prefixed stream)."""
 
@@ -305,8 +323,9 @@ class DnsParser:
         if not message.is_response:
             tx = Tx(app_proto="dns", tx_id=self.next_tx_id, to_server=to_server)
             self.next_tx_id += 1
+            # dns.query is the request's buffer only, as in Suricata.
             tx.buffers["dns.query"] = queries
-            tx.buffers["dns.opcode"] = message.opcode
+            _fill(tx, message, queries)
             if len(self.open) >= MAX_OPEN_QUERIES:
                 oldest = next(iter(self.open))
                 self.open.pop(oldest)[0].complete = True
@@ -327,10 +346,7 @@ class DnsParser:
         # The response is its own Tx object (same id): it carries its own
         # record, and detection's once-per-tx_id rule keeps alerts single.
         tx = Tx(app_proto="dns", tx_id=tx_id, to_server=to_server)
-        tx.buffers["dns.query"] = queries
-        tx.buffers["dns.opcode"] = message.opcode
-        tx.buffers["dns.answer.name"] = [a.name for a in message.answers]
-        tx.buffers["dns.rcode"] = message.rcode
+        _fill(tx, message, queries)
         tx.record = record
         tx.complete = True
         return [tx]

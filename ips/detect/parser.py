@@ -62,7 +62,9 @@ BUFFERS = {
     "http.accept_enc": ("http", "ts"), "http.accept_lang": ("http", "ts"),
     "http.referer": ("http", "ts"), "http.connection": ("http", None),
     "file.data": (None, None),
-    "dns.query": ("dns", None),
+    "dns.query": ("dns", "ts"),
+    "dns.query.name": ("dns", None), "dns.answer.name": ("dns", None),
+    "dns.opcode": ("dns", None), "dns.rcode": ("dns", None),   # integer keywords
     "tls.version": ("tls", None),
     "base64_data": (None, None),     # what base64_decode decoded (moved into it)
     "tls.sni": ("tls", "ts"), "tls.cert_subject": ("tls", "tc"), "tls.cert_issuer": ("tls", "tc"),
@@ -78,7 +80,8 @@ BUFFERS = {
 }
 # Older sticky-buffer spellings.
 STICKY_ALIASES = {
-    "dns_query": "dns.query", "tls_sni": "tls.sni", "tls_cert_subject": "tls.cert_subject",
+    "dns_query": "dns.query", "dns.queries.rrname": "dns.query.name",
+    "dns.answers.rrname": "dns.answer.name", "tls_sni": "tls.sni", "tls_cert_subject": "tls.cert_subject",
     "tls_cert_issuer": "tls.cert_issuer", "tls_cert_serial": "tls.cert_serial",
     "tls_cert_fingerprint": "tls.cert_fingerprint", "ja3_hash": "ja3.hash",
     "ja3_string": "ja3.string", "ja3s_hash": "ja3s.hash", "ja3s_string": "ja3s.string",
@@ -960,6 +963,28 @@ def _opt_packet_check(builder: _Builder, keyword: str, value: str | None) -> Non
         builder.rule.packet_only = True
 
 
+# Integer fields a parser keeps as a one-byte buffer: keyword -> names
+# the value may be written as (dns.rcode:NXDOMAIN).
+_TX_BYTE_KEYWORDS = {"dns.opcode": {}, "dns.rcode": {}}
+
+
+def _opt_tx_byte(builder: _Builder, name: str, value: str | None) -> None:
+    """`dns.opcode:[!]N[-M]`, `dns.rcode:...`: a transaction's integer
+    field against Suricata's integer comparisons."""
+    if value is None:
+        raise RuleError("syntax", name, syntax=True, detail="needs a value")
+    text = value.strip()
+    names = _TX_BYTE_KEYWORDS[name]
+    if not names and name == "dns.rcode":
+        from ips.applayer.dns import RCODES
+        names.update({label.lower(): code for code, label in RCODES.items()})
+    negated = text.startswith("!")
+    word = text[1:].strip() if negated else text
+    if word.lower() in names:
+        text = f"{'!' if negated else ''}{names[word.lower()]}"
+    builder.rule.buffers.setdefault(name, []).append(verify.FirstByte(_uint_keyword(name, text)))
+
+
 def _opt_urilen(builder: _Builder, value: str | None) -> None:
     parts = [p.strip() for p in (value or "").split(",")]
     buffer = "http.uri"
@@ -1082,6 +1107,8 @@ def _apply_option(builder: _Builder, name: str, value: str | None) -> None:
         _opt_base64_decode(builder, value)
     elif name == "tls.version" and value is not None:
         _opt_tls_version(builder, value)
+    elif name in _TX_BYTE_KEYWORDS:
+        _opt_tx_byte(builder, name, value)
     elif name in BUFFERS or name in STICKY_ALIASES:
         builder.current_buffer = STICKY_ALIASES.get(name, name)
         builder.last_content = None

@@ -313,6 +313,22 @@ class BufferSize:
             yield prev
 
 
+class FirstByte:
+    """An integer field a parser keeps as a one-byte buffer (`dns.opcode`,
+    `dns.rcode`), against an integer comparison."""
+
+    __slots__ = ("check", "relative_next")
+
+    def __init__(self, check: UintCheck) -> None:
+        self.check = check
+        self.relative_next = False
+
+    def positions(self, inspection: Inspection, prev: int):
+        buffer = inspection.buffer
+        if buffer and self.check(buffer[0]):
+            yield prev
+
+
 _BASE64_RUN = re.compile(rb"[A-Za-z0-9+/]*")
 
 

@@ -34,7 +34,7 @@ def test_query_and_response_are_each_logged_under_one_tx_id():
     assert request_tx.record["type"] == "request" and not request_tx.complete
     [tx] = parser.feed(response(), False)
     assert tx.tx_id == request_tx.tx_id and tx.complete and request_tx.complete
-    assert tx.buffers["dns.query"] == [b"camera.example.com"]
+    assert "dns.query" not in tx.buffers and tx.buffers["dns.query.name"] == [b"camera.example.com"]
     assert tx.record["type"] == "response" and tx.record["rcode"] == "NOERROR"
     assert tx.record["queries"] == [{"rrname": "camera.example.com", "rrtype": "A"}]
     assert tx.record["answers"] == [

@@ -102,6 +102,7 @@ def main() -> None:
     virtual_patch_cases()
     mirai_telnet_case()
     relative_keyword_cases()
+    dns_keyword_cases()
 
 
 def event_cases() -> None:
@@ -414,6 +415,47 @@ def relative_keyword_cases() -> None:
            {2001: 1, 2002: 1, 2003: 0, 2004: 1, 2005: 1, 2006: 1, 2007: 0},
            "relative isdataat/byte_* follow the previous content into the URI; "
            "relative isdataat needs N bytes left, !1 means ends-with")
+
+
+def dns_keyword_cases() -> None:
+    """dns.opcode / dns.rcode (numbers and names), the Z-flag event, query
+    and answer names in both directions, and dns.query on requests only."""
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+
+    def datagram(to_server: bool, dns, index: int):
+        src, dst = (CLIENT, SERVER) if to_server else (SERVER, CLIENT)
+        sport, dport = (5353 + 30000, 53) if to_server else (53, 5353 + 30000)
+        src_mac, dst_mac = (CLIENT_MAC, SERVER_MAC) if to_server else (SERVER_MAC, CLIENT_MAC)
+        frame = Ether(src=src_mac, dst=dst_mac) / IP(src=src, dst=dst) / UDP(sport=sport, dport=dport) / dns
+        frame.time = 1700000000 + index * 0.01
+        return frame
+
+    frames = [
+        datagram(True, DNS(id=1, rd=1, z=1, qd=DNSQR(qname="cam.example.com")), 0),
+        datagram(False, DNS(id=1, qr=1, rcode=3, qd=DNSQR(qname="cam.example.com")), 1),
+        datagram(True, DNS(id=2, rd=1, qd=DNSQR(qname="printer.example.net")), 2),
+        datagram(False, DNS(id=2, qr=1, qd=DNSQR(qname="printer.example.net"),
+                            an=DNSRR(rrname="printer.example.net", rdata="192.0.2.50")), 3),
+    ]
+    rules = (
+        'alert dns any any -> any any (msg:"standard queries"; flow:to_server; dns.opcode:0; '
+        'sid:3001; rev:1;)\n'
+        'alert dns any any -> any any (msg:"NXDOMAIN by number"; dns.rcode:3; sid:3002; rev:1;)\n'
+        'alert dns any any -> any any (msg:"NXDOMAIN by name"; dns.rcode:nxdomain; sid:3003; rev:1;)\n'
+        'alert dns any any -> any any (msg:"answered"; flow:to_client; dns.rcode:!3; '
+        'sid:3004; rev:1;)\n'
+        'alert dns any any -> any any (msg:"Z flag"; app-layer-event:dns.z_flag_set; '
+        'sid:3005; rev:1;)\n'
+        'alert dns any any -> any any (msg:"dns.query is the request only"; flow:to_client; '
+        'dns.query; content:"cam"; sid:3006; rev:1;)\n'
+        'alert dns any any -> any any (msg:"query name in the response"; flow:to_client; '
+        'dns.queries.rrname; content:"cam."; sid:3007; rev:1;)\n'
+        'alert dns any any -> any any (msg:"answer name"; dns.answer.name; content:"printer"; '
+        'sid:3008; rev:1;)\n')
+    _write("dns-header-keywords", frames, rules,
+           {3001: 2, 3002: 1, 3003: 1, 3004: 1, 3005: 1, 3006: 0, 3007: 1, 3008: 1},
+           "dns.opcode/dns.rcode, the Z-flag event, query and answer names; "
+           "dns.query is not inspected on responses")
 
 
 if __name__ == "__main__":
