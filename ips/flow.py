@@ -15,6 +15,8 @@ TCP state, per flow (one state for the session, named from the client's
 point of view, as Suricata's flow log does):
 
     none ──SYN──▶ syn_sent ──SYN/ACK──▶ syn_recv ──ACK──▶ established
+    (simultaneous open, as Suricata's 4-way handshake: a SYN from the server
+    in syn_sent, then the SYN/ACK from the client and the ACK from the server)
     established ──first FIN from client──▶ fin_wait   (server FIN: close_wait)
     fin_wait/close_wait ──FIN from the other side──▶ closed
     any ──RST──▶ closed
@@ -82,7 +84,7 @@ class Flow:
         "start", "last", "pkts_toserver", "pkts_toclient", "bytes_toserver", "bytes_toclient",
         "state", "tcp_state", "tcp_flags_ts", "tcp_flags_tc", "established", "midstream",
         "app_proto", "app", "stream", "detect", "flowbits", "alerted", "action",
-        "client_mac", "server_mac", "end_reason",
+        "client_mac", "server_mac", "end_reason", "four_way",
         # the deadline of this flow's live entry in the table's expiry heap
         "queued_deadline",
     )
@@ -114,6 +116,7 @@ class Flow:
         self.action = "pass"
         self.client_mac = self.server_mac = None
         self.end_reason = None
+        self.four_way = False      # simultaneous open: the server sent a SYN of its own
         self.queued_deadline = 0.0
 
     def __repr__(self) -> str:
@@ -244,8 +247,12 @@ class FlowTable:
         state = flow.tcp_state
         if flags & TH_SYN:
             if flags & TH_ACK:
-                if state == "syn_sent" and not to_server:
+                # A SYN/ACK comes from the server, or from the client in a
+                # simultaneous open (the "4-way handshake" Suricata accepts).
+                if state == "syn_sent" and to_server == flow.four_way:
                     flow.tcp_state = "syn_recv"
+            elif state == "syn_sent" and not to_server:
+                flow.four_way = True
             return
         if flags & TH_FIN:
             if state == "closed" or state == "reset":
@@ -257,7 +264,7 @@ class FlowTable:
             else:
                 flow.tcp_state = "fin_wait" if to_server else "close_wait"
             return
-        if state == "syn_recv" and to_server and flags & TH_ACK:
+        if state == "syn_recv" and to_server != flow.four_way and flags & TH_ACK:
             flow.tcp_state = "established"
             flow.established = True
             flow.state = "established"

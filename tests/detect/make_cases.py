@@ -103,6 +103,7 @@ def main() -> None:
     mirai_telnet_case()
     relative_keyword_cases()
     dns_keyword_cases()
+    simultaneous_open_case()
 
 
 def event_cases() -> None:
@@ -456,6 +457,32 @@ def dns_keyword_cases() -> None:
            {3001: 2, 3002: 1, 3003: 1, 3004: 1, 3005: 1, 3006: 0, 3007: 1, 3008: 1},
            "dns.opcode/dns.rcode, the Z-flag event, query and answer names; "
            "dns.query is not inspected on responses")
+
+
+def simultaneous_open_case() -> None:
+    """A TCP simultaneous open (SYN, SYN, SYN/ACK from the client, ACK from
+    the server: Suricata's 4-way handshake) establishes the flow, so rules
+    with flow:established see the request sent over it."""
+    def seg(to_server: bool, flags: str, seq: int, ack: int = 0, data: bytes = b""):
+        src, dst, sport, dport = (CLIENT, SERVER, 40001, 80) if to_server else (SERVER, CLIENT, 80, 40001)
+        macs = (CLIENT_MAC, SERVER_MAC) if to_server else (SERVER_MAC, CLIENT_MAC)
+        frame = Ether(src=macs[0], dst=macs[1]) / IP(src=src, dst=dst) / TCP(
+            sport=sport, dport=dport, flags=flags, seq=seq, ack=ack)
+        return frame / Raw(data) if data else frame
+
+    request = b"GET /admin/cmd.cgi?x=1 HTTP/1.1\r\nHost: cam\r\n\r\n"
+    frames = [seg(True, "S", 1000), seg(False, "S", 5000), seg(True, "SA", 1000, 5001),
+              seg(False, "A", 5001, 1001), seg(True, "PA", 1001, 5001, request),
+              seg(False, "A", 5001, 1001 + len(request))]
+    for index, frame in enumerate(frames):
+        frame.time = 1700000000 + index * 0.01
+    _write("tcp-simultaneous-open", frames,
+           'alert http any any -> any any (msg:"request over a simultaneous open"; '
+           'flow:established,to_server; http.uri; content:"/admin/cmd.cgi"; sid:4001; rev:1;)\n'
+           'alert tcp any any -> any 80 (msg:"raw, established"; flow:established,to_server; '
+           'content:"GET /admin"; sid:4002; rev:1;)\n',
+           {4001: 1, 4002: 1},
+           "a 4-way handshake establishes the flow, as in Suricata (no evasion by simultaneous open)")
 
 
 if __name__ == "__main__":

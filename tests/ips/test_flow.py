@@ -104,6 +104,22 @@ def test_three_way_handshake_establishes():
     assert flow.tcp_flags_ts == TH_SYN | TH_ACK and flow.tcp_flags_tc == TH_SYN | TH_ACK
 
 
+def test_simultaneous_open_establishes_as_suricatas_four_way_handshake():
+    # SYN, SYN from the server, SYN/ACK from the client, ACK from the server:
+    # a flow left short of "established" would blind every established rule.
+    flows = table()
+    flow = flows.lookup(tcp("S"))
+    flows.lookup(tcp("S", False))
+    assert flow.tcp_state == "syn_sent" and flow.four_way
+    flows.lookup(tcp("SA", True))
+    assert flow.tcp_state == "syn_recv" and not flow.established
+    flows.lookup(tcp("A", True))            # the client's own ACK does not finish it
+    assert not flow.established
+    flows.lookup(tcp("A", False))
+    assert (flow.state, flow.tcp_state, flow.established) == ("established", "established", True)
+    assert flow.client_ip == CLIENT
+
+
 def test_fin_both_ways_closes():
     flows = table()
     flow = handshake(flows)
