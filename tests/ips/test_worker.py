@@ -124,3 +124,19 @@ def test_ids_mode_inspects_request_when_the_server_acks_it(tmp_path):
     worker.process(client_ack)
     alerts = [e for e in seen if isinstance(e, events.Alert)]
     assert [(a.signature_id, a.pcap_cnt) for a in alerts] == [(5, 6)]
+
+
+def test_dsize_does_not_match_the_flow_end_pseudo_packet(tmp_path):
+    # Suricata's dsize never matches a pseudo packet: a midstream flow of one
+    # data packet alerts once, not again when the flow ends and its stream
+    # tail is inspected.
+    config = Config()
+    config.checksum_mode = "none"
+    config.stream_midstream = True
+    engine = engine_for(tmp_path, 'alert tcp any any -> any any (msg:"small"; dsize:<140; sid:4;)',
+                        config)
+    seen = []
+    worker = Worker(config, engine, seen.append)
+    worker.process(frame(tcp("PA", 101, 501, b"GET /index.html HTTP/1.0\r\n\r\n"), 1.0))
+    worker.finish()      # the request, never acknowledged, is inspected now
+    assert [a.signature_id for a in seen if isinstance(a, events.Alert)] == [4]
