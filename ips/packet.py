@@ -18,6 +18,7 @@ LINKTYPE_LINUX_SLL = 113
 LINKTYPE_LINUX_SLL2 = 276
 LINKTYPE_IPV4 = 228
 LINKTYPE_IPV6 = 229
+LINKTYPE_PSEUDO = -1       # not a captured frame: the worker's flow-end pseudo packet
 
 # IP protocol numbers used throughout.
 PROTO_ICMP = 1

@@ -22,7 +22,7 @@ from ips.config import Config
 from ips.decode import decode
 from ips.defrag import Defragmenter
 from ips.flow import Flow, FlowTable
-from ips.packet import ACCEPT, DROP, PROTO_TCP, PROTO_UDP, Packet, PROTO_NAMES
+from ips.packet import ACCEPT, DROP, LINKTYPE_PSEUDO, PROTO_NAMES, PROTO_TCP, PROTO_UDP, Packet
 from ips.stream import TcpReassembler
 from ips import verdict as verdicts
 from ips.output import eve_timestamp
@@ -139,7 +139,7 @@ def _with_body_excerpt(fields: dict, tx) -> dict:
 
 def _pseudo_packet(flow: Flow, to_server: bool) -> Packet:
     """An empty packet of `flow` in one direction, for end-of-flow inspection."""
-    pkt = Packet(b"", ts=flow.last, pcap_cnt=0)
+    pkt = Packet(b"", ts=flow.last, pcap_cnt=0, linktype=LINKTYPE_PSEUDO)
     pkt.ip_version = 6 if ":" in str(flow.client_ip) else 4
     pkt.proto = flow.proto
     if to_server:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+from ips.packet import LINKTYPE_PSEUDO
+
 from .verify import UintCheck
 
 
@@ -132,9 +134,9 @@ _PROTO_NAMES = {"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "ipv6": 41, "gre": 47
 
 
 def _read_dsize(pkt):
-    if not pkt.data:
-        # The flow-end pseudo packet (no frame of its own; its payload is
-        # the stream's tail): Suricata's dsize never matches one.
+    if pkt.linktype == LINKTYPE_PSEUDO:
+        # The flow-end pseudo packet (its payload is the stream's tail):
+        # Suricata's dsize never matches one.
         return None
     return len(pkt.payload)
 
