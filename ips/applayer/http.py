@@ -345,6 +345,16 @@ class HttpParser:
     def finish(self) -> list[Tx]:
         """End of flow: a body read until close ends here; incomplete
         transactions are completed so they get logged."""
+        side = self.requests
+        if side.partial is None and side.buffer and side.state in (_START_LINE, _HEADERS):
+            # A request line the client never ended: at close libhtp takes
+            # what it has as the line ("GET /" then FIN or RST is a request).
+            held = bytes(side.buffer)
+            end = held.find(b"\n")
+            line = held if end < 0 else held[:end + 1]
+            if line.strip(b" \t\r\n"):
+                self._on_request_line(line, [])
+            side.buffer = bytearray()
         out = []
         for http_tx in list(self.open):     # _complete removes from self.open
             if not http_tx.complete:

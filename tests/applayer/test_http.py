@@ -108,6 +108,16 @@ def test_body_until_close_and_flow_end_flush():
     assert flushed[0].record["length"] == 9 and "status" not in flushed[1].record
 
 
+def test_request_line_without_newline_is_taken_at_close():
+    # As libhtp: "GET /x" then FIN or RST is a request for /x, not nothing.
+    parser = HttpParser()
+    assert parser.feed(b"GET /cgi-bin/;reboot", True) == []
+    [tx] = parser.finish()
+    assert tx.buffers["http.method"] == b"GET" and tx.buffers["http.uri"] == b"/cgi-bin/;reboot"
+    assert tx.record["url"] == "/cgi-bin/;reboot"
+    assert HttpParser().finish() == []
+
+
 def test_connect_and_upgrade_stop_parsing():
     parser = HttpParser()
     parser.feed(b"GET /chat HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", True)
