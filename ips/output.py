@@ -8,6 +8,7 @@ Suricata's `anomaly` type means decoder trouble, and the two must not mix.
 from __future__ import annotations
 
 import json
+import socket
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -52,14 +53,38 @@ def eve_timestamp(ts: float) -> str:
     return "%s.%06d+0000" % (text, fraction)
 
 
+_IPV6_CACHE_LIMIT = 1 << 12
+_long_ipv6: dict[str, str] = {}
+
+
+def eve_ip(text: str | None) -> str | None:
+    """An address as Suricata's EVE and fast.log write it: IPv4 as is,
+    IPv6 in full, eight groups of four hex digits (2001:0db8:0000:...),
+    which is what rules' users match `src_ip` against. Internally (flows,
+    store, dashboard) addresses keep their short form."""
+    if text is None or ":" not in text:
+        return text
+    full = _long_ipv6.get(text)
+    if full is None:
+        try:
+            packed = socket.inet_pton(socket.AF_INET6, text)
+        except (OSError, ValueError):
+            return text
+        full = ":".join(packed[i:i + 2].hex() for i in range(0, 16, 2))
+        if len(_long_ipv6) >= _IPV6_CACHE_LIMIT:
+            _long_ipv6.clear()
+        _long_ipv6[text] = full
+    return full
+
+
 def alert_record(a: events.Alert) -> dict[str, Any]:
     record: dict[str, Any] = {
         "timestamp": eve_timestamp(a.timestamp),
         "flow_id": a.flow_id,
         "pcap_cnt": a.pcap_cnt,
         "event_type": "alert",
-        "src_ip": a.src_ip, "src_port": a.src_port,
-        "dest_ip": a.dest_ip, "dest_port": a.dest_port,
+        "src_ip": eve_ip(a.src_ip), "src_port": a.src_port,
+        "dest_ip": eve_ip(a.dest_ip), "dest_port": a.dest_port,
         "proto": a.proto,
     }
     if a.app_proto:
@@ -87,8 +112,8 @@ def flow_record(f: events.FlowEnd) -> dict[str, Any]:
         "timestamp": eve_timestamp(f.timestamp),
         "flow_id": f.flow_id,
         "event_type": "flow",
-        "src_ip": t.src_ip, "src_port": t.src_port,
-        "dest_ip": t.dest_ip, "dest_port": t.dest_port,
+        "src_ip": eve_ip(t.src_ip), "src_port": t.src_port,
+        "dest_ip": eve_ip(t.dest_ip), "dest_port": t.dest_port,
         "proto": t.proto,
     }
     if f.app_proto:
@@ -140,8 +165,8 @@ def flow_json(f: events.FlowEnd) -> str:
         timestamp = end if f.timestamp == f.end else eve_timestamp(f.timestamp)
         start = end if f.start == f.end else eve_timestamp(f.start)
         head = (f'{{"timestamp":"{timestamp}","flow_id":{f.flow_id:d},'
-                f'"event_type":"flow","src_ip":{_quote(t.src_ip)},"src_port":{t.src_port:d},'
-                f'"dest_ip":{_quote(t.dest_ip)},"dest_port":{t.dest_port:d},"proto":{_quote(t.proto)},')
+                f'"event_type":"flow","src_ip":{_quote(eve_ip(t.src_ip))},"src_port":{t.src_port:d},'
+                f'"dest_ip":{_quote(eve_ip(t.dest_ip))},"dest_port":{t.dest_port:d},"proto":{_quote(t.proto)},')
         if f.app_proto:
             head += f'"app_proto":{_quote(f.app_proto)},'
         body = (f'"flow":{{"pkts_toserver":{f.pkts_toserver:d},"pkts_toclient":{f.pkts_toclient:d},'
@@ -173,8 +198,8 @@ def anomaly_record(a: events.Anomaly) -> dict[str, Any]:
     if a.pcap_cnt:
         record["pcap_cnt"] = a.pcap_cnt
     if a.src_ip is not None:
-        record.update(src_ip=a.src_ip, src_port=a.src_port,
-                      dest_ip=a.dest_ip, dest_port=a.dest_port)
+        record.update(src_ip=eve_ip(a.src_ip), src_port=a.src_port,
+                      dest_ip=eve_ip(a.dest_ip), dest_port=a.dest_port)
     if a.proto:
         record["proto"] = a.proto
     anomaly = {"type": a.type, "event": a.event}
@@ -195,8 +220,8 @@ def anomaly_json(a: events.Anomaly) -> str:
         if a.pcap_cnt:
             text += f'"pcap_cnt":{a.pcap_cnt:d},'
         if a.src_ip is not None:
-            text += (f'"src_ip":{_quote(a.src_ip)},"src_port":{a.src_port:d},'
-                     f'"dest_ip":{_quote(a.dest_ip)},"dest_port":{a.dest_port:d},')
+            text += (f'"src_ip":{_quote(eve_ip(a.src_ip))},"src_port":{a.src_port:d},'
+                     f'"dest_ip":{_quote(eve_ip(a.dest_ip))},"dest_port":{a.dest_port:d},')
         if a.proto:
             text += f'"proto":{_quote(a.proto)},'
         text += f'"anomaly":{{"type":{_quote(a.type)},"event":{_quote(a.event)}'
@@ -217,8 +242,8 @@ def app_record(r: events.AppRecord) -> dict[str, Any]:
         record["pcap_cnt"] = r.pcap_cnt
     record.update({
         "event_type": r.app_proto,
-        "src_ip": t.src_ip, "src_port": t.src_port,
-        "dest_ip": t.dest_ip, "dest_port": t.dest_port,
+        "src_ip": eve_ip(t.src_ip), "src_port": t.src_port,
+        "dest_ip": eve_ip(t.dest_ip), "dest_port": t.dest_port,
         "proto": t.proto,
         "tx_id": r.tx_id,
         r.app_proto: r.fields,
@@ -244,8 +269,8 @@ def app_json(r: events.AppRecord) -> str:
         if r.pcap_cnt:
             text += f'"pcap_cnt":{r.pcap_cnt:d},'
         name = _quote(app_proto)
-        return (f'{text}"event_type":{name},"src_ip":{_quote(t.src_ip)},"src_port":{t.src_port:d},'
-                f'"dest_ip":{_quote(t.dest_ip)},"dest_port":{t.dest_port:d},"proto":{_quote(t.proto)},'
+        return (f'{text}"event_type":{name},"src_ip":{_quote(eve_ip(t.src_ip))},"src_port":{t.src_port:d},'
+                f'"dest_ip":{_quote(eve_ip(t.dest_ip))},"dest_port":{t.dest_port:d},"proto":{_quote(t.proto)},'
                 f'"tx_id":{r.tx_id:d},{name}:{_encode(r.fields)}}}')
     except (TypeError, ValueError):
         return _encode(app_record(r))
@@ -258,7 +283,7 @@ def device_anomaly_record(a: events.DeviceAnomaly) -> dict[str, Any]:
     return {
         "timestamp": eve_timestamp(a.timestamp),
         "event_type": "device_anomaly",
-        "src_ip": a.ip,
+        "src_ip": eve_ip(a.ip),
         "device": device,
         "anomaly": {
             "kind": a.kind, "score": round(a.score, 3), "count": a.count,
@@ -279,8 +304,9 @@ def fast_line(a: events.Alert) -> str:
     dt = datetime.fromtimestamp(second, tz=timezone.utc)
     stamp = dt.strftime("%m/%d/%Y-%H:%M:%S") + f".{fraction:06d}"
     drop = "[Drop] " if a.action == "blocked" else ""
-    ports = (f"{a.src_ip}:{a.src_port} -> {a.dest_ip}:{a.dest_port}"
-             if a.proto in ("TCP", "UDP") else f"{a.src_ip} -> {a.dest_ip}")
+    src, dst = eve_ip(a.src_ip), eve_ip(a.dest_ip)
+    ports = (f"{src}:{a.src_port} -> {dst}:{a.dest_port}"
+             if a.proto in ("TCP", "UDP") else f"{src} -> {dst}")
     return (f"{stamp}  {drop}[**] [{a.gid}:{a.signature_id}:{a.rev}] {a.signature} [**] "
             f"[Classification: {a.category}] [Priority: {a.severity}] {{{a.proto}}} {ports}\n")
 

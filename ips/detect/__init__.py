@@ -744,21 +744,37 @@ class DetectEngine:
 
     def inspect_undecoded(self, pkt) -> list[Match]:
         """Matches for a packet the decoder gave up on (`ipv4.trunc_pkt`,
-        ...): it has no trustworthy header, so as Suricata's "decoder event
-        only" rule group, only rules on any protocol (`pkthdr`, `ip`) whose
-        every condition is an event (`any any -> any any`, decode-event or
-        stream-event alone) can match it."""
+        `tcp.pkt_too_small`, ...): only rules whose every condition is an
+        event (decode-event or stream-event alone) can match it. As in
+        Suricata, a packet whose IP header was read keeps its protocol, so
+        `alert tcp` rules see a broken TCP header, with their addresses
+        checked and the ports as 0; before that (no IP protocol) only the
+        "decoder event only" group applies: rules on any protocol and any
+        address (`pkthdr`, `ip ... any any -> any any`)."""
         try:
             events = pkt.events
             if not events or not self.packet_by_event:
                 return []
             candidates = _selected_by(self.packet_by_event, events)
             matches: list[Match] = []
-            context = _PacketContext(pkt, None, None, None)
+            proto = pkt.proto
+            source = address_key(pkt.src) if pkt.src is not None else None
+            destination = address_key(pkt.dst) if pkt.dst is not None else None
+            context = _PacketContext(pkt, None, source, destination)
             for index in sorted(candidates):
                 rule = self.rules[index] or self.rule(index)
-                if not (rule.transports is None and _header_is_any(rule) and _events_only(rule)
-                        and _carries(events, rule.packet_events)):
+                if not (_events_only(rule) and _carries(events, rule.packet_events)):
+                    continue
+                if rule.transports is not None and not (proto and proto in rule.transports):
+                    continue
+                if rule.ip_version and pkt.ip_version != rule.ip_version:
+                    continue
+                if source is None or destination is None:
+                    if not _header_is_any(rule):
+                        continue
+                elif not (_addresses_match(rule, source, destination, pkt.sport, pkt.dport, proto)
+                          or (rule.direction == "<>" and _addresses_match(
+                              rule, destination, source, pkt.dport, pkt.sport, proto))):
                     continue
                 if self._report(rule, context, None, False, matches):
                     break
@@ -837,6 +853,8 @@ class DetectEngine:
         key holds all of them)."""
         pkt = context.pkt
         if rule.transports is not None and pkt.proto not in rule.transports:
+            return False
+        if rule.ip_version and pkt.ip_version != rule.ip_version:
             return False
         if rule.flow_to_server is not None:
             if context.flow is None or bool(pkt.to_server) != rule.flow_to_server:

@@ -43,6 +43,8 @@ APP_PROTOCOLS = {
     "mdns": {17}, "ssdp": {17},
 }
 APP_PROTO_ALIASES = {"http1": "http", "ssl": "tls", "ike": "ikev2"}
+# Header protocols that name an IP version: any transport over it.
+IP_VERSIONS = {"ipv4": 4, "ip4": 4, "ipv6": 6, "ip6": 6}
 
 # Sticky buffers: canonical name → (app protocol, direction) with direction
 # "ts" (to server), "tc" (to client) or None (either).
@@ -147,7 +149,7 @@ class Rule:
         "flow_stateless", "flowbit_checks", "flowbit_actions", "xbit_checks", "xbit_actions",
         "flowint_actions", "noalert", "bypass",
         "threshold", "detection_filter", "app_layer_protocol", "fast_pattern", "direction_hint",
-        "order", "tx_buffers", "index", "packet_events", "tx_events",
+        "order", "tx_buffers", "index", "packet_events", "tx_events", "ip_version",
     )
 
     def __init__(self) -> None:
@@ -157,6 +159,7 @@ class Rule:
         self.action = "alert"
         self.protocol = "ip"
         self.transports = None         # set of IP protocol numbers, None = any
+        self.ip_version = 0            # 4 or 6 for an ipv4/ipv6 rule, 0 = either
         self.app_proto = None          # required flow app_proto, if any
         self.packet_only = False       # tcp-pkt / flow:no_stream / dsize
         self.stream_only = False       # tcp-stream / flow:only_stream
@@ -1226,10 +1229,12 @@ class RuleHeader:
     header is a necessary condition for the rule, not a sufficient one."""
 
     __slots__ = ("action", "protocol", "transports", "app_proto", "packet_only", "stream_only",
-                 "source", "source_ports", "direction", "destination", "destination_ports")
+                 "source", "source_ports", "direction", "destination", "destination_ports",
+                 "ip_version")
     flow_to_server = None
 
     def __init__(self) -> None:
+        self.ip_version = 0
         self.app_proto = None
         self.packet_only = self.stream_only = False
 
@@ -1280,6 +1285,8 @@ def _read_header(text: str, variables: Variables, rule: Rule | RuleHeader) -> in
     elif protocol in APP_PROTOCOLS:
         rule.transports = APP_PROTOCOLS[protocol]
         rule.app_proto = APP_PROTO_ALIASES.get(protocol, protocol)
+    elif protocol in IP_VERSIONS:
+        rule.ip_version = IP_VERSIONS[protocol]
     else:
         raise RuleError("syntax", syntax=True, detail=f"unknown protocol {protocol!r}")
     if direction not in ("->", "<>", "=>"):

@@ -73,6 +73,18 @@ def test_threshold_modes_and_detection_filter():
     assert per_packet == [[], [2], [1, 3], [3], [3], [1, 3]]
 
 
+def test_ip_version_protocols():
+    # Suricata's ipv4/ip4/ipv6/ip6 header protocols: any transport over that IP version.
+    eng, report = engine('alert ipv4 any any -> any any (content:"x"; sid:1;)\n'
+                         'alert ip4 any any -> any any (content:"x"; sid:2;)\n'
+                         'alert ipv6 any any -> any any (content:"x"; sid:3;)\n'
+                         'alert ip6 any any -> any any (content:"x"; sid:4;)\n')
+    assert report.loaded == 4
+    assert sids(eng.inspect(packet(b"x"), None, None, [])) == [1, 2]
+    assert sids(eng.inspect(packet(b"x", src="2001:db8::1", dst="2001:db8::2", proto=17),
+                            None, None, [])) == [3, 4]
+
+
 def test_dsize_values_case():
     eng, _ = engine('\n'.join([
         'alert tcp any any -> any any (dsize:10; sid:1;)', 'alert tcp any any -> any any (dsize:<10; sid:2;)',

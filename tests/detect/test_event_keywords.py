@@ -95,6 +95,24 @@ def test_undecoded_packet_matches_event_only_rules_on_any_protocol():
         'alert pkthdr any any -> any any (decode-event:ipv4.trunc_pkt; sid:1;)\n'
         'alert tcp any any -> any any (decode-event:ipv4.trunc_pkt; sid:2;)\n'
         'alert pkthdr any any -> any 80 (decode-event:ipv4.trunc_pkt; sid:3;)\n')
-    pkt = packet(b"")
+    # A truncated IPv4 header: the decoder set neither protocol nor addresses.
+    pkt = packet(b"", proto=0)
+    pkt.src = pkt.dst = None
+    pkt.sport = pkt.dport = 0
     pkt.anomaly("ipv4.trunc_pkt")
     assert sids(loaded.inspect_undecoded(pkt)) == [1]
+
+
+def test_broken_tcp_header_keeps_its_protocol_for_event_rules():
+    # As Suricata: the IP header was read, so tcp rules (addresses checked,
+    # ports 0) see tcp.pkt_too_small; a port-specific rule cannot.
+    loaded, _ = engine(
+        'alert tcp any any -> any any (decode-event:tcp.pkt_too_small; sid:1;)\n'
+        'alert udp any any -> any any (decode-event:tcp.pkt_too_small; sid:2;)\n'
+        'alert tcp any any -> any 80 (decode-event:tcp.pkt_too_small; sid:3;)\n'
+        'alert tcp 203.0.113.0/24 any -> any any (decode-event:tcp.pkt_too_small; sid:4;)\n'
+        'alert ip any any -> any any (decode-event:tcp.pkt_too_small; sid:5;)\n')
+    pkt = packet(b"", proto=6, src="192.0.2.10", dst="198.51.100.9")
+    pkt.sport = pkt.dport = 0
+    pkt.anomaly("tcp.pkt_too_small")
+    assert sids(loaded.inspect_undecoded(pkt)) == [1, 5]

@@ -1,7 +1,7 @@
 import json
 
 from ips import events
-from ips.output import EveWriter, eve_timestamp, flow_record
+from ips.output import EveWriter, eve_ip, eve_timestamp, flow_json, flow_record
 
 
 def test_timestamp_format_matches_suricata():
@@ -40,7 +40,7 @@ def test_writer_emits_one_json_object_per_line(tmp_path):
 def test_flow_json_is_the_generic_encoding_of_flow_record():
     from itertools import product
 
-    from ips.output import _encode, flow_json
+    from ips.output import _encode
     tuples = (events.FiveTuple("192.0.2.3", 37010, "198.51.100.1", 80, "TCP"),
               events.FiveTuple("2001:db8::1", 0, "2001:db8::2", 0, "IPv6-ICMP"),
               events.FiveTuple('a"b\\c\u00e9', 1, "x\ny", 2, "UDP"))
@@ -105,3 +105,19 @@ def test_app_json_is_the_generic_encoding_of_app_record():
                              tuple=five, app_proto=app_proto, fields=value, tx_id=tx_id,
                              src_mac="02:00:00:00:00:01")
         assert app_json(r) == _encode(app_record(r))
+
+
+def test_ipv6_addresses_are_written_in_full_as_suricata_does():
+    # Suricata's EVE and fast.log print every IPv6 group as four hex digits;
+    # suricata-verify cases match src_ip against that form.
+    assert eve_ip("2001:db8::1") == "2001:0db8:0000:0000:0000:0000:0000:0001"
+    assert eve_ip("192.0.2.1") == "192.0.2.1" and eve_ip(None) is None
+    assert eve_ip("not:an:address") == "not:an:address"
+    f = events.FlowEnd(timestamp=2.0, flow_id=7, tuple=events.FiveTuple("2001:db8::1", 0, "ff02::fb", 0,
+                                                                         "UDP"),
+                       app_proto=None, start=1.0, end=2.0, pkts_toserver=1, pkts_toclient=0,
+                       bytes_toserver=60, bytes_toclient=0, state="new", reason="timeout",
+                       alerted=False, tcp_state=None)
+    record = json.loads(flow_json(f))
+    assert (record["src_ip"], record["dest_ip"]) == (
+        "2001:0db8:0000:0000:0000:0000:0000:0001", "ff02:0000:0000:0000:0000:0000:0000:00fb")
