@@ -160,8 +160,13 @@ def _parse_args(args: list[str] | None, config: Config) -> None:
         elif tok.startswith("--set="):
             config.apply([tok[len("--set="):]])
             i += 1
+        elif tok == "--simulate-ips":
+            # Suricata's IPS mode on a pcap: stream.inline "auto" turns
+            # inline, so data is inspected as it arrives and drops block.
+            config.stream_inline = True
+            i += 1
         else:
-            # Other Suricata flags (--simulate-ips, --runmode...) do not change
+            # Other Suricata flags (--runmode, ...) do not change
             # ReefGuard's replay; note them but carry on.
             config.extra.setdefault("ignored_args", []).append(tok)
             i += 1

@@ -480,6 +480,9 @@ def _posix(body: str) -> str:
     return _POSIX_CLASSES[body]
 
 
+_PCRE_CAPTURE = re.compile(r"(?:pkt|flow|alert):[A-Za-z_][\w.\-]*")
+
+
 def compile_pcre(value: str, deferred: bool = False):
     """`"/re/flags"` (optionally prefixed by !) → (Pcre, buffer or None).
 
@@ -497,6 +500,15 @@ def compile_pcre(value: str, deferred: bool = False):
         raise RuleError("syntax", "pcre", syntax=True, detail="pcre must be /re/flags")
     end = text.rfind("/")
     body, flag_text = text[1:end], text[end + 1:]
+    flag_text, comma, captures = flag_text.partition(",")
+    flag_text = flag_text.strip()
+    if comma:
+        # "/(re)/flags, flow:name, pkt:name": where Suricata stores the
+        # groups for flowvar/pktvar or the alert. Their values are not kept
+        # here (no keyword reads them); the match itself is unchanged.
+        for capture in captures.split(","):
+            if not _PCRE_CAPTURE.fullmatch(capture.strip()):
+                raise RuleError("syntax", "pcre", syntax=True, detail=f"bad capture {capture.strip()!r}")
     flags = 0
     relative = False
     buffer = None

@@ -71,6 +71,14 @@ def test_relative_byte_keywords_follow_the_previous_content_into_its_buffer():
     assert _kinds(sticky, "payload") == ["Content"]
 
 
+def test_pcre_capture_targets_are_accepted_and_checked():
+    rule = parse('alert tcp any any -> any any (pcre:"/id=([a-z0-9]+)/i, flow:id, alert:seen"; sid:1;)')
+    [pcre] = rule.buffers["payload"]
+    assert pcre.regex.search(b"ID=abc")
+    with pytest.raises(RuleError, match="bad capture"):
+        parse('alert tcp any any -> any any (pcre:"/id=([a-z]+)/, host:x"; sid:1;)')
+
+
 def test_relative_pcre_needs_a_match_before_it_in_its_buffer():
     with pytest.raises(RuleError, match="preceding match"):
         parse('alert tcp any any -> any any (uricontent:"a"; pcre:"/^b/R"; sid:1;)')

@@ -27,3 +27,15 @@ def test_requires_versions():
     assert requirements_met({"min-version": "7.0.0"})[0]
     assert not requirements_met({"min-version": "9"})[0]
     assert not requirements_met({"lt-version": "8.0.0"})[0]
+
+
+def test_suricata_args_map_onto_the_config():
+    from ips.config import Config
+    from ips.verify import _parse_args
+    config = Config()
+    _parse_args(["-k none --set stream.midstream=true", "--simulate-ips", "--runmode=single"], config)
+    assert config.checksum_mode == "none" and config.stream_midstream and config.stream_inline
+    assert config.extra["ignored_args"] == ["--runmode=single"]
+    plain = Config()
+    _parse_args(["-k none"], plain)
+    assert not plain.stream_inline
