@@ -758,10 +758,12 @@ def describe_alert(alert: dict) -> str:
 def _new_alerts(data_dir: str, seen: int, source: str, timeout: float) -> list[dict]:
     """Alerts from `source` written after the first `seen` ones (the collector
     writes them a moment after the verdict)."""
+    from ips.output import eve_ip
+    eve_source = eve_ip(source)       # EVE writes IPv6 in full, as Suricata does
     deadline = time.time() + timeout
     found: list[dict] = []
     while time.time() < deadline:
-        found = [a for a in read_alerts(data_dir)[seen:] if a.get("src_ip") == source]
+        found = [a for a in read_alerts(data_dir)[seen:] if a.get("src_ip") == eve_source]
         if found and any(a.get("alert", {}).get("action") == "blocked" for a in found):
             break
         time.sleep(0.2)

@@ -25,6 +25,7 @@ if _why_not():
     pytest.skip(_why_not(), allow_module_level=True)
 
 from appliance.lab import ATTACKER, PYTHON, read_alerts  # noqa: E402
+from ips.output import eve_ip  # noqa: E402
 from tests.evasion.make_cases import (  # noqa: E402
     NETGEAR_RULES, PORT_RULES, SHELL_8080, SNI, TLS_RULES, client_hello, one_byte_records)
 
@@ -161,7 +162,8 @@ def test_exploit_over_ipv6_is_blocked(lab):
                 "except OSError:\n    print(False)\n")], timeout=20)
             results.append(done.stdout.strip())
         assert results == ["True", "False"], results
-        alerts = [a for a in _alerts(lab.data_dir, {3003}) if a["src_ip"] == ATTACKER6]
+        # EVE writes IPv6 in full, as Suricata does (2001:0db8:0001:...).
+        alerts = [a for a in _alerts(lab.data_dir, {3003}) if a["src_ip"] == eve_ip(ATTACKER6)]
         assert alerts and alerts[0]["alert"]["action"] == "blocked"
     finally:
         receiver.kill()
