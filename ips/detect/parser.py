@@ -254,9 +254,16 @@ def unquote(value: str) -> str:
     return re.sub(r'\\(["\\;:])', r"\1", value)
 
 
+# As Suricata: a quote inside a content must be escaped; an unescaped one is
+# most often a missing ';' that glued two options into one pattern.
+_UNESCAPED_QUOTE = 'unescaped \'"\' inside the content (missing ";"?)'
+
+
 def parse_content_bytes(text: str) -> bytes:
     """Content string with |hex| blocks and \\-escapes to bytes."""
     if "|" not in text and "\\" not in text:
+        if '"' in text:
+            raise RuleError("syntax", "content", syntax=True, detail=_UNESCAPED_QUOTE)
         return text.encode("utf-8")
     out = bytearray()
     index = 0
@@ -286,6 +293,8 @@ def parse_content_bytes(text: str) -> bytes:
                 raise RuleError("syntax", "content", syntax=True, detail="dangling escape")
             out.extend(text[index + 1].encode("latin-1"))
             index += 1
+        elif char == '"':
+            raise RuleError("syntax", "content", syntax=True, detail=_UNESCAPED_QUOTE)
         else:
             out.extend(char.encode("utf-8"))
         index += 1
@@ -700,11 +709,23 @@ def _byte_common(obj, parts: list[str], keyword: str, builder: _Builder, allowed
     obj.little = False
     obj.base = None
     obj.relative = False
+    seen: set[str] = set()
     index = 0
     while index < len(parts):
         part = parts[index]
         words = part.split()
         head = words[0] if words else ""
+        if keyword == "byte_extract":
+            # Suricata's byte_extract parser refuses what the others let pass.
+            kind = "endian" if head in _ENDIAN else head
+            if kind in seen:
+                raise RuleError("syntax", keyword, syntax=True, detail=f"{head} given twice")
+            seen.add(kind)
+            if head == "multiplier" and (len(words) < 2 or not words[1].isdigit()
+                                         or not 1 <= int(words[1]) <= 65535):
+                raise RuleError("syntax", keyword, syntax=True, detail="multiplier must be 1..65535")
+            if head == "align" and words[1:] not in (["2"], ["4"]):
+                raise RuleError("syntax", keyword, syntax=True, detail="align must be 2 or 4")
         if head in _ENDIAN:
             obj.little = _ENDIAN[head]
         elif head == "relative":
@@ -727,16 +748,27 @@ def _byte_common(obj, parts: list[str], keyword: str, builder: _Builder, allowed
         else:
             raise RuleError("syntax", keyword, syntax=True, detail=f"unknown option {part!r}")
         index += 1
+    if keyword == "byte_extract" and obj.base is not None and "endian" in seen:
+        raise RuleError("syntax", keyword, syntax=True, detail="string with an endianness")
+    if getattr(obj, "from_beginning", False) and getattr(obj, "from_end", False):
+        raise RuleError("syntax", keyword, syntax=True, detail="from_beginning with from_end")
     if isinstance(obj.count, str):
         return          # a byte_extract variable: its value is checked when read
     if obj.base is None and not (1 <= obj.count <= 8):
         raise RuleError("syntax", keyword, syntax=True, detail="binary count must be 1..8")
-    if obj.base is not None and obj.count == 0 and keyword != "byte_test":
-        # byte_test reads a number of any length there (Suricata's strtoull
-        # on the unbounded buffer); byte_jump and byte_extract do not.
+    if obj.base is not None and obj.count == 0 and keyword == "byte_jump":
+        # byte_test and byte_extract read a number of any length there
+        # (strtoull on the unbounded buffer); byte_jump reads none.
         raise RuleError("unsupported-keyword", keyword, detail="string with 0 bytes")
-    if obj.base is not None and not (0 <= obj.count <= 32):
-        raise RuleError("syntax", keyword, syntax=True, detail="string count must be 1..32")
+    if obj.base is not None and not (0 <= obj.count <= 23):
+        # 23: the longest string (octal, zero-prefixed) a 64-bit value has.
+        raise RuleError("syntax", keyword, syntax=True, detail="string count must be 1..23")
+
+
+def _check_offset(offset, keyword: str, bound: int) -> None:
+    """Suricata's range for a byte_* offset (a variable is checked when read)."""
+    if isinstance(offset, int) and not -bound <= offset <= bound:
+        raise RuleError("syntax", keyword, syntax=True, detail=f"offset outside -{bound}..{bound}")
 
 
 def _opt_byte_test(builder: _Builder, value: str | None) -> None:
@@ -753,6 +785,7 @@ def _opt_byte_test(builder: _Builder, value: str | None) -> None:
     test.op = op
     test.value = _int_or_var(parts[2], "byte_test", builder)
     test.offset = _int_or_var(parts[3], "byte_test", builder)
+    _check_offset(test.offset, "byte_test", 65535)
     _byte_common(test, parts[4:], "byte_test", builder, {"bitmask"})
     builder.add(test, builder.byte_keyword_buffer(test.relative))
 
@@ -764,6 +797,7 @@ def _opt_byte_jump(builder: _Builder, value: str | None) -> None:
     jump = verify.ByteJump()
     jump.count = _int_or_var(parts[0], "byte_jump", builder)
     jump.offset = _int_or_var(parts[1], "byte_jump", builder)
+    _check_offset(jump.offset, "byte_jump", 65535)
     _byte_common(jump, parts[2:], "byte_jump", builder,
                  {"multiplier", "align", "from_beginning", "from_end", "post_offset", "bitmask"})
     builder.add(jump, builder.byte_keyword_buffer(jump.relative))
@@ -776,6 +810,7 @@ def _opt_byte_extract(builder: _Builder, value: str | None) -> None:
     extract = verify.ByteExtract()
     extract.count = _int(parts[0], "byte_extract")
     extract.offset = _int(parts[1], "byte_extract")
+    _check_offset(extract.offset, "byte_extract", 32767)
     extract.name = parts[2]
     if not re.fullmatch(r"[A-Za-z_]\w*", extract.name):
         raise RuleError("syntax", "byte_extract", syntax=True, detail="bad variable name")

@@ -138,7 +138,11 @@ class Content:
                 within = _value(self.within, variables)
                 if within is None:
                     return None
-                end = min(end, prev + distance + within)
+                limit = prev + distance + within
+                # Suricata's depth is unsigned: a negative limit (a large
+                # negative distance) wraps and is capped at the buffer end.
+                if limit >= 0:
+                    end = min(end, limit)
             if self.depth is not None:
                 depth = _value(self.depth, variables)
                 if depth is None:
@@ -398,10 +402,19 @@ def read_number(buffer: bytes, position: int, count: int, little: bool, base: in
     skipped, digits are taken up to the first byte that is not one (the
     rest of the `count` bytes is ignored), no digit at all or a value past
     64 bits is no number. `count` 0 reads as many digits as there are."""
+    read = read_number_span(buffer, position, count, little, base)
+    return None if read is None else read[0]
+
+
+def read_number_span(buffer: bytes, position: int, count: int, little: bool,
+                     base: int | None) -> tuple[int, int] | None:
+    """`read_number`, and how many bytes it consumed: `count` for binary
+    data, the characters strtoull took for a string (Suricata moves the
+    detection pointer by that many, not by `count`)."""
     if position < 0 or position + count > len(buffer):
         return None
     if base is None:
-        return int.from_bytes(buffer[position:position + count], "little" if little else "big")
+        return int.from_bytes(buffer[position:position + count], "little" if little else "big"), count
     return _strtoull(buffer, position, position + count if count else len(buffer), base)
 
 
@@ -418,9 +431,11 @@ _NUMBERS = {
 }
 
 
-def _strtoull(buffer: bytes, start: int, end: int, base: int) -> int | None:
-    """The number strtoull reads in buffer[start:end] (no copy of the slice)."""
-    sign, zeros, digits, more = _NUMBERS[base].match(buffer, start, end).groups()
+def _strtoull(buffer: bytes, start: int, end: int, base: int) -> tuple[int, int] | None:
+    """(the number strtoull reads in buffer[start:end], the characters it
+    consumed), with no copy of the slice."""
+    match = _NUMBERS[base].match(buffer, start, end)
+    sign, zeros, digits, more = match.groups()
     if not zeros and not digits:
         return None                      # no number there
     if more:
@@ -428,7 +443,7 @@ def _strtoull(buffer: bytes, start: int, end: int, base: int) -> int | None:
     value = int(digits, base) if digits else 0
     if value >= 1 << 64:
         return None
-    return (-value) % (1 << 64) if sign == b"-" else value
+    return ((-value) % (1 << 64) if sign == b"-" else value), match.end() - start
 
 
 class ByteTest:
@@ -495,11 +510,12 @@ class ByteJump:
         buffer = inspection.buffer
         position = prev + offset if self.relative else offset
         count = _count(self.count, inspection.variables, self.base)
-        if count is None:
+        if count is None or not buffer:
             return
-        number = read_number(buffer, position, count, self.little, self.base)
-        if number is None:
+        read = read_number_span(buffer, position, count, self.little, self.base)
+        if read is None:
             return
+        number, consumed = read
         if self.bitmask is not None:
             number &= self.bitmask
         jump = number * self.multiplier
@@ -510,10 +526,15 @@ class ByteJump:
         elif self.from_end:
             target = len(buffer) + jump
         else:
-            target = position + count + jump
+            # From after what was read: for a string, the digits strtoull
+            # took, not the byte count ("2x" jumps from after the "2").
+            target = position + consumed + jump
         target += self.post_offset
-        # Suricata refuses a jump outside the buffer.
-        if target < 0 or target > len(buffer):
+        # Suricata: before the buffer starts from its start; at or past its
+        # end, no match (a jump to exactly the end does not match).
+        if target < 0:
+            target = 0
+        elif target >= len(buffer):
             return
         yield target
 
@@ -529,14 +550,15 @@ class ByteExtract:
 
     def positions(self, inspection: Inspection, prev: int):
         position = prev + self.offset if self.relative else self.offset
-        number = read_number(inspection.buffer, position, self.count, self.little, self.base)
-        if number is None:
+        read = read_number_span(inspection.buffer, position, self.count, self.little, self.base)
+        if read is None:
             return
+        number, consumed = read
         number *= self.multiplier
         if self.align and number % self.align:
             number += self.align - number % self.align
         inspection.variables[self.name] = number
-        yield position + self.count
+        yield position + consumed          # a string: past the digits read, as Suricata
 
 
 def inspect_buffer(matchers: list, buffer: bytes, variables: dict, budget: Budget) -> bool:

@@ -71,6 +71,28 @@ def test_relative_byte_keywords_follow_the_previous_content_into_its_buffer():
     assert _kinds(sticky, "payload") == ["Content"]
 
 
+@pytest.mark.parametrize("options,detail", [
+    ('content:"|ff|" content:"TEST";', "unescaped"),
+    ('byte_jump:24,0,string,dec;', "1..23"),
+    ('byte_jump:4,70000;', "offset outside"),
+    ('byte_jump:1,0,from_beginning,from_end;', "from_beginning with from_end"),
+    ('byte_extract:1,0,v,relative,relative;', "twice"),
+    ('byte_extract:1,0,v,multiplier 0;', "multiplier"),
+    ('byte_extract:1,0,v,align 3;', "align"),
+    ('byte_extract:1,0,v,string,dec,big;', "endianness"),
+    ('byte_extract:1,40000,v;', "offset outside"),
+])
+def test_byte_and_content_options_suricata_refuses(options, detail):
+    with pytest.raises(RuleError, match=detail):
+        parse(f'alert tcp any any -> any any ({options} sid:1;)')
+
+
+def test_byte_extract_string_of_any_length_loads():
+    rule = parse('alert tcp any any -> any any (byte_extract:0,0,n,string,dec; content:"x"; '
+                 'offset:n; sid:1;)')
+    assert rule.buffers["payload"]
+
+
 def test_pcre_capture_targets_are_accepted_and_checked():
     rule = parse('alert tcp any any -> any any (pcre:"/id=([a-z0-9]+)/i, flow:id, alert:seen"; sid:1;)')
     [pcre] = rule.buffers["payload"]

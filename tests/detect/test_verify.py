@@ -112,6 +112,23 @@ def test_byte_test_jump_extract():
     assert not matches('byte_extract:1,0,n; byte_test:n,>,0,0,relative;', b"\x09" + b"\xff" * 9)
 
 
+def test_byte_keywords_move_by_what_they_read_and_stay_in_the_buffer():
+    # A string moves the pointer past the digits strtoull took, not `count`.
+    assert matches('content:"L="; byte_jump:3,0,string,dec,relative; content:"OK"; within:2;',
+                   b"L=4;xxxOK")
+    assert matches('content:"X"; byte_extract:3,0,n,string,dec,relative; content:"|3b|"; within:1;',
+                   b"X7;Zab")
+    # A jump to the very end does not match; one before the start restarts at 0.
+    assert not matches('content:"AB"; byte_jump:1,0,relative; isdataat:!1,relative;', b"AB\x01x")
+    assert matches('byte_jump:1,1,post_offset -10; content:"|00 01|"; within:2;', b"\x00\x01Qxx")
+
+
+def test_negative_distance_with_within_wraps_as_suricatas_unsigned_depth():
+    # prev 3 - 10 + 4 < 0: Suricata's depth wraps and is capped at the end.
+    assert matches('content:"aBc"; nocase; content:"abca"; distance:-10; within:4;', b"abcaBcd")
+    assert not matches('content:"abc"; content:"abca"; distance:-3; within:3;', b"abcaBcd")
+
+
 def test_uint_check_forms():
     assert verify.UintCheck("8<>20")(10) and not verify.UintCheck("8<>20")(8)
     assert verify.UintCheck(">=10")(10) and not verify.UintCheck(">10")(10)
