@@ -50,6 +50,10 @@ _START_LINE, _HEADERS, _BODY_LENGTH, _BODY_CHUNK_SIZE, _BODY_CHUNK_DATA, \
 
 _HEX = b"0123456789abcdefABCDEF"
 _STATUS_RE = re.compile(rb"^(HTTP/\d+\.\d+)[ \t]+(\d{3})(?:[ \t]+(.*))?$", re.S)
+# libhtp's generic status line: protocol, status and message are the runs
+# between blanks whatever they hold (http.stat_code is the raw status token:
+# "2000123" or "FAIL"); only the status *number* is then judged valid.
+_STATUS_PARTS_RE = re.compile(rb"^[ \t]*([^ \t]*)[ \t]*([^ \t]*)[ \t]*(.*)$", re.S)
 
 
 # -- URI normalisation -----------------------------------------------------------
@@ -259,7 +263,7 @@ class _HttpTx(Tx):
         # inspected (response values over request ones for to_client).
         self.request_buffers: dict = {}
         self.response_buffers: dict = {}
-        self.decoder = None                 # zlib decoder, False for identity
+        self.decoder = None                 # list of _Inflater layers, False for identity
         self.request_published = 0          # body bytes already exposed as buffers
         self.response_published = 0
 
@@ -277,10 +281,60 @@ class _HttpTx(Tx):
         return {**self.request_buffers, **self.response_buffers}
 
 
+# zlib window settings to try per declared encoding, first choice first:
+# 47 reads a gzip or a zlib header, -15 raw deflate.
+_INFLATE_MODES = {b"gzip": (47, -15), b"x-gzip": (47, -15), b"deflate": (47, -15)}
+MAX_ENCODING_LAYERS = 2
+"""Content-Encoding layers undone (Suricata's response-decompression-layer-limit)."""
+INFLATE_RETRY_BYTES = 64 * 1024
+"""Compressed bytes held while a layer has produced nothing, to retry them as
+the other format; past this the first guess stands."""
+
+
+def _split_encodings(value: bytes) -> list[bytes]:
+    """The decodable codings of a Content-Encoding value, in the order applied."""
+    return [token for token in (part.strip() for part in value.split(b","))
+            if token in _INFLATE_MODES]
+
+
+class _Inflater:
+    """One Content-Encoding layer: zlib with a fallback format (libhtp's
+    decompressor restart), bounded output, bounded retry buffer."""
+
+    __slots__ = ("modes", "inflater", "held", "producing")
+
+    def __init__(self, modes: tuple[int, ...]) -> None:
+        self.modes = list(modes[1:])
+        self.inflater = zlib.decompressobj(modes[0])
+        self.held = bytearray()
+        self.producing = False
+
+    def feed(self, data: bytes, room: int) -> bytes:
+        """Decoded bytes (at most `room`); raises zlib.error when no format fits."""
+        if self.producing:
+            return self.inflater.decompress(data, room)
+        self.held += data
+        while True:
+            try:
+                out = self.inflater.decompress(data, room)
+            except zlib.error:
+                if not self.modes or len(self.held) > INFLATE_RETRY_BYTES:
+                    raise
+                self.inflater = zlib.decompressobj(self.modes.pop(0))
+                data = bytes(self.held)
+                continue
+            if out or len(self.held) > INFLATE_RETRY_BYTES:
+                self.producing = True
+                self.held = bytearray()
+            return out
+
+
 class _Direction:
-    __slots__ = ("state", "buffer", "remaining", "chunk_line", "tx", "closed", "partial")
+    __slots__ = ("state", "buffer", "remaining", "chunk_line", "tx", "closed", "partial",
+                 "trailers")
 
     def __init__(self) -> None:
+        self.trailers: list[bytes] = []          # header lines after the last chunk
         self.partial: _HttpTx | None = None   # request line seen, headers not yet
         self.state = _START_LINE
         self.buffer = bytearray()
@@ -629,12 +683,10 @@ class HttpParser:
         updated.append(http_tx)
         buffers = http_tx.response_buffers
         headers = _parse_header_lines(lines[1:])
+        protocol, status_text, message = _STATUS_PARTS_RE.match(status_line).groups()
         if match is None:
             self.events.append("http.response_line_invalid")
-            protocol, status_text, message = b"", b"", b""
-        else:
-            protocol, status_text, message = match.group(1), match.group(2), match.group(3) or b""
-        status = int(status_text) if status_text else None
+        status = int(status_text) if match is not None else None
         http_tx.response_headers = headers
         buffers["http.response_line"] = status_line
         buffers["http.stat_code"] = status_text
@@ -715,9 +767,19 @@ class HttpParser:
                 side.state = _BODY_CHUNK_SIZE
                 return position
             if side.state == _BODY_TRAILERS:
-                if not line:
-                    self._end_body(side, http_tx, to_server)
-                    updated.append(http_tx)
+                if line:
+                    # Trailer headers join the message's headers, as libhtp
+                    # parses them (http.header sees "X: y" sent after "0").
+                    if sum(map(len, side.trailers)) + len(line) <= MAX_HEADER_BYTES:
+                        side.trailers.append(line)
+                    elif "http.trailer_too_large" not in self.events:
+                        self.events.append("http.trailer_too_large")
+                    return position
+                if side.trailers:
+                    self._add_trailers(http_tx, side.trailers, to_server)
+                    side.trailers = []
+                self._end_body(side, http_tx, to_server)
+                updated.append(http_tx)
                 return position
             size_text = line.split(b";")[0].strip()
             try:
@@ -745,6 +807,21 @@ class HttpParser:
             return position
         side.state = _DONE
         return data_len
+
+    def _add_trailers(self, http_tx: _HttpTx, lines: list[bytes], to_server: bool) -> None:
+        headers = http_tx.request_headers if to_server else http_tx.response_headers
+        if headers is None:
+            return
+        trailer = _parse_header_lines(lines)
+        for key, value in trailer.items():
+            known = headers.get(key)
+            if known is None:
+                headers.names[key] = trailer.names[key]
+                headers[key] = value
+            else:
+                headers[key] = known + b", " + value
+        buffers = http_tx.request_buffers if to_server else http_tx.response_buffers
+        self._fill_header_buffers(buffers, headers, request=to_server)
 
     def _count_transfer(self, http_tx: _HttpTx, count: int, to_server: bool) -> None:
         # EVE's "length" is the body as transmitted, chunk framing included.
@@ -775,22 +852,22 @@ class HttpParser:
             self._publish_body(http_tx, to_server, final=False)
 
     def _decode(self, http_tx: _HttpTx, data: bytes, room: int) -> bytes:
-        """Content-Encoding gzip/deflate, decoded incrementally (one decoder
-        per transaction, output capped at `room`, so a zip bomb stops there)."""
+        """Content-Encoding gzip/deflate, decoded incrementally (one chain of
+        decoders per transaction, output capped at `room`, so a zip bomb
+        stops there). As libhtp: several encodings ("gzip, deflate", or two
+        headers) are undone last first, and a layer whose data is not the
+        declared format is retried as the other one (gzip sent as
+        "deflate", raw deflate sent as "gzip")."""
         if http_tx.decoder is None:
-            encoding = http_tx.content_encoding
-            if encoding in (b"gzip", b"x-gzip"):
-                http_tx.decoder = zlib.decompressobj(47)
-            elif encoding == b"deflate":
-                # "deflate" is zlib-wrapped per RFC, raw in some servers.
-                wrapped = len(data) >= 2 and data[0] & 0x0F == 8 and ((data[0] << 8) | data[1]) % 31 == 0
-                http_tx.decoder = zlib.decompressobj(15 if wrapped else -15)
-            else:
-                http_tx.decoder = False
+            layers = [_Inflater(_INFLATE_MODES[name])
+                      for name in reversed(_split_encodings(http_tx.content_encoding))]
+            http_tx.decoder = layers[:MAX_ENCODING_LAYERS] or False
         if http_tx.decoder is False:
             return data[:room]
         try:
-            return http_tx.decoder.decompress(data, room)
+            for layer in http_tx.decoder:
+                data = layer.feed(data, room)
+            return data
         except zlib.error:
             self.events.append("http.body_decompression_failed")
             http_tx.decoder = False

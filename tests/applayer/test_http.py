@@ -96,6 +96,30 @@ def test_gzip_response_body_is_decompressed():
     assert tx.buffers["file.data"] == b"<html>secret</html>"
 
 
+def _raw_deflate(data: bytes) -> bytes:
+    import zlib
+    packer = zlib.compressobj(wbits=-15)
+    return packer.compress(data) + packer.flush()
+
+
+@pytest.mark.parametrize("headers,body", [
+    (b"Content-Encoding: gzip\r\n", _raw_deflate(b"<html>secret</html>")),      # mislabelled
+    (b"Content-Encoding: deflate\r\n", gzip.compress(b"<html>secret</html>")),  # mislabelled
+    (b"Content-Encoding: deflate\r\n", _raw_deflate(b"<html>secret</html>")),
+    # two layers, as two headers and as one list: gzip applied first
+    (b"Content-Encoding: gzip\r\nContent-Encoding: deflate\r\n",
+     _raw_deflate(gzip.compress(b"<html>secret</html>"))),
+    (b"Content-Encoding: gzip, deflate\r\n", _raw_deflate(gzip.compress(b"<html>secret</html>"))),
+])
+def test_encodings_are_undone_like_libhtp(headers, body):
+    parser = HttpParser()
+    parser.feed(b"GET / HTTP/1.1\r\n\r\n", True)
+    [tx] = parser.feed(b"HTTP/1.1 200 OK\r\n" + headers + b"Content-Length: %d\r\n\r\n" % len(body)
+                       + body, False)
+    assert tx.buffers["file.data"] == b"<html>secret</html>"
+    assert "http.body_decompression_failed" not in parser.events
+
+
 def test_body_until_close_and_flow_end_flush():
     parser = HttpParser()
     parser.feed(b"GET / HTTP/1.0\r\n\r\nGET /never-answered HTTP/1.0\r\n\r\n", True)
@@ -116,6 +140,25 @@ def test_request_line_without_newline_is_taken_at_close():
     assert tx.buffers["http.method"] == b"GET" and tx.buffers["http.uri"] == b"/cgi-bin/;reboot"
     assert tx.record["url"] == "/cgi-bin/;reboot"
     assert HttpParser().finish() == []
+
+
+def test_status_code_buffer_is_the_raw_token_as_libhtp_reads_it():
+    for line, code, message, status in ((b"HTTP/1.0 2000123 xxxxABC", b"2000123", b"xxxxABC", None),
+                                        (b"HTTP/1.0 FAIL OK", b"FAIL", b"OK", None),
+                                        (b"HTTP/1.1 404 Not Found", b"404", b"Not Found", 404)):
+        parser = HttpParser()
+        parser.feed(b"GET / HTTP/1.1\r\nHost: cam\r\n\r\n", True)
+        [tx] = parser.feed(line + b"\r\nContent-Length: 0\r\n\r\n", False)
+        assert (tx.buffers["http.stat_code"], tx.buffers["http.stat_msg"]) == (code, message)
+        assert tx.record.get("status") == status
+
+
+def test_chunked_trailers_join_the_headers():
+    parser = HttpParser()
+    [tx] = parser.feed(b"POST /up HTTP/1.1\r\nHost: cam\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       b"3\r\nabc\r\n0\r\nX-Trailer: kaboom\r\n\r\n", True)
+    assert b"X-Trailer: kaboom\r\n" in tx.buffers["http.header"]
+    assert tx.buffers["http.request_body"] == b"abc"
 
 
 def test_connect_and_upgrade_stop_parsing():
