@@ -54,6 +54,7 @@ STREAM_EVENTS = frozenset({
 APPLAYER_EVENTS = frozenset({
     # ips/applayer/http.py, on the transaction (libhtp's HTP_REQUEST_INVALID_T_E)
     "http.invalid_transfer_encoding_value_in_request",
+    "http.host_header_ambiguous",      # absolute URI host and Host header differ
     # ips/applayer/dns.py, on the request's or response's transaction
     "dns.z_flag_set",
     "dns.malformed_data",

@@ -141,6 +141,22 @@ def _absolute_host(raw_uri: bytes) -> bytes | None:
     return authority.rpartition(b"@")[2]
 
 
+def _host_ambiguous(authority: bytes, header: bytes) -> bool:
+    """libhtp's HTP_HOST_AMBIGUOUS: the URI's host and the Host header's
+    differ (any case), or both give a port and the ports differ."""
+    header = header.strip()
+    if _strip_port(authority).lower() != _strip_port(header).lower():
+        return True
+    uri_port, header_port = _port_of(authority), _port_of(header)
+    return uri_port is not None and header_port is not None and uri_port != header_port
+
+
+def _port_of(host: bytes) -> bytes | None:
+    rest = host.partition(b"]")[2] if host.startswith(b"[") else host
+    _name, colon, port = rest.partition(b":")
+    return port.strip() if colon and port.strip() else None
+
+
 def _strip_port(host: bytes) -> bytes:
     if host.startswith(b"["):
         return host.partition(b"]")[0] + b"]"
@@ -560,12 +576,18 @@ class HttpParser:
         self._fill_header_buffers(buffers, headers, request=True)
         host = headers.get(b"host")
         absolute = _absolute_host(raw_uri)
-        if host is not None:
+        if absolute is not None:
+            # As libhtp (RFC 9112 3.2.2): an absolute URI's host is the
+            # request's host, whatever the Host header says; both differing
+            # is the ambiguity a front end and a back end can read apart.
+            uri_host = _strip_port(absolute)
+            buffers["http.host.raw"] = uri_host
+            buffers["http.host"] = uri_host.lower()
+            if host is not None and _host_ambiguous(absolute, host):
+                self._tx_event(http_tx, "http.host_header_ambiguous")
+        elif host is not None:
             buffers["http.host.raw"] = host
             buffers["http.host"] = _strip_port(host.strip()).lower()
-        elif absolute is not None:
-            buffers["http.host.raw"] = absolute
-            buffers["http.host"] = _strip_port(absolute).lower()
         self._check_transfer_encoding(http_tx, headers, request=True)
         body_state, length = self._body_framing(headers, request=True)
         side.state, side.remaining = body_state, length
@@ -614,8 +636,11 @@ class HttpParser:
         if value.lower() == b"chunked":
             if not request or http_tx.protocol.strip().upper() == b"HTTP/1.1":
                 return
-        name = ("http.invalid_transfer_encoding_value_in_request" if request
-                else "http.invalid_transfer_encoding_value_in_response")
+        self._tx_event(http_tx, "http.invalid_transfer_encoding_value_in_request" if request
+                       else "http.invalid_transfer_encoding_value_in_response")
+
+    def _tx_event(self, http_tx: _HttpTx, name: str) -> None:
+        """An event on the transaction (for app-layer-event), logged too."""
         if name not in http_tx.events:
             http_tx.events += (name,)
         self.events.append(name)

@@ -1366,6 +1366,12 @@ def _finish(rule: Rule, classifications: dict) -> None:
             pass
         for matcher in matchers:
             if isinstance(matcher, verify.Content):
+                if name == "http.host" and (matcher.nocase or matcher.pattern != matcher.pattern.lower()):
+                    # Suricata refuses both: the buffer is lowercased, so an
+                    # uppercase pattern never matches and nocase is redundant.
+                    raise RuleError("syntax", "http.host", syntax=True,
+                                    detail="http.host is lowercased: use a lowercase pattern "
+                                           "without nocase")
                 if matcher.nocase:
                     matcher.pattern = matcher.pattern.lower()
                 if matcher.endswith and matcher.depth is not None and not matcher.relative:

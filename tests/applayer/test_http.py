@@ -161,6 +161,23 @@ def test_chunked_trailers_join_the_headers():
     assert tx.buffers["http.request_body"] == b"abc"
 
 
+def test_absolute_uri_host_wins_and_a_different_host_header_is_ambiguous():
+    # libhtp: the absolute URI names the host (http.host, http.host.raw);
+    # a Host header saying otherwise raises http.host_header_ambiguous.
+    parser = HttpParser()
+    [tx] = parser.feed(b"GET http://Cam.example:8080/x HTTP/1.1\r\nHost: other.example:8080\r\n\r\n",
+                       True)
+    assert tx.buffers["http.host"] == b"cam.example" and tx.buffers["http.host.raw"] == b"Cam.example"
+    assert tx.events == ("http.host_header_ambiguous",)
+    for host in (b"cam.example", b"CAM.example:8080"):
+        [same] = HttpParser().feed(b"GET http://cam.example:8080/x HTTP/1.1\r\nHost: " + host
+                                   + b"\r\n\r\n", True)
+        assert same.events == ()
+    [port] = HttpParser().feed(b"GET http://cam.example:8080/x HTTP/1.1\r\nHost: cam.example:81"
+                               b"\r\n\r\n", True)
+    assert port.events == ("http.host_header_ambiguous",)
+
+
 def test_connect_and_upgrade_stop_parsing():
     parser = HttpParser()
     parser.feed(b"GET /chat HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", True)

@@ -81,6 +81,8 @@ def test_relative_byte_keywords_follow_the_previous_content_into_its_buffer():
     ('byte_extract:1,0,v,align 3;', "align"),
     ('byte_extract:1,0,v,string,dec,big;', "endianness"),
     ('byte_extract:1,40000,v;', "offset outside"),
+    ('http.host; content:"Cam.example";', "lowercase"),
+    ('content:"cam"; http_host; nocase;', "lowercase"),
 ])
 def test_byte_and_content_options_suricata_refuses(options, detail):
     with pytest.raises(RuleError, match=detail):
