@@ -648,6 +648,15 @@ def _opt_position(builder: _Builder, value: str | None, keyword: str) -> None:
         raise RuleError("syntax", keyword, syntax=True, detail="must be positive")
     if keyword in ("depth", "offset") and isinstance(number, int) and number < 0:
         raise RuleError("syntax", keyword, syntax=True, detail="must not be negative")
+    if keyword == "within" and isinstance(number, int) and number < len(content.pattern):
+        # Suricata refuses it: the content could never fit.
+        raise RuleError("syntax", keyword, syntax=True, detail="within shorter than the content")
+    relative = keyword in ("distance", "within")
+    if (content.depth is not None or content.offset is not None) if relative else (
+            content.distance is not None or content.within is not None):
+        # Suricata refuses mixing them on one content (which one anchors?).
+        raise RuleError("syntax", keyword, syntax=True,
+                        detail="distance/within with depth/offset on one content")
     if getattr(content, keyword) is not None:
         raise RuleError("syntax", keyword, syntax=True, detail="set twice")
     if keyword in ("distance", "within") and content.startswith:

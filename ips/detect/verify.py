@@ -143,16 +143,8 @@ class Content:
                 # negative distance) wraps and is capped at the buffer end.
                 if limit >= 0:
                     end = min(end, limit)
-            if self.depth is not None:
-                depth = _value(self.depth, variables)
-                if depth is None:
-                    return None
-                end = min(end, prev + depth)
-            if self.offset is not None:
-                offset = _value(self.offset, variables)
-                if offset is None:
-                    return None
-                start = max(start, prev + offset)
+            # depth/offset never join distance/within on one content (the
+            # parser refuses it, as Suricata does).
         else:
             start = 0
             end = size

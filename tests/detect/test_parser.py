@@ -83,6 +83,9 @@ def test_relative_byte_keywords_follow_the_previous_content_into_its_buffer():
     ('byte_extract:1,40000,v;', "offset outside"),
     ('http.host; content:"Cam.example";', "lowercase"),
     ('content:"cam"; http_host; nocase;', "lowercase"),
+    ('content:"a"; content:"bcd"; within:2;', "within shorter"),
+    ('content:"a"; content:"b"; distance:0; depth:4;', "depth/offset on one content"),
+    ('content:"a"; content:"b"; offset:1; within:3;', "depth/offset on one content"),
 ])
 def test_byte_and_content_options_suricata_refuses(options, detail):
     with pytest.raises(RuleError, match=detail):
