@@ -525,15 +525,25 @@ class AppLayer:
         return self._start(flow, state, pkt, outcome, [(d, b) for d, b in order if b], False)
 
     def _start(self, flow, state, pkt, name, chunks, gap) -> list[Tx]:
+        """Start the parser on what each side sent so far. The transactions
+        the last chunk's side updated are returned (they belong to the data
+        being handled now); those of the other side wait for that side's
+        next packet, as on_stream defers them: a request whose method only
+        the server's reply revealed as HTTP is still inspected as a request."""
         parser = _parser_for(name, self.config, tcp=flow.proto == 6)
         if parser is None:
             state["done"] = True
             return []
         flow.app_proto = name
         state["parser"] = parser
+        current = chunks[-1][0] if chunks else None
         txs: list[Tx] = []
         for direction, chunk in chunks:
-            txs.extend(self._feed(flow, state, pkt, chunk, direction, gap))
+            updated = self._feed(flow, state, pkt, chunk, direction, gap)
+            if direction == current:
+                txs.extend(updated)
+            elif updated:
+                self._defer(flow, direction, updated)
         return _unique(txs)
 
     def _feed(self, flow, state, pkt, data, to_server, gap) -> list[Tx]:

@@ -847,6 +847,10 @@ class HttpParser:
                 headers[key] = known + b", " + value
         buffers = http_tx.request_buffers if to_server else http_tx.response_buffers
         self._fill_header_buffers(buffers, headers, request=to_server)
+        # Suricata's raw header buffer takes the trailer bytes as it took
+        # the headers' (one callback for both).
+        buffers["http.header.raw"] = (buffers.get("http.header.raw", b"")
+                                      + b"".join(line + b"\r\n" for line in lines) + b"\r\n")
 
     def _count_transfer(self, http_tx: _HttpTx, count: int, to_server: bool) -> None:
         # EVE's "length" is the body as transmitted, chunk framing included.

@@ -158,6 +158,7 @@ def test_chunked_trailers_join_the_headers():
     [tx] = parser.feed(b"POST /up HTTP/1.1\r\nHost: cam\r\nTransfer-Encoding: chunked\r\n\r\n"
                        b"3\r\nabc\r\n0\r\nX-Trailer: kaboom\r\n\r\n", True)
     assert b"X-Trailer: kaboom\r\n" in tx.buffers["http.header"]
+    assert tx.buffers["http.header.raw"].endswith(b"X-Trailer: kaboom\r\n\r\n")
     assert tx.buffers["http.request_body"] == b"abc"
 
 

@@ -245,6 +245,22 @@ def test_ids_mode_inspects_request_on_the_next_client_packet_with_response_state
     assert tx.partial_record()["status"] == 404 and tx.partial_record()["length"] == 40
 
 
+def test_request_named_http_by_the_reply_is_still_inspected_as_a_request():
+    # An unknown method: only the server's status line names the flow HTTP.
+    # The request tx must reach request-side rules on the client's next packet.
+    odd = b"FOO /cgi-bin/x HTTP/1.0\r\nHost: cam\r\n\r\n"
+    config = Config()
+    config.stream_inline = True
+    seen, *_ = conversation(config, [
+        (True, 0, odd, 0),
+        (False, 0, b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", len(odd)),
+        (True, len(odd), b"", 44),
+    ])
+    [tx] = seen[2]
+    assert tx.to_server and tx.buffers["http.method"] == b"FOO"
+    assert tx.buffers["http.uri"] == b"/cgi-bin/x"
+
+
 def test_inline_mode_inspects_request_on_its_own_packet():
     config = Config()
     config.stream_inline = True
