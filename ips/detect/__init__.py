@@ -833,13 +833,23 @@ class DetectEngine:
             self.xbits.apply(rule, pkt)
         if rule.flowint_actions:
             packet_checks.apply_flowints(rule, flow)
-        if rule.detection_filter is not None and not self.thresholds.allow(
-                rule, rule.detection_filter, pkt, flow, "detection_filter"):
-            return False
-        if rule.threshold is not None and not self.thresholds.allow(
-                rule, rule.threshold, pkt, flow, "threshold"):
-            return False
-        matches.append(Match(rule, tx_id, bool(from_stream)))
+        alert = True
+        if rule.detection_filter is not None:
+            alert, act = self.thresholds.check(rule, rule.detection_filter, pkt, flow,
+                                               "detection_filter")
+            if not act:
+                return False
+        if rule.threshold is not None:
+            logged, act = self.thresholds.check(rule, rule.threshold, pkt, flow, "threshold")
+            if not act:
+                return False
+            alert = alert and logged
+        match = Match(rule, tx_id, bool(from_stream))
+        if not alert:
+            # Thresholded: the action stands (a limited drop rule still
+            # drops), the alert is not logged.
+            match.noalert = True
+        matches.append(match)
         if rule.action == "pass":
             if flow is not None and getattr(flow, "detect", None) is not None:
                 flow.detect["pass"] = True

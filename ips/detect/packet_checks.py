@@ -84,7 +84,8 @@ class Flags:
         if self.modifier == "*":
             return bool(flags & self.bits)
         if self.modifier == "!":
-            return not (flags & self.bits) if self.bits else flags != 0
+            # Suricata's FlagsMatch: not *all* of them set (!AP matches a bare ACK).
+            return (flags & self.bits) != self.bits if self.bits else flags != 0
         return flags == self.bits
 
 
@@ -119,12 +120,14 @@ class Fragbits:
         if offset + 2 > len(pkt.data):
             return False
         flags = int.from_bytes(pkt.data[offset:offset + 2], "big") & 0xE000
+        # Suricata 7's FragBitsMatch: "+" wants another bit set besides
+        # them, "!" that not all of them are set.
         if self.modifier == "+":
-            return flags & self.bits == self.bits
+            return flags & self.bits == self.bits and flags != self.bits
         if self.modifier == "*":
             return bool(flags & self.bits)
         if self.modifier == "!":
-            return not flags & self.bits
+            return flags & self.bits != self.bits
         return flags == self.bits
 
 

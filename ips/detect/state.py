@@ -113,6 +113,11 @@ class Thresholds:
     * detection_filter N: alert on every match after the N-th in the period.
     A period starts at the first match and lasts `seconds`; the next match
     after it starts a new period.
+
+    The rule's action is not the alert: as in Suricata, a `limit` rule acts
+    (drops, rejects) on every match and only its alerts are capped, a `both`
+    rule acts on every match from the N-th on; `threshold` and
+    `detection_filter` act exactly when they alert. `check` returns both.
     """
 
     __slots__ = ("_table",)
@@ -120,13 +125,15 @@ class Thresholds:
     def __init__(self) -> None:
         self._table: OrderedDict = OrderedDict()
 
-    def allow(self, rule, spec: dict, pkt, flow, kind: str) -> bool:
+    def check(self, rule, spec: dict, pkt, flow, kind: str) -> tuple[bool, bool]:
+        """(alert, act) for this match (counts it): whether it is logged, and
+        whether the rule's action (drop, reject, pass) applies."""
         key = self._key(rule, spec, pkt, kind)
         if key is None:
-            return True
+            return True, True
         if spec["track"] == "by_flow":
             if flow is None:
-                return True
+                return True, True
             table = flow.detect.setdefault("thresholds", {})
         else:
             table = self._table
@@ -140,18 +147,19 @@ class Thresholds:
                 while len(self._table) > MAX_THRESHOLD_ENTRIES:
                     self._table.popitem(last=False)
         counter.count += 1
+        count = counter.count
         limit = spec["count"]
         if kind == "detection_filter":
-            return counter.count > limit
+            return (count > limit,) * 2
         mode = spec["type"]
         if mode == "limit":
-            return counter.count <= limit
+            return count <= limit, True
         if mode == "threshold":
-            if counter.count >= limit:
+            if count >= limit:
                 counter.count = 0
-                return True
-            return False
-        return counter.count == limit  # both
+                return True, True
+            return False, False
+        return count == limit, count >= limit  # both
 
     @staticmethod
     def _key(rule, spec: dict, pkt, kind: str):

@@ -56,3 +56,8 @@ def engine(rules: str, config: Config | None = None, cache_dir: str | None = Non
 
 def sids(matches) -> list[int]:
     return sorted(match.rule.sid for match in matches)
+
+
+def alerting(matches) -> list[int]:
+    """The sids that alert: a thresholded match still acts, but logs nothing."""
+    return sorted(match.rule.sid for match in matches if not match.noalert)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ips.config import Config
 from ips.detect.check import main as check_main
-from tests.detect.factories import FakeFlow, FakeTx, engine, packet, sids
+from tests.detect.factories import FakeFlow, FakeTx, alerting, engine, packet, sids
 
 
 def test_load_report_counts_and_reasons():
@@ -58,10 +58,10 @@ def test_flowbit_oring_and_tx_once_per_transaction():
 def test_threshold_limit_by_rule_bug_4503():
     eng, _ = engine('alert ip any any -> 8.8.8.8 any (threshold: type limit, track by_rule, count 5, '
                     'seconds 300; sid:1;)\n')
-    fired = [len(eng.inspect(packet(b"", proto=17, dst="8.8.8.8", ts=float(i)), None, None, []))
+    fired = [len(alerting(eng.inspect(packet(b"", proto=17, dst="8.8.8.8", ts=float(i)), None, None, [])))
              for i in range(8)]
     assert fired == [1, 1, 1, 1, 1, 0, 0, 0]
-    assert len(eng.inspect(packet(b"", proto=17, dst="8.8.8.8", ts=400.0), None, None, [])) == 1
+    assert alerting(eng.inspect(packet(b"", proto=17, dst="8.8.8.8", ts=400.0), None, None, [])) == [1]
 
 
 def test_threshold_modes_and_detection_filter():
@@ -69,8 +69,28 @@ def test_threshold_modes_and_detection_filter():
                     'alert tcp any any -> any any (content:"x"; threshold:type both, track by_src, count 2, seconds 60; sid:2;)\n'
                     'alert tcp any any -> any any (content:"x"; detection_filter:track by_flow, count 2, seconds 60; sid:3;)\n')
     flow = FakeFlow()
-    per_packet = [sids(eng.inspect(packet(b"x", ts=float(i)), flow, None, [])) for i in range(6)]
-    assert per_packet == [[], [2], [1, 3], [3], [3], [1, 3]]
+    matched = [eng.inspect(packet(b"x", ts=float(i)), flow, None, []) for i in range(6)]
+    assert [alerting(m) for m in matched] == [[], [2], [1, 3], [3], [3], [1, 3]]
+    # "both" acts from its count on, alerting once; threshold and
+    # detection_filter act only when they alert.
+    assert [sids(m) for m in matched] == [[], [2], [1, 2, 3], [2, 3], [2, 3], [1, 2, 3]]
+
+
+def test_a_thresholded_drop_rule_keeps_dropping():
+    # As Suricata (DetectThresholdTestSig7/8/11): limit caps the alerts,
+    # not the action; an IPS that let the 2nd exploit through would be wrong.
+    from ips.config import Config
+    from ips.verdict import decide
+    from ips.packet import DROP
+    eng, _ = engine('drop tcp any any -> any 80 (content:"x"; threshold:type limit, track by_src, '
+                    'count 1, seconds 300; sid:10;)\n')
+    verdicts, alerts = [], []
+    for i in range(4):
+        pkt = packet(b"x", ts=float(i))
+        matches = eng.inspect(pkt, FakeFlow(), None, [])
+        alerts.append(alerting(matches))
+        verdicts.append(decide(pkt, None, matches, Config()))
+    assert alerts == [[10], [], [], []] and verdicts == [DROP] * 4
 
 
 def test_ip_version_protocols():

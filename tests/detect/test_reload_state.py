@@ -5,7 +5,7 @@ from __future__ import annotations
 from ips.collector import Collector
 from ips.config import Config
 from ips.worker import Worker
-from tests.detect.factories import engine, packet, sids
+from tests.detect.factories import alerting, engine, packet, sids
 
 BRUTE_FORCE = ('alert tcp any any -> any 23 (msg:"telnet login burst"; content:"login"; '
                'threshold:type both, track by_src, count 5, seconds 60; sid:1;)\n'
@@ -22,11 +22,11 @@ def login(ts: float):
 
 def test_thresholds_count_on_across_a_reload():
     before, _ = engine(BRUTE_FORCE)
-    fired = [sids(before.inspect(login(float(i)), None, None, [])) for i in range(3)]
+    fired = [alerting(before.inspect(login(float(i)), None, None, [])) for i in range(3)]
     assert fired == [[2], [], []]
     after, _ = engine(BRUTE_FORCE + 'alert tcp any any -> any 9 (content:"new"; sid:3;)\n')
     after.take_state(before)
-    fired = [sids(after.inspect(login(float(i)), None, None, [])) for i in range(3, 6)]
+    fired = [alerting(after.inspect(login(float(i)), None, None, [])) for i in range(3, 6)]
     # Without the carried state: [[2], [], []] again, and sid 1 only at the 5th after the reload.
     assert fired == [[], [1], []]
 
@@ -49,7 +49,7 @@ def test_worker_swap_carries_the_state_over():
     second, _ = engine(BRUTE_FORCE)
     worker.swap_engine(second)
     assert worker.engine is second and second.thresholds is first.thresholds
-    assert sids(second.inspect(login(2.0), None, None, [])) == []   # sid 2's limit was used
+    assert alerting(second.inspect(login(2.0), None, None, [])) == []   # sid 2's limit was used
 
 
 def test_a_reload_does_not_mute_a_new_rule_on_an_open_transaction():
