@@ -58,6 +58,7 @@ APPLAYER_EVENTS = frozenset({
     # ips/applayer/dns.py, on the request's or response's transaction
     "dns.z_flag_set",
     "dns.malformed_data",
+    "dns.name_too_long",
 })
 """Parser events put on the transaction, as `app-layer-event` names them.
 Suricata's generic `applayer_*` events have no counterpart here."""

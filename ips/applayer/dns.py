@@ -2,9 +2,9 @@
 
 `parse_message(data)` decodes one message into a `DnsMessage`; it never
 raises and reports what it could not decode in `message.problems`. Names use
-compression pointers with loop protection: a pointer must point strictly
-backwards from the label that uses it and at most MAX_POINTERS are followed
-per name, so a hostile message costs O(message size) per name.
+compression pointers as Suricata follows them, to any offset of the message
+(forwards too), with loop protection: at most MAX_NAME_STEPS labels and
+pointers per name, so a hostile message costs O(MAX_NAME_STEPS) per name.
 
 Transactions: a query opens a transaction (keyed by DNS id); the response with
 the same id updates and completes it. The EVE record is Suricata's dns
@@ -14,7 +14,6 @@ version 3 style ({"version": 3, "type": "request"|"response", "id", "flags",
 """
 from __future__ import annotations
 
-import ipaddress
 import struct
 from socket import AF_INET, inet_ntop
 from dataclasses import dataclass, field
@@ -23,19 +22,25 @@ from ips.applayer import Tx
 
 MAX_MESSAGE_BYTES = 65535 + 2
 """A TCP DNS message cannot be longer (the length prefix is 16 bits)."""
-MAX_POINTERS = 32
-"""Compression pointers followed per name."""
-MAX_NAME_BYTES = 255
-"""RFC 1035 limit on an encoded name; longer is an event."""
+MAX_NAME_STEPS = 255
+"""Labels and compression pointers followed per name (Suricata's loop bound)."""
+MAX_NAME_BYTES = 1025
+"""Name text kept (Suricata's MAX_NAME_LEN); longer names are cut there, an event."""
 MAX_RECORDS = 256
 """Records decoded per section; more are counted but not decoded."""
 MAX_OPEN_QUERIES = 64
 """Queries awaiting their response per flow."""
 
-RRTYPES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 13: "HINFO", 15: "MX",
-           16: "TXT", 28: "AAAA", 33: "SRV", 35: "NAPTR", 41: "OPT", 43: "DS",
-           46: "RRSIG", 47: "NSEC", 48: "DNSKEY", 64: "SVCB", 65: "HTTPS",
-           99: "SPF", 252: "AXFR", 255: "ANY", 257: "CAA"}
+RRTYPES = {1: "A", 2: "NS", 3: "MD", 4: "MF", 5: "CNAME", 6: "SOA", 7: "MB", 8: "MG",
+           9: "MR", 10: "NULL", 11: "WKS", 12: "PTR", 13: "HINFO", 14: "MINFO", 15: "MX",
+           16: "TXT", 17: "RP", 18: "AFSDB", 19: "X25", 20: "ISDN", 21: "RT", 22: "NSAP",
+           23: "NSAPPTR", 24: "SIG", 25: "KEY", 26: "PX", 27: "GPOS", 28: "AAAA", 29: "LOC",
+           30: "NXT", 33: "SRV", 34: "ATMA", 35: "NAPTR", 36: "KX", 37: "CERT", 38: "A6",
+           39: "DNAME", 41: "OPT", 42: "APL", 43: "DS", 44: "SSHFP", 45: "IPSECKEY",
+           46: "RRSIG", 47: "NSEC", 48: "DNSKEY", 49: "DHCID", 50: "NSEC3", 51: "NSEC3PARAM",
+           52: "TLSA", 55: "HIP", 59: "CDS", 60: "CDNSKEY", 64: "SVCB", 65: "HTTPS",
+           99: "SPF", 249: "TKEY", 250: "TSIG", 251: "IXFR", 252: "AXFR", 253: "MAILB",
+           254: "MAILA", 255: "ANY", 256: "URI", 257: "CAA"}
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP",
           5: "REFUSED", 6: "YXDOMAIN", 7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH", 10: "NOTZONE"}
 
@@ -80,55 +85,64 @@ class DnsMessage:
 
 
 def read_name(data: bytes, offset: int) -> tuple[bytes, int, str | None]:
-    """Decode a (possibly compressed) name at `offset`.
+    """Decode a (possibly compressed) name at `offset`, as Suricata reads it.
 
     Returns (dotted name, offset after the name in the original position,
-    problem or None)."""
+    problem or None). A compression pointer may point anywhere in the
+    message, forwards too (a name a resolver reads must not hide from
+    dns.query); loops end after MAX_NAME_STEPS labels and pointers. Names
+    are kept up to MAX_NAME_BYTES, longer ones are cut there, raising
+    dns.name_too_long, and the walk goes on to the name's real end."""
     labels: list[bytes] = []
     total = 0
-    pointers = 0
+    steps = 0
     position = offset
     end_after: int | None = None
-    lowest = offset   # pointers must go strictly below every label used so far
+    problem = None
     size = len(data)
     while True:
+        steps += 1
+        if steps > MAX_NAME_STEPS:
+            return b".".join(labels), (end_after or position), "dns.name_pointer_loop"
         if position >= size:
             return b".".join(labels), (end_after or position), "dns.name_truncated"
         length = data[position]
         if length >= 0xC0:
             if position + 1 >= size:
                 return b".".join(labels), (end_after or position + 1), "dns.name_truncated"
-            target = ((length & 0x3F) << 8) | data[position + 1]
             if end_after is None:
                 end_after = position + 2
-            pointers += 1
-            if pointers > MAX_POINTERS or target >= lowest:
-                return b".".join(labels), end_after, "dns.name_pointer_loop"
-            lowest = target
-            position = target
+            position = ((length & 0x3F) << 8) | data[position + 1]
             continue
         if length & 0xC0:
             return b".".join(labels), (end_after or position + 1), "dns.name_bad_label"
         if length == 0:
-            return b".".join(labels), (end_after or position + 1), None
+            return b".".join(labels), (end_after or position + 1), problem
         start = position + 1
         position = start + length
         if position > size:
             return b".".join(labels), (end_after or size), "dns.name_truncated"
-        total += length + 1
-        if total > MAX_NAME_BYTES:
-            return b".".join(labels), (end_after or position), "dns.name_too_long"
-        labels.append(data[start:position])
+        if problem is None:
+            # Text so far: the labels and a dot between each two.
+            room = MAX_NAME_BYTES - total - (1 if labels else 0)
+            if length > room:
+                if room > 0:
+                    labels.append(data[start:start + room])
+                problem = "dns.name_too_long"      # cut at exactly MAX_NAME_BYTES
+            else:
+                labels.append(data[start:position])
+                total += length + (1 if len(labels) > 1 else 0)
 
 
 def _decode_rdata(data: bytes, rrtype: int, start: int, length: int, problems: list[str]):
     rdata = data[start:start + length]
     try:
         if rrtype == 1 and length == 4:
-            # Same text as str(ipaddress.IPv4Address(rdata)), without building one.
+            # The dotted quad, without building an address object.
             return inet_ntop(AF_INET, rdata)
         if rrtype == 28 and length == 16:
-            return str(ipaddress.IPv6Address(rdata))
+            # As Suricata's EVE: eight groups of four hex digits.
+            return ":".join(rdata[i:i + 2].hex() for i in range(0, 16, 2))
         if rrtype in (2, 5, 12):
             name, _, problem = read_name(data[:start + length], start)
             if problem:
@@ -206,22 +220,30 @@ def _text(value: bytes) -> str:
     return value.decode("utf-8", "replace")
 
 
-def _answer_json(record: DnsRecord) -> dict:
-    entry = {"rrname": _text(record.name), "rrtype": _rrtype_name(record.rrtype), "ttl": record.ttl}
-    if isinstance(record.value, str):
-        entry["rdata"] = record.value
-    elif isinstance(record.value, dict):
-        entry["srv"] = record.value
-    elif isinstance(record.value, list):
-        entry["rdata"] = " ".join(_text(s) for s in record.value)
-    return entry
+def _answers_json(records: list[DnsRecord]) -> list[dict]:
+    """EVE entries of a section; a TXT record gives one entry per string,
+    as Suricata logs them."""
+    out = []
+    for record in records:
+        entry = {"rrname": _text(record.name), "rrtype": _rrtype_name(record.rrtype),
+                 "ttl": record.ttl}
+        value = record.value
+        if isinstance(value, str):
+            entry["rdata"] = value
+        elif isinstance(value, dict):
+            entry["srv"] = value
+        elif isinstance(value, list):
+            out.extend(dict(entry, rdata=_text(text)) for text in value)
+            continue
+        out.append(entry)
+    return out
 
 
 def message_record(message: DnsMessage) -> dict:
     """Suricata EVE dns (version 3) object for one message."""
     flags = message.flags
     record: dict = {"version": 3, "type": "response" if message.is_response else "request",
-                    "id": message.id, "flags": f"{flags:04x}"}
+                    "id": message.id, "flags": f"{flags:x}"}
     if message.is_response:
         record["qr"] = True
     if flags & 0x0400:
@@ -232,15 +254,16 @@ def message_record(message: DnsMessage) -> dict:
         record["rd"] = True
     if flags & 0x0080:
         record["ra"] = True
+    if flags & 0x0040:
+        record["z"] = True
     record["opcode"] = message.opcode
-    if message.is_response:
-        record["rcode"] = RCODES.get(message.rcode, str(message.rcode))
+    record["rcode"] = RCODES.get(message.rcode, str(message.rcode))
     record["queries"] = [{"rrname": _text(q.name), "rrtype": _rrtype_name(q.rrtype)}
                          for q in message.questions]
     if message.answers:
-        record["answers"] = [_answer_json(a) for a in message.answers]
+        record["answers"] = _answers_json(message.answers)
     if message.authorities:
-        record["authorities"] = [_answer_json(a) for a in message.authorities]
+        record["authorities"] = _answers_json(message.authorities)
     return record
 
 
@@ -259,6 +282,8 @@ def _fill(tx: Tx, message: DnsMessage, queries: list[bytes]) -> None:
         events += ("dns.z_flag_set",)       # the reserved Z bit must be zero
     if "dns.malformed_data" in message.problems:
         events += ("dns.malformed_data",)
+    if "dns.name_too_long" in message.problems:
+        events += ("dns.name_too_long",)       # a name cut at MAX_NAME_BYTES
     tx.events = events
 
 

@@ -66,6 +66,48 @@ def test_compression_loop_is_stopped():
     assert read_name(data, 16)[2] == "dns.name_pointer_loop"
 
 
+def _labels(name: bytes) -> bytes:
+    return b"".join(bytes([len(part)]) + part for part in name.split(b".")) + b"\x00"
+
+
+def _query(qname_wire: bytes, trailer: bytes = b"") -> bytes:
+    return struct.pack(">6H", 7, 0x0100, 1, 0, 0, 0) + qname_wire + b"\x00\x01\x00\x01" + trailer
+
+
+def test_forward_pointer_is_followed_as_a_resolver_does():
+    # The question's name is a pointer to bytes after the question: a name
+    # a resolver reads must not hide from dns.query (Suricata follows it).
+    target = 12 + 2 + 4
+    message = _query(bytes([0xC0, target]), _labels(b"c2.example.com"))
+    [question] = parse_message(message).questions
+    assert question.name == b"c2.example.com" and (question.rrtype, question.rrclass) == (1, 1)
+
+
+def test_long_names_are_read_whole_and_cut_past_suricatas_limit():
+    long = b".".join([b"z" * 60] * 4) + b".zzzend.example.com"          # 262 bytes
+    [question] = parse_message(_query(_labels(long))).questions
+    assert question.name == long and question.rrtype == 1
+    huge = b".".join([b"y" * 63] * 20)                                    # 1279 bytes
+    message = parse_message(_query(_labels(huge)))
+    [question] = message.questions
+    assert len(question.name) <= 1025 and question.rrtype == 1
+    assert "dns.name_too_long" in message.problems
+
+
+def test_eve_record_is_written_as_suricatas_dns_v3():
+    from ips.applayer.dns import message_record
+    request = message_record(parse_message(struct.pack(">6H", 9, 0x0140, 1, 0, 0, 0)
+                                           + _labels(b"cam.example") + b"\x00\x01\x00\x01"))
+    # flags in unpadded hex, the Z bit, and the rcode on requests too
+    assert (request["flags"], request.get("z"), request["rcode"]) == ("140", True, "NOERROR")
+    answers = (b"\xc0\x0c" + struct.pack(">HHIH", 28, 1, 60, 16) + bytes.fromhex("20010db8" + "00" * 11 + "01")
+               + b"\xc0\x0c" + struct.pack(">HHIH", 16, 1, 60, 8) + b"\x03one\x03two")
+    response = message_record(parse_message(struct.pack(">6H", 9, 0x8180, 1, 2, 0, 0)
+                                            + _labels(b"cam.example") + b"\x00\x1c\x00\x01" + answers))
+    assert [(a["rrtype"], a["rdata"]) for a in response["answers"]] == [
+        ("AAAA", "2001:0db8:0000:0000:0000:0000:0000:0001"), ("TXT", "one"), ("TXT", "two")]
+
+
 def test_truncated_message_is_an_event_not_an_exception():
     parser = DnsParser()
     parser.feed(query()[:-3], True)
