@@ -423,8 +423,10 @@ class TlsParser:
                 self.record["sni"] = hello.sni.decode("utf-8", "replace")
             if hello.alpn:
                 buffers["tls.alpn"] = list(hello.alpn)
-            versions = [v for v in hello.supported_versions if v not in _GREASE]
-            client_version = max(versions) if versions else hello.version
+            # As Suricata: the first version of supported_versions it knows
+            # (GREASE and noise skipped) is the client's, not the highest.
+            client_version = next((v for v in hello.supported_versions
+                                   if v in VERSION_NAMES or v >> 8 == 0x7F), hello.version)
             buffers["tls.version"] = VERSION_NAMES.get(client_version, hex(client_version)).encode()
             return True
         if message_type == _SERVER_HELLO and not to_server and not self.server_hello_seen:

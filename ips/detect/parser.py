@@ -1067,6 +1067,8 @@ def _opt_tls_version(builder: _Builder, value: str) -> None:
     """`tls.version:1.2` (or a raw `0x0303`): the version the side being
     inspected announced (client: highest supported, server: selected)."""
     text = value.strip().strip('"')
+    negated = text.startswith("!")
+    text = text[1:].strip() if negated else text
     if text in _TLS_VERSIONS:
         # Suricata matches every TLS 1.3 draft (0x7fXX) as 1.3
         accepted = {_TLS_VERSIONS[text]}
@@ -1078,7 +1080,8 @@ def _opt_tls_version(builder: _Builder, value: str) -> None:
         accepted = {VERSION_NAMES.get(code, hex(code)).encode()}
     else:
         raise RuleError("syntax", "tls.version", syntax=True, detail=f"bad version {text!r}")
-    builder.rule.buffers.setdefault("tls.version", []).insert(0, verify.BufferIn(frozenset(accepted)))
+    builder.rule.buffers.setdefault("tls.version", []).insert(
+        0, verify.BufferIn(frozenset(accepted), negated))
 
 
 def _opt_base64_decode(builder: _Builder, value: str | None) -> None:

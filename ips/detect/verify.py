@@ -373,16 +373,18 @@ class Base64Decode:
 
 
 class BufferIn:
-    """The whole buffer is one of these values (`tls.version`)."""
+    """The whole buffer is one of these values (`tls.version`), or, negated,
+    is none of them."""
 
-    __slots__ = ("values", "relative_next")
+    __slots__ = ("values", "negated", "relative_next")
 
-    def __init__(self, values: frozenset) -> None:
+    def __init__(self, values: frozenset, negated: bool = False) -> None:
         self.values = values
+        self.negated = negated
         self.relative_next = False
 
     def positions(self, inspection: Inspection, prev: int):
-        if bytes(inspection.buffer) in self.values:
+        if (bytes(inspection.buffer) in self.values) != self.negated:
             yield prev
 
 

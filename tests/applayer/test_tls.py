@@ -182,3 +182,16 @@ def test_a_cached_certificate_gives_the_same_fields_and_events():
     big = not_a_certificate + b"\x00" * tls_module._CERTIFICATE_CACHE_BYTES
     assert _server_certificate(big).events == ["tls.certificate_invalid"]
     assert tls_module._certificates == {}
+
+
+def test_client_version_is_the_first_supported_version_suricata_knows():
+    # tls.version: Suricata takes the first valid entry (GREASE skipped),
+    # JA4 the highest: a client listing 1.2 before 1.3 is "TLS 1.2", "t13".
+    from scapy.layers.tls.extensions import TLS_Ext_SupportedVersion_CH
+    from scapy.layers.tls.handshake import TLSClientHello
+    from scapy.layers.tls.record import TLS
+    hello = TLS(msg=[TLSClientHello(ciphers=[0x1301], ext=[
+        TLS_Ext_SupportedVersion_CH(versions=[0x0A0A, 0x0303, 0x0304])])])
+    [tx] = TlsParser().feed(bytes(hello), True)
+    assert tx.buffers["tls.version"] == b"TLS 1.2"
+    assert tx.buffers["ja4.hash"].startswith(b"t13")

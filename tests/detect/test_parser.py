@@ -92,6 +92,11 @@ def test_byte_and_content_options_suricata_refuses(options, detail):
         parse(f'alert tcp any any -> any any ({options} sid:1;)')
 
 
+def test_negated_tls_version():
+    [check] = parse('alert tls any any -> any any (tls.version:!1.1; sid:1;)').buffers["tls.version"]
+    assert check.negated and b"TLS 1.1" in check.values
+
+
 def test_byte_extract_string_of_any_length_loads():
     rule = parse('alert tcp any any -> any any (byte_extract:0,0,n,string,dec; content:"x"; '
                  'offset:n; sid:1;)')
