@@ -304,13 +304,30 @@ def apply_flowints(rule, flow) -> None:
         values[variable] = min(max(result, 0), 0xFFFFFFFF)
 
 
+# The width of each field (Suricata refuses a value the field cannot hold).
+_FIELD_MAX = {"dsize": 0xFFFF, "ttl": 0xFF, "itype": 0xFF, "icode": 0xFF, "ack": 0xFFFFFFFF,
+              "seq": 0xFFFFFFFF, "icmp_id": 0xFFFF, "icmp_seq": 0xFFFF, "window": 0xFFFF,
+              "ip_proto": 0xFF}
+
+
+def _in_range(keyword: str, *numbers: int) -> None:
+    for number in numbers:
+        if not 0 <= number <= _FIELD_MAX[keyword]:
+            raise ValueError(f"{keyword} value {number} out of range 0..{_FIELD_MAX[keyword]}")
+
+
 def build(keyword: str, value: str | None):
     value = (value or "").strip()
+    if keyword in ("icmp_id", "icmp_seq") and len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1].strip()                 # Suricata takes icmp_id:"300" too
     if keyword in ("dsize", "ttl", "itype", "icode", "ack", "seq", "icmp_id", "icmp_seq"):
-        return _FieldCheck(keyword, UintCheck(value))
+        check = UintCheck(value)
+        _in_range(keyword, check.low, check.high)
+        return _FieldCheck(keyword, check)
     if keyword == "window":
         negated = value.startswith("!")
         number = int(value.lstrip("!").strip(), 0)
+        _in_range(keyword, number)
         return _FieldCheck(keyword, _Compare("!" if negated else "", number))
     if keyword == "ip_proto":
         match = _IP_PROTO.match(value)
@@ -320,8 +337,11 @@ def build(keyword: str, value: str | None):
         number = int(name) if name.isdigit() else _PROTO_NAMES.get(name.lower())
         if number is None:
             raise ValueError(f"unknown protocol {name!r}")
+        _in_range(keyword, number)
         return _FieldCheck(keyword, _Compare(op, number))
     if keyword == "flags":
+        if not value:
+            raise ValueError("flags needs a value")
         return Flags(value)
     if keyword == "fragbits":
         return Fragbits(value)

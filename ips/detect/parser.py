@@ -568,7 +568,7 @@ class _Builder:
     """Parse state while walking one rule's options in order."""
 
     __slots__ = ("rule", "current_buffer", "last_content", "last_content_buffer",
-                 "variables_defined", "classifications", "saw_dsize", "last_positional",
+                 "variables_defined", "classifications", "saw_dsize", "saw_flow", "last_positional",
                  "last_positional_buffer", "checked")
 
     def __init__(self, rule: Rule, classifications: dict, checked: bool = False) -> None:
@@ -582,6 +582,7 @@ class _Builder:
         self.variables_defined: set[str] = set()
         self.classifications = classifications
         self.saw_dsize = False
+        self.saw_flow = False
 
     def add(self, matcher, buffer: str | None = None) -> None:
         name = buffer or self.current_buffer
@@ -845,10 +846,27 @@ def _opt_pcre(builder: _Builder, value: str | None) -> None:
 _POINTER_MOVERS = (verify.Content, verify.Pcre, verify.ByteJump, verify.ByteExtract)
 
 
+_FLOW_GROUPS = {"to_server": "direction", "from_client": "direction", "to_client": "direction",
+                "from_server": "direction", "established": "state", "not_established": "state",
+                "stateless": "state", "only_stream": "stream", "no_stream": "stream"}
+
+
 def _opt_flow(builder: _Builder, value: str | None) -> None:
     rule = builder.rule
+    if builder.saw_flow:
+        # Suricata takes one flow keyword per rule.
+        raise RuleError("syntax", "flow", syntax=True, detail="flow given twice")
+    builder.saw_flow = True
+    given: set[str] = set()
     for part in (value or "").split(","):
         word = part.strip().lower()
+        group = _FLOW_GROUPS.get(word)
+        if group is not None:
+            if group in given:
+                # to_server,to_client, established,stateless, ...: refused as
+                # Suricata refuses them (one option per kind).
+                raise RuleError("syntax", "flow", syntax=True, detail=f"conflicting flow {group}")
+            given.add(group)
         if word == "established":
             rule.flow_established = True
         elif word == "not_established":
@@ -1182,6 +1200,9 @@ def _apply_option(builder: _Builder, name: str, value: str | None) -> None:
     elif name == "isdataat":
         _opt_isdataat(builder, value)
     elif name == "bsize":
+        if builder.current_buffer == PAYLOAD:
+            # Suricata: bsize measures a sticky buffer, never the payload (dsize does).
+            raise RuleError("syntax", "bsize", syntax=True, detail="bsize needs a sticky buffer")
         builder.add(verify.BufferSize(_uint_keyword("bsize", value)))
     elif name == "byte_test":
         _opt_byte_test(builder, value)

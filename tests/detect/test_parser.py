@@ -86,6 +86,14 @@ def test_relative_byte_keywords_follow_the_previous_content_into_its_buffer():
     ('content:"a"; content:"bcd"; within:2;', "within shorter"),
     ('content:"a"; content:"b"; distance:0; depth:4;', "depth/offset on one content"),
     ('content:"a"; content:"b"; offset:1; within:3;', "depth/offset on one content"),
+    ('content:"a"; bsize:3;', "sticky buffer"),
+    ('flow:to_client,to_server;', "conflicting flow direction"),
+    ('flow:established,stateless;', "conflicting flow state"),
+    ('flow:established; flow:to_server;', "flow given twice"),
+    ('flags:;', "flags"),
+    ('ttl:256;', "out of range"),
+    ('icmp_id:70000;', "out of range"),
+    ('ip_proto:999;', "out of range"),
 ])
 def test_byte_and_content_options_suricata_refuses(options, detail):
     with pytest.raises(RuleError, match=detail):

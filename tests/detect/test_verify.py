@@ -91,8 +91,8 @@ def test_isdataat_and_bsize():
     assert not matches('isdataat:3;', b"Axy") and matches('isdataat:2;', b"Axy")
     assert matches('content:"xy"; isdataat:!1,relative;', b"Axy")
     assert not matches('content:"x"; isdataat:!1,relative;', b"Axy")
-    assert matches('bsize:3;', b"abc")
-    assert not matches('bsize:<3;', b"abc")
+    assert matches('http.uri; bsize:3;', b"abc", "http.uri")
+    assert not matches('http.uri; bsize:<3;', b"abc", "http.uri")
 
 
 def test_byte_test_jump_extract():
