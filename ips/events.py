@@ -147,6 +147,8 @@ class Alert:
     """Ethernet source of the packet, for the device inventory."""
     flow: dict[str, Any] | None = None
     """Flow counters at alert time, as EVE's alert.flow object."""
+    vlan: tuple = ()
+    """VLAN ids of the packet, outermost first (EVE's "vlan")."""
 
 
 @quick_pickle
@@ -192,6 +194,8 @@ class FlowEnd:
     """Ethernet address the client side sent from."""
     server_mac: str | None = None
     """Ethernet address the server side sent from."""
+    vlan: tuple = ()
+    """VLAN ids of the flow, outermost first (EVE's "vlan")."""
 
 
 @quick_pickle
@@ -245,6 +249,8 @@ class AppRecord:
     """Transaction index within the flow."""
     src_mac: str | None = None
     """Ethernet source of the packet, so the inventory can key on it."""
+    vlan: tuple = ()
+    """VLAN ids of the flow, outermost first (EVE's "vlan")."""
 
 
 @quick_pickle

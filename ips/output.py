@@ -77,12 +77,20 @@ def eve_ip(text: str | None) -> str | None:
     return full
 
 
+def _vlan_text(vlan) -> str:
+    """`"vlan":[100,200],` for a tagged flow, "" otherwise (direct JSON paths)."""
+    if not vlan:
+        return ""
+    return '"vlan":[' + ",".join("%d" % v for v in vlan) + "],"
+
+
 def alert_record(a: events.Alert) -> dict[str, Any]:
     record: dict[str, Any] = {
         "timestamp": eve_timestamp(a.timestamp),
         "flow_id": a.flow_id,
         "pcap_cnt": a.pcap_cnt,
         "event_type": "alert",
+        **({"vlan": list(a.vlan)} if a.vlan else {}),
         "src_ip": eve_ip(a.src_ip), "src_port": a.src_port,
         "dest_ip": eve_ip(a.dest_ip), "dest_port": a.dest_port,
         "proto": a.proto,
@@ -112,6 +120,7 @@ def flow_record(f: events.FlowEnd) -> dict[str, Any]:
         "timestamp": eve_timestamp(f.timestamp),
         "flow_id": f.flow_id,
         "event_type": "flow",
+        **({"vlan": list(f.vlan)} if f.vlan else {}),
         "src_ip": eve_ip(t.src_ip), "src_port": t.src_port,
         "dest_ip": eve_ip(t.dest_ip), "dest_port": t.dest_port,
         "proto": t.proto,
@@ -165,7 +174,7 @@ def flow_json(f: events.FlowEnd) -> str:
         timestamp = end if f.timestamp == f.end else eve_timestamp(f.timestamp)
         start = end if f.start == f.end else eve_timestamp(f.start)
         head = (f'{{"timestamp":"{timestamp}","flow_id":{f.flow_id:d},'
-                f'"event_type":"flow","src_ip":{_quote(eve_ip(t.src_ip))},"src_port":{t.src_port:d},'
+                f'"event_type":"flow",{_vlan_text(f.vlan)}"src_ip":{_quote(eve_ip(t.src_ip))},"src_port":{t.src_port:d},'
                 f'"dest_ip":{_quote(eve_ip(t.dest_ip))},"dest_port":{t.dest_port:d},"proto":{_quote(t.proto)},')
         if f.app_proto:
             head += f'"app_proto":{_quote(f.app_proto)},'
@@ -242,6 +251,7 @@ def app_record(r: events.AppRecord) -> dict[str, Any]:
         record["pcap_cnt"] = r.pcap_cnt
     record.update({
         "event_type": r.app_proto,
+        **({"vlan": list(r.vlan)} if r.vlan else {}),
         "src_ip": eve_ip(t.src_ip), "src_port": t.src_port,
         "dest_ip": eve_ip(t.dest_ip), "dest_port": t.dest_port,
         "proto": t.proto,
@@ -269,7 +279,7 @@ def app_json(r: events.AppRecord) -> str:
         if r.pcap_cnt:
             text += f'"pcap_cnt":{r.pcap_cnt:d},'
         name = _quote(app_proto)
-        return (f'{text}"event_type":{name},"src_ip":{_quote(eve_ip(t.src_ip))},"src_port":{t.src_port:d},'
+        return (f'{text}"event_type":{name},{_vlan_text(r.vlan)}"src_ip":{_quote(eve_ip(t.src_ip))},"src_port":{t.src_port:d},'
                 f'"dest_ip":{_quote(eve_ip(t.dest_ip))},"dest_port":{t.dest_port:d},"proto":{_quote(t.proto)},'
                 f'"tx_id":{r.tx_id:d},{name}:{_encode(r.fields)}}}')
     except (TypeError, ValueError):

@@ -385,7 +385,7 @@ class Worker:
             alerted=flow.alerted, action=flow.action,
             tcp_flags_ts=flow.tcp_flags_ts, tcp_flags_tc=flow.tcp_flags_tc,
             tcp_state=flow.tcp_state if flow.proto == PROTO_TCP else None,
-            client_mac=flow.client_mac, server_mac=flow.server_mac))
+            client_mac=flow.client_mac, server_mac=flow.server_mac, vlan=flow.key[5]))
 
     def _emit_alerts(self, pkt: Packet, flow: Flow | None, matches, verdict: int, txs) -> None:
         action = "blocked" if verdict != ACCEPT and verdict != verdicts.BYPASS else "allowed"
@@ -424,7 +424,8 @@ class Worker:
                 action=rule_action, gid=rule.gid, signature_id=rule.sid,
                 rev=rule.rev, signature=rule.msg, category=rule.category or "",
                 severity=rule.severity, metadata=rule.metadata,
-                tx_id=match.tx_id, src_mac=pkt.src_mac, app=app, flow=flow_info))
+                tx_id=match.tx_id, src_mac=pkt.src_mac, app=app, flow=flow_info,
+                vlan=pkt.vlan))
 
     def _judge_undecoded(self, pkt: Packet) -> int:
         """decode-event rules on a packet the decoder gave up on (pkthdr)."""
@@ -462,7 +463,8 @@ class Worker:
             ts, cnt, mac = flow.last, 0, flow.client_mac
         self.emit(events.AppRecord(timestamp=ts, flow_id=flow.id, pcap_cnt=cnt,
                                    tuple=five, app_proto=tx.app_proto,
-                                   fields=tx.record, tx_id=tx.tx_id, src_mac=mac))
+                                   fields=tx.record, tx_id=tx.tx_id, src_mac=mac,
+                                   vlan=flow.key[5]))
 
     def _emit_anomalies(self, pkt: Packet) -> None:
         for name in pkt.anomalies:

@@ -121,3 +121,16 @@ def test_ipv6_addresses_are_written_in_full_as_suricata_does():
     record = json.loads(flow_json(f))
     assert (record["src_ip"], record["dest_ip"]) == (
         "2001:0db8:0000:0000:0000:0000:0000:0001", "ff02:0000:0000:0000:0000:0000:0000:00fb")
+
+
+def test_vlan_ids_are_logged_as_suricata_does():
+    from ips.output import _encode
+    f = events.FlowEnd(timestamp=2.0, flow_id=7, tuple=events.FiveTuple("192.0.2.1", 1, "192.0.2.2", 2,
+                                                                         "TCP"),
+                       app_proto=None, start=1.0, end=2.0, pkts_toserver=1, pkts_toclient=0,
+                       bytes_toserver=60, bytes_toclient=0, state="new", reason="timeout",
+                       alerted=False, tcp_state="none", vlan=(100, 200))
+    assert flow_json(f) == _encode(flow_record(f))
+    assert json.loads(flow_json(f))["vlan"] == [100, 200]
+    assert "vlan" not in json.loads(flow_json(events.FlowEnd(**{**{k: getattr(f, k) for k in f.__slots__},
+                                                              "vlan": ()})))
