@@ -185,19 +185,23 @@ def _iter_rule_lines(path: str, data: bytes):
         yield start, pending
 
 
+def _state_rank(setters, readers) -> int:
+    """Suricata's order within a kind of state: setters, then rules that set
+    and read, then readers, then the rest."""
+    if setters:
+        return 1 if readers else 0
+    return 2 if readers else 3
+
+
 def _sort_key(rule: Rule):
-    setters = bool(rule.flowbit_actions or rule.xbit_actions or rule.flowint_actions)
-    readers = bool(rule.flowbit_checks or rule.xbit_checks
-                   or any(getattr(c, "name", "") == "flowint" for c in rule.packet_checks))
-    if setters and not readers:
-        flowbit_rank = 0
-    elif setters and readers:
-        flowbit_rank = 1
-    elif readers:
-        flowbit_rank = 2
-    else:
-        flowbit_rank = 3
-    return (_ACTION_RANK[rule.action], flowbit_rank, rule.priority)
+    """Suricata's signature order (SCSigOrderSignatures): action, then
+    flowbits, flowint and host/pair bits each setters first, priority, sid."""
+    flowint_reader = any(getattr(c, "name", "") == "flowint" for c in rule.packet_checks)
+    return (_ACTION_RANK[rule.action],
+            _state_rank(rule.flowbit_actions, rule.flowbit_checks),
+            _state_rank(rule.flowint_actions, flowint_reader),
+            _state_rank(rule.xbit_actions, rule.xbit_checks),
+            rule.priority, rule.sid)
 
 
 class DetectEngine:

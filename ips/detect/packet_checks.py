@@ -278,30 +278,30 @@ class Flowint:
             return current is not None
         if self.op in ("notset", "isnotset"):
             return current is None
-        operand = self.operand if isinstance(self.operand, int) else values.get(self.operand)
-        if current is None or operand is None:
+        # An unset target variable reads as 0 (Suricata's DetectFlowintMatch).
+        operand = self.operand if isinstance(self.operand, int) else values.get(self.operand, 0)
+        if current is None:
             return False
         return _COMPARE["=" if self.op == "==" else self.op](current, operand)
 
 
 def apply_flowints(rule, flow) -> None:
-    """The rule's `flowint` changes (=, +, -) after it matched. Values stay
-    in Suricata's unsigned 32-bit range: a subtraction stops at 0."""
+    """The rule's `flowint` changes (=, +, -) after it matched, as Suricata
+    makes them: unsigned 32-bit arithmetic that wraps, an unset source
+    variable reads as 0, `+` on an unset variable sets it, `-` on one
+    leaves it unset."""
     values = flowints(flow)
     if values is None:
         return
     for variable, op, operand in rule.flowint_actions:
-        amount = operand if isinstance(operand, int) else values.get(operand)
-        if amount is None:
-            continue
-        current = values.get(variable, 0)
+        amount = operand if isinstance(operand, int) else values.get(operand, 0)
+        current = values.get(variable)
         if op == "=":
-            result = amount
+            values[variable] = amount & 0xFFFFFFFF
         elif op == "+":
-            result = current + amount
-        else:
-            result = current - amount
-        values[variable] = min(max(result, 0), 0xFFFFFFFF)
+            values[variable] = (amount if current is None else current + amount) & 0xFFFFFFFF
+        elif current is not None:
+            values[variable] = (current - amount) & 0xFFFFFFFF
 
 
 # The width of each field (Suricata refuses a value the field cannot hold).

@@ -898,6 +898,9 @@ def _opt_xbits(builder: _Builder, value: str | None) -> None:
     """`xbits:<set|unset|toggle|isset|isnotset>,<name>,track <ip_src|ip_dst|ip_pair>
     [,expire <seconds>]`: bits kept per host or host pair, across flows."""
     parts = [p.strip() for p in (value or "").split(",")]
+    if parts == ["noalert"]:
+        builder.rule.noalert = True          # as flowbits:noalert
+        return
     if len(parts) < 3:
         raise RuleError("syntax", "xbits", syntax=True, detail="needs command, name and track")
     command, name = parts[0].lower(), parts[1]

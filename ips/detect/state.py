@@ -60,16 +60,19 @@ class XBits:
     __slots__ = ("_bits",)
 
     def __init__(self) -> None:
-        self._bits: OrderedDict = OrderedDict()    # (track, key, name) -> expiry
+        self._bits: OrderedDict = OrderedDict()    # ("host"|"pair", key, name) -> expiry
 
     @staticmethod
     def _key(track: str, name: str, pkt) -> tuple:
+        # As Suricata's host bits: a bit lives on the host under its name;
+        # `track ip_src`/`ip_dst` only says which address of this packet is
+        # the host (set on the destination, checked on the source later).
         if track == "ip_src":
-            return (track, pkt.src, name)
+            return ("host", pkt.src, name)
         if track == "ip_dst":
-            return (track, pkt.dst, name)
+            return ("host", pkt.dst, name)
         low, high = sorted((str(pkt.src), str(pkt.dst)))
-        return (track, (low, high), name)
+        return ("pair", (low, high), name)
 
     def _isset(self, key: tuple, now: float) -> bool:
         expiry = self._bits.get(key)

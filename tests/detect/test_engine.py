@@ -435,3 +435,45 @@ def test_new_keywords_never_raise_on_hostile_payloads():
     check()
     assert not eng.stats["inspect_errors"] and not eng.stats["verify_errors"]
     assert {11, 13, 14, 15} <= seen    # the keywords were exercised, not just skipped
+
+
+def test_host_bit_set_on_the_destination_is_seen_on_that_host_as_source():
+    # Suricata's host bits live on the host: set with track ip_dst (the
+    # client a reply went to), checked with track ip_src on its next flow.
+    eng, _ = engine('alert tcp any any -> any any (content:"SETBIT"; xbits:set,infected,track ip_dst; '
+                    'noalert; sid:1;)\n'
+                    'drop tcp any any -> any any (content:"BEACON"; xbits:isset,infected,track ip_src; '
+                    'sid:2;)\n')
+    reply = packet(b"SETBIT", src="198.51.100.20", dst="192.0.2.10", sport=80, dport=40000)
+    assert alerting(eng.inspect(reply, FakeFlow(), None, [])) == []
+    beacon = packet(b"BEACON", src="192.0.2.10", dst="198.51.100.30", sport=40001)
+    assert sids(eng.inspect(beacon, FakeFlow(), None, [])) == [2]
+
+
+def test_rules_of_equal_rank_run_in_sid_order():
+    # Suricata breaks ties by sid: unset (sid 1) runs before set (sid 2),
+    # whatever the file order, so the bit ends up set.
+    eng, _ = engine('alert tcp any any -> any any (content:"AAAA"; flowbits:set,x; noalert; sid:2;)\n'
+                    'alert tcp any any -> any any (content:"AAAA"; flowbits:unset,x; noalert; sid:1;)\n'
+                    'alert tcp any any -> any any (content:"BBBB"; flowbits:isset,x; sid:3;)\n')
+    flow = FakeFlow()
+    eng.inspect(packet(b"AAAA"), flow, None, [])
+    assert sids(eng.inspect(packet(b"BBBB"), flow, None, [])) == [3]
+
+
+def test_flowint_arithmetic_is_suricatas_unsigned_32_bit():
+    eng, _ = engine('alert tcp any any -> any any (content:"dec"; flowint:c,-,1; noalert; sid:1;)\n'
+                    'alert tcp any any -> any any (content:"chk"; flowint:c,isset; sid:2;)\n'
+                    'alert tcp any any -> any any (content:"one"; flowint:d,=,1; noalert; sid:3;)\n'
+                    'alert tcp any any -> any any (content:"sub"; flowint:d,-,2; noalert; sid:4;)\n'
+                    'alert tcp any any -> any any (content:"big"; flowint:d,>,1000; sid:5;)\n'
+                    'alert tcp any any -> any any (content:"cmp"; flowint:d,>,unset_var; sid:6;)\n')
+    flow = FakeFlow()
+
+    def seen(data):
+        pkt = packet(data)
+        pkt.flow = flow
+        return alerting(eng.inspect(pkt, flow, None, []))
+    assert seen(b"dec") == [] and seen(b"chk") == []     # '-' on an unset variable leaves it unset
+    assert seen(b"one") == [] and seen(b"sub") == [] and seen(b"big") == [5]   # 1 - 2 wraps
+    assert seen(b"cmp") == [6]                           # an unset target reads as 0
