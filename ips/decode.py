@@ -104,7 +104,16 @@ _IPV6_DUPLICATE_EVENT = {
 _IPV6_MAX_EXTENSIONS = 16
 
 _ICMPV4_KNOWN_TYPES = frozenset((0, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18))
-_ICMPV6_KNOWN_TYPES = frozenset(list(range(1, 5)) + list(range(128, 162)) + [100, 101, 200, 201])
+_ICMPV6_KNOWN_TYPES = frozenset(list(range(1, 5)) + list(range(128, 162)))
+
+
+def _icmpv6_type_event(icmp_type: int) -> str:
+    """Suricata's event for an ICMPv6 type it does not decode (IANA ranges)."""
+    if icmp_type in (100, 101, 200, 201):
+        return "icmpv6.experimentation_type"
+    if 4 < icmp_type < 127 or 161 < icmp_type < 255:
+        return "icmpv6.unassigned_type"
+    return "icmpv6.unknown_type"          # 0, 127, 255
 
 # Bounded string caches: a capture has few distinct hosts, so most packets hit.
 # Clearing on overflow keeps the bound without LRU bookkeeping per packet.
@@ -541,10 +550,13 @@ def _decode_tcp(pkt: Packet, data: bytes, l4: int, end: int, checksums: bool,
         return False
     sport, dport, seq, ack, data_offset, flags, window = _TCP_HEADER.unpack_from(data, l4)
     header_length = (data_offset >> 4) << 2
-    if header_length < 20:
+    # Suricata's names: a header longer than the segment is
+    # hlen_too_small (the segment is too small for it), a data offset
+    # under 5 makes the option length negative: invalid_optlen.
+    if header_length > length:
         pkt.anomaly("tcp.hlen_too_small")
         return False
-    if header_length > length:
+    if header_length < 20:
         pkt.anomaly("tcp.invalid_optlen")
         return False
     pkt.sport = sport
@@ -598,10 +610,17 @@ def _decode_icmp(pkt: Packet, data: bytes, l4: int, end: int, checksums: bool,
     icmp_type = data[l4]
     pkt.icmp_type = icmp_type
     pkt.icmp_code = data[l4 + 1]
-    pkt.payload = data[l4 + 8:end]
-    known = _ICMPV4_KNOWN_TYPES if ipv6_addresses is None else _ICMPV6_KNOWN_TYPES
-    if icmp_type not in known:
-        pkt.anomaly(layer + ".unknown_type")
+    if ipv6_addresses is None:
+        pkt.payload = data[l4 + 8:end]
+        if icmp_type not in _ICMPV4_KNOWN_TYPES:
+            pkt.anomaly("icmpv4.unknown_type")
+    else:
+        # ICMPv6 errors and echo carry 4 more header bytes; for the other
+        # messages (ND, MLD, ...) Suricata's header is 4 bytes and the
+        # payload, which content and dsize see, starts right after it.
+        pkt.payload = data[l4 + (8 if icmp_type <= 4 or icmp_type in (128, 129) else 4):end]
+        if icmp_type not in _ICMPV6_KNOWN_TYPES:
+            pkt.anomaly(_icmpv6_type_event(icmp_type))
     if checksums:
         pseudo = 0 if ipv6_addresses is None else _pseudo_sum(ipv6_addresses, PROTO_ICMPV6, length)
         if not _segment_sum_is_valid(data[l4:end], pseudo):

@@ -38,7 +38,7 @@ DECODE_EVENTS = frozenset({
     "tcp.pkt_too_small", "tcp.hlen_too_small", "tcp.invalid_optlen",
     "udp.pkt_too_small", "udp.hlen_too_small",
     "icmpv4.pkt_too_small", "icmpv4.unknown_type", "icmpv6.pkt_too_small",
-    "icmpv6.unknown_type",
+    "icmpv6.unknown_type", "icmpv6.unassigned_type", "icmpv6.experimentation_type",
     # ips/defrag.py
     "ipv4.frag_pkt_too_large", "ipv6.frag_pkt_too_large", "ipv4.frag_overlap",
     "ipv6.frag_overlap", "ipv4.frag_ignored", "ipv6.frag_ignored", "ipv6.frag_invalid_length",

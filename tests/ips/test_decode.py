@@ -154,9 +154,10 @@ def test_short_ethernet_frame():
     assert not ok and pkt.anomalies == ["ethernet.pkt_too_small"]
 
 
-def test_tcp_header_length_too_small():
+def test_tcp_data_offset_under_five_is_an_invalid_option_length():
+    # Suricata's names: hlen - 20 underflows into an invalid option length.
     ok, pkt = decoded(eth(IP(src="192.0.2.1", dst="192.0.2.2") / TCP(dataofs=4) / b"abcd"))
-    assert not ok and pkt.anomalies == ["tcp.hlen_too_small"]
+    assert not ok and pkt.anomalies == ["tcp.invalid_optlen"]
 
 
 def test_tcp_segment_too_small():
@@ -165,8 +166,21 @@ def test_tcp_segment_too_small():
 
 
 def test_tcp_header_length_beyond_segment():
+    # ... and a segment too small for its header length is hlen_too_small.
     ok, pkt = decoded(eth(IP(src="192.0.2.1", dst="192.0.2.2") / TCP(dataofs=15)))
-    assert not ok and pkt.anomalies == ["tcp.invalid_optlen"]
+    assert not ok and pkt.anomalies == ["tcp.hlen_too_small"]
+
+
+def test_icmpv6_info_messages_have_a_four_byte_header():
+    from scapy.all import IPv6, ICMPv6ND_RS, ICMPv6EchoRequest
+    ok, pkt = decoded(eth(IPv6(src="2001:db8::1", dst="2001:db8::2") / ICMPv6ND_RS()))
+    assert ok and pkt.icmp_type == 133 and len(pkt.payload) == 4      # the reserved word
+    ok, pkt = decoded(eth(IPv6(src="2001:db8::1", dst="2001:db8::2") / ICMPv6EchoRequest(data=b"ping")))
+    assert ok and pkt.payload == b"ping"
+    for icmp_type, event in ((0, "icmpv6.unknown_type"), (50, "icmpv6.unassigned_type"),
+                             (100, "icmpv6.experimentation_type"), (170, "icmpv6.unassigned_type")):
+        frame = eth(IPv6(src="2001:db8::1", dst="2001:db8::2", nh=58) / bytes([icmp_type, 0, 0, 0, 0, 0, 0, 0]))
+        assert event in decoded(frame)[1].events
 
 
 # -- fragments ---------------------------------------------------------------
