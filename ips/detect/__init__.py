@@ -628,6 +628,9 @@ class DetectEngine:
                     side = detect[side_key] = self._new_side(pkt, flow, side)
                 header_rules = side.header_rules
                 scanners = side.scanners
+                if side.iponly:
+                    header_rules = header_rules + side.iponly
+                    side.iponly = ()
             else:
                 header_rules, scanners = self._side_parts(pkt, flow, address_key(pkt.src),
                                                           address_key(pkt.dst))
@@ -794,7 +797,15 @@ class DetectEngine:
         side.generation = self.generation
         side.source = source = address_key(pkt.src)
         side.destination = destination = address_key(pkt.dst)
-        side.header_rules, side.scanners = self._side_parts(pkt, flow, source, destination)
+        header_rules, side.scanners = self._side_parts(pkt, flow, source, destination)
+        # Suricata inspects IP-only rules (addresses alone decide) on the
+        # first packet of each flow direction, not on every packet; what
+        # they do (a drop, a flowbit) holds for the flow from there.
+        rules = self.rules
+        iponly = tuple(index for index in header_rules if _ip_only(rules[index]))
+        side.iponly = iponly
+        side.header_rules = (tuple(index for index in header_rules if index not in iponly)
+                             if iponly else header_rules)
         side.header_known = {}
         side.header_failed = set()
         # A rule reload keeps the flow's inspection bound: bytes seen stay seen.
@@ -1139,6 +1150,25 @@ def _header_is_any(rule: Rule) -> bool:
             and rule.destination_ports.any)
 
 
+def _ip_only(rule: Rule | None) -> bool:
+    """Suricata's IP-only rule (SignatureIsIPOnly): no app protocol, no
+    buffer or packet keyword, no flow keyword, flowbits only set, and any
+    ports for tcp/udp: its addresses alone decide it."""
+    if rule is None:
+        return False
+    if (rule.app_proto is not None or rule.buffers or rule.packet_checks or rule.packet_events
+            or rule.tx_events or rule.flow_established is not None
+            or rule.flow_to_server is not None or rule.flow_stateless
+            or rule.stream_only or rule.packet_only or rule.flowbit_checks or rule.xbit_checks
+            or rule.xbit_actions or rule.flowint_actions or rule.app_layer_protocol):
+        return False
+    if any(action[0] != "set" for action in rule.flowbit_actions):
+        return False
+    if rule.transports is None or not rule.transports & {6, 17}:
+        return True
+    return rule.source_ports.any and rule.destination_ports.any
+
+
 def _events_only(rule: Rule) -> bool:
     """A rule whose only conditions are packet events (and informational options)."""
     return not (rule.buffers or rule.packet_checks or rule.flowbit_checks or rule.xbit_checks
@@ -1382,12 +1412,16 @@ class _FlowSide:
     """Detection state of one direction of a flow, for one loaded ruleset
     (`generation`: a rule reload starts it afresh, as rule indices change)."""
 
-    __slots__ = ("generation", "header_rules", "header_known", "header_failed", "inspected",
-                 "source", "destination", "scanners")
+    __slots__ = ("generation", "header_rules", "iponly", "header_known", "header_failed",
+                 "inspected", "source", "destination", "scanners")
 
     generation: int
     header_rules: tuple
-    """Header-only candidate rules whose fixed header part holds."""
+    """Header-only candidate rules whose fixed header part holds, checked on
+    every packet."""
+    iponly: tuple
+    """The IP-only ones among them, until the direction's first packet has
+    been inspected (then empty)."""
     header_known: dict
     """Rule index -> whether its fixed header part holds (bounded by HEADER_MEMO_MAX)."""
     header_failed: set

@@ -477,3 +477,21 @@ def test_flowint_arithmetic_is_suricatas_unsigned_32_bit():
     assert seen(b"dec") == [] and seen(b"chk") == []     # '-' on an unset variable leaves it unset
     assert seen(b"one") == [] and seen(b"sub") == [] and seen(b"big") == [5]   # 1 - 2 wraps
     assert seen(b"cmp") == [6]                           # an unset target reads as 0
+
+
+def test_ip_only_rules_are_inspected_once_per_flow_direction():
+    # Suricata's IP-only rules (addresses alone decide) run on the first
+    # packet of each direction; a rule with a packet keyword runs on each.
+    eng, _ = engine('alert ip any any -> any any (msg:"any"; sid:1;)\n'
+                    'alert ip 192.0.2.10 any -> any any (msg:"client"; flowbits:set,seen; sid:2;)\n'
+                    'alert tcp any any -> any any (msg:"ports given"; sid:3;)\n'
+                    'alert ip any any -> any any (msg:"per packet"; ttl:<100; sid:4;)\n')
+    flow = FakeFlow()
+    fired = []
+    for i in range(3):
+        fired.append(sids(eng.inspect(packet(b"x", src="192.0.2.10", ts=float(i)), flow, None, [])))
+    for i in range(2):
+        back = packet(b"y", src="198.51.100.9", dst="192.0.2.10", sport=80, dport=40000,
+                      to_server=False, ts=3.0 + i)
+        fired.append(sids(eng.inspect(back, flow, None, [])))
+    assert fired == [[1, 2, 3, 4], [4], [4], [1, 3, 4], [4]]
