@@ -925,6 +925,8 @@ def _opt_xbits(builder: _Builder, value: str | None) -> None:
 
 
 _FLOWINT_CHECKS = ("==", "!=", "<", "<=", ">", ">=")
+# Suricata's flowint variable names start with a letter or '_' ("657x" is refused).
+_FLOWINT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
 def _opt_flowint(builder: _Builder, value: str | None) -> None:
@@ -934,7 +936,7 @@ def _opt_flowint(builder: _Builder, value: str | None) -> None:
     value is a number or another flowint's name."""
     from . import packet_checks
     parts = [p.strip() for p in (value or "").split(",")]
-    if len(parts) < 2 or not _FLOWBIT_NAME.match(parts[0]):
+    if len(parts) < 2 or not _FLOWINT_NAME.match(parts[0]):
         raise RuleError("syntax", "flowint", syntax=True, detail="needs name and operator")
     name, op = parts[0], parts[1]
     if op in ("isset", "notset", "isnotset"):
@@ -945,8 +947,10 @@ def _opt_flowint(builder: _Builder, value: str | None) -> None:
     if len(parts) != 3 or not parts[2]:
         raise RuleError("syntax", "flowint", syntax=True, detail=f"{op} needs a value")
     operand: int | str = int(parts[2]) if parts[2].isdigit() else parts[2]
-    if isinstance(operand, str) and not _FLOWBIT_NAME.match(operand):
+    if isinstance(operand, str) and not _FLOWINT_NAME.match(operand):
         raise RuleError("syntax", "flowint", syntax=True, detail=f"bad value {parts[2]!r}")
+    if isinstance(operand, int) and operand > 0xFFFFFFFF:
+        raise RuleError("syntax", "flowint", syntax=True, detail="value over 32 bits")
     if op in ("=", "+", "-"):
         builder.rule.flowint_actions.append((name, op, operand))
     elif op in _FLOWINT_CHECKS:
@@ -962,6 +966,8 @@ def _opt_flowbits(builder: _Builder, value: str | None) -> None:
     parts = [p.strip() for p in value.split(",", 1)]
     command = parts[0].lower()
     if command == "noalert":
+        if len(parts) > 1:
+            raise RuleError("syntax", "flowbits", syntax=True, detail="noalert takes no name")
         rule.noalert = True
         return
     if len(parts) != 2 or not parts[1]:
@@ -975,6 +981,11 @@ def _opt_flowbits(builder: _Builder, value: str | None) -> None:
         if not _FLOWBIT_NAME.match(name):
             raise RuleError("syntax", "flowbits", syntax=True, detail=f"bad name {name!r}")
     if command in ("isset", "isnotset"):
+        other = "isnotset" if command == "isset" else "isset"
+        if len(names) == 1 and any(c == other and n == tuple(names) for c, n, _ in rule.flowbit_checks):
+            # Suricata refuses a rule that can never match.
+            raise RuleError("syntax", "flowbits", syntax=True,
+                            detail=f"isset and isnotset on {names[0]}")
         rule.flowbit_checks.append((command, tuple(names), combinator))
     elif command in ("set", "unset", "toggle"):
         if combinator == "or" and len(names) > 1:

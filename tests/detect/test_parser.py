@@ -94,6 +94,11 @@ def test_relative_byte_keywords_follow_the_previous_content_into_its_buffer():
     ('ttl:256;', "out of range"),
     ('icmp_id:70000;', "out of range"),
     ('ip_proto:999;', "out of range"),
+    ('flowbits:noalert,x;', "noalert takes no name"),
+    ('flowbits:isset,x; flowbits:isnotset,x;', "isset and isnotset"),
+    ('flowint:myvar,=,9999999999;', "over 32 bits"),
+    ('flowint:myvar,=,45targetvar;', "bad value"),
+    ('flowint:657myvar,=,1;', "needs name"),
 ])
 def test_byte_and_content_options_suricata_refuses(options, detail):
     with pytest.raises(RuleError, match=detail):
