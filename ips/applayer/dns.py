@@ -24,6 +24,8 @@ MAX_MESSAGE_BYTES = 65535 + 2
 """A TCP DNS message cannot be longer (the length prefix is 16 bits)."""
 MAX_NAME_STEPS = 255
 """Labels and compression pointers followed per name (Suricata's loop bound)."""
+MAX_MESSAGE_NAME_STEPS = 4096
+"""Labels and pointers followed for all the names of one message together."""
 MAX_NAME_BYTES = 1025
 """Name text kept (Suricata's MAX_NAME_LEN); longer names are cut there, an event."""
 MAX_RECORDS = 256
@@ -84,7 +86,7 @@ class DnsMessage:
         return (self.flags >> 11) & 0x0F
 
 
-def read_name(data: bytes, offset: int) -> tuple[bytes, int, str | None]:
+def read_name(data: bytes, offset: int, budget: list[int] | None = None) -> tuple[bytes, int, str | None]:
     """Decode a (possibly compressed) name at `offset`, as Suricata reads it.
 
     Returns (dotted name, offset after the name in the original position,
@@ -92,7 +94,10 @@ def read_name(data: bytes, offset: int) -> tuple[bytes, int, str | None]:
     message, forwards too (a name a resolver reads must not hide from
     dns.query); loops end after MAX_NAME_STEPS labels and pointers. Names
     are kept up to MAX_NAME_BYTES, longer ones are cut there, raising
-    dns.name_too_long, and the walk goes on to the name's real end."""
+    dns.name_too_long, and the walk goes on to the name's real end.
+    `budget` ([steps left]) bounds the steps of all the names of one
+    message together: 256 records of 255-step pointer chains would cost a
+    quarter of a million Python steps for one datagram."""
     labels: list[bytes] = []
     total = 0
     steps = 0
@@ -104,6 +109,10 @@ def read_name(data: bytes, offset: int) -> tuple[bytes, int, str | None]:
         steps += 1
         if steps > MAX_NAME_STEPS:
             return b".".join(labels), (end_after or position), "dns.name_pointer_loop"
+        if budget is not None:
+            budget[0] -= 1
+            if budget[0] < 0:
+                return b".".join(labels), (end_after or position), "dns.malformed_data"
         if position >= size:
             return b".".join(labels), (end_after or position), "dns.name_truncated"
         length = data[position]
@@ -134,7 +143,8 @@ def read_name(data: bytes, offset: int) -> tuple[bytes, int, str | None]:
                 total += length + (1 if len(labels) > 1 else 0)
 
 
-def _decode_rdata(data: bytes, rrtype: int, start: int, length: int, problems: list[str]):
+def _decode_rdata(data: bytes, rrtype: int, start: int, length: int, problems: list[str],
+                  budget: list[int]):
     rdata = data[start:start + length]
     try:
         if rrtype == 1 and length == 4:
@@ -144,15 +154,15 @@ def _decode_rdata(data: bytes, rrtype: int, start: int, length: int, problems: l
             # As Suricata's EVE: eight groups of four hex digits.
             return ":".join(rdata[i:i + 2].hex() for i in range(0, 16, 2))
         if rrtype in (2, 5, 12):
-            name, _, problem = read_name(data[:start + length], start)
+            name, _, problem = read_name(data[:start + length], start, budget)
             if problem:
                 problems.append(problem)
             return name.decode("utf-8", "replace")
         if rrtype == 15 and length >= 3:
-            name, _, problem = read_name(data[:start + length], start + 2)
+            name, _, problem = read_name(data[:start + length], start + 2, budget)
             return name.decode("utf-8", "replace")
         if rrtype == 33 and length >= 7:
-            name, _, problem = read_name(data[:start + length], start + 6)
+            name, _, problem = read_name(data[:start + length], start + 6, budget)
             return {"priority": int.from_bytes(rdata[0:2], "big"),
                     "weight": int.from_bytes(rdata[2:4], "big"),
                     "port": int.from_bytes(rdata[4:6], "big"),
@@ -178,6 +188,7 @@ def parse_message(data: bytes) -> DnsMessage:
         return message
     message.id, message.flags, *counts = _HEADER.unpack_from(data)
     position = 12
+    budget = [MAX_MESSAGE_NAME_STEPS]
     sections = (message.questions, message.answers, message.authorities, message.additionals)
     for section_index, (section, count) in enumerate(zip(sections, counts)):
         # A question's fixed part is type and class; a resource record's
@@ -190,9 +201,11 @@ def parse_message(data: bytes) -> DnsMessage:
             if position >= size:
                 problems.append("dns.malformed_data")
                 return message
-            name, position, problem = read_name(data, position)
+            name, position, problem = read_name(data, position, budget)
             if problem:
                 problems.append(problem)
+                if budget[0] < 0:
+                    return message              # the message's name work is spent
             if position + fixed_size > size:
                 problems.append("dns.malformed_data")
                 return message
@@ -206,7 +219,7 @@ def parse_message(data: bytes) -> DnsMessage:
             if position + length > size:
                 problems.append("dns.malformed_data")
                 return message
-            value = _decode_rdata(data, rrtype, position, length, problems)
+            value = _decode_rdata(data, rrtype, position, length, problems, budget)
             section.append(DnsRecord(name, rrtype, rrclass, ttl, data[position:position + length], value))
             position += length
     return message

@@ -108,6 +108,21 @@ def test_eve_record_is_written_as_suricatas_dns_v3():
         ("AAAA", "2001:0db8:0000:0000:0000:0000:0000:0001"), ("TXT", "one"), ("TXT", "two")]
 
 
+def test_hostile_pointer_chains_cost_a_bounded_number_of_steps():
+    # Question k's name points at question k-1's: 200 questions cost
+    # 200 * 201 / 2 = 20,100 name steps. The message's budget stops the
+    # walk long before, and says so.
+    body = bytearray(b"\x01a\x00\x00\x01\x00\x01")           # question 1 at offset 12
+    starts = [12]
+    for _ in range(199):
+        starts.append(12 + len(body))
+        previous = starts[-2]
+        body += bytes([0xC0 | (previous >> 8), previous & 0xFF]) + b"\x00\x01\x00\x01"
+    message = parse_message(struct.pack(">6H", 1, 0x0100, 200, 0, 0, 0) + bytes(body))
+    assert 50 < len(message.questions) < 200 and "dns.malformed_data" in message.problems
+    assert all(q.name == b"a" for q in message.questions)
+
+
 def test_truncated_message_is_an_event_not_an_exception():
     parser = DnsParser()
     parser.feed(query()[:-3], True)
