@@ -118,7 +118,8 @@ def _looks_like_http_request(data: bytes) -> str:
     # "\r\npost\t/cgi-bin/..." would never reach the HTTP rules.
     if data.startswith(_HTTP_REQUEST_STARTS):
         return "http"
-    head = data.lstrip(b"\r\n")[:_HTTP_METHOD_LENGTH + 1].upper().replace(b"\t", b" ")
+    # Blanks before the method too (libhtp's IDS personality skips them).
+    head = data.lstrip(b"\r\n \t")[:_HTTP_METHOD_LENGTH + 1].upper().replace(b"\t", b" ")
     # One startswith over all methods; methods hold no space, so data that
     # starts with one "METHOD " is never also a prefix of another method.
     if head.startswith(_HTTP_REQUEST_STARTS):

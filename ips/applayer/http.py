@@ -533,6 +533,9 @@ class HttpParser:
     def _fill_request_line(self, http_tx: _HttpTx, request_line: bytes) -> None:
         # As libhtp: a run of spaces or tabs separates the parts (servers
         # take "POST\t/x\tHTTP/1.1" too), and blanks inside the URI stay.
+        # Its IDS personality (Suricata's default) skips blanks before the
+        # method: " GET /x" is a GET of /x, not a method "" and a URI "GET".
+        request_line = request_line.lstrip(b" \t")
         first = _first_blank(request_line)
         method = request_line if first < 0 else request_line[:first]
         rest = b"" if first < 0 else request_line[first:].strip(b" \t")
@@ -542,8 +545,12 @@ class HttpParser:
         elif rest and last < 0:
             raw_uri, protocol = rest, b""                   # HTTP/0.9
         else:
+            # The last part is no HTTP/x.y ("GET / JUNK/1.0", "http/1.1"):
+            # libhtp keeps the first part as the URI and the rest as the
+            # protocol, and flags the line; the URI must not go blank.
             self.events.append("http.request_line_invalid")
-            raw_uri, protocol = b"", b""
+            cut = _first_blank(rest)
+            raw_uri, protocol = (rest, b"") if cut < 0 else (rest[:cut], rest[cut:].strip(b" \t"))
         http_tx.method, http_tx.raw_uri, http_tx.protocol = method, raw_uri, protocol
         buffers = http_tx.request_buffers
         buffers["http.method"] = method

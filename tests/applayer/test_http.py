@@ -179,6 +179,19 @@ def test_absolute_uri_host_wins_and_a_different_host_header_is_ambiguous():
     assert port.events == ("http.host_header_ambiguous",)
 
 
+@pytest.mark.parametrize("line,method,uri,protocol", [
+    (b" GET /?p=%20 HTTP/1.0", b"GET", b"/?p=%20", b"HTTP/1.0"),       # libhtp IDS: blanks skipped
+    (b"\tGET /cgi-bin/x HTTP/1.1", b"GET", b"/cgi-bin/x", b"HTTP/1.1"),
+    (b"GET / JUNK/1.0", b"GET", b"/", b"JUNK/1.0"),                   # the URI must not go blank
+    (b"GET /x http/1.1", b"GET", b"/x", b"http/1.1"),
+    (b"GET /x HTTP/1.1 x", b"GET", b"/x", b"HTTP/1.1 x"),
+])
+def test_request_lines_read_as_libhtp_reads_them(line, method, uri, protocol):
+    [tx] = HttpParser().feed(line + b"\r\nHost: cam\r\n\r\n", True)
+    assert (tx.buffers["http.method"], tx.buffers["http.uri.raw"], tx.buffers["http.protocol"]) == (
+        method, uri, protocol)
+
+
 def test_connect_and_upgrade_stop_parsing():
     parser = HttpParser()
     parser.feed(b"GET /chat HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", True)

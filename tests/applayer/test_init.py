@@ -46,6 +46,7 @@ def test_http_detected_by_content_on_any_port(port):
     (b"\r\n\r\nPOST /cgi-bin/x HTTP/1.1\r\n", True, 80, "http"),
     (b"post /cgi-bin/x HTTP/1.1\r\n", True, 80, "http"),
     (b"GET\t/x\tHTTP/1.1\r\n", True, 8080, "http"),
+    (b" \tGET /x HTTP/1.1\r\n", True, 80, "http"),         # blanks before the method
     (b"\r\n\r\n", True, 80, "unknown"),
     (b"\r\nSSH-2.0", True, 80, "failed"),
     (b"\x00\x01\x02\x03\x04\x05\x06\x07\x08", True, 9999, "failed"),
