@@ -814,6 +814,10 @@ class HttpParser:
                 updated.append(http_tx)
                 return position
             size_text = line.split(b";")[0].strip()
+            if not size_text:
+                # An empty line where a chunk size belongs: libhtp reads on to
+                # the size (a server can send one; a body it hides is still a body).
+                return position
             try:
                 size = int(size_text, 16) if size_text else -1
             except ValueError:

@@ -192,6 +192,14 @@ def test_request_lines_read_as_libhtp_reads_them(line, method, uri, protocol):
         method, uri, protocol)
 
 
+def test_an_empty_line_before_a_chunk_size_does_not_hide_the_body():
+    parser = HttpParser()
+    parser.feed(b"GET /fw.bin HTTP/1.1\r\nHost: cam\r\n\r\n", True)
+    [tx] = parser.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       b"\n5\r\n\x7fELF\x01\r\n0\r\n\r\n", False)
+    assert tx.buffers["file.data"] == b"\x7fELF\x01" and tx.complete
+
+
 def test_connect_and_upgrade_stop_parsing():
     parser = HttpParser()
     parser.feed(b"GET /chat HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", True)
