@@ -804,8 +804,10 @@ class DetectEngine:
         rules = self.rules
         iponly = tuple(index for index in header_rules if _ip_only(rules[index]))
         side.iponly = iponly
-        side.header_rules = (tuple(index for index in header_rules if index not in iponly)
-                             if iponly else header_rules)
+        if iponly:
+            pending = set(iponly)
+            header_rules = tuple(index for index in header_rules if index not in pending)
+        side.header_rules = header_rules
         side.header_known = {}
         side.header_failed = set()
         # A rule reload keeps the flow's inspection bound: bytes seen stay seen.

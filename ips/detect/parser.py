@@ -1054,9 +1054,12 @@ def _opt_packet_check(builder: _Builder, keyword: str, value: str | None) -> Non
         builder.rule.packet_only = True
 
 
-# Integer fields a parser keeps as a one-byte buffer: keyword -> names
-# the value may be written as (dns.rcode:NXDOMAIN).
-_TX_BYTE_KEYWORDS = {"dns.opcode": {}, "dns.rcode": {}}
+# Integer fields a parser keeps as a one-byte buffer.
+_TX_BYTE_KEYWORDS = ("dns.opcode", "dns.rcode")
+# dns.rcode may name its value (dns.rcode:NXDOMAIN), as Suricata 8 allows.
+_RCODE_NAMES = {"noerror": 0, "formerr": 1, "servfail": 2, "nxdomain": 3, "notimp": 4,
+                "refused": 5, "yxdomain": 6, "yxrrset": 7, "nxrrset": 8, "notauth": 9,
+                "notzone": 10}
 
 
 def _opt_tx_byte(builder: _Builder, name: str, value: str | None) -> None:
@@ -1065,14 +1068,10 @@ def _opt_tx_byte(builder: _Builder, name: str, value: str | None) -> None:
     if value is None:
         raise RuleError("syntax", name, syntax=True, detail="needs a value")
     text = value.strip()
-    names = _TX_BYTE_KEYWORDS[name]
-    if not names and name == "dns.rcode":
-        from ips.applayer.dns import RCODES
-        names.update({label.lower(): code for code, label in RCODES.items()})
     negated = text.startswith("!")
-    word = text[1:].strip() if negated else text
-    if word.lower() in names:
-        text = f"{'!' if negated else ''}{names[word.lower()]}"
+    word = (text[1:].strip() if negated else text).lower()
+    if name == "dns.rcode" and word in _RCODE_NAMES:
+        text = f"{'!' if negated else ''}{_RCODE_NAMES[word]}"
     builder.rule.buffers.setdefault(name, []).append(verify.FirstByte(_uint_keyword(name, text)))
 
 

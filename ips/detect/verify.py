@@ -82,7 +82,7 @@ def _count(count, variables: dict, base: int | None) -> int | None:
     the keyword could not have been written with."""
     if isinstance(count, str):
         count = variables.get(count)
-        if count is None or not (1 <= count <= (32 if base is not None else 8)):
+        if count is None or not (1 <= count <= (23 if base is not None else 8)):
             return None
     return count
 
