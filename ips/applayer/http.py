@@ -347,10 +347,11 @@ class _Inflater:
 
 class _Direction:
     __slots__ = ("state", "buffer", "remaining", "chunk_line", "tx", "closed", "partial",
-                 "trailers")
+                 "trailers", "trailer_bytes")
 
     def __init__(self) -> None:
         self.trailers: list[bytes] = []          # header lines after the last chunk
+        self.trailer_bytes = 0
         self.partial: _HttpTx | None = None   # request line seen, headers not yet
         self.state = _START_LINE
         self.buffer = bytearray()
@@ -802,7 +803,10 @@ class HttpParser:
                 if line:
                     # Trailer headers join the message's headers, as libhtp
                     # parses them (http.header sees "X: y" sent after "0").
-                    if sum(map(len, side.trailers)) + len(line) <= MAX_HEADER_BYTES:
+                    # Counted as they come: re-summing per line would make a
+                    # flood of tiny trailer lines quadratic.
+                    side.trailer_bytes += len(line) + 2
+                    if side.trailer_bytes <= MAX_HEADER_BYTES:
                         side.trailers.append(line)
                     elif "http.trailer_too_large" not in self.events:
                         self.events.append("http.trailer_too_large")
@@ -810,6 +814,7 @@ class HttpParser:
                 if side.trailers:
                     self._add_trailers(http_tx, side.trailers, to_server)
                     side.trailers = []
+                side.trailer_bytes = 0
                 self._end_body(side, http_tx, to_server)
                 updated.append(http_tx)
                 return position
