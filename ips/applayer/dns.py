@@ -132,15 +132,16 @@ def read_name(data: bytes, offset: int, budget: list[int] | None = None) -> tupl
         if position > size:
             return b".".join(labels), (end_after or size), "dns.name_truncated"
         if problem is None:
-            # Text so far: the labels and a dot between each two.
-            room = MAX_NAME_BYTES - total - (1 if labels else 0)
+            # `total`: the text so far, labels and the dots between them.
+            dot = 1 if labels else 0
+            room = MAX_NAME_BYTES - total - dot
             if length > room:
                 if room > 0:
                     labels.append(data[start:start + room])
                 problem = "dns.name_too_long"      # cut at exactly MAX_NAME_BYTES
             else:
                 labels.append(data[start:position])
-                total += length + (1 if len(labels) > 1 else 0)
+                total += dot + length
 
 
 def _decode_rdata(data: bytes, rrtype: int, start: int, length: int, problems: list[str],

@@ -297,9 +297,11 @@ class _HttpTx(Tx):
         return {**self.request_buffers, **self.response_buffers}
 
 
-# zlib window settings to try per declared encoding, first choice first:
-# 47 reads a gzip or a zlib header, -15 raw deflate.
-_INFLATE_MODES = {b"gzip": (47, -15), b"x-gzip": (47, -15), b"deflate": (47, -15)}
+# The codings undone, and the zlib window settings tried for each, first
+# choice first, whatever the label says: 47 reads a gzip or a zlib header,
+# -15 raw deflate (servers send all three under either name).
+_INFLATE_CODINGS = frozenset((b"gzip", b"x-gzip", b"deflate"))
+_INFLATE_MODES = (47, -15)
 MAX_ENCODING_LAYERS = 2
 """Content-Encoding layers undone (Suricata's response-decompression-layer-limit)."""
 INFLATE_RETRY_BYTES = 64 * 1024
@@ -310,7 +312,7 @@ the other format; past this the first guess stands."""
 def _split_encodings(value: bytes) -> list[bytes]:
     """The decodable codings of a Content-Encoding value, in the order applied."""
     return [token for token in (part.strip() for part in value.split(b","))
-            if token in _INFLATE_MODES]
+            if token in _INFLATE_CODINGS]
 
 
 class _Inflater:
@@ -319,9 +321,9 @@ class _Inflater:
 
     __slots__ = ("modes", "inflater", "held", "producing")
 
-    def __init__(self, modes: tuple[int, ...]) -> None:
-        self.modes = list(modes[1:])
-        self.inflater = zlib.decompressobj(modes[0])
+    def __init__(self) -> None:
+        self.modes = list(_INFLATE_MODES[1:])
+        self.inflater = zlib.decompressobj(_INFLATE_MODES[0])
         self.held = bytearray()
         self.producing = False
 
@@ -904,9 +906,8 @@ class HttpParser:
         declared format is retried as the other one (gzip sent as
         "deflate", raw deflate sent as "gzip")."""
         if http_tx.decoder is None:
-            layers = [_Inflater(_INFLATE_MODES[name])
-                      for name in reversed(_split_encodings(http_tx.content_encoding))]
-            http_tx.decoder = layers[:MAX_ENCODING_LAYERS] or False
+            codings = _split_encodings(http_tx.content_encoding)[-MAX_ENCODING_LAYERS:]
+            http_tx.decoder = [_Inflater() for _ in codings] or False
         if http_tx.decoder is False:
             return data[:room]
         try:

@@ -829,6 +829,10 @@ def _opt_byte_extract(builder: _Builder, value: str | None) -> None:
     builder.add(extract, builder.byte_keyword_buffer(extract.relative))
 
 
+# What a relative pcre can anchor on (Suricata 9 added the byte_* ones).
+_POINTER_MOVERS = (verify.Content, verify.Pcre, verify.ByteJump, verify.ByteExtract)
+
+
 def _opt_pcre(builder: _Builder, value: str | None) -> None:
     if value is None:
         raise RuleError("syntax", "pcre", syntax=True)
@@ -841,9 +845,6 @@ def _opt_pcre(builder: _Builder, value: str | None) -> None:
                         detail="pcre with /R needs a preceding match in the same buffer")
     builder.add(pcre, buffer)
 
-
-# What a relative pcre can anchor on (Suricata 9 added the byte_* ones).
-_POINTER_MOVERS = (verify.Content, verify.Pcre, verify.ByteJump, verify.ByteExtract)
 
 
 _FLOW_GROUPS = {"to_server": "direction", "from_client": "direction", "to_client": "direction",

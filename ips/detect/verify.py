@@ -388,23 +388,18 @@ class BufferIn:
             yield prev
 
 
-def read_number(buffer: bytes, position: int, count: int, little: bool, base: int | None):
-    """Read `count` bytes at `position` as an integer; None when out of range or not a number.
+def read_number(buffer: bytes, position: int, count: int, little: bool,
+                base: int | None) -> tuple[int, int] | None:
+    """Read `count` bytes at `position` as an integer: (value, bytes
+    consumed), or None when out of range or not a number.
 
     With a `base` (the `string` option) the bytes are read as C's strtoull
     reads them, as Suricata does: leading white space and a sign are
     skipped, digits are taken up to the first byte that is not one (the
     rest of the `count` bytes is ignored), no digit at all or a value past
-    64 bits is no number. `count` 0 reads as many digits as there are."""
-    read = read_number_span(buffer, position, count, little, base)
-    return None if read is None else read[0]
-
-
-def read_number_span(buffer: bytes, position: int, count: int, little: bool,
-                     base: int | None) -> tuple[int, int] | None:
-    """`read_number`, and how many bytes it consumed: `count` for binary
-    data, the characters strtoull took for a string (Suricata moves the
-    detection pointer by that many, not by `count`)."""
+    64 bits is no number; the bytes consumed are the characters strtoull
+    took, which is how far Suricata moves the detection pointer. `count` 0
+    reads as many digits as there are."""
     if position < 0 or position + count > len(buffer):
         return None
     if base is None:
@@ -458,9 +453,10 @@ class ByteTest:
         count = _count(self.count, variables, self.base)
         if count is None:
             return
-        number = read_number(inspection.buffer, position, count, self.little, self.base)
-        if number is None:
+        read = read_number(inspection.buffer, position, count, self.little, self.base)
+        if read is None:
             return
+        number = read[0]
         if self.bitmask is not None:
             number &= self.bitmask
             shift = (self.bitmask & -self.bitmask).bit_length() - 1
@@ -506,7 +502,7 @@ class ByteJump:
         count = _count(self.count, inspection.variables, self.base)
         if count is None or not buffer:
             return
-        read = read_number_span(buffer, position, count, self.little, self.base)
+        read = read_number(buffer, position, count, self.little, self.base)
         if read is None:
             return
         number, consumed = read
@@ -544,7 +540,7 @@ class ByteExtract:
 
     def positions(self, inspection: Inspection, prev: int):
         position = prev + self.offset if self.relative else self.offset
-        read = read_number_span(inspection.buffer, position, self.count, self.little, self.base)
+        read = read_number(inspection.buffer, position, self.count, self.little, self.base)
         if read is None:
             return
         number, consumed = read
