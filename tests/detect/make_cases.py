@@ -39,6 +39,11 @@ def _tcp_session(segments: list[tuple[bool, bytes]], sport: int = 40000, start: 
             frames.append(Ether(src=SERVER_MAC, dst=CLIENT_MAC) / IP(src=server, dst=client) / TCP(sport=dport, dport=sport, flags="PA", seq=server_seq, ack=client_seq) / Raw(data))
             server_seq += len(data)
             frames.append(Ether(src=CLIENT_MAC, dst=SERVER_MAC) / IP(src=client, dst=server) / TCP(sport=sport, dport=dport, flags="A", seq=client_seq, ack=server_seq))
+    return _stamp(frames, start)
+
+
+def _stamp(frames: list, start: float = 0.0) -> list:
+    """Capture times 10 ms apart from a fixed epoch, so the pcaps are reproducible."""
     for index, frame in enumerate(frames):
         frame.time = 1700000000 + start + index * 0.01
     return frames
@@ -140,8 +145,7 @@ def event_cases() -> None:
                       / TCP(sport=40032, dport=80, flags="PA", seq=seq, ack=5001) / Raw(data))
     frames.append(Ether(src=SERVER_MAC, dst=CLIENT_MAC) / IP(src=SERVER, dst=CLIENT)
                   / TCP(sport=80, dport=40032, flags="A", seq=5001, ack=client_seq + 21))
-    for index, frame in enumerate(frames):
-        frame.time = 1700000010 + index * 0.01
+    _stamp(frames, 10)
     _write("stream-event-overlap", frames,
            'alert tcp any any -> any any (msg:"overlap, different data"; '
            'stream-event:reassembly_overlap_different_data; sid:1020; rev:1;)\n'
@@ -474,8 +478,7 @@ def simultaneous_open_case() -> None:
     frames = [seg(True, "S", 1000), seg(False, "S", 5000), seg(True, "SA", 1000, 5001),
               seg(False, "A", 5001, 1001), seg(True, "PA", 1001, 5001, request),
               seg(False, "A", 5001, 1001 + len(request))]
-    for index, frame in enumerate(frames):
-        frame.time = 1700000000 + index * 0.01
+    _stamp(frames)
     _write("tcp-simultaneous-open", frames,
            'alert http any any -> any any (msg:"request over a simultaneous open"; '
            'flow:established,to_server; http.uri; content:"/admin/cmd.cgi"; sid:4001; rev:1;)\n'
