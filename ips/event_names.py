@@ -17,7 +17,7 @@ refuses it (`unsupported-keyword`), as it refuses any keyword it does not
 implement. An anomaly name is listed only when it is Suricata's name for
 the same condition; the names the stages raise that Suricata does not
 have, or whose meaning differs from Suricata's, are in `LOG_ONLY` with the
-reason. tests/test_event_names.py checks that the producers and this
+reason, except the few a rule must be able to act on (`EXTENSION_EVENTS`). tests/test_event_names.py checks that the producers and this
 table agree.
 """
 from __future__ import annotations
@@ -55,6 +55,13 @@ APPLAYER_EVENTS = frozenset({
     # ips/applayer/http.py, on the transaction (libhtp's HTP_REQUEST_INVALID_T_E)
     "http.invalid_transfer_encoding_value_in_request",
     "http.host_header_ambiguous",      # absolute URI host and Host header differ
+    "http.request_field_missing_colon", "http.response_field_missing_colon",
+    # repeated Content-Length whose values differ (libhtp compares the numbers)
+    "http.duplicate_content_length_field_in_request",
+    "http.duplicate_content_length_field_in_response",
+    # Content-Length without digits (libhtp reads "x12y" as 12, as we do)
+    "http.invalid_content_length_field_in_request",
+    "http.invalid_content_length_field_in_response",
     # ips/applayer/dns.py, on the request's or response's transaction
     "dns.z_flag_set",
     "dns.malformed_data",
@@ -62,6 +69,18 @@ APPLAYER_EVENTS = frozenset({
 })
 """Parser events put on the transaction, as `app-layer-event` names them.
 Suricata's generic `applayer_*` events have no counterpart here."""
+
+EXTENSION_EVENTS = frozenset({
+    # ips/applayer/http.py: a body length a server could read otherwise than
+    # libhtp (Content-Length with chunked Transfer-Encoding, a folded or
+    # junk-laden Content-Length, repeated ones that differ). libhtp only sets
+    # a transaction flag (HTP_REQUEST_SMUGGLING) that Suricata does not turn
+    # into an event; an inline box must be able to drop on it, because the
+    # bytes it parses as a body may be a request the device runs.
+    "http.request_smuggling", "http.response_smuggling",
+})
+"""Events of this engine's own for conditions Suricata flags without an
+event. A rule may name them; such a rule loads here and not in Suricata."""
 
 LOG_ONLY = {
     "decoder.internal_error": "ours: a decoder exception",
@@ -90,4 +109,4 @@ LOG_ONLY = {
 # <proto>.parser_error, ...) are logged only: they are not on a transaction,
 # and their names and conditions are ours, not Suricata's parsers'.
 
-RULE_EVENTS = DECODE_EVENTS | STREAM_EVENTS | APPLAYER_EVENTS
+RULE_EVENTS = DECODE_EVENTS | STREAM_EVENTS | APPLAYER_EVENTS | EXTENSION_EVENTS

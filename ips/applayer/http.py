@@ -169,40 +169,80 @@ class _Headers(dict):
     """Parsed header section: lowercased name -> value, in order of first
     appearance, duplicate names merged as libhtp does (", "). A dict, so a
     lookup (`get`) is one C call; `names` keeps each name as first sent.
-    Made by `_parse_header_lines` only (no __init__: one frame less)."""
+    Made by `_parse_header_lines` only (no __init__: one frame less).
 
-    __slots__ = ("names", "folded", "invalid")
+    As in libhtp, a line without a colon is a header with an empty name and
+    the whole line as its value (`missing_colon`), so what it carries is
+    still inspected; and a repeated Content-Length is not merged: the first
+    value stays, every value sent is kept in `lengths` (folding included in
+    `length_folded`) for the framing checks of `_body_framing`."""
+
+    __slots__ = ("names", "folded", "missing_colon", "lengths", "length_folded")
 
 
 def _parse_header_lines(lines: list[bytes]) -> _Headers:
     headers = _Headers()
     headers.names = names = {}           # lowercased name -> name as sent
-    headers.folded = headers.invalid = False
+    headers.folded = headers.missing_colon = headers.length_folded = False
+    headers.lengths = lengths = []
     name = value = None             # the pending header (folding may extend it)
+    folded = False
     for line in (*lines, None):     # None: the end, where the last header is stored
         if name is not None:
             if line is not None and line[:1] in (b" ", b"\t"):
                 # obsolete line folding: continuation of the previous value
-                headers.folded = True
+                headers.folded = folded = True
                 value += b" " + line.strip(b" \t")
                 continue
             key = name.lower()
             known = headers.get(key)
-            if known is None:
+            if key == b"content-length":
+                lengths.append(value)
+                headers.length_folded |= folded
+                if known is None:
+                    names[key] = name
+                    headers[key] = value
+            elif known is None:
                 names[key] = name
                 headers[key] = value
             else:
                 headers[key] = known + b", " + value
         if line is None:
             break
+        folded = False
         name, colon, value = line.partition(b":")
         if not colon:
-            headers.invalid = True
-            name = None
+            headers.missing_colon = True
+            name, value = b"", line.strip(b" \t")
             continue
         name = name.strip(b" \t")
         value = value.strip(b" \t")
     return headers
+
+
+_DIGITS_RE = re.compile(rb"[0-9]+")
+
+# (ambiguous framing, repeated Content-Length differing, Content-Length
+# without digits) by direction (True: request); see `_body_framing`.
+_FRAMING_EVENTS = {
+    True: ("http.request_smuggling", "http.duplicate_content_length_field_in_request",
+           "http.invalid_content_length_field_in_request"),
+    False: ("http.response_smuggling", "http.duplicate_content_length_field_in_response",
+            "http.invalid_content_length_field_in_response"),
+}
+
+
+def _content_length(value: bytes) -> tuple[int | None, bool]:
+    """(length, clean) of one Content-Length value, read as libhtp reads it:
+    the first run of digits, whatever is before or after it (a warning
+    there, not an error); None when there are no digits or too many.
+    `clean`: nothing but blanks around the digits. A server that reads
+    "+0", "0x10" or "5 0" otherwise than this is the gap a smuggled request
+    goes through, hence `http.request_smuggling` when it is not clean."""
+    found = _DIGITS_RE.search(value)
+    if found is None or found.end() - found.start() > 18:
+        return None, False
+    return int(found.group()), found.start() == 0 and found.end() == len(value)
 
 
 def _skip_empty_lines(data: bytes, position: int) -> int:
@@ -576,8 +616,8 @@ class HttpParser:
         updated.append(http_tx)
         method, raw_uri = http_tx.method, http_tx.raw_uri
         headers = _parse_header_lines(lines[1:])
-        if headers.invalid:
-            self.events.append("http.request_header_invalid")
+        if headers.missing_colon:
+            self._tx_event(http_tx, "http.request_field_missing_colon")
         http_tx.request_headers = headers
         buffers = http_tx.request_buffers
         header_end = section.find(b"\n") + 1
@@ -599,7 +639,7 @@ class HttpParser:
             buffers["http.host.raw"] = host
             buffers["http.host"] = _strip_port(host.strip()).lower()
         self._check_transfer_encoding(http_tx, headers, request=True)
-        body_state, length = self._body_framing(headers, request=True)
+        body_state, length = self._body_framing(http_tx, headers, request=True)
         side.state, side.remaining = body_state, length
         side.tx = http_tx
         if side.state == _START_LINE:
@@ -655,24 +695,53 @@ class HttpParser:
             http_tx.events += (name,)
         self.events.append(name)
 
-    def _body_framing(self, headers: _Headers, request: bool,
-                      http_tx: _HttpTx | None = None) -> tuple[int, int]:
+    def _body_framing(self, http_tx: _HttpTx, headers: _Headers,
+                      request: bool) -> tuple[int, int]:
+        """(body state, length) of a message, as libhtp frames it, with the
+        events that tell where a server could frame it otherwise.
+
+        A client and a server that disagree on where a body ends disagree
+        on where the next request starts: bytes this parser takes for a
+        body can be a request to the device (request smuggling), one the
+        http.uri rules never see. Every such ambiguity raises
+        `http.request_smuggling` on the transaction (`..._response`
+        for a response), for a rule to drop (signatures/virtual-patches.rules
+        does, toward $HOME_NET): Content-Length beside chunked
+        Transfer-Encoding, a folded Content-Length, one with anything but
+        digits, or repeated ones that differ (also Suricata's
+        `http.duplicate_content_length_field_in_request`). A Content-Length
+        without digits is Suricata's `http.invalid_content_length_field_in_request`;
+        libhtp stops parsing the connection there, this parser reads the
+        request as bodiless and goes on, so what follows is still parsed
+        (and inspected) as requests."""
+        smuggling, duplicate, invalid = _FRAMING_EVENTS[request]
         transfer_encoding = headers.get(b"transfer-encoding")
+        lengths = headers.lengths
+        ambiguous = headers.length_folded
         if transfer_encoding is not None and b"chunked" in transfer_encoding.lower():
-            if headers.get(b"content-length") is not None:
-                self.events.append("http.request_smuggling" if request else "http.response_smuggling")
-            return _BODY_CHUNK_SIZE, 0
-        content_length = headers.get(b"content-length")
-        if content_length is not None:
-            text = content_length.split(b",")[0].strip()
-            if text.isdigit() and len(text) <= 18:
-                length = int(text)
-                return (_BODY_LENGTH, length) if length > 0 else (_START_LINE, 0)
-            self.events.append("http.invalid_content_length")
-            return (_DONE, 0)
-        if request:
-            return _START_LINE, 0
-        return _BODY_UNTIL_CLOSE, 0
+            if lengths:
+                ambiguous = True
+            framing = (_BODY_CHUNK_SIZE, 0)
+        elif lengths:
+            parsed = [_content_length(value) for value in lengths]
+            length = parsed[0][0]
+            ambiguous |= not all(clean for _, clean in parsed)
+            if len(parsed) > 1 and (length is None or any(other != length
+                                                          for other, _ in parsed[1:])):
+                ambiguous = True
+                self._tx_event(http_tx, duplicate)
+            if length is None:
+                self._tx_event(http_tx, invalid)
+                framing = (_START_LINE, 0) if request else (_BODY_UNTIL_CLOSE, 0)
+            elif length > 0:
+                framing = (_BODY_LENGTH, length)
+            else:
+                framing = (_START_LINE, 0)
+        else:
+            framing = (_START_LINE, 0) if request else (_BODY_UNTIL_CLOSE, 0)
+        if ambiguous:
+            self._tx_event(http_tx, smuggling)
+        return framing
 
     # -- responses ------------------------------------------------------------------
 
@@ -718,6 +787,8 @@ class HttpParser:
         updated.append(http_tx)
         buffers = http_tx.response_buffers
         headers = _parse_header_lines(lines[1:])
+        if headers.missing_colon:
+            self._tx_event(http_tx, "http.response_field_missing_colon")
         protocol, status_text, message = _STATUS_PARTS_RE.match(status_line).groups()
         if match is None:
             self.events.append("http.response_line_invalid")
@@ -755,7 +826,7 @@ class HttpParser:
             self._complete(http_tx)
             return
         self._check_transfer_encoding(http_tx, headers, request=False)
-        side.state, side.remaining = self._body_framing(headers, request=False)
+        side.state, side.remaining = self._body_framing(http_tx, headers, request=False)
         if side.state == _START_LINE:
             self._complete(http_tx)
 

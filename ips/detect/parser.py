@@ -1165,7 +1165,7 @@ def _opt_event(builder: _Builder, keyword: str, value: str | None) -> None:
             raise RuleError("unsupported-keyword", keyword, detail=f"event {text} is not raised")
         proto = APP_PROTO_ALIASES.get(proto, proto)
         name = f"{proto}.{event}"
-        if name not in event_names.APPLAYER_EVENTS:
+        if name not in event_names.APPLAYER_EVENTS and name not in event_names.EXTENSION_EVENTS:
             raise RuleError("unsupported-keyword", keyword, detail=f"event {text} is not raised")
         if rule.app_proto is None and rule.protocol in ("tcp", "udp", "ip"):
             rule.app_proto = proto

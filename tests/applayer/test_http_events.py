@@ -36,3 +36,78 @@ def test_response_twin_is_on_the_response_transaction():
     parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", True)
     txs = parser.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", False)
     assert "http.invalid_transfer_encoding_value_in_response" in txs[0].events
+
+
+# -- body framing a server may read otherwise (request smuggling) -------------------
+
+SMUGGLING = "http.request_smuggling"
+DUPLICATE_CL = "http.duplicate_content_length_field_in_request"
+INVALID_CL = "http.invalid_content_length_field_in_request"
+HIDDEN = b"GET /shell?wget HTTP/1.1\r\nHost: a\r\n\r\n"
+
+
+def _post(length_headers: bytes, body: bytes):
+    parser = HttpParser()
+    txs = parser.feed(b"POST /form HTTP/1.1\r\nHost: a\r\n" + length_headers + b"\r\n" + body, True)
+    return parser, txs
+
+
+@pytest.mark.parametrize("length_headers, events, requests", [
+    # libhtp keeps the first of two differing lengths: the GET is a body here,
+    # a request for a server that takes the last one
+    (b"Content-Length: %d\r\nContent-Length: 0\r\n" % len(HIDDEN),
+     {SMUGGLING, DUPLICATE_CL}, [b"/form"]),
+    (b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n", {SMUGGLING}, [b"/form"]),
+    (b"Content-Length: +0\r\n", {SMUGGLING}, [b"/form", b"/shell?wget"]),
+    (b"Content-Length: 0x10\r\n", {SMUGGLING}, [b"/form", b"/shell?wget"]),
+    (b"Content-Length: 0\r\n 5\r\n", {SMUGGLING}, [b"/form", b"/shell?wget"]),     # folded
+    # no digits: libhtp gives up on the connection; here the request is
+    # bodiless and the next one is still parsed
+    (b"Content-Length: none\r\n", {SMUGGLING, INVALID_CL}, [b"/form", b"/shell?wget"]),
+    # not ambiguous: the same length twice, or one plain length
+    (b"Content-Length: 0\r\nContent-Length: 0\r\n", set(), [b"/form", b"/shell?wget"]),
+    (b"Content-Length: 0\r\n", set(), [b"/form", b"/shell?wget"]),
+])
+def test_ambiguous_body_length_is_an_event_on_the_request(length_headers, events, requests):
+    body = HIDDEN
+    if b"chunked" in length_headers:
+        body = b"%x\r\n" % len(HIDDEN) + HIDDEN + b"\r\n0\r\n\r\n"
+    parser, txs = _post(length_headers, body)
+    assert [tx.buffers["http.uri"] for tx in txs] == requests
+    framing = {SMUGGLING, DUPLICATE_CL, INVALID_CL}
+    assert set(txs[0].events) & framing == events
+    assert all(not set(tx.events) & framing for tx in txs[1:])
+
+
+def test_repeated_content_length_keeps_the_first_value_unmerged():
+    # libhtp ignores a repeated Content-Length instead of joining it with ", "
+    _, txs = _post(b"Content-Length: 3\r\nContent-Length: 3\r\n", b"a=b")
+    assert txs[0].buffers["http.content_len"] == b"3"
+    assert txs[0].buffers["http.header"].count(b"Content-Length") == 1
+    assert txs[0].buffers["http.request_body"] == b"a=b"
+
+
+def test_response_with_differing_lengths_is_flagged_on_the_response():
+    parser = HttpParser()
+    parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", True)
+    txs = parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 9\r\n\r\nok", False)
+    assert {"http.response_smuggling", "http.duplicate_content_length_field_in_response"} <= set(txs[0].events)
+    assert txs[0].buffers["http.response_body"] == b"ok"
+
+
+def test_response_length_without_digits_reads_until_close():
+    parser = HttpParser()
+    parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", True)
+    txs = parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: many\r\n\r\nall of it", False)
+    assert "http.invalid_content_length_field_in_response" in txs[0].events
+    parser.feed(b" and more", False)
+    ended = parser.finish()
+    assert [tx.buffers["http.response_body"] for tx in ended] == [b"all of it and more"]
+
+
+def test_header_line_without_colon_stays_inspectable():
+    # libhtp: a header with an empty name and the whole line as its value
+    parser = HttpParser()
+    txs = parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\nX-Cmd ;wget 198.51.100.9\r\n\r\n", True)
+    assert "http.request_field_missing_colon" in txs[0].events
+    assert b": X-Cmd ;wget 198.51.100.9\r\n" in txs[0].buffers["http.header"]

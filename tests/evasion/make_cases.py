@@ -30,6 +30,10 @@ What each family exercises (expected results are in each test.yaml):
 * port-*: HTTP detected by content on 8080, 37215 (Huawei HG532
   CVE-2017-17215) and 52869 (Realtek SDK miniigd CVE-2014-8361).
 * tls-1byte-records: a ClientHello cut into 1-byte TLS records (tls.sni).
+* smuggle-*: a request whose body length a device's server may read
+  otherwise (two Content-Lengths, Content-Length with chunked, "+0",
+  "none"), hiding the shell request in what the parser takes for a body;
+  the ambiguity is an event a rule drops on (http.request_smuggling).
 """
 from __future__ import annotations
 
@@ -93,6 +97,53 @@ PORT_RULES = (
     'content:"NewInternalClient"; content:"wget"; sid:3002; rev:1;)\n'
     'alert http any any -> any any (msg:"EVASION JAWS/MVPower shell command"; '
     'flow:established,to_server; http.uri; content:"/shell?"; content:"wget"; sid:3003; rev:1;)\n')
+
+# Request smuggling: a POST whose body is, for a server that frames it
+# otherwise (the last Content-Length, or Content-Length over chunked), the
+# JAWS shell request. The parser reads it as libhtp does and flags the
+# ambiguity on the transaction; the drop rule is the virtual patch's (sid
+# 9100118 in signatures/virtual-patches.rules) under a test sid.
+SMUGGLED = SHELL_8080.replace(b"192.0.2.1:8080", b"192.0.2.1:8090")
+SMUGGLE_RULES = (
+    'alert http any any -> any any (msg:"EVASION request with an ambiguous body length"; '
+    'flow:established,to_server; app-layer-event:http.request_smuggling; sid:5101; rev:1;)\n'
+    'alert http any any -> any any (msg:"EVASION duplicate Content-Length"; '
+    'flow:established,to_server; app-layer-event:http.duplicate_content_length_field_in_request; '
+    'sid:5102; rev:1;)\n'
+    'alert http any any -> any any (msg:"EVASION Content-Length without digits"; '
+    'flow:established,to_server; app-layer-event:http.invalid_content_length_field_in_request; '
+    'sid:5103; rev:1;)\n')
+
+
+def smuggling(length_headers: bytes, body: bytes) -> bytes:
+    return (b"POST /index.html HTTP/1.1\r\nHost: 192.0.2.1:8090\r\n" + length_headers
+            + b"Content-Type: application/x-www-form-urlencoded\r\n\r\n" + body)
+
+
+SMUGGLING = {
+    # name: (request, sid -> expected count, what a server that disagrees reads)
+    "smuggle-cl-cl": (
+        smuggling(b"Content-Length: %d\r\nContent-Length: 0\r\n" % len(SMUGGLED), SMUGGLED),
+        {5101: 1, 5102: 1, 5103: 0, 3003: 0},
+        "two Content-Length headers: the first (libhtp) makes the shell request a body, "
+        "the last (many embedded servers) makes it a request"),
+    "smuggle-cl-te": (
+        smuggling(b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n",
+                  b"%x\r\n" % len(SMUGGLED) + SMUGGLED + b"\r\n0\r\n\r\n"),
+        {5101: 1, 5102: 0, 5103: 0, 3003: 0},
+        "Content-Length beside chunked: a server without chunked support reads 4 bytes "
+        "and then the shell request"),
+    "smuggle-cl-junk": (
+        smuggling(b"Content-Length: +0\r\n", SMUGGLED),
+        {5101: 1, 5102: 0, 5103: 0, 3003: 1},
+        "Content-Length +0: read as 0, as libhtp does; the shell request after it is "
+        "parsed and inspected, and the odd length flagged"),
+    "smuggle-cl-invalid": (
+        smuggling(b"Content-Length: none\r\n", SMUGGLED),
+        {5101: 1, 5102: 0, 5103: 1, 3003: 1},
+        "Content-Length without digits: libhtp stops parsing the connection; here the "
+        "request is taken as bodiless and what follows is still parsed and inspected"),
+}
 
 SNI = b"c2.evil.example"
 TLS_RULES = ('alert tls any any -> any any (msg:"EVASION SNI of a known C2 domain"; '
@@ -188,6 +239,9 @@ def build_cases() -> list[Case]:
         cases.append(Case(f"port-{port}", PORT_RULES, port, split(request, 2), request,
                           {3001: 0, 3002: 0, 3003: 0} | {sid: 1},
                           comment=f"HTTP exploit on port {port}"))
+    for name, (request, sids, comment) in SMUGGLING.items():
+        cases.append(Case(name, PORT_RULES + SMUGGLE_RULES, 8090, split(request, 2), request,
+                          {3001: 0, 3002: 0} | sids, comment=comment))
     records = one_byte_records(client_hello(SNI))
     cases.append(Case("tls-1byte-records", TLS_RULES, 443, split(records, 3), records,
                       {4001: 1}, comment="ClientHello in 1-byte TLS records"))

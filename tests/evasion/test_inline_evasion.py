@@ -27,13 +27,19 @@ if _why_not():
 from appliance.lab import ATTACKER, PYTHON, read_alerts  # noqa: E402
 from ips.output import eve_ip  # noqa: E402
 from tests.evasion.make_cases import (  # noqa: E402
-    NETGEAR_RULES, PORT_RULES, SHELL_8080, SNI, TLS_RULES, client_hello, one_byte_records)
+    NETGEAR_RULES, PORT_RULES, SHELL_8080, SMUGGLE_RULES, SMUGGLING, SNI, TLS_RULES,
+    client_hello, one_byte_records)
 
 CAMERA = "192.0.2.10"
 TLS_RECORDS = one_byte_records(client_hello(SNI))
 # What the test's own receiver on the camera listens on (the lab camera has
 # no 8080 or TLS service): port -> bytes that make the complete attack.
 RECEIVER_PORTS = {8080: len(SHELL_8080), 443: len(TLS_RECORDS)}
+# A request smuggling case each on a port of its own (8090, ...): the
+# receiver answers once it holds the whole POST, smuggled request included.
+SMUGGLING_PORTS = {name: 8090 + i for i, name in enumerate(SMUGGLING)}
+RECEIVER_PORTS.update({SMUGGLING_PORTS[name]: len(request)
+                       for name, (request, _, _) in SMUGGLING.items()})
 # (case, port the camera listens on, sids that may fire)
 INLINE_CASES = [
     ("uri-split-24", 80, {1000001, 1000002}),
@@ -45,7 +51,7 @@ INLINE_CASES = [
     ("port-52869", 52869, {3002}),
     ("tls-1byte-records", 443, {4001}),
     ("ack-only-12", 80, {1000001, 1000002}),   # data in ACK-only segments of pure-ACK size
-]
+] + [(name, SMUGGLING_PORTS[name], {5101, 3003}) for name in SMUGGLING]
 # An ICMP error that quotes a connection the kernel already bypasses, carrying
 # what a rule looks for: it must still be inspected on its own.
 RELATED_RULES = (
@@ -59,7 +65,7 @@ RELATED_RULES = (
 def lab(tmp_path_factory):
     rules = tmp_path_factory.mktemp("rules") / "evasion.rules"
     # the offline rules, as drop rules: inline the box must block them
-    rules.write_text((NETGEAR_RULES + PORT_RULES + TLS_RULES).replace("alert ", "drop ")
+    rules.write_text((NETGEAR_RULES + PORT_RULES + TLS_RULES + SMUGGLE_RULES).replace("alert ", "drop ")
                      + RELATED_RULES)
     with running_lab(tmp_path_factory.mktemp("box"), [str(rules)], workers=1,
                      policy="fail-open") as topology:
