@@ -707,7 +707,8 @@ class HttpParser:
         `http.request_smuggling` on the transaction (`..._response`
         for a response), for a rule to drop (signatures/virtual-patches.rules
         does, toward $HOME_NET): Content-Length beside chunked
-        Transfer-Encoding, a folded Content-Length, one with anything but
+        Transfer-Encoding, a Transfer-Encoding read as chunked that is not
+        exactly `chunked` on HTTP/1.1, a folded Content-Length, one with anything but
         digits, or repeated ones that differ (also Suricata's
         `http.duplicate_content_length_field_in_request`). A Content-Length
         without digits is Suricata's `http.invalid_content_length_field_in_request`;
@@ -719,7 +720,11 @@ class HttpParser:
         lengths = headers.lengths
         ambiguous = headers.length_folded
         if transfer_encoding is not None and b"chunked" in transfer_encoding.lower():
-            if lengths:
+            # Chunked as libhtp reads it ("chunked" anywhere in the value); a
+            # server that wants exactly "chunked" on HTTP/1.1 (one header,
+            # unfolded) reads no body at all, and the chunks as requests.
+            if lengths or transfer_encoding.lower() != b"chunked" or (
+                    request and http_tx.protocol.upper() != b"HTTP/1.1"):
                 ambiguous = True
             framing = (_BODY_CHUNK_SIZE, 0)
         elif lengths:

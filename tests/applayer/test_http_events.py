@@ -58,6 +58,11 @@ def _post(length_headers: bytes, body: bytes):
     (b"Content-Length: %d\r\nContent-Length: 0\r\n" % len(HIDDEN),
      {SMUGGLING, DUPLICATE_CL}, [b"/form"]),
     (b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n", {SMUGGLING}, [b"/form"]),
+    # chunked for libhtp, no body for a server that wants exactly "chunked"
+    (b"Transfer-Encoding: xchunked\r\n", {SMUGGLING}, [b"/form"]),
+    (b"Transfer-Encoding: chunked, identity\r\n", {SMUGGLING}, [b"/form"]),
+    (b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", {SMUGGLING}, [b"/form"]),
+    (b"Transfer-Encoding: Chunked\r\n", set(), [b"/form"]),
     (b"Content-Length: +0\r\n", {SMUGGLING}, [b"/form", b"/shell?wget"]),
     (b"Content-Length: 0x10\r\n", {SMUGGLING}, [b"/form", b"/shell?wget"]),
     (b"Content-Length: 0\r\n 5\r\n", {SMUGGLING}, [b"/form", b"/shell?wget"]),     # folded

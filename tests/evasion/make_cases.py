@@ -31,8 +31,8 @@ What each family exercises (expected results are in each test.yaml):
   CVE-2017-17215) and 52869 (Realtek SDK miniigd CVE-2014-8361).
 * tls-1byte-records: a ClientHello cut into 1-byte TLS records (tls.sni).
 * smuggle-*: a request whose body length a device's server may read
-  otherwise (two Content-Lengths, Content-Length with chunked, "+0",
-  "none"), hiding the shell request in what the parser takes for a body;
+  otherwise (two Content-Lengths, Content-Length with chunked,
+  "xchunked", "+0", "none"), hiding the shell request in what the parser takes for a body;
   the ambiguity is an event a rule drops on (http.request_smuggling).
 """
 from __future__ import annotations
@@ -133,6 +133,12 @@ SMUGGLING = {
         {5101: 1, 5102: 0, 5103: 0, 3003: 0},
         "Content-Length beside chunked: a server without chunked support reads 4 bytes "
         "and then the shell request"),
+    "smuggle-te-obfuscated": (
+        smuggling(b"Transfer-Encoding: xchunked\r\n",
+                  b"%x\r\n" % len(SMUGGLED) + SMUGGLED + b"\r\n0\r\n\r\n"),
+        {5101: 1, 5102: 0, 5103: 0, 3003: 0},
+        "Transfer-Encoding xchunked: chunked for libhtp, no body for a server that wants "
+        "exactly chunked, which then reads the shell request"),
     "smuggle-cl-junk": (
         smuggling(b"Content-Length: +0\r\n", SMUGGLED),
         {5101: 1, 5102: 0, 5103: 0, 3003: 1},
