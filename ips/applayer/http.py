@@ -20,7 +20,8 @@ URI normalisation follows libhtp as Suricata configures it (personality IDS,
 (so `%252e` stays `%2e` -- a double-encoded traversal is *not* folded, as in
 Suricata), `%uXXXX` is decoded with best-fit to one byte, backslashes become
 slashes, `//` is compressed, and `.`/`..` segments are removed (RFC 3986).
-Invalid `%` escapes are preserved.
+Invalid `%` escapes are preserved. A `#fragment` stays in http.uri, after
+the query, as in Suricata.
 
 A gap in a direction ends parsing of that direction with an
 "http.gap" event: resynchronising inside an unknown body would let an
@@ -124,11 +125,16 @@ def normalise_uri(raw: bytes) -> bytes:
         after_scheme = target.index(b"//") + 2
         slash = target.find(b"/", after_scheme)
         target = target[slash:] if slash >= 0 else b"/"
-    path, question, query = target.partition(b"?")
-    path, _, _fragment = path.partition(b"#")
+    # As libhtp's URI parser: the path ends at the first '?' or '#', the
+    # query at '#'; the fragment is kept (decoded), as Suricata's http.uri
+    # keeps it: a server that does not cut at '#' runs what follows it.
+    path, hash_mark, fragment = target.partition(b"#")
+    path, question, query = path.partition(b"?")
     path = _remove_dot_segments(_percent_decode(path)) if path else path
     if question:
-        return path + b"?" + _percent_decode(query)
+        path += b"?" + _percent_decode(query)
+    if hash_mark:
+        path += b"#" + _percent_decode(fragment)
     return path
 
 

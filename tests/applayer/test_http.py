@@ -270,6 +270,12 @@ def test_body_inspection_bound():
     (b"/bad%zzescape", b"/bad%zzescape"),                   # invalid escapes preserved
     (b"http://evil.example/a/../b?q=%20", b"/b?q= "),       # absolute form: path + query
     (b"/x?a=../../y", b"/x?a=../../y"),                     # the query is not path-folded
+    # libhtp: the path ends at '?' or '#'; Suricata's http.uri keeps the
+    # fragment (decoded), so what a server that ignores '#' runs is seen
+    (b"/cgi-bin/#/../;wget%20x", b"/cgi-bin/#/../;wget x"),
+    (b"/a?b=1#c?d", b"/a?b=1#c?d"),
+    (b"/a#c?d", b"/a#c?d"),
+    (b"/a/../b#", b"/b#"),
 ])
 def test_uri_normalisation(raw, expected):
     assert normalise_uri(raw) == expected
