@@ -233,6 +233,10 @@ def _parse_header_lines(lines: list[bytes]) -> _Headers:
     return headers
 
 
+# What libhtp takes for a header line after a request line without a
+# protocol: a name (no blank, no colon), blanks, then a colon.
+_HEADER_LINE_RE = re.compile(rb"[^ \t\r\n\x0b\x0c:]*[ \t]*:")
+
 # RFC 9110 token characters, as libhtp's htp_is_token.
 _TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -620,6 +624,23 @@ class HttpParser:
         buffers["http.request_line"] = request_line
 
     def _on_request_section(self, section: bytes, updated) -> None:
+        """A request line and its header section; or, as libhtp reads it,
+        HTTP/0.9 requests first: a request line without a protocol whose next
+        line is no header line ("Name:") has no headers, and the next line
+        is the next request. A device that answers "GET /a" and reads on
+        runs the request that follows it, which must not pass for a header."""
+        start = 0
+        while True:
+            end = section.find(b"\n", start) + 1
+            if not end or _HEADER_LINE_RE.match(section, end) or section[end:end + 1] in (b"\r", b"\n", b""):
+                break
+            if len(section[start:end].split(None, 2)) > 2:
+                break                   # a protocol (valid or not): headers follow
+            self._on_request(section[start:end], updated)
+            start = end
+        self._on_request(section[start:] if start else section, updated)
+
+    def _on_request(self, section: bytes, updated) -> None:
         side = self.requests
         lines = _split_lines(section)
         while lines and lines[-1] == b"":

@@ -418,3 +418,27 @@ def test_http_tx_starts_as_a_tx():
     made, expected = _HttpTx(7), Tx(app_proto="http", tx_id=7, to_server=True)
     for item in dataclasses.fields(Tx):
         assert getattr(made, item.name) == getattr(expected, item.name), item.name
+
+
+@pytest.mark.parametrize("data, requests", [
+    # a request line without a protocol has no headers unless a header
+    # line follows (libhtp): the next request line is a request
+    (b"GET /a\r\nGET /cgi-bin/;wget HTTP/1.1\r\nHost: a\r\n\r\n",
+     [(b"/a", b"\r\n"), (b"/cgi-bin/;wget", b"Host: a\r\n\r\n")]),
+    (b"GET /a\r\nGET /b\r\nGET /c\r\n\r\n", [(b"/a", b"\r\n"), (b"/b", b"\r\n"), (b"/c", b"\r\n")]),
+    (b"GET /a\r\nHost: a\r\n\r\n", [(b"/a", b"Host: a\r\n\r\n")]),      # protocol missing, headers
+    (b"GET /a\r\nX-Name  : 1\r\n\r\n", [(b"/a", b"X-Name: 1\r\n\r\n")]),
+    # with a protocol, whatever follows is the header section
+    (b"GET /a HTTP/1.1\r\nGET /b\r\n\r\n", [(b"/a", b": GET /b\r\n\r\n")]),
+])
+def test_http09_request_line_ends_its_request(data, requests):
+    txs = HttpParser().feed(data, True)
+    assert [(tx.buffers["http.uri"], tx.buffers["http.header"]) for tx in txs] == requests
+
+
+def test_http09_request_line_split_from_what_follows():
+    parser = HttpParser()
+    first = parser.feed(b"GET /a\r\n", True)
+    rest = parser.feed(b"GET /cgi-bin/;wget HTTP/1.1\r\n\r\n", True)
+    assert [tx.buffers["http.uri"] for tx in first] == [b"/a"]
+    assert [tx.buffers["http.uri"] for tx in rest] == [b"/a", b"/cgi-bin/;wget"]

@@ -30,6 +30,8 @@ What each family exercises (expected results are in each test.yaml):
 * port-*: HTTP detected by content on 8080, 37215 (Huawei HG532
   CVE-2017-17215) and 52869 (Realtek SDK miniigd CVE-2014-8361).
 * tls-1byte-records: a ClientHello cut into 1-byte TLS records (tls.sni).
+* after-http09-request: "GET /index.html" without a protocol, then the
+  exploit request: read as two requests (libhtp), not one with a header.
 * smuggle-*: a request whose body length a device's server may read
   otherwise (two Content-Lengths, Content-Length with chunked,
   "xchunked", "+0", "none"), hiding the shell request in what the parser takes for a body;
@@ -248,6 +250,12 @@ def build_cases() -> list[Case]:
     for name, (request, sids, comment) in SMUGGLING.items():
         cases.append(Case(name, PORT_RULES + SMUGGLE_RULES, 8090, split(request, 2), request,
                           {3001: 0, 3002: 0} | sids, comment=comment))
+    http09 = b"GET /index.html\r\n" + SHELL_8080
+    cases.append(Case("after-http09-request", PORT_RULES, 8080, split(http09, 2), http09,
+                      {3001: 0, 3002: 0, 3003: 1},
+                      comment="an HTTP/0.9 request line (no protocol) before the exploit: "
+                              "it has no headers, so the exploit line is the next request, "
+                              "not a header of the first"))
     records = one_byte_records(client_hello(SNI))
     cases.append(Case("tls-1byte-records", TLS_RULES, 443, split(records, 3), records,
                       {4001: 1}, comment="ClientHello in 1-byte TLS records"))
