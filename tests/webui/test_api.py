@@ -201,3 +201,40 @@ def test_shipped_patch_protects_its_device_before_it_fires(store_path, store):
     assert 9100020 in patches and patches[9100020]["fired"] is False
     assert patches[9100020]["cves"] == ["CVE-2017-17215"]
     assert 9100020 not in {p["sid"] for p in camera["patches"]}
+
+
+def test_live_feed_connection_closes_only_after_its_running_query(store_path):
+    # A client that disconnects cancels the feed while a query may still run
+    # in its worker thread; closing the SQLite connection under that query
+    # crashed the process. The close must wait for the query.
+    import threading
+
+    from webui.routers.api.alerts import FeedConnection
+
+    feed = FeedConnection(store_path)
+    started, release = threading.Event(), threading.Event()
+    results = []
+
+    def slow_query(conn):
+        started.set()
+        release.wait(5)
+        return conn.execute("SELECT count(*) FROM alerts").fetchone()[0]
+
+    worker = threading.Thread(target=lambda: results.append(feed.run(slow_query)))
+    worker.start()
+    assert started.wait(5)
+    feed.close_soon()
+    time.sleep(0.2)
+    release.set()                   # the query runs on an open connection...
+    worker.join(5)
+    assert results and results[0] >= 0
+    deadline = time.time() + 5      # ...and the close follows it
+    while time.time() < deadline:
+        try:
+            feed.conn.execute("SELECT 1")
+        except Exception as exc:  # noqa: BLE001 - sqlite3.ProgrammingError once closed
+            assert "closed" in str(exc)
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the feed connection was never closed")

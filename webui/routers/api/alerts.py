@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from typing import Annotated, AsyncIterator, Literal
 
@@ -18,6 +19,31 @@ from webui.models import Done, MuteRequest
 router = APIRouter(tags=["alerts"])
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Kind = Literal["signature", "anomaly", *queries.ANOMALY_KINDS]
+
+
+class FeedConnection:
+    """The live feed's own store connection, used from worker threads one
+    query at a time. A client that goes away cancels the feed while its
+    last query may still run in a thread; closing the connection under that
+    query is a use-after-free in SQLite (the test suite saw the process
+    segfault in `active_mutes`). So queries and `close` take one lock, and
+    the feed closes from a thread of its own: the close waits for the
+    query, the event loop does not."""
+
+    def __init__(self, path) -> None:
+        self.conn = connect(path)
+        self._lock = threading.Lock()
+
+    def run(self, function, *args):
+        with self._lock:
+            return function(self.conn, *args)
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+    def close_soon(self) -> None:
+        threading.Thread(target=self.close, name="feed-close", daemon=True).start()
 
 
 @router.get("/alerts", summary="Alerts and device anomalies, newest first, filtered")
@@ -43,18 +69,18 @@ async def stream(request: Request, settings: SettingsDep, _: UserDep) -> Streami
     last = request.headers.get("last-event-id", "")
 
     async def events() -> AsyncIterator[str]:
-        conn = await asyncio.to_thread(connect, settings.store_path)
+        feed = await asyncio.to_thread(FeedConnection, settings.store_path)
         try:
             try:
                 after_alert, after_anomaly = (int(x) for x in last.split(":", 1))
             except ValueError:
-                after_alert, after_anomaly = await asyncio.to_thread(queries.max_ids, conn)
+                after_alert, after_anomaly = await asyncio.to_thread(feed.run, queries.max_ids)
             yield f"retry: 3000\nevent: hello\ndata: {{}}\nid: {after_alert}:{after_anomaly}\n\n"
             deadline = time.monotonic() + settings.sse_max_seconds
             while time.monotonic() < deadline:
                 if await request.is_disconnected():
                     return
-                items = await asyncio.to_thread(queries.alerts_since, conn, after_alert,
+                items = await asyncio.to_thread(feed.run, queries.alerts_since, after_alert,
                                                 after_anomaly)
                 for item in items:
                     if item["source"] == "signature":
@@ -65,7 +91,7 @@ async def stream(request: Request, settings: SettingsDep, _: UserDep) -> Streami
                            f"data: {json.dumps(item)}\n\n")
                 await asyncio.sleep(settings.sse_poll_seconds)
         finally:
-            conn.close()
+            feed.close_soon()
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
