@@ -64,6 +64,8 @@ APPLAYER_EVENTS = frozenset({
     # Content-Length without digits (libhtp reads "x12y" as 12, as we do)
     "http.invalid_content_length_field_in_request",
     "http.invalid_content_length_field_in_response",
+    # a chunk size without hex digits or over 2**31 - 1 (libhtp gives up there)
+    "http.invalid_request_chunk_len", "http.invalid_response_chunk_len",
     # ips/applayer/dns.py, on the request's or response's transaction
     "dns.z_flag_set",
     "dns.malformed_data",
@@ -73,13 +75,20 @@ APPLAYER_EVENTS = frozenset({
 Suricata's generic `applayer_*` events have no counterpart here."""
 
 EXTENSION_EVENTS = frozenset({
-    # ips/applayer/http.py: a body length a server could read otherwise than
-    # libhtp (Content-Length with chunked Transfer-Encoding, a folded or
-    # junk-laden Content-Length, repeated ones that differ). libhtp only sets
-    # a transaction flag (HTP_REQUEST_SMUGGLING) that Suricata does not turn
-    # into an event; an inline box must be able to drop on it, because the
-    # bytes it parses as a body may be a request the device runs.
+    # ips/applayer/http.py: a request a server could read otherwise than
+    # libhtp: its body length (Content-Length with chunked Transfer-Encoding,
+    # a folded or junk-laden Content-Length, repeated ones that differ, a
+    # chunk size with junk or missing CRLF after a chunk), a CR inside a line,
+    # or a chunked body the parser gave up on. libhtp only sets a transaction
+    # flag (HTP_REQUEST_SMUGGLING) that Suricata does not turn into an
+    # event; an inline box must be able to drop on it, because the bytes it
+    # parses as a body may be a request the device runs.
     "http.request_smuggling", "http.response_smuggling",
+    # ips/applayer/http.py: the client switches to cleartext HTTP/2 (the
+    # "PRI * HTTP/2.0" preface, or Upgrade: h2c), which is not parsed here:
+    # the requests in its frames are invisible to http.* rules. Suricata
+    # parses HTTP/2 instead and needs no such event.
+    "http.http2_cleartext",
 })
 """Events of this engine's own for conditions Suricata flags without an
 event. A rule may name them; such a rule loads here and not in Suricata."""

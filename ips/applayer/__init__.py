@@ -43,6 +43,7 @@ HTTP_METHODS = (
     b"GET", b"POST", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"CONNECT", b"TRACE",
     b"PATCH", b"PROPFIND", b"PROPPATCH", b"MKCOL", b"COPY", b"MOVE", b"LOCK",
     b"UNLOCK", b"SUBSCRIBE", b"UNSUBSCRIBE", b"NOTIFY", b"M-SEARCH", b"SEARCH",
+    b"PRI",     # the cleartext HTTP/2 preface, "PRI * HTTP/2.0": flagged by the HTTP parser
 )
 
 TELNET_PORTS = (23, 2323)

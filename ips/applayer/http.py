@@ -41,8 +41,10 @@ RESPONSE_BODY_LIMIT = 100 * 1024
 """Body bytes kept for inspection (Suricata's request/response-body-limit)."""
 MAX_OPEN_TRANSACTIONS = 64
 """Requests waiting for their response (pipelining depth)."""
-MAX_CHUNK_LINE = 1024
-"""Chunk-size line (with extensions) length before it is an error."""
+MAX_CHUNK_LINE = MAX_HEADER_BYTES
+"""Bytes of a chunk-size, chunk-end or trailer line kept; the rest of a
+longer line (a chunk extension of any length, as nginx takes one) is
+skipped, not an error."""
 BODY_INSPECT_STEP = 4096
 """New body bytes that trigger re-publishing the body buffer to detection."""
 
@@ -243,6 +245,29 @@ _TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 _DIGITS_RE = re.compile(rb"[0-9]+")
 
+_CHUNK_SIZE_RE = re.compile(rb"[\r\n \t\x0b\x0c]*([0-9a-fA-F]*)[ \t]*(.?)", re.S)
+_CHUNK_SIZE_MAX = 0x7FFFFFFF
+
+
+def _chunk_size(line: bytes, cut: bool) -> tuple[int | None, bool]:
+    """(size, clean) of a chunk-size line, read as libhtp reads it: blanks,
+    the run of hex digits (leading zeros are fine), anything after it
+    ignored; a size over 2**31 - 1 or no digits is invalid (-1). None: a
+    blank line, skipped. `clean`: nothing but a `;extension` or blanks
+    after the digits; "0x10" is 0 to libhtp and an error or 16 to a
+    server, so it is not clean. `cut`: the line was longer than the bytes
+    kept, so a digit run reaching the end may be cut short (invalid)."""
+    if not line.strip(b"\r\n \t\x0b\x0c"):
+        return None, True
+    digits, after = _CHUNK_SIZE_RE.match(line).groups()
+    if not digits or (cut and not after):
+        return -1, False
+    size = int(digits, 16)
+    if size > _CHUNK_SIZE_MAX:
+        return -1, False
+    return size, after in (b"", b";")
+
+
 # (ambiguous framing, repeated Content-Length differing, Content-Length
 # without digits) by direction (True: request); see `_body_framing`.
 _FRAMING_EVENTS = {
@@ -409,8 +434,8 @@ class _Inflater:
 
 
 class _Direction:
-    __slots__ = ("state", "buffer", "remaining", "chunk_line", "tx", "closed", "partial",
-                 "trailers", "trailer_bytes")
+    __slots__ = ("state", "buffer", "remaining", "chunk_line", "chunk_line_cut", "tx", "closed",
+                 "partial", "trailers", "trailer_bytes")
 
     def __init__(self) -> None:
         self.trailers: list[bytes] = []          # header lines after the last chunk
@@ -420,6 +445,7 @@ class _Direction:
         self.buffer = bytearray()
         self.remaining = 0
         self.chunk_line = bytearray()
+        self.chunk_line_cut = False     # the line went on past MAX_CHUNK_LINE bytes
         self.tx: _HttpTx | None = None
         self.closed = False
 
@@ -687,6 +713,22 @@ class HttpParser:
         if method.upper() == b"CONNECT":
             http_tx.request_done = True
             side.state = _START_LINE
+        if b"\r" in section and section.count(b"\r") != section.count(b"\r\n"):
+            # A CR inside a line: busybox httpd (many cameras) deletes it
+            # ("/cgi-bin/m.c\rgi" runs m.cgi), mini_httpd ends the line
+            # there, libhtp keeps it. No reading is safe to inspect.
+            self._tx_event(http_tx, "http.request_smuggling")
+        if (method == b"PRI" and raw_uri == b"*" and http_tx.protocol == b"HTTP/2.0") or (
+                b"h2c" in headers.get(b"upgrade", b"").lower()):
+            # Cleartext HTTP/2: the prior-knowledge preface, or an upgrade a
+            # server such as lighttpd accepts. What follows is HTTP/2
+            # frames, which this parser does not read: the requests in
+            # them are invisible to http.* rules, so the switch itself is
+            # the event (virtual patch 9100119 drops it toward the LAN).
+            self._tx_event(http_tx, "http.http2_cleartext")
+            if method == b"PRI":
+                http_tx.request_done = True
+                side.state = _DONE
 
     def _fill_header_buffers(self, buffers, headers: _Headers, request: bool) -> None:
         # http.header excludes Cookie (request) / Set-Cookie (response), as
@@ -901,24 +943,34 @@ class HttpParser:
             updated.append(http_tx)
             return data_len
         if side.state in (_BODY_CHUNK_SIZE, _BODY_TRAILERS, _BODY_CHUNK_CRLF):
-            newline = data.find(b"\n", position, position + MAX_CHUNK_LINE + 2)
-            if newline >= 0:
-                newline -= position
+            # A line is whatever comes before the next LF, in however many
+            # segments: the first MAX_CHUNK_LINE bytes are kept, the rest
+            # is skipped, so the same line gives the same result however
+            # it is cut.
+            newline = data.find(b"\n", position)
+            end = data_len if newline < 0 else newline
+            held = side.chunk_line
+            room = MAX_CHUNK_LINE - len(held)
+            if end - position > room:
+                side.chunk_line_cut = True
+            if room > 0:
+                held += data[position:min(end, position + room)]
             if newline < 0:
-                side.chunk_line += data[position:position + MAX_CHUNK_LINE]
-                if len(side.chunk_line) > MAX_CHUNK_LINE:
-                    self.events.append("http.chunk_line_too_long")
-                    side.state = _DONE
                 self._count_transfer(http_tx, data_len - position, to_server)
                 return data_len
-            line = bytes(side.chunk_line) + data[position:position + newline]
+            self._count_transfer(http_tx, newline + 1 - position, to_server)
+            position = newline + 1
+            line, cut = bytes(held).rstrip(b"\r"), side.chunk_line_cut
             side.chunk_line = bytearray()
-            self._count_transfer(http_tx, newline + 1, to_server)
-            position += newline + 1
-            line = line.rstrip(b"\r")
+            side.chunk_line_cut = False
             if side.state == _BODY_CHUNK_CRLF:
                 if line:
+                    # libhtp skips to the LF; a server may take these bytes
+                    # for the next chunk size instead.
                     self.events.append("http.chunk_missing_crlf")
+                    if to_server:
+                        self._tx_event(http_tx, "http.request_smuggling")
+                        updated.append(http_tx)
                 side.state = _BODY_CHUNK_SIZE
                 return position
             if side.state == _BODY_TRAILERS:
@@ -940,19 +992,27 @@ class HttpParser:
                 self._end_body(side, http_tx, to_server)
                 updated.append(http_tx)
                 return position
-            size_text = line.split(b";")[0].strip()
-            if not size_text:
+            size, clean = _chunk_size(line, cut)
+            if size is None:
                 # An empty line where a chunk size belongs: libhtp reads on to
                 # the size (a server can send one; a body it hides is still a body).
                 return position
-            try:
-                size = int(size_text, 16) if size_text else -1
-            except ValueError:
-                size = -1
-            if size < 0 or len(size_text) > 16:
-                self.events.append("http.invalid_chunk_length")
+            if size < 0:
+                # libhtp gives up on the connection here, and so does this
+                # parser: what follows is not parsed, so a request hidden
+                # after the bad size is invisible to http.* rules. Hence
+                # request smuggling too: the box drops the request.
+                if to_server:
+                    self._tx_event(http_tx, "http.invalid_request_chunk_len")
+                    self._tx_event(http_tx, "http.request_smuggling")
+                else:
+                    self._tx_event(http_tx, "http.invalid_response_chunk_len")
+                updated.append(http_tx)
                 side.state = _DONE
                 return position
+            if not clean and to_server:
+                self._tx_event(http_tx, "http.request_smuggling")
+                updated.append(http_tx)
             if size == 0:
                 side.state = _BODY_TRAILERS
             else:

@@ -78,7 +78,7 @@ def _post(length_headers: bytes, body: bytes):
 ])
 def test_ambiguous_body_length_is_an_event_on_the_request(length_headers, events, requests):
     body = HIDDEN
-    if b"chunked" in length_headers:
+    if b"chunked" in length_headers.lower():
         body = b"%x\r\n" % len(HIDDEN) + HIDDEN + b"\r\n0\r\n\r\n"
     parser, txs = _post(length_headers, body)
     assert [tx.buffers["http.uri"] for tx in txs] == requests
@@ -133,3 +133,89 @@ def test_malformed_header_name_is_suricatas_request_header_invalid(line, invalid
     txs = parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\n" + line + b"\r\n\r\n", True)
     assert ("http.request_header_invalid" in txs[0].events) is invalid
     assert "http.request_smuggling" not in txs[0].events
+
+
+# -- found by replaying the same streams to busybox httpd, mini_httpd,
+#    lighttpd and nginx (a request a server ran that no http.uri showed) ----------
+
+CHUNKED_POST = b"POST /form HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def _feed_in(parser: HttpParser, data: bytes, pieces: int) -> list:
+    seen: dict[int, object] = {}
+    step = -(-len(data) // pieces)
+    for start in range(0, len(data), step):
+        for tx in parser.feed(data[start:start + step], True):
+            seen[id(tx)] = tx
+    return list(seen.values())
+
+
+@pytest.mark.parametrize("pieces", [1, 2, 3, 7])
+@pytest.mark.parametrize("last_chunk", [
+    b"0" * 17,                       # leading zeros: the parser gave up at 16 digits
+    b"0;" + b"a" * 1100,             # an extension longer than the old 1,024-byte line bound
+    b"0;" + b" " * 100_000,          # ... of any length, kept to a bounded prefix
+    b"0 ;ext=1",
+])
+def test_chunk_lines_servers_accept_are_read_however_they_are_cut(last_chunk, pieces):
+    parser = HttpParser()
+    txs = _feed_in(parser, CHUNKED_POST + last_chunk + b"\r\n\r\n" + HIDDEN, pieces)
+    assert [tx.buffers["http.uri"] for tx in txs] == [b"/form", b"/shell?wget"]
+    assert not any(SMUGGLING in tx.events for tx in txs)
+    assert parser.buffered_bytes < 70_000
+
+
+@pytest.mark.parametrize("body, events, requests", [
+    # libhtp reads "0x1" as 0 (digits up to the x); a server reads 1 or fails
+    (b"0x1\r\n\r\n" + HIDDEN, {SMUGGLING}, [b"/form", b"/shell?wget"]),
+    # bytes where the CRLF after chunk data belongs: libhtp skips them, a
+    # server may read a chunk size there
+    (b"2\r\nab;junk\r\n0\r\n\r\n" + HIDDEN, {SMUGGLING}, [b"/form", b"/shell?wget"]),
+    # no digits, or over 2**31 - 1: libhtp gives up on the connection, so
+    # does the parser, and what follows is unseen: the request is flagged
+    (b"zz\r\n" + HIDDEN, {SMUGGLING, "http.invalid_request_chunk_len"}, [b"/form"]),
+    (b"80000000\r\n" + HIDDEN, {SMUGGLING, "http.invalid_request_chunk_len"}, [b"/form"]),
+])
+def test_chunked_bodies_a_server_may_read_otherwise_are_flagged(body, events, requests):
+    parser = HttpParser()
+    txs = _feed_in(parser, CHUNKED_POST + body, 1)
+    assert [tx.buffers["http.uri"] for tx in txs] == requests
+    assert set(txs[0].events) == events
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /cgi-bin/m.c\rgi?id=1 HTTP/1.0\r\n\r\n",     # busybox deletes the CR: runs m.cgi
+    b"P\rOST /x HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: a\rX-Y: 1\r\n\r\n",
+])
+def test_cr_inside_a_line_is_flagged(request_bytes):
+    txs = HttpParser().feed(request_bytes, True)
+    assert SMUGGLING in txs[0].events
+
+
+def test_crlf_and_lf_line_ends_are_not_flagged():
+    for request_bytes in (b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", b"GET /x HTTP/1.1\nHost: a\n\n"):
+        assert not HttpParser().feed(request_bytes, True)[0].events
+
+
+def test_cleartext_http2_preface_is_flagged_and_ends_http1_parsing():
+    from tests.evasion.make_cases import SHELL_PATH, _h2c_preface
+    parser = HttpParser()
+    txs = parser.feed(_h2c_preface(SHELL_PATH), True)
+    assert [(tx.buffers["http.method"], tx.events) for tx in txs] == [
+        (b"PRI", ("http.http2_cleartext",))]
+    assert parser.feed(b"GET /more HTTP/1.1\r\n\r\n", True) == []      # frames, not requests
+
+
+def test_upgrade_to_cleartext_http2_is_flagged():
+    txs = HttpParser().feed(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+                            b"Upgrade: h2c\r\n\r\n", True)
+    assert "http.http2_cleartext" in txs[0].events
+    txs = HttpParser().feed(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+                            b"Upgrade: websocket\r\n\r\n", True)
+    assert "http.http2_cleartext" not in txs[0].events
+
+
+def test_cleartext_http2_preface_is_taken_for_http_by_protocol_detection():
+    from ips.applayer import _looks_like_http_request
+    assert _looks_like_http_request(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") == "http"

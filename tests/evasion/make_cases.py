@@ -32,10 +32,13 @@ What each family exercises (expected results are in each test.yaml):
 * tls-1byte-records: a ClientHello cut into 1-byte TLS records (tls.sni).
 * after-http09-request: "GET /index.html" without a protocol, then the
   exploit request: read as two requests (libhtp), not one with a header.
-* smuggle-*: a request whose body length a device's server may read
-  otherwise (two Content-Lengths, Content-Length with chunked,
-  "xchunked", "+0", "none"), hiding the shell request in what the parser takes for a body;
-  the ambiguity is an event a rule drops on (http.request_smuggling).
+* smuggle-*, chunk-*, h2c-*: requests a device's server may frame or read
+  otherwise (two Content-Lengths, Content-Length with chunked, "xchunked",
+  "+0", "none", a chunk size "0x1", a CR inside the request line, cleartext
+  HTTP/2), hiding the shell request from http.uri; each ambiguity is an
+  event a rule drops on (http.request_smuggling, http.http2_cleartext).
+  Where servers agree (17-zero chunk sizes, long chunk extensions) the
+  parser reads as they do and the shell request's own rule fires.
 """
 from __future__ import annotations
 
@@ -100,21 +103,24 @@ PORT_RULES = (
     'alert http any any -> any any (msg:"EVASION JAWS/MVPower shell command"; '
     'flow:established,to_server; http.uri; content:"/shell?"; content:"wget"; sid:3003; rev:1;)\n')
 
-# Request smuggling: a POST whose body is, for a server that frames it
-# otherwise (the last Content-Length, or Content-Length over chunked), the
-# JAWS shell request. The parser reads it as libhtp does and flags the
-# ambiguity on the transaction; the drop rule is the virtual patch's (sid
-# 9100118 in signatures/virtual-patches.rules) under a test sid.
+# HTTP framing: a request whose body or syntax a device's server may read
+# otherwise than libhtp hides the JAWS shell request from http.uri. Where
+# no reading is safe the parser flags the request (http.request_smuggling,
+# http.http2_cleartext) and a shipped virtual patch drops it; where servers
+# agree on one reading, the parser takes it and the shell request's own
+# rule (sid 3003) fires. The test rules stand in for the shipped patches.
 SMUGGLED = SHELL_8080.replace(b"192.0.2.1:8080", b"192.0.2.1:8090")
 SMUGGLE_RULES = (
-    'alert http any any -> any any (msg:"EVASION request with an ambiguous body length"; '
+    'alert http any any -> any any (msg:"EVASION request a server may read otherwise"; '
     'flow:established,to_server; app-layer-event:http.request_smuggling; sid:5101; rev:1;)\n'
     'alert http any any -> any any (msg:"EVASION duplicate Content-Length"; '
     'flow:established,to_server; app-layer-event:http.duplicate_content_length_field_in_request; '
     'sid:5102; rev:1;)\n'
     'alert http any any -> any any (msg:"EVASION Content-Length without digits"; '
     'flow:established,to_server; app-layer-event:http.invalid_content_length_field_in_request; '
-    'sid:5103; rev:1;)\n')
+    'sid:5103; rev:1;)\n'
+    'alert http any any -> any any (msg:"EVASION cleartext HTTP/2"; '
+    'flow:established,to_server; app-layer-event:http.http2_cleartext; sid:5104; rev:1;)\n')
 
 
 def smuggling(length_headers: bytes, body: bytes) -> bytes:
@@ -122,35 +128,78 @@ def smuggling(length_headers: bytes, body: bytes) -> bytes:
             + b"Content-Type: application/x-www-form-urlencoded\r\n\r\n" + body)
 
 
-SMUGGLING = {
-    # name: (request, sid -> expected count, what a server that disagrees reads)
+def _h2c_preface(path: bytes) -> bytes:
+    """The HTTP/2 prior-knowledge preface, an empty SETTINGS frame and a
+    HEADERS frame for GET `path` (HPACK: :method GET, :scheme http, :path
+    as a literal without indexing)."""
+    block = b"\x82\x86\x04" + bytes([len(path)]) + path
+    frame = len(block).to_bytes(3, "big") + b"\x01\x05" + (1).to_bytes(4, "big") + block
+    return b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00" + frame
+
+
+SHELL_PATH = SMUGGLED.split(b" ")[1]
+CHUNKED = b"Transfer-Encoding: chunked\r\n"
+HTTP_FRAMING = {
+    # name: (request, sid -> expected count, what a server that disagrees
+    #        reads, the shipped virtual patch that drops it or None)
     "smuggle-cl-cl": (
         smuggling(b"Content-Length: %d\r\nContent-Length: 0\r\n" % len(SMUGGLED), SMUGGLED),
         {5101: 1, 5102: 1, 5103: 0, 3003: 0},
         "two Content-Length headers: the first (libhtp) makes the shell request a body, "
-        "the last (many embedded servers) makes it a request"),
+        "the last (many embedded servers) makes it a request", 9100118),
     "smuggle-cl-te": (
-        smuggling(b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n",
+        smuggling(b"Content-Length: 4\r\n" + CHUNKED,
                   b"%x\r\n" % len(SMUGGLED) + SMUGGLED + b"\r\n0\r\n\r\n"),
         {5101: 1, 5102: 0, 5103: 0, 3003: 0},
         "Content-Length beside chunked: a server without chunked support reads 4 bytes "
-        "and then the shell request"),
+        "and then the shell request", 9100118),
     "smuggle-te-obfuscated": (
         smuggling(b"Transfer-Encoding: xchunked\r\n",
                   b"%x\r\n" % len(SMUGGLED) + SMUGGLED + b"\r\n0\r\n\r\n"),
         {5101: 1, 5102: 0, 5103: 0, 3003: 0},
         "Transfer-Encoding xchunked: chunked for libhtp, no body for a server that wants "
-        "exactly chunked, which then reads the shell request"),
+        "exactly chunked, which then reads the shell request", 9100118),
     "smuggle-cl-junk": (
         smuggling(b"Content-Length: +0\r\n", SMUGGLED),
         {5101: 1, 5102: 0, 5103: 0, 3003: 1},
         "Content-Length +0: read as 0, as libhtp does; the shell request after it is "
-        "parsed and inspected, and the odd length flagged"),
+        "parsed and inspected, and the odd length flagged", 9100118),
     "smuggle-cl-invalid": (
         smuggling(b"Content-Length: none\r\n", SMUGGLED),
         {5101: 1, 5102: 0, 5103: 1, 3003: 1},
         "Content-Length without digits: libhtp stops parsing the connection; here the "
-        "request is taken as bodiless and what follows is still parsed and inspected"),
+        "request is taken as bodiless and what follows is still parsed and inspected", 9100118),
+    "smuggle-chunk-size-junk": (
+        smuggling(CHUNKED, b"0x1\r\n\r\n" + SMUGGLED),
+        {5101: 1, 5102: 0, 5103: 0, 3003: 1},
+        "chunk size 0x1: the last chunk to libhtp (digits up to the x), one byte or an "
+        "error to a server", 9100118),
+    "smuggle-bare-cr": (
+        SMUGGLED.replace(b"/shell?", b"/she\rll?", 1),
+        {5101: 1, 5102: 0, 5103: 0, 3003: 0},
+        "a CR inside the request line: busybox httpd deletes it and runs /shell, "
+        "mini_httpd ends the line there, libhtp keeps it in the URI", 9100118),
+    "chunk-size-leading-zeros": (
+        smuggling(CHUNKED, b"0" * 17 + b"\r\n\r\n" + SMUGGLED),
+        {5101: 0, 3003: 1},
+        "a last-chunk size of 17 zeros (nginx and lighttpd take it): the shell request "
+        "after the body is a request (the parser used to give up at 16 digits)", None),
+    "chunk-extension-long": (
+        smuggling(CHUNKED, b"0;" + b"a" * 2000 + b"\r\n\r\n" + SMUGGLED),
+        {5101: 0, 3003: 1},
+        "a 2,000-byte chunk extension (nginx takes any length): the shell request after "
+        "the body is a request (the parser used to give up past 1,024 bytes)", None),
+    "h2c-preface": (
+        _h2c_preface(SHELL_PATH),
+        {5104: 1, 3003: 0},
+        "cleartext HTTP/2 with prior knowledge (lighttpd runs it): the shell request is "
+        "in a HEADERS frame no http.uri rule reads; the preface is flagged", 9100119),
+    "h2c-upgrade": (
+        b"GET / HTTP/1.1\r\nHost: 192.0.2.1:8090\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n",
+        {5104: 1, 3003: 0},
+        "an upgrade to cleartext HTTP/2 (lighttpd answers 101): the requests after it are "
+        "HTTP/2 frames; the upgrade is flagged", 9100119),
 }
 
 SNI = b"c2.evil.example"
@@ -247,7 +296,7 @@ def build_cases() -> list[Case]:
         cases.append(Case(f"port-{port}", PORT_RULES, port, split(request, 2), request,
                           {3001: 0, 3002: 0, 3003: 0} | {sid: 1},
                           comment=f"HTTP exploit on port {port}"))
-    for name, (request, sids, comment) in SMUGGLING.items():
+    for name, (request, sids, comment, _patch) in HTTP_FRAMING.items():
         cases.append(Case(name, PORT_RULES + SMUGGLE_RULES, 8090, split(request, 2), request,
                           {3001: 0, 3002: 0} | sids, comment=comment))
     http09 = b"GET /index.html\r\n" + SHELL_8080

@@ -27,7 +27,7 @@ if _why_not():
 from appliance.lab import ATTACKER, PYTHON, read_alerts  # noqa: E402
 from ips.output import eve_ip  # noqa: E402
 from tests.evasion.make_cases import (  # noqa: E402
-    NETGEAR_RULES, PORT_RULES, SHELL_8080, SMUGGLE_RULES, SMUGGLING, SNI, TLS_RULES,
+    HTTP_FRAMING, NETGEAR_RULES, PORT_RULES, SHELL_8080, SMUGGLE_RULES, SNI, TLS_RULES,
     client_hello, one_byte_records)
 
 CAMERA = "192.0.2.10"
@@ -35,11 +35,11 @@ TLS_RECORDS = one_byte_records(client_hello(SNI))
 # What the test's own receiver on the camera listens on (the lab camera has
 # no 8080 or TLS service): port -> bytes that make the complete attack.
 RECEIVER_PORTS = {8080: len(SHELL_8080), 443: len(TLS_RECORDS)}
-# A request smuggling case each on a port of its own (8090, ...): the
-# receiver answers once it holds the whole POST, smuggled request included.
-SMUGGLING_PORTS = {name: 8090 + i for i, name in enumerate(SMUGGLING)}
-RECEIVER_PORTS.update({SMUGGLING_PORTS[name]: len(request)
-                       for name, (request, _, _) in SMUGGLING.items()})
+# An HTTP framing case each on a port of its own (8090, ...): the receiver
+# answers once it holds the whole stream, hidden request included.
+FRAMING_PORTS = {name: 8090 + i for i, name in enumerate(HTTP_FRAMING)}
+RECEIVER_PORTS.update({FRAMING_PORTS[name]: len(request)
+                       for name, (request, *_rest) in HTTP_FRAMING.items()})
 # (case, port the camera listens on, sids that may fire)
 INLINE_CASES = [
     ("uri-split-24", 80, {1000001, 1000002}),
@@ -51,7 +51,8 @@ INLINE_CASES = [
     ("port-52869", 52869, {3002}),
     ("tls-1byte-records", 443, {4001}),
     ("ack-only-12", 80, {1000001, 1000002}),   # data in ACK-only segments of pure-ACK size
-] + [(name, SMUGGLING_PORTS[name], {5101, 3003}) for name in SMUGGLING]
+] + [(name, FRAMING_PORTS[name], {sid for sid, count in sids.items() if count})
+      for name, (_request, sids, *_rest) in HTTP_FRAMING.items()]
 # An ICMP error that quotes a connection the kernel already bypasses, carrying
 # what a rule looks for: it must still be inspected on its own.
 RELATED_RULES = (
