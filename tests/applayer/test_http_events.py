@@ -219,3 +219,14 @@ def test_upgrade_to_cleartext_http2_is_flagged():
 def test_cleartext_http2_preface_is_taken_for_http_by_protocol_detection():
     from ips.applayer import _looks_like_http_request
     assert _looks_like_http_request(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") == "http"
+
+
+@pytest.mark.parametrize("pieces", [1, 50])
+def test_header_section_over_the_bound_flags_its_request(pieces):
+    # Parsing stops past MAX_HEADER_BYTES; a request hidden after the huge
+    # header would go unseen, so the request itself is flagged.
+    parser = HttpParser()
+    data = b"GET /a HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n" + HIDDEN
+    txs = _feed_in(parser, data, pieces)
+    assert [(tx.buffers["http.uri"], SMUGGLING in tx.events) for tx in txs] == [(b"/a", True)]
+    assert "http.request_header_too_large" in parser.events
