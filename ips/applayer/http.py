@@ -857,18 +857,6 @@ class HttpParser:
             position, section = self._collect_section(side, data, position,
                                                       "http.response_header_too_large")
             if section is None:
-                if side.state == _DONE:
-                    # Header section over MAX_HEADER_BYTES: parsing stops, so
-                    # a request after it would go unseen; the request (its
-                    # line, when it was read) is flagged and the box drops it.
-                    if side.partial is None:
-                        line_end = data.find(b"\n", start, position)
-                        if line_end >= 0:
-                            self._on_request_line(data[start:line_end + 1], updated)
-                    if side.partial is not None:
-                        self._tx_event(side.partial, "http.request_smuggling")
-                        updated.append(side.partial)
-                    return position
                 if side.state == _HEADERS and not side.buffer:
                     side.state = _START_LINE
                 return position

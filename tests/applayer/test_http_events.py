@@ -230,3 +230,11 @@ def test_header_section_over_the_bound_flags_its_request(pieces):
     txs = _feed_in(parser, data, pieces)
     assert [(tx.buffers["http.uri"], SMUGGLING in tx.events) for tx in txs] == [(b"/a", True)]
     assert "http.request_header_too_large" in parser.events
+
+
+def test_response_header_section_over_the_bound_stops_the_response_side_only():
+    parser = HttpParser()
+    parser.feed(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n", True)
+    assert parser.feed(b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70_000 + b"\r\n\r\n", False) == []
+    assert "http.response_header_too_large" in parser.events
+    assert [tx.buffers["http.uri"] for tx in parser.feed(HIDDEN, True)] == [b"/shell?wget"]
