@@ -14,7 +14,9 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc make kmod \
 APT_STAMP   := $(VENV)/.stamp-apt
 PIP_STAMP   := $(VENV)/.stamp-pip
 
-.PHONY: demo test test-all bench replay-demo lint clean setup
+DIFF_PACKAGES := busybox mini-httpd lighttpd nginx-light fcgiwrap
+
+.PHONY: demo test test-all bench differential replay-demo lint clean setup
 
 setup: $(PIP_STAMP)
 
@@ -49,6 +51,15 @@ test-all: $(PIP_STAMP)
 
 bench: $(PIP_STAMP)
 	$(PY) bench/run_all.py
+
+# The HTTP parser against real device web servers (tests/differential/run.py),
+# as root. Installs four web servers; on a machine with systemd, Debian may
+# start the nginx and lighttpd services on port 80 (stop them if unwanted).
+differential: $(PIP_STAMP)
+	@missing=$$(for p in $(DIFF_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; fi
+	PYTHONPATH=. $(PY) -m tests.differential.run
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
