@@ -9,8 +9,20 @@ boundaries, so a sequence split across packets is still stripped.
 
 On the resulting text a small login state machine watches for the server's
 prompts ("login:", "Username:", "Password:") and takes the client's next line
-as user name or password (handling backspace, character-at-a-time clients and
-CR/LF/CR NUL line ends). After a password the server's next output decides the
+as user name or password. What a device's login program reads is not the
+bytes on the wire: its telnet daemon strips commands its own way and the
+kernel's terminal edits the line. A differential run against busybox telnetd
+(what most cameras run) found an attacker could type a default password so
+that the login read it and this parser did not (busybox drops `IAC SB x` as
+three bytes where RFC 854 waits for `IAC SE`; the terminal honours ^U, ^W,
+^V, ^C and erases on DEL only). So the client's bytes are read four ways:
+two telnet dialects (RFC 854, busybox telnetd) times two terminals (Linux's
+canonical defaults; the same with ^H as erase too, as many device shells
+set it). Each reading makes its own lines, and `telnet.login` and
+`telnet.password` hold every distinct reading of the line typed at a prompt:
+a rule matches if any reading does. Lines typed before a prompt wait for it,
+as the terminal queues them. The record shows the RFC reading with ^H as
+erase. After a password the server's next output decides the
 result: another login prompt or a failure message is "failure"; a shell prompt
 or banner is "success". Each attempt is one transaction, complete (and its
 record set) once the result is known:
@@ -19,8 +31,10 @@ After a success, the lines typed form one more transaction
 {"login": user, "commands": [...]}, complete at MAX_COMMANDS lines or at flow
 end -- the input the Mirai/brute-force heuristics need.
 
-Bounds: one line (MAX_LINE_BYTES), the server text tail (MAX_TAIL_BYTES),
-MAX_COMMANDS lines after login, MAX_ATTEMPTS transactions per flow.
+Bounds: one line per reading (MAX_LINE_BYTES, the kernel's 4095), lines
+waiting for a prompt (MAX_QUEUED_LINES), the server text tail
+(MAX_TAIL_BYTES), MAX_COMMANDS lines after login, MAX_ATTEMPTS transactions
+per flow.
 """
 from __future__ import annotations
 
@@ -28,17 +42,29 @@ import re
 
 from ips.applayer import Tx
 
-MAX_LINE_BYTES = 256
+MAX_LINE_BYTES = 4095
+"""A canonical-mode line as Linux's terminal keeps it (N_TTY_BUF_SIZE - 1)."""
+MAX_QUEUED_LINES = 8
+"""Lines typed before the next prompt, per reading."""
 MAX_TAIL_BYTES = 512
 MAX_COMMANDS = 32
 MAX_ATTEMPTS = 1000
 """Login attempts tracked per connection; beyond that only an event."""
 
 IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240
+TELOPT_NAWS = 31
 _DATA, _IAC, _OPTION, _SUB, _SUB_IAC = range(5)
 
 _USER_PROMPT = re.compile(rb"(?:login|username|user name|user)\s*:\s*$", re.I)
 _PASSWORD_PROMPT = re.compile(rb"(?:password|passcode|passwd)\s*:\s*$", re.I)
+# A password prompt followed by the echo of a password typed ahead (echo
+# still on when the line was typed), seen only while a line waits.
+_PASSWORD_PROMPT_ECHOED = re.compile(
+    rb"(?:password|passcode|passwd)\s*:[^\r\n]*\r*\n[\r\n]*$", re.I)
+# A login prompt right before the password prompt, in one write: the login
+# program read a user name typed ahead and asked for the password at once.
+_USER_THEN_PASSWORD = re.compile(
+    rb"(?:login|username|user name|user)\s*:\s*(?:password|passcode|passwd)\s*:\s*$", re.I)
 _FAILURE = re.compile(rb"incorrect|fail|denied|invalid|bad password|wrong|not allowed", re.I)
 _SUCCESS = re.compile(rb"(?:[#$>%]\s*$)|last login|welcome|busybox|built-in shell", re.I)
 
@@ -83,20 +109,148 @@ class _Stripper:
         return bytes(out)
 
 
+class _BusyboxStripper:
+    """Removes telnet commands as busybox telnetd 1.35 does (its
+    safe_write_to_pty_decode_iac, confirmed on the wire): IAC IAC is 0xFF,
+    IAC 240..249 two bytes, IAC SB NAWS seven (the size raw, no IAC SE
+    needed), and every other IAC sequence three bytes, IAC SB <option>
+    included: a sub-negotiation's payload reaches the terminal as data.
+    A feed that ends inside a sequence drops what it holds of it (busybox
+    decodes each read on its own), so the next byte is data again."""
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        self.pending = 0          # bytes of the current sequence still to drop
+
+    def strip(self, data: bytes) -> bytes:
+        if IAC not in data:
+            self.pending = 0
+            return data
+        out = bytearray()
+        index, end = 0, len(data)
+        while index < end:
+            byte = data[index]
+            if byte != IAC:
+                out.append(byte)
+                index += 1
+                continue
+            second = data[index + 1] if index + 1 < end else None
+            if second is None:
+                break
+            if second == IAC:
+                out.append(IAC)
+                index += 2
+            elif 240 <= second <= 249:
+                index += 2
+            elif second == SB and index + 2 < end and data[index + 2] == TELOPT_NAWS:
+                index += 7
+            else:
+                index += 3
+        return bytes(out)
+
+
+class _Terminal:
+    """A line as Linux's terminal in canonical mode edits it, with the
+    settings a telnet login gets (stty: icrnl ixon isig icanon iexten):
+    DEL erases (and ^H too when `erase_backspace`), ^U kills the line, ^W
+    erases a word, ^V takes the next byte as it is, ^C ^\\ ^Z flush it,
+    ^Q ^S ^R are consumed, ^D hands what is typed to the reader without a
+    line end. CR, LF, CR LF and CR NUL end a line."""
+
+    __slots__ = ("line", "erase_backspace", "literal_next", "previous_was_cr", "pushed")
+
+    def __init__(self, erase_backspace: bool) -> None:
+        self.line = bytearray()
+        self.erase_backspace = erase_backspace
+        self.literal_next = False
+        self.previous_was_cr = False
+        self.pushed: list[bytes] = []     # what ^D handed over within this line
+
+    def feed(self, text: bytes) -> list[tuple[bytes, list[bytes]]]:
+        """The lines completed: (line, what ^D handed over before its end).
+        A ^D also yields (b"", [what is typed]) at once: a login program
+        that reads once gets that much, line end or not."""
+        done = []
+        line = self.line
+        for byte in text:
+            if self.literal_next:
+                self.literal_next = False
+                if len(line) < MAX_LINE_BYTES:
+                    line.append(byte)
+                continue
+            if byte in (0x0D, 0x0A, 0x00):
+                if self.previous_was_cr and byte != 0x0D:
+                    self.previous_was_cr = False      # CR LF, CR NUL: one line end
+                    continue
+                self.previous_was_cr = byte == 0x0D
+                if byte == 0x00:
+                    if len(line) < MAX_LINE_BYTES:
+                        line.append(byte)
+                    continue
+                done.append((bytes(line), self.pushed))
+                line.clear()
+                self.pushed = []
+                continue
+            self.previous_was_cr = False
+            if byte == 0x7F or (byte == 0x08 and self.erase_backspace):
+                if line:
+                    line.pop()
+            elif byte in (0x15, 0x03, 0x1C, 0x1A):          # ^U, and signals flush
+                line.clear()
+            elif byte == 0x17:                                 # ^W: ALTWERASE, as n_tty
+                seen_word = False
+                while line:
+                    char = line[-1]
+                    if chr(char).isalnum() or char == 0x5F:
+                        seen_word = True
+                    elif seen_word:
+                        break
+                    line.pop()
+            elif byte == 0x16:                                 # ^V
+                self.literal_next = True
+            elif byte in (0x11, 0x13, 0x12):                   # ^Q ^S ^R
+                continue
+            elif byte == 0x04:                                 # ^D
+                if line and len(self.pushed) < 4:
+                    self.pushed.append(bytes(line))
+                    done.append((b"", [bytes(line)]))
+            elif len(line) < MAX_LINE_BYTES:
+                line.append(byte)
+        return done
+
+
+class _Reading:
+    """One way the client's bytes may reach the login program: a telnet
+    dialect, then a terminal. Its lines fill the prompts in order."""
+
+    __slots__ = ("stripper", "terminal", "queued", "next_prompt")
+
+    def __init__(self, stripper, erase_backspace: bool) -> None:
+        self.stripper = stripper
+        self.terminal = _Terminal(erase_backspace)
+        self.queued: list[tuple[bytes, list[bytes]]] = []
+        self.next_prompt = 0          # index of the next prompt this reading fills
+
+
 class TelnetParser:
     """One telnet connection."""
 
-    __slots__ = ("events", "client_stripper", "server_stripper", "line", "tail",
-                 "expecting", "attempt", "attempt_fields", "awaiting_result", "logged_in",
-                 "session", "session_fields", "next_tx_id", "stopped", "previous_was_cr")
+    __slots__ = ("events", "readings", "server_stripper", "tail", "prompts",
+                 "attempt", "attempt_fields", "awaiting_result", "logged_in",
+                 "session", "session_fields", "next_tx_id", "stopped")
 
     def __init__(self, config=None) -> None:
         self.events: list[str] = []
-        self.client_stripper = _Stripper()
+        # The first reading is the one the record shows (RFC 854, ^H erases).
+        self.readings = (_Reading(_Stripper(), True), _Reading(_Stripper(), False),
+                         _Reading(_BusyboxStripper(), True), _Reading(_BusyboxStripper(), False))
         self.server_stripper = _Stripper()
-        self.line = bytearray()
         self.tail = bytearray()
-        self.expecting: str | None = None        # "user" | "password"
+        # The prompts shown so far: ("user" | "password", the attempt it
+        # belongs to); only the last few are kept (a reading more than that
+        # behind gives its line to the newest).
+        self.prompts: list[list] = []
         self.attempt: Tx | None = None
         self.attempt_fields: dict = {}           # record of the open attempt
         self.session: Tx | None = None           # commands after a successful login
@@ -105,22 +259,27 @@ class TelnetParser:
         self.logged_in = False
         self.next_tx_id = 0
         self.stopped = False
-        self.previous_was_cr = False
 
     @property
     def buffered_bytes(self) -> int:
-        return len(self.line) + len(self.tail)
+        held = sum(len(r.terminal.line) + sum(len(line) for line, _ in r.queued)
+                   for r in self.readings)
+        return held + len(self.tail)
 
     def feed(self, data: bytes, to_server: bool, gap: bool = False) -> list[Tx]:
         if gap:
-            # Lost bytes may hold a line end: drop the partial line, and
+            # Lost bytes may hold a line end: drop the partial lines, and
             # restart negotiation stripping in the data state.
-            self.line.clear()
-            (self.client_stripper if to_server else self.server_stripper).state = _DATA
+            if to_server:
+                for reading in self.readings:
+                    reading.terminal.line.clear()
+                    reading.stripper = type(reading.stripper)()
+            else:
+                self.server_stripper.state = _DATA
         if self.stopped:
             return []
         if to_server:
-            return self._client(self.client_stripper.strip(data))
+            return self._client(data)
         return self._server(self.server_stripper.strip(data))
 
     def finish(self) -> list[Tx]:
@@ -158,20 +317,45 @@ class TelnetParser:
             elif _SUCCESS.search(after):
                 self._result("success", out)
                 self.logged_in = True
-        if _PASSWORD_PROMPT.search(tail):
-            self.expecting = "password"
+        password = _PASSWORD_PROMPT.search(tail) is not None or (
+            any(reading.queued for reading in self.readings)
+            and _PASSWORD_PROMPT_ECHOED.search(tail) is not None)
+        if password and _USER_THEN_PASSWORD.search(tail):
+            self._user_prompt(out)
+        if password:
             self.tail.clear()
+            self._prompt("password", out)
         elif _USER_PROMPT.search(tail):
-            if self.attempt is not None and not self.attempt.complete:
-                self._result("failure" if self.awaiting_result else "unknown", out)
-            if self.session is not None and not self.session.complete:
-                self._close_session()
-                out.append(self.session)
-            self.session = None
-            self.expecting = "user"
-            self.logged_in = False
-            self.tail.clear()
+            self._user_prompt(out)
         return out
+
+    def _user_prompt(self, out: list[Tx]) -> None:
+        if self.attempt is not None and not self.attempt.complete:
+            self._result("failure" if self.awaiting_result else "unknown", out)
+        if self.session is not None and not self.session.complete:
+            self._close_session()
+            out.append(self.session)
+        self.session = None
+        self.logged_in = False
+        self.tail.clear()
+        self._prompt("user", out)
+
+    def _prompt(self, kind: str, out: list[Tx]) -> None:
+        """A prompt: the next line of each reading is for it; a reading that
+        already holds a line typed ahead gives it now, as the terminal
+        would hand it to the login program."""
+        self.prompts.append([kind, None])
+        if len(self.prompts) > 2 * MAX_QUEUED_LINES:
+            dropped = len(self.prompts) - 2 * MAX_QUEUED_LINES
+            del self.prompts[:dropped]
+            for reading in self.readings:
+                reading.next_prompt = max(reading.next_prompt - dropped, 0)
+        index = len(self.prompts) - 1
+        for number, reading in enumerate(self.readings):
+            if reading.next_prompt == index and reading.queued:
+                line, pushed = reading.queued.pop(0)
+                reading.next_prompt += 1
+                self._answer(index, line, pushed, number == 0, out)
 
     def _result(self, result: str, out: list[Tx]) -> None:
         attempt = self.attempt
@@ -185,70 +369,87 @@ class TelnetParser:
 
     # -- client input -----------------------------------------------------------------
 
-    def _client(self, text: bytes) -> list[Tx]:
+    def _client(self, data: bytes) -> list[Tx]:
         out: list[Tx] = []
-        for byte in text:
-            if byte in (0x0D, 0x0A, 0x00):
-                if byte == 0x0A and self.previous_was_cr:
-                    self.previous_was_cr = False
+        for number, reading in enumerate(self.readings):
+            for line, pushed in reading.terminal.feed(reading.stripper.strip(data)):
+                if not line and pushed:
+                    # ^D mid-line: what is typed so far is a candidate for the
+                    # prompt the line is for; the line goes on.
+                    if reading.next_prompt < len(self.prompts) and not self.logged_in:
+                        self._answer(reading.next_prompt, b"", pushed, number == 0, out,
+                                     partial=True)
                     continue
-                if byte == 0x00 and self.previous_was_cr:
-                    self.previous_was_cr = False
+                if self.logged_in and not self.prompts[reading.next_prompt:]:
+                    if number == 0:
+                        self._command(line.replace(b"\0", b""), out)
                     continue
-                self.previous_was_cr = byte == 0x0D
-                if byte == 0x00:
-                    continue
-                self._line_done(bytes(self.line), out)
-                self.line.clear()
-                continue
-            self.previous_was_cr = False
-            if byte in (0x08, 0x7F):
-                if self.line:
-                    self.line.pop()
-                continue
-            if len(self.line) < MAX_LINE_BYTES:
-                self.line.append(byte)
+                if reading.next_prompt < len(self.prompts):
+                    reading.next_prompt += 1
+                    self._answer(reading.next_prompt - 1, line, pushed, number == 0, out)
+                elif len(reading.queued) < MAX_QUEUED_LINES:
+                    reading.queued.append((line, pushed))
         return out
 
-    def _line_done(self, line: bytes, out: list[Tx]) -> None:
-        text = line.decode("utf-8", "replace")
-        if self.expecting == "user":
-            if self.next_tx_id >= MAX_ATTEMPTS:
-                self.events.append("telnet.too_many_login_attempts")
-                self.stopped = True
-                return
-            if self.attempt is not None and not self.attempt.complete:
-                self._close_attempt()
-                out.append(self.attempt)
-            self.attempt = Tx(app_proto="telnet", tx_id=self.next_tx_id, to_server=True,
-                              buffers={"telnet.login": line})
-            self.attempt_fields = {"login": text, "result": "unknown"}
-            self.next_tx_id += 1
-            self.expecting = None
-            out.append(self.attempt)
-        elif self.expecting == "password":
-            if self.attempt is None or self.attempt.complete:
-                # Password prompt without a user prompt (e.g. password-only
+    def _answer(self, index: int, line: bytes, pushed: list[bytes], primary: bool,
+                out: list[Tx], partial: bool = False) -> None:
+        """A reading's line for prompt `index`: a user name opens the
+        attempt, a password completes it; other readings add what they read
+        to the same buffers (each reading once: a list of distinct values)."""
+        prompt = self.prompts[index]
+        kind, attempt = prompt
+        if attempt is None:
+            if kind == "user" or self.attempt is None or self.attempt.complete:
+                if self.next_tx_id >= MAX_ATTEMPTS:
+                    if "telnet.too_many_login_attempts" not in self.events:
+                        self.events.append("telnet.too_many_login_attempts")
+                    self.stopped = True
+                    return
+                if self.attempt is not None and not self.attempt.complete:
+                    self._close_attempt()
+                    out.append(self.attempt)
+                # A password prompt without a user prompt (password-only
                 # devices): an attempt with an empty user name.
                 self.attempt = Tx(app_proto="telnet", tx_id=self.next_tx_id, to_server=True,
-                                  buffers={})
+                                  buffers={"telnet.login": []} if kind == "user" else {})
                 self.attempt_fields = {"login": "", "result": "unknown"}
                 self.next_tx_id += 1
-            self.attempt_fields["password"] = text
-            self.attempt.buffers["telnet.password"] = line
-            self.attempt.to_server = True
-            self.expecting = None
+            attempt = prompt[1] = self.attempt
+        if attempt.complete:
+            return
+        name = "telnet.login" if kind == "user" else "telnet.password"
+        values = attempt.buffers.setdefault(name, [])
+        # The terminal keeps a NUL; a login program reads a C string, which
+        # ends there, and the telnet client meant none (CR NUL is a line end).
+        whole = line.replace(b"\0", b"")
+        for value in ((*pushed,) if partial else (whole, line.split(b"\0", 1)[0], *pushed)):
+            if value not in values and len(values) < 16:
+                values.append(value)
+        if partial:
+            if attempt not in out:
+                out.append(attempt)
+            return
+        if primary:
+            self.attempt_fields["login" if kind == "user" else "password"] = whole.decode(
+                "utf-8", "replace")
+        if kind == "password":
+            attempt.to_server = True
             self.awaiting_result = True
             self.tail.clear()
-            out.append(self.attempt)
-        elif self.logged_in and line and (self.session is None or not self.session.complete):
-            if self.session is None:
-                self.session = Tx(app_proto="telnet", tx_id=self.next_tx_id, to_server=True,
-                                  buffers={"telnet.command": []})
-                self.next_tx_id += 1
-                self.session_fields = {"login": self.attempt_fields.get("login", ""), "commands": []}
-            self.session_fields["commands"].append(text)
-            self.session.buffers["telnet.command"].append(line)
-            if len(self.session_fields["commands"]) >= MAX_COMMANDS:
-                self._close_session()
+        if attempt not in out:
+            out.append(attempt)
+
+    def _command(self, line: bytes, out: list[Tx]) -> None:
+        if not line or (self.session is not None and self.session.complete):
+            return
+        if self.session is None:
+            self.session = Tx(app_proto="telnet", tx_id=self.next_tx_id, to_server=True,
+                              buffers={"telnet.command": []})
+            self.next_tx_id += 1
+            self.session_fields = {"login": self.attempt_fields.get("login", ""), "commands": []}
+        self.session_fields["commands"].append(line.decode("utf-8", "replace"))
+        self.session.buffers["telnet.command"].append(line)
+        if len(self.session_fields["commands"]) >= MAX_COMMANDS:
+            self._close_session()
+        if self.session not in out:
             out.append(self.session)

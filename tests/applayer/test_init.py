@@ -73,7 +73,7 @@ def test_server_banner_first_is_replayed_to_parser():
     flow = FakeFlow(server_port=23)
     _, txs = run(flow, [(False, b"\xff\xfb\x01\r\nlogin: "), (True, b"root\r\n")])
     assert flow.app_proto == "telnet"
-    assert txs[0].buffers["telnet.login"] == b"root" and txs[0].record is None
+    assert txs[0].buffers["telnet.login"] == [b"root"] and txs[0].record is None
 
 
 def test_unknown_protocol_gives_up_and_stays_bounded():

@@ -1,11 +1,13 @@
 """Telnet: IAC stripping and login attempts (Mirai capture)."""
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from tests.applayer.applayer_helpers import PCAPS, Pipeline, feed_all
 
-from ips.applayer.telnet import MAX_LINE_BYTES, MAX_TAIL_BYTES, TelnetParser, _Stripper
+from ips.applayer.telnet import (MAX_LINE_BYTES, MAX_QUEUED_LINES, MAX_TAIL_BYTES, TelnetParser,
+                                 _Stripper)
 
 
 def test_negotiation_is_stripped_across_segments():
@@ -57,4 +59,76 @@ def test_random_never_raises_and_bounded(pieces):
     parser = TelnetParser()
     feed_all(parser, pieces)
     parser.finish()
-    assert len(parser.line) <= MAX_LINE_BYTES and len(parser.tail) <= MAX_TAIL_BYTES
+    # four readings, each a line being typed and the lines waiting for a prompt
+    assert parser.buffered_bytes <= 4 * MAX_LINE_BYTES * (1 + MAX_QUEUED_LINES) + MAX_TAIL_BYTES
+
+
+# What a differential run against busybox telnetd 1.35 (the daemon most
+# cameras run, with Linux's terminal in canonical mode) showed: the login
+# program read the default password while telnet.password did not hold it.
+# Each typing is sent after "root" at the login prompt, at the password prompt.
+@pytest.mark.parametrize("typing", [
+    b"xc3\xff\xfa\x18511\xff\xf0\r\n",          # IAC SB <option>: busybox drops 3 bytes
+    b"\xff\xfa\x18xc3511\r\n",                  # ... and never waits for IAC SE
+    b"\xff\xfa\x1f\x00\x50\x00\x18xc3511\r\n",  # NAWS: 4 raw bytes, no IAC SE
+    b"xc3\xff\xfa\x1f\xff\xf0QZ511\r\n",
+    b"xc3\xff\xefQ511\r\n",                     # IAC <byte below 240>: 3 bytes
+    b"xc3\x08\x7f511\r\n",                      # ^H is a character, DEL erases
+    b"xc3\x16511\r\n",                          # ^V: the next byte as it is
+    b"xc3\x11511\r\n",                          # ^Q: flow control, consumed
+    b"xc3 Q\x17\x7f511\r\n",                    # ^W erases a word
+    b"xc3\x04511\r\n",                          # ^D hands "xc3" over, the line goes on
+    b"A" * 300 + b"\x15xc3511\r\n",             # ^U kills a long line
+    b"JUNK\x03xc3511\r\n",                      # ^C flushes the line
+    b"xc3511\x00junk\r\n",                      # a C string ends at the NUL
+])
+def test_password_typings_busybox_reads_as_the_default_are_seen(typing):
+    parser = TelnetParser()
+    txs = feed_all(parser, [(False, b"login: "), (True, b"root\r\n"),
+                            (False, b"Password: "), (True, typing)])
+    attempt = txs[-1]
+    assert b"xc3511" in attempt.buffers["telnet.password"], attempt.buffers
+    assert attempt.buffers["telnet.login"][0] == b"root"
+
+
+def test_iac_will_cut_at_a_segment_end_is_data_to_busybox():
+    parser = TelnetParser()
+    txs = feed_all(parser, [(False, b"login: "), (True, b"root\r\n"), (False, b"Password: "),
+                            (True, b"xc3\xff\xfb"), (True, b"511\r\n")])
+    assert b"xc3511" in txs[-1].buffers["telnet.password"]
+
+
+def test_sub_negotiation_opened_once_does_not_blind_the_connection():
+    parser = TelnetParser()
+    txs = feed_all(parser, [(True, b"\xff\xfa\x18"), (False, b"login: "), (True, b"root\r\n"),
+                            (False, b"Password: "), (True, b"xc3511\r\n")])
+    assert [tx.buffers.get("telnet.password") for tx in txs][-1] == [b"xc3511"]
+
+
+def test_lines_typed_before_their_prompt_wait_for_it():
+    # User name and password in one segment, before the password prompt: the
+    # terminal queues the second line, and the login reads it at its prompt.
+    parser = TelnetParser()
+    txs = feed_all(parser, [(False, b"login: "), (True, b"root\r\nxc3511\r\n"),
+                            (False, b"Password: ")])
+    assert txs[-1].buffers["telnet.login"] == [b"root"]
+    assert txs[-1].buffers["telnet.password"] == [b"xc3511"]
+    assert txs[-1].record is None and parser.finish()[0].record["password"] == "xc3511"
+
+
+def test_password_typed_ahead_and_echoed_after_its_prompt_is_the_password():
+    parser = TelnetParser()
+    txs = feed_all(parser, [(False, b"camera login: "), (True, b"root\r\n"), (True, b"xc3511\r\n"),
+                            (False, b"root\r\n"), (False, b"Password: xc3511\r\n\r\r\n"),
+                            (False, b"Login incorrect\r\r\ncamera login: ")])
+    attempts = list({id(tx): tx for tx in txs}.values())
+    assert [(tx.buffers.get("telnet.login"), tx.buffers.get("telnet.password")) for tx in attempts] == [
+        ([b"root"], [b"xc3511"])]
+    assert attempts[0].record == {"login": "root", "password": "xc3511", "result": "failure"}
+
+
+def test_password_after_ctrl_d_without_a_line_end_is_a_candidate():
+    parser = TelnetParser()
+    txs = feed_all(parser, [(False, b"login: "), (True, b"root\r\n"), (False, b"Password: "),
+                            (True, b"xc3511\x04")])
+    assert b"xc3511" in txs[-1].buffers["telnet.password"]
