@@ -52,14 +52,17 @@ test-all: $(PIP_STAMP)
 bench: $(PIP_STAMP)
 	$(PY) bench/run_all.py
 
-# The HTTP parser against real device web servers (tests/differential/run.py),
-# as root. Installs four web servers; on a machine with systemd, Debian may
-# start the nginx and lighttpd services on port 80 (stop them if unwanted).
+# The parsers against the programs devices run (tests/differential/), as
+# root: HTTP against four web servers (installed; on a machine with systemd,
+# Debian may start the nginx and lighttpd services on port 80: stop them if
+# unwanted), telnet against busybox telnetd (busybox-static is downloaded
+# into ~/.cache/reefguard and unpacked, never installed).
 differential: $(PIP_STAMP)
 	@missing=$$(for p in $(DIFF_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; fi
 	PYTHONPATH=. $(PY) -m tests.differential.run
+	PYTHONPATH=. $(PY) -m tests.differential.telnet_run
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -152,10 +152,10 @@ def read_runs(runs_dir: Path) -> list[dict[str, bytes]]:
 def missing_binaries() -> list[str]:
     """The Debian packages to install before the servers can run (empty
     when all are there)."""
-    return [package for package, binary in PACKAGES.items() if _binary(binary) is None]
+    return [package for package, binary in PACKAGES.items() if find_binary(binary) is None]
 
 
-def _binary(name: str) -> str | None:
+def find_binary(name: str) -> str | None:
     return shutil.which(name, path=SEARCH_PATH)
 
 
@@ -165,7 +165,7 @@ def server_versions() -> dict[str, str]:
               "nginx": ["nginx", "-v"]}
     versions = {}
     for name, argv in probes.items():
-        binary = _binary(argv[0])
+        binary = find_binary(argv[0])
         if binary is None:
             versions[name] = "missing"
             continue
@@ -211,17 +211,17 @@ def in_namespace(namespace: str, function: Callable, *args):
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([_binary("ip") or "ip", *args], capture_output=True, text=True, check=check)
+    return subprocess.run([find_binary("ip") or "ip", *args], capture_output=True, text=True, check=check)
 
 
-def _create_namespace(namespace: str) -> None:
+def create_namespace(namespace: str) -> None:
     """A new namespace (never one that exists: it is not ours)."""
     done = _ip("netns", "add", namespace, check=False)
     if done.returncode != 0:
         raise ServerStartError(f"cannot create network namespace {namespace}: {done.stderr.strip()}")
 
 
-def _delete_namespace(namespace: str) -> None:
+def delete_namespace(namespace: str) -> None:
     """Kill whatever still runs in the namespace (only ours can: it is
     private and named after this process), then delete it."""
     survivors = _ip("netns", "pids", namespace, check=False).stdout.split()
@@ -265,12 +265,12 @@ def _commands(paths: dict[str, Path]) -> dict[str, list[str]]:
     """Process name -> argv, in start order (fcgiwrap before nginx)."""
     www = str(paths["www"])
     return {
-        "busybox": [_binary("busybox"), "httpd", "-f", "-p", f"{HOST}:{PORTS['busybox']}", "-h", www],
-        "mini_httpd": [_binary("mini_httpd"), "-D", "-h", HOST, "-p", str(PORTS["mini_httpd"]), "-d", www,
+        "busybox": [find_binary("busybox"), "httpd", "-f", "-p", f"{HOST}:{PORTS['busybox']}", "-h", www],
+        "mini_httpd": [find_binary("mini_httpd"), "-D", "-h", HOST, "-p", str(PORTS["mini_httpd"]), "-d", www,
                        "-c", "cgi-bin/*", "-u", "root", "-l", str(paths["logs"] / "mini_httpd.log")],
-        "lighttpd": [_binary("lighttpd"), "-D", "-f", str(paths["lighttpd.conf"])],
-        "fcgiwrap": [_binary("fcgiwrap"), "-c", "4", "-s", f"unix:{paths['socket']}"],
-        "nginx": [_binary("nginx"), "-e", str(paths["logs"] / "nginx.err"), "-c", str(paths["nginx.conf"])],
+        "lighttpd": [find_binary("lighttpd"), "-D", "-f", str(paths["lighttpd.conf"])],
+        "fcgiwrap": [find_binary("fcgiwrap"), "-c", "4", "-s", f"unix:{paths['socket']}"],
+        "nginx": [find_binary("nginx"), "-e", str(paths["logs"] / "nginx.err"), "-c", str(paths["nginx.conf"])],
     }
 
 
@@ -286,7 +286,7 @@ def running_servers(workdir: Path | str) -> Iterator[RunningServers]:
     paths = _write_site(workdir)
     namespace = f"rgdiff-{os.getpid()}"
     processes: dict[str, subprocess.Popen] = {}
-    _create_namespace(namespace)
+    create_namespace(namespace)
     try:
         _ip("-n", namespace, "link", "set", "lo", "up")
         for name, argv in _commands(paths).items():
@@ -296,15 +296,15 @@ def running_servers(workdir: Path | str) -> Iterator[RunningServers]:
             raise ServerStartError("servers did not start:\n" + "\n".join(failures))
         yield RunningServers(PORTS, namespace, paths["runs"], processes)
     finally:
-        _stop(processes)
-        _delete_namespace(namespace)
+        stop_processes(processes)
+        delete_namespace(namespace)
 
 
 def _start(namespace: str, name: str, argv: list[str], logs: Path) -> subprocess.Popen:
     """Start argv inside the namespace. `ip netns exec` execs the server in
     place, so the Popen's PID is the server's own."""
     with open(logs / f"{name}.out", "wb") as output:
-        return subprocess.Popen([_binary("ip") or "ip", "netns", "exec", namespace, *argv],
+        return subprocess.Popen([find_binary("ip") or "ip", "netns", "exec", namespace, *argv],
                                 stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                                 cwd=logs)
 
@@ -361,12 +361,12 @@ def _failure(name: str, why: str, paths: dict[str, Path]) -> str:
     return f"  {name}: {why}" + "".join(f"\n    {line}" for tail in tails for line in tail.splitlines())
 
 
-def _stop(processes: dict[str, subprocess.Popen]) -> None:
+def stop_processes(processes: dict[str, subprocess.Popen]) -> None:
     """Stop the started processes by PID, then their children (fcgiwrap's
     workers, a CGI still running) by their parent's PID. The parent goes
     first: fcgiwrap respawns a worker that dies while it lives."""
     children = {pid: start for process in processes.values() if process.poll() is None
-                for pid, start in _children(process.pid)}
+                for pid, start in child_processes(process.pid)}
     for process in processes.values():
         if process.poll() is None:
             process.terminate()
@@ -404,7 +404,7 @@ def _start_time(pid: int) -> str | None:
     return fields[19]
 
 
-def _children(parent: int) -> list[tuple[int, str]]:
+def child_processes(parent: int) -> list[tuple[int, str]]:
     """(PID, start time) of each live child of `parent`."""
     found = []
     for entry in Path("/proc").iterdir():
