@@ -46,6 +46,10 @@ MAX_LINE_BYTES = 4095
 """A canonical-mode line as Linux's terminal keeps it (N_TTY_BUF_SIZE - 1)."""
 MAX_QUEUED_LINES = 8
 """Lines typed before the next prompt, per reading."""
+MAX_ALL_READINGS_BYTES = 256 * 1024
+"""Client bytes read all four ways; past them only the first reading goes
+on (a login brute force is bytes, not megabytes, and a stream of editing
+characters costs four passes per byte)."""
 MAX_TAIL_BYTES = 512
 MAX_COMMANDS = 32
 MAX_ATTEMPTS = 1000
@@ -150,6 +154,10 @@ class _BusyboxStripper:
         return bytes(out)
 
 
+# The bytes _Terminal acts on: line ends, NUL, ^C ^D ^H ^Q ^R ^S ^U ^V ^W ^Z ^\\ DEL.
+_TERMINAL_SPECIAL = re.compile(rb"[\x00\x03\x04\x08\x0a\x0d\x11\x12\x13\x15\x16\x17\x1a\x1c\x7f]")
+
+
 class _Terminal:
     """A line as Linux's terminal in canonical mode edits it, with the
     settings a telnet login gets (stty: icrnl ixon isig icanon iexten):
@@ -173,12 +181,28 @@ class _Terminal:
         that reads once gets that much, line end or not."""
         done = []
         line = self.line
-        for byte in text:
+        position, end = 0, len(text)
+        while position < end:
             if self.literal_next:
                 self.literal_next = False
+                self.previous_was_cr = False
                 if len(line) < MAX_LINE_BYTES:
-                    line.append(byte)
+                    line.append(text[position])
+                position += 1
                 continue
+            # A run of ordinary bytes is appended at once: the per-byte
+            # work is for the few bytes the terminal acts on.
+            special = _TERMINAL_SPECIAL.search(text, position)
+            stop = end if special is None else special.start()
+            if stop > position:
+                self.previous_was_cr = False
+                room = MAX_LINE_BYTES - len(line)
+                if room > 0:
+                    line += text[position:min(stop, position + room)]
+                position = stop
+                continue
+            byte = text[position]
+            position += 1
             if byte in (0x0D, 0x0A, 0x00):
                 if self.previous_was_cr and byte != 0x0D:
                     self.previous_was_cr = False      # CR LF, CR NUL: one line end
@@ -193,9 +217,12 @@ class _Terminal:
                 self.pushed = []
                 continue
             self.previous_was_cr = False
-            if byte == 0x7F or (byte == 0x08 and self.erase_backspace):
-                if line:
-                    line.pop()
+            if byte == 0x7F or byte == 0x08:
+                if byte == 0x7F or self.erase_backspace:
+                    if line:
+                        line.pop()
+                elif len(line) < MAX_LINE_BYTES:
+                    line.append(byte)
             elif byte in (0x15, 0x03, 0x1C, 0x1A):          # ^U, and signals flush
                 line.clear()
             elif byte == 0x17:                                 # ^W: ALTWERASE, as n_tty
@@ -209,14 +236,11 @@ class _Terminal:
                     line.pop()
             elif byte == 0x16:                                 # ^V
                 self.literal_next = True
-            elif byte in (0x11, 0x13, 0x12):                   # ^Q ^S ^R
-                continue
             elif byte == 0x04:                                 # ^D
                 if line and len(self.pushed) < 4:
                     self.pushed.append(bytes(line))
                     done.append((b"", [bytes(line)]))
-            elif len(line) < MAX_LINE_BYTES:
-                line.append(byte)
+            # ^Q ^S ^R: consumed
         return done
 
 
@@ -238,7 +262,7 @@ class TelnetParser:
 
     __slots__ = ("events", "readings", "server_stripper", "tail", "prompts",
                  "attempt", "attempt_fields", "awaiting_result", "logged_in",
-                 "session", "session_fields", "next_tx_id", "stopped")
+                 "session", "session_fields", "next_tx_id", "stopped", "client_bytes")
 
     def __init__(self, config=None) -> None:
         self.events: list[str] = []
@@ -259,6 +283,7 @@ class TelnetParser:
         self.logged_in = False
         self.next_tx_id = 0
         self.stopped = False
+        self.client_bytes = 0
 
     @property
     def buffered_bytes(self) -> int:
@@ -371,7 +396,13 @@ class TelnetParser:
 
     def _client(self, data: bytes) -> list[Tx]:
         out: list[Tx] = []
-        for number, reading in enumerate(self.readings):
+        self.client_bytes += len(data)
+        readings = self.readings
+        if self.client_bytes > MAX_ALL_READINGS_BYTES:
+            readings = readings[:1]
+            if "telnet.readings_limited" not in self.events:
+                self.events.append("telnet.readings_limited")
+        for number, reading in enumerate(readings):
             for line, pushed in reading.terminal.feed(reading.stripper.strip(data)):
                 if not line and pushed:
                     # ^D mid-line: what is typed so far is a candidate for the

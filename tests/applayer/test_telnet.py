@@ -132,3 +132,14 @@ def test_password_after_ctrl_d_without_a_line_end_is_a_candidate():
     txs = feed_all(parser, [(False, b"login: "), (True, b"root\r\n"), (False, b"Password: "),
                             (True, b"xc3511\x04")])
     assert b"xc3511" in txs[-1].buffers["telnet.password"]
+
+
+def test_past_the_bound_only_the_first_reading_goes_on():
+    from ips.applayer import telnet
+    parser = TelnetParser()
+    feed_all(parser, [(False, b"login: "), (True, b"root\r\n"), (False, b"Password: "),
+                      (True, b"x\r\n"), (False, b"# ")])
+    feed_all(parser, [(True, b"\x7f" * 1400)] * (telnet.MAX_ALL_READINGS_BYTES // 1400 + 2))
+    assert "telnet.readings_limited" in parser.events
+    txs = feed_all(parser, [(True, b"echo ok\r\n")])
+    assert txs[-1].buffers["telnet.command"][-1] == b"echo ok"
