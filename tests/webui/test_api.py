@@ -231,7 +231,9 @@ def test_live_feed_connection_closes_only_after_its_running_query(store_path):
     deadline = time.time() + 5      # ...and the close follows it
     while time.time() < deadline:
         try:
-            feed.conn.execute("SELECT 1")
+            # through the feed's lock: touching the connection beside the
+            # closing thread is the very crash this guards against
+            feed.run(lambda conn: conn.execute("SELECT 1"))
         except Exception as exc:  # noqa: BLE001 - sqlite3.ProgrammingError once closed
             assert "closed" in str(exc)
             break
