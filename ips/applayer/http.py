@@ -188,13 +188,13 @@ class _Headers(dict):
     colon, empty, not a token), libhtp's "Request field invalid": a server
     may not know "Content-Length :" for what it is."""
 
-    __slots__ = ("names", "folded", "missing_colon", "lengths", "length_folded", "invalid")
+    __slots__ = ("names", "missing_colon", "lengths", "length_folded", "invalid")
 
 
 def _parse_header_lines(lines: list[bytes]) -> _Headers:
     headers = _Headers()
     headers.names = names = {}           # lowercased name -> name as sent
-    headers.folded = headers.missing_colon = headers.length_folded = False
+    headers.missing_colon = headers.length_folded = False
     headers.invalid = invalid = set()
     headers.lengths = lengths = []
     name = value = None             # the pending header (folding may extend it)
@@ -203,7 +203,7 @@ def _parse_header_lines(lines: list[bytes]) -> _Headers:
         if name is not None:
             if line is not None and line[:1] in (b" ", b"\t"):
                 # obsolete line folding: continuation of the previous value
-                headers.folded = folded = True
+                folded = True
                 value += b" " + line.strip(b" \t")
                 continue
             key = name.lower()

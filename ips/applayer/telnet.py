@@ -122,14 +122,10 @@ class _BusyboxStripper:
     A feed that ends inside a sequence drops what it holds of it (busybox
     decodes each read on its own), so the next byte is data again."""
 
-    __slots__ = ("pending",)
-
-    def __init__(self) -> None:
-        self.pending = 0          # bytes of the current sequence still to drop
+    __slots__ = ()
 
     def strip(self, data: bytes) -> bytes:
         if IAC not in data:
-            self.pending = 0
             return data
         out = bytearray()
         index, end = 0, len(data)

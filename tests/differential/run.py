@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import socket
 import sys
 import tempfile
@@ -45,8 +44,8 @@ from pathlib import Path
 
 from ips.applayer.http import HttpParser
 from tests.differential.servers import (HOST, PACKAGES, PORTS, RunningServers, ServerStartError,
-                                        enter_namespace, missing_binaries, read_runs, running_servers,
-                                        server_versions)
+                                        enter_namespace, interrupt_on_sigterm, missing_binaries,
+                                        read_runs, running_servers, server_versions)
 from tests.differential.streams import BASELINE, SCRIPT, STREAMS, Builder, Marker
 
 LETTERS = {"busybox": "b", "mini_httpd": "m", "lighttpd": "l", "nginx": "n"}
@@ -453,13 +452,8 @@ def why_not_here() -> str | None:
     return None
 
 
-def _interrupt(_signum: int, _frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    # kill (SIGTERM) must stop the servers and delete the namespace too
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m tests.differential.run",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("filters", nargs="*", help="only streams whose name contains one of these")

@@ -422,3 +422,13 @@ def _signal_if_same(pid: int, start: str, sig: signal.Signals) -> None:
     if _start_time(pid) == start:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
+
+
+def interrupt_on_sigterm() -> None:
+    """Make kill (SIGTERM) unwind like Ctrl-C, so the context managers stop
+    the processes they started and delete their namespace."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(_signum: int, _frame) -> None:
+    raise KeyboardInterrupt

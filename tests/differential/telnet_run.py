@@ -36,7 +36,6 @@ import os
 import queue
 import re
 import select
-import signal
 import socket
 import sys
 import tempfile
@@ -49,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ips.applayer.telnet import TelnetParser
-from tests.differential.servers import HOST, ServerStartError, enter_namespace
+from tests.differential.servers import HOST, ServerStartError, enter_namespace, interrupt_on_sigterm
 from tests.differential.telnet_typings import (BASELINE, Chars, Pause, Segments, Send, Step, Typing, WaitFor,
                                                select as select_typings)
 from tests.differential.telnetd import (FLAVOURS, WORKERS, LoginReads, RunningTelnetds, Telnetd,
@@ -430,13 +429,8 @@ def why_not_here(cache: Path | None = None) -> str | None:
     return "; ".join(problems) if problems else None
 
 
-def _interrupt(_signum: int, _frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    # kill (SIGTERM) must stop the telnetds and delete the namespace too
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m tests.differential.telnet_run",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("filters", nargs="*",
