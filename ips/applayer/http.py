@@ -459,7 +459,8 @@ def _first_blank(line: bytes) -> int:
 class HttpParser:
     """HTTP/1.0 and 1.1 in both directions of one connection."""
 
-    __slots__ = ("events", "requests", "responses", "open", "next_tx_id", "finished")
+    __slots__ = ("events", "requests", "responses", "open", "next_tx_id", "finished",
+                 "body_inline")
 
     def __init__(self, config=None) -> None:
         self.events: list[str] = []
@@ -468,6 +469,11 @@ class HttpParser:
         self.open: list[_HttpTx] = []     # requests awaiting (or in) their response
         self.next_tx_id = 0
         self.finished: list[_HttpTx] = []
+        # Inline, a body's first bytes are inspected as they arrive (Suricata's
+        # `http-body-inline` in IPS mode): a rule on a body's start (an
+        # executable's magic, a form's first parameter) then drops the
+        # packet that carries it, not the one 4 KiB later.
+        self.body_inline = bool(getattr(config, "stream_inline", False))
 
     # -- public -------------------------------------------------------------------
 
@@ -1087,7 +1093,8 @@ class HttpParser:
                 body += self._decode(http_tx, data, room)
             size, published, limit = len(body), http_tx.response_published, RESPONSE_BODY_LIMIT
         # _publish_body(final=False) publishes only in these cases
-        if size != published and (size - published >= BODY_INSPECT_STEP or size >= limit):
+        if size != published and (size - published >= BODY_INSPECT_STEP or size >= limit
+                                  or (not published and self.body_inline)):
             self._publish_body(http_tx, to_server, final=False)
 
     def _decode(self, http_tx: _HttpTx, data: bytes, room: int) -> bytes:
@@ -1115,13 +1122,15 @@ class HttpParser:
         """Expose the body buffer to detection. Materialising it on every
         segment would be quadratic for a body trickled in small segments, so
         it is published each BODY_INSPECT_STEP new bytes, when the limit is
-        reached, and when the body ends (as Suricata's inspect window)."""
+        reached, and when the body ends (as Suricata's inspect window);
+        inline also with its first bytes (`body_inline`)."""
         body = http_tx.request_body if to_server else http_tx.response_body
         published = http_tx.request_published if to_server else http_tx.response_published
         if len(body) == published:
             return
         limit = REQUEST_BODY_LIMIT if to_server else RESPONSE_BODY_LIMIT
-        if not (final or len(body) - published >= BODY_INSPECT_STEP or len(body) >= limit):
+        if not (final or len(body) - published >= BODY_INSPECT_STEP or len(body) >= limit
+                or (not published and self.body_inline)):
             return
         value = bytes(body)
         if to_server:

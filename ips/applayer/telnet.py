@@ -28,13 +28,14 @@ or banner is "success". Each attempt is one transaction, complete (and its
 record set) once the result is known:
 {"login": user, "password": pw, "result": "success"|"failure"|"unknown"}.
 After a success, the lines typed form one more transaction
-{"login": user, "commands": [...]}, complete at MAX_COMMANDS lines or at flow
-end -- the input the Mirai/brute-force heuristics need.
+{"login": user, "commands": [...]}, complete at MAX_COMMANDS lines (the next
+line starts another) or at flow end -- the input the Mirai/brute-force
+heuristics need.
 
 Bounds: one line per reading (MAX_LINE_BYTES, the kernel's 4095), lines
 waiting for a prompt (MAX_QUEUED_LINES), the server text tail
-(MAX_TAIL_BYTES), MAX_COMMANDS lines after login, MAX_ATTEMPTS transactions
-per flow.
+(MAX_TAIL_BYTES), MAX_COMMANDS lines per command record, MAX_ATTEMPTS
+transactions per flow.
 """
 from __future__ import annotations
 
@@ -467,9 +468,11 @@ class TelnetParser:
             out.append(attempt)
 
     def _command(self, line: bytes, out: list[Tx]) -> None:
-        if not line or (self.session is not None and self.session.complete):
+        if not line:
             return
-        if self.session is None:
+        if self.session is None or self.session.complete:
+            # Past MAX_COMMANDS lines a new record starts: every line is
+            # inspected, or 32 harmless commands would hide the 33rd.
             self.session = Tx(app_proto="telnet", tx_id=self.next_tx_id, to_server=True,
                               buffers={"telnet.command": []})
             self.next_tx_id += 1

@@ -10,6 +10,7 @@ from tests.applayer.applayer_helpers import DATA, PCAPS, Pipeline, feed_all
 
 from ips.applayer import http as http_module
 from ips.applayer.http import HttpParser, normalise_uri
+from ips.config import Config
 
 REQUEST = (b"GET /a/../b//c/%2e%2e/d.php?x=%41&y=1 HTTP/1.1\r\n"
            b"Host: Example.COM:8080\r\n"
@@ -224,8 +225,13 @@ def test_header_section_bound():
     assert "http.request_header_too_large" in parser.events
 
 
-def test_trickled_body_is_published_in_steps_not_per_byte():
-    parser = HttpParser()
+@pytest.mark.parametrize("inline, published", [
+    (False, {4096, 8192, 12288, 16384, 20000}),
+    # inline, the first byte at once (a body's start decides many rules)
+    (True, {1, 4097, 8193, 12289, 16385, 20000}),
+])
+def test_trickled_body_is_published_in_steps_not_per_byte(inline, published):
+    parser = HttpParser(Config(stream_inline=inline))
     parser.feed(b"POST / HTTP/1.1\r\nContent-Length: 20000\r\n\r\n", True)
     versions = set()
     for _ in range(20000):
@@ -233,7 +239,7 @@ def test_trickled_body_is_published_in_steps_not_per_byte():
         body = tx.buffers.get("http.request_body")
         if body is not None:
             versions.add(len(body))
-    assert versions == {4096, 8192, 12288, 16384, 20000}
+    assert versions == published
 
 
 def test_gzip_bomb_is_capped():

@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from tests.applayer.applayer_helpers import PCAPS, Pipeline, feed_all
 
-from ips.applayer.telnet import (MAX_LINE_BYTES, MAX_QUEUED_LINES, MAX_TAIL_BYTES, TelnetParser,
+from ips.applayer.telnet import (MAX_COMMANDS, MAX_LINE_BYTES, MAX_QUEUED_LINES, MAX_TAIL_BYTES, TelnetParser,
                                  _Stripper)
 
 
@@ -37,6 +37,19 @@ def test_failed_then_successful_login():
     [session] = parser.finish()
     assert session is transactions[2] and session.complete
     assert session.record == {"login": "root", "commands": ["enable", "/bin/busybox MIRAI"]}
+
+
+def test_every_command_line_is_inspected_past_one_record():
+    parser = TelnetParser()
+    lines = [b"echo %d" % i for i in range(MAX_COMMANDS)] + [b"echo -ne '\\x7f\\x45' > .d"]
+    txs = feed_all(parser, [(False, b"login: "), (True, b"root\r\n"), (False, b"Password: "),
+                            (True, b"xc3511\r\n"), (False, b"\r\n# "),
+                            (True, b"".join(line + b"\r\n" for line in lines))])
+    sessions = [tx for tx in {id(tx): tx for tx in txs}.values() if "telnet.command" in tx.buffers]
+    assert [len(tx.buffers["telnet.command"]) for tx in sessions] == [MAX_COMMANDS, 1]
+    assert sessions[0].complete and sessions[0].record["commands"][-1] == "echo %d" % (MAX_COMMANDS - 1)
+    assert sessions[1].buffers["telnet.command"] == [lines[-1]]
+    assert sessions[1].tx_id > sessions[0].tx_id
 
 
 def test_mirai_capture():
