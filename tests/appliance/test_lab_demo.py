@@ -28,6 +28,7 @@ def test_lab_demo_blocks_every_attack_and_takes_the_feed_update_live(tmp_path):
     out = done.stdout
     assert done.returncode == 0, out[-3000:] + done.stderr[-2000:]
     assert out.count(" passed\n") == 5 and "FAILED" not in out and "GOT THROUGH" not in out
+    assert re.search(r"camera fetches a loader's executable \(ELF\) from the C2\s+blocked", out)
     assert "no rule yet       reached the camera" in out          # before the patch
     assert re.search(r"unknown key\s+refused \(bad signature", out)
     assert "blocked by sid 9100040" in out and "[CVE-2024-3721]" in out
