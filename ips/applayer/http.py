@@ -47,6 +47,10 @@ longer line (a chunk extension of any length, as nginx takes one) is
 skipped, not an error."""
 BODY_INSPECT_STEP = 4096
 """New body bytes that trigger re-publishing the body buffer to detection."""
+BODY_INLINE_HEAD = 1024
+"""Inline, the body is published on every new byte until this much is out:
+a rule on a body's start must see it in the packet that completes it,
+however the sender cuts the first bytes into segments."""
 
 _START_LINE, _HEADERS, _BODY_LENGTH, _BODY_CHUNK_SIZE, _BODY_CHUNK_DATA, \
     _BODY_CHUNK_CRLF, _BODY_TRAILERS, _BODY_UNTIL_CLOSE, _DONE = range(9)
@@ -470,9 +474,9 @@ class HttpParser:
         self.next_tx_id = 0
         self.finished: list[_HttpTx] = []
         # Inline, a body's first bytes are inspected as they arrive (Suricata's
-        # `http-body-inline` in IPS mode): a rule on a body's start (an
-        # executable's magic, a form's first parameter) then drops the
-        # packet that carries it, not the one 4 KiB later.
+        # `http-body-inline` in IPS mode; BODY_INLINE_HEAD): a rule on a
+        # body's start (an executable's magic, a form's first parameter)
+        # then drops the packet that carries it, not the one 4 KiB later.
         self.body_inline = bool(getattr(config, "stream_inline", False))
 
     # -- public -------------------------------------------------------------------
@@ -1094,7 +1098,7 @@ class HttpParser:
             size, published, limit = len(body), http_tx.response_published, RESPONSE_BODY_LIMIT
         # _publish_body(final=False) publishes only in these cases
         if size != published and (size - published >= BODY_INSPECT_STEP or size >= limit
-                                  or (not published and self.body_inline)):
+                                  or (published < BODY_INLINE_HEAD and self.body_inline)):
             self._publish_body(http_tx, to_server, final=False)
 
     def _decode(self, http_tx: _HttpTx, data: bytes, room: int) -> bytes:
@@ -1123,14 +1127,14 @@ class HttpParser:
         segment would be quadratic for a body trickled in small segments, so
         it is published each BODY_INSPECT_STEP new bytes, when the limit is
         reached, and when the body ends (as Suricata's inspect window);
-        inline also with its first bytes (`body_inline`)."""
+        inline also on every new byte of its first BODY_INLINE_HEAD."""
         body = http_tx.request_body if to_server else http_tx.response_body
         published = http_tx.request_published if to_server else http_tx.response_published
         if len(body) == published:
             return
         limit = REQUEST_BODY_LIMIT if to_server else RESPONSE_BODY_LIMIT
         if not (final or len(body) - published >= BODY_INSPECT_STEP or len(body) >= limit
-                or (not published and self.body_inline)):
+                or (published < BODY_INLINE_HEAD and self.body_inline)):
             return
         value = bytes(body)
         if to_server:

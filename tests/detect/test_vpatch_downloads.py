@@ -60,6 +60,10 @@ HTTP_CASES = {
                                                     % len(ELF[:900]) + ELF[:900])], {9100120}),
     "chunked, one byte a chunk": ([(True, GET)] + _response(HEAD_200 + b"Transfer-Encoding: chunked\r\n\r\n",
                                                             _chunked(ELF[:600], 1)), {9100120}),
+    # the sender cuts the magic into one-byte segments
+    "one byte a segment": ([(True, GET), (False, HEAD_200 + b"Content-Length: %d\r\n\r\n" % len(ELF))]
+                           + [(False, ELF[i:i + 1]) for i in range(8)] + _response(b"", ELF[8:])[1:],
+                           {9100120}),
     "gzip": ([(True, GET)] + _response(HEAD_200 + b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
                                        % len(gzip.compress(ELF)), gzip.compress(ELF)), {9100120}),
     "raw deflate labelled deflate": ([(True, GET)] + _response(
@@ -175,13 +179,17 @@ def test_loader_patches_drop_an_executable_and_pass_the_rest(outcome, name):
     assert all(a.action == "blocked" for a in by_flow[name] if a.signature_id in LOADER_SIDS)
 
 
-@pytest.mark.parametrize("name", ["content-length", "HTTP/1.0, body until close"])
-def test_the_drop_lands_on_the_first_packet_of_the_body(outcome, name):
+@pytest.mark.parametrize("name", ["content-length", "HTTP/1.0, body until close", "one byte a segment"])
+def test_the_drop_lands_on_the_packet_that_completes_the_magic(outcome, name):
     """Inline, a dropped packet never reaches the device: the patch must fire
-    on the packet that carries the ELF header, not once 4 KiB have arrived."""
+    on the packet that completes the ELF magic, not once 4 KiB have arrived."""
     spans, by_flow = outcome
     first, _last, _sids, frames = spans[name]
-    body_start = next(i for i, frame in enumerate(frames)
-                      if frame.haslayer(Raw) and bytes(frame[Raw].load).startswith(b"\x7fELF"))
+    sent = b""
+    for index, frame in enumerate(frames):
+        if frame.haslayer(Raw) and frame[IP].src == LOADER:
+            sent += bytes(frame[Raw].load)
+            if b"\r\n\r\n\x7fELF" in sent:
+                break
     [alert] = [a for a in by_flow[name] if a.signature_id == 9100120]
-    assert alert.pcap_cnt == first + body_start
+    assert alert.pcap_cnt == first + index
