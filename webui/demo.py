@@ -18,6 +18,8 @@ PLUG = "50:c7:bf:00:00:02"
 THERMOSTAT = "18:b4:30:00:00:03"
 SPEAKER = "f0:27:2d:00:00:04"
 PRINTER = "3c:2a:f4:00:00:05"
+ROUTER = "02:00:00:00:01:01"
+"""Source MAC of what comes in from the internet: the bridge sees the router's."""
 
 # What the alerted transaction said, by _SIGNATURES index (the store keeps it
 # beside the alert; the alert page shows it).
@@ -44,6 +46,10 @@ _SIGNATURES = [
     (2013028, "ET POLICY curl User-Agent Outbound", "Attempted Information Leak", 2, None),
     (2400001, "ET DROP Spamhaus DROP Listed Traffic Inbound", "Misc Attack", 2, None),
 ]
+
+
+def _ip_of(mac: str) -> str:
+    return next(ip for device_mac, ip, *_ in _DEVICES if device_mac == mac)
 
 
 def _hours(active: range, weekend: bool = True, scale: int = 40) -> list[list[int]]:
@@ -122,7 +128,8 @@ def seed_realistic(store: Store, now: float | None = None) -> None:
             " app_proto, action, gid, sid, rev, signature, category, severity, metadata,"
             " src_mac, device_mac, app) VALUES (?,?,?,?,?,?,?,?,?,1,?,3,?,?,?,?,?,?,?)",
             (ts, flow_id, src, sport, dst, dport, proto, app, action, sid, msg, category,
-             severity, json.dumps(metadata), mac, mac, json.dumps(record) if record else None))
+             severity, json.dumps(metadata), mac if src == _ip_of(mac) else ROUTER, mac,
+             json.dumps(record) if record else None))
         conn.execute(
             "INSERT INTO flows (flow_id, ts_start, ts_end, src_ip, src_port, dest_ip, dest_port,"
             " proto, app_proto, pkts_toserver, pkts_toclient, bytes_toserver, bytes_toclient,"

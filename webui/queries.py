@@ -26,6 +26,8 @@ import sqlite3
 import time
 from typing import Any
 
+from webui.explain import explain_alert
+
 COUNTER_NAMES = ("ips.inspected", "ips.bypassed", "ips.uninspected", "ips.blocked",
                  "engine.workers_alive", "engine.workers_expected")
 ONLINE_SECONDS = 600
@@ -370,6 +372,7 @@ def get_alert(conn: sqlite3.Connection, alert_id: int) -> dict | None:
                             (row["flow_id"],)).fetchone()
     item["flow"] = dict(flow) if flow else None
     item["flow_id"] = row["flow_id"]
+    item["explanation"] = explain_alert(item)
     return item
 
 

@@ -77,6 +77,11 @@ def test_alert_filters_detail_and_mute(authed):
     detail = authed.get(f"/api/alerts/{camera[0]['id']}").json()
     assert detail["flow"]["bytes_toserver"] == 1200 and detail["metadata"]["cve"] == ["CVE_2021_36260"]
     assert detail["app"]["http"]["url"] == "/SDK/webLanguage"      # what the exploit sent
+    told = detail["explanation"]                                   # and for the owner
+    assert told["summary"].endswith("was sent traffic matching \"ET EXPLOIT Hikvision IP Camera "
+                                    "RCE Attempt (CVE-2021-36260)\" from 203.0.113.66.")
+    assert "It targets CVE-2021-36260, a known flaw." in told["points"]
+    assert told["points"][1].endswith("so it never reached " + detail["device_name"] + ".")
     anomaly = authed.get("/api/anomalies/1").json()
     assert anomaly["explanation"].startswith("Garden camera uploaded 18 MB")
     response = authed.post("/api/mutes", json={"sid": detail["sid"], "mac": CAMERA,

@@ -137,6 +137,8 @@ def test_dashboard_end_to_end(page, store, store_path, tmp_path_factory):
     expect(page.locator("h1")).to_contain_text("Hikvision")
     expect(page.locator("#app-record")).to_contain_text("PUT")
     expect(page.locator("#app-record")).to_contain_text("/SDK/webLanguage")
+    expect(page.locator("#explanation")).to_contain_text("so it never reached hik-cam-garden")
+    expect(page.locator("#explanation")).to_contain_text("It targets CVE-2021-36260")
     shot(page, "alert")
     page.select_option("#mute select[name=expires_minutes]", "10080")
     page.click("#mute button")
