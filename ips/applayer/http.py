@@ -439,9 +439,10 @@ class _Inflater:
 
 class _Direction:
     __slots__ = ("state", "buffer", "remaining", "chunk_line", "chunk_line_cut", "tx", "closed",
-                 "partial", "trailers", "trailer_bytes")
+                 "partial", "trailers", "trailer_bytes", "line_checked")
 
     def __init__(self) -> None:
+        self.line_checked = False    # responses: the status line starts like one
         self.trailers: list[bytes] = []          # header lines after the last chunk
         self.trailer_bytes = 0
         self.partial: _HttpTx | None = None   # request line seen, headers not yet
@@ -452,6 +453,23 @@ class _Direction:
         self.chunk_line_cut = False     # the line went on past MAX_CHUNK_LINE bytes
         self.tx: _HttpTx | None = None
         self.closed = False
+
+
+_LINE_BLANKS = b" \t\r\x0b\x0c\x00"
+STATUS_PEEK = 32
+"""Bytes of a response's first line looked at to tell a status line from a body."""
+
+
+def _status_line_start(prefix: bytes) -> bool | None:
+    """Whether a response's first bytes start a status line, as libhtp
+    (htp_treat_response_line_as_body) and browsers tell: "http" in any case
+    after blanks and NULs. None: too few bytes yet to tell."""
+    text = prefix.lstrip(_LINE_BLANKS)
+    if len(text) >= 4:
+        return text[:4].upper() == b"HTTP"
+    if b"\n" in text or len(prefix) >= STATUS_PEEK:
+        return False
+    return None
 
 
 def _first_blank(line: bytes) -> int:
@@ -863,7 +881,13 @@ class HttpParser:
                 position = _skip_empty_lines(data, position)
                 if position >= len(data):
                     return position
+                side.line_checked = False
             side.state = _HEADERS
+            if not side.line_checked:
+                looks = _status_line_start(bytes(side.buffer) + data[position:position + STATUS_PEEK])
+                if looks is False:
+                    return self._response_without_status_line(side, data, position, updated)
+                side.line_checked = bool(looks)
             position, section = self._collect_section(side, data, position,
                                                       "http.response_header_too_large")
             if section is None:
@@ -874,13 +898,8 @@ class HttpParser:
             return position
         return self._step_body(side, data, position, updated, to_server=False)
 
-    def _on_response_section(self, section: bytes, updated) -> None:
-        side = self.responses
-        lines = _split_lines(section)
-        while lines and lines[-1] == b"":
-            lines.pop()
-        status_line = lines[0] if lines else b""
-        match = _STATUS_RE.match(status_line)
+    def _response_tx(self, updated) -> _HttpTx:
+        """The transaction the next response answers."""
         http_tx = None
         for waiting in self.open:
             if not waiting.response_started:
@@ -896,6 +915,33 @@ class HttpParser:
                 self._complete(self.open.pop(0))
             self.open.append(http_tx)
         updated.append(http_tx)
+        return http_tx
+
+    def _response_without_status_line(self, side: _Direction, data: bytes, position: int,
+                                      updated) -> int:
+        """A response whose first line is no status line (HTTP/0.9, or junk):
+        libhtp, like browsers and curl --http0.9 or GNU wget, reads it all,
+        to the close, as the body. Otherwise a server could send an
+        executable with no status line and no file.data rule would see it."""
+        self.events.append("http.response_line_invalid")
+        http_tx = self._response_tx(updated)
+        http_tx.response_started = True
+        side.tx = http_tx
+        side.state, side.remaining = _BODY_UNTIL_CLOSE, 0
+        held = bytes(side.buffer)
+        side.buffer = bytearray()
+        if held:
+            self._body_bytes(http_tx, held, to_server=False)
+        return self._step_body(side, data, position, updated, to_server=False)
+
+    def _on_response_section(self, section: bytes, updated) -> None:
+        side = self.responses
+        lines = _split_lines(section)
+        while lines and lines[-1] == b"":
+            lines.pop()
+        status_line = lines[0] if lines else b""
+        match = _STATUS_RE.match(status_line)
+        http_tx = self._response_tx(updated)
         buffers = http_tx.response_buffers
         headers = _parse_header_lines(lines[1:])
         if headers.missing_colon:
@@ -1113,14 +1159,18 @@ class HttpParser:
             http_tx.decoder = [_Inflater() for _ in codings] or False
         if http_tx.decoder is False:
             return data[:room]
-        try:
-            for layer in http_tx.decoder:
+        for layer in http_tx.decoder:
+            try:
                 data = layer.feed(data, room)
-            return data
-        except zlib.error:
-            self.events.append("http.body_decompression_failed")
-            http_tx.decoder = False
-            return data[:room]
+            except zlib.error:
+                # The body is then what a client that does not decode saves:
+                # from here on as sent, and the bytes this layer held while
+                # it tried the formats are part of it (a lying label with
+                # "\x7f" alone in the first segment must not cost the "\x7f").
+                self.events.append("http.body_decompression_failed")
+                http_tx.decoder = False
+                return (bytes(layer.held) if layer.held else data)[:room]
+        return data
 
     def _publish_body(self, http_tx: _HttpTx, to_server: bool, final: bool) -> None:
         """Expose the body buffer to detection. Materialising it on every

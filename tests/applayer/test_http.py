@@ -121,6 +121,47 @@ def test_encodings_are_undone_like_libhtp(headers, body):
     assert "http.body_decompression_failed" not in parser.events
 
 
+ELF = b"\x7fELF\x01\x02\x01\x00" + bytes(range(64))
+
+
+def _response_body(pieces: list[bytes]) -> bytes:
+    """file.data of the one response to a GET, the response fed in `pieces`."""
+    parser = HttpParser()
+    parser.feed(b"GET /x HTTP/1.1\r\nHost: d\r\n\r\n", True)
+    txs = [tx for piece in pieces for tx in parser.feed(piece, False)] + parser.finish()
+    [tx] = list({id(tx): tx for tx in txs}.values())
+    return tx.response_buffers.get("file.data", b"")
+
+
+@pytest.mark.parametrize("split", ["whole", "bytewise"])
+def test_a_response_without_status_line_is_all_body(split):
+    # libhtp, browsers, curl --http0.9 and GNU wget read it as the body to
+    # the close: an executable sent with no status line is still file.data.
+    pieces = [ELF] if split == "whole" else [ELF[i:i + 1] for i in range(len(ELF))]
+    assert _response_body(pieces) == ELF
+
+
+@pytest.mark.parametrize("pieces", [[b"h", b"ttp/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
+                                    [b" \x00HT", b"TP/1.0 200 OK\r\n\r\nok"],
+                                    [b"\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]])
+def test_a_status_line_is_known_by_its_first_letters_however_cut(pieces):
+    assert _response_body(pieces) == b"ok"
+
+
+@pytest.mark.parametrize("body", [
+    [ELF[:1], ELF[1:]],                                      # the magic's first byte alone
+    [b"1\r\n" + ELF[:1] + b"\r\n", b"%x\r\n%s\r\n0\r\n\r\n" % (len(ELF) - 1, ELF[1:])],
+])
+def test_a_lying_content_encoding_keeps_the_bytes_it_held(body):
+    # The label says gzip, the body is plain: what the client saves is the
+    # body as sent, every byte of it, including those held while the
+    # decoder tried gzip, zlib and raw deflate.
+    framing = (b"Transfer-Encoding: chunked" if body[0].startswith(b"1\r\n")
+               else b"Content-Length: %d" % len(ELF))
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n" + framing + b"\r\n\r\n"
+    assert _response_body([head, *body]) == ELF
+
+
 def test_body_until_close_and_flow_end_flush():
     parser = HttpParser()
     parser.feed(b"GET / HTTP/1.0\r\n\r\nGET /never-answered HTTP/1.0\r\n\r\n", True)

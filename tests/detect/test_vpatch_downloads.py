@@ -3,9 +3,10 @@
 The last step of a Mirai-style infection puts a binary on the device: the
 device runs `wget` (HTTP) or `tftp`, or the attacker types the binary in with
 `echo -ne '\\x7f\\x45...'` over telnet. The loader names the file anything,
-so patches 9100120-9100123 look at the bytes: an ELF header in a response
-body (as the client saves it: de-chunked, decompressed), in TFTP's first
-data block, or in a shell's echo line. Each case is one flow through the
+so patches 9100120-9100124 look at the bytes: an ELF header in a response
+body (as the client saves it: de-chunked, decompressed; and, for a
+response a client frames otherwise, right after a line feed in the raw
+bytes), in TFTP's first data block, or in a shell's echo line. Each case is one flow through the
 whole pipeline, in the box's inline stream mode, with the rules exactly as
 shipped (tests/appliance/test_inline.py runs a real download through the
 real box).
@@ -26,7 +27,9 @@ from tests.detect.make_cases import CLIENT_MAC, SERVER_MAC, _request, _stamp, _t
 
 ROOT = Path(__file__).resolve().parents[2]
 PATCHES = ROOT / "signatures" / "virtual-patches.rules"
-LOADER_SIDS = {9100120, 9100121, 9100122, 9100123}
+LOADER_SIDS = {9100120, 9100121, 9100122, 9100123, 9100124}
+BOTH = {9100120, 9100124}
+"""The body as parsed, and the raw twin: the magic right after a line feed."""
 DEVICE = "192.0.2.20"        # $HOME_NET
 LOADER = "203.0.113.9"       # the attacker's server
 ELF = b"\x7fELF\x01\x01\x01\x00" + bytes(8) + b"\x02\x00\x08\x00" + bytes(range(256)) * 24
@@ -55,24 +58,32 @@ HEAD_200 = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
 # name -> (segments of one connection, the sids that must drop it; empty: must pass)
 HTTP_CASES = {
     "content-length": ([(True, GET)] + _response(HEAD_200 + b"Content-Length: %d\r\n\r\n" % len(ELF), ELF),
-                       {9100120}),
+                       BOTH),
     "head and body in one segment": ([(True, GET), (False, HEAD_200 + b"Content-Length: %d\r\n\r\n"
-                                                    % len(ELF[:900]) + ELF[:900])], {9100120}),
+                                                    % len(ELF[:900]) + ELF[:900])], BOTH),
     "chunked, one byte a chunk": ([(True, GET)] + _response(HEAD_200 + b"Transfer-Encoding: chunked\r\n\r\n",
                                                             _chunked(ELF[:600], 1)), {9100120}),
     # the sender cuts the magic into one-byte segments
     "one byte a segment": ([(True, GET), (False, HEAD_200 + b"Content-Length: %d\r\n\r\n" % len(ELF))]
                            + [(False, ELF[i:i + 1]) for i in range(8)] + _response(b"", ELF[8:])[1:],
-                           {9100120}),
+                           BOTH),
     "gzip": ([(True, GET)] + _response(HEAD_200 + b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
                                        % len(gzip.compress(ELF)), gzip.compress(ELF)), {9100120}),
     "raw deflate labelled deflate": ([(True, GET)] + _response(
         HEAD_200 + b"Content-Encoding: deflate\r\nContent-Length: %d\r\n\r\n" % len(_raw_deflate(ELF)),
         _raw_deflate(ELF)), {9100120}),
-    "HTTP/1.0, body until close": ([(True, GET)] + _response(b"HTTP/1.0 200 OK\r\n\r\n", ELF), {9100120}),
+    "HTTP/1.0, body until close": ([(True, GET)] + _response(b"HTTP/1.0 200 OK\r\n\r\n", ELF), BOTH),
+    # no status line: the parser reads it all as the body, as libhtp and the clients
+    "HTTP/0.9, no status line": ([(True, GET)] + _response(b"", ELF)[1:], {9100120}),
+    # the client frames it, the parser cannot agree with every client: the raw twin
+    "two content-lengths, the client takes the last": ([(True, GET)] + _response(
+        HEAD_200 + b"Content-Length: 2\r\nContent-Length: %d\r\n\r\n" % len(ELF), ELF), {9100124}),
+    # busybox wget reads a 204's body; the parser, bodiless 204 then no status
+    # line, reads it as the body of a response of its own
+    "a 204 with a body": ([(True, GET)] + _response(b"HTTP/1.1 204 No Content\r\n\r\n", ELF), BOTH),
     "second response of a keep-alive connection": (
         [(True, _request("GET", "/")), (False, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"),
-         (True, GET)] + _response(HEAD_200 + b"Content-Length: %d\r\n\r\n" % len(ELF), ELF), {9100120}),
+         (True, GET)] + _response(HEAD_200 + b"Content-Length: %d\r\n\r\n" % len(ELF), ELF), BOTH),
     # what must pass: what devices and people fetch every day
     "web page": ([(True, _request("GET", "/"))] + _response(
         b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n", b"<html><body>\x7fELF is a format</body></html>"[:40]),
@@ -191,5 +202,5 @@ def test_the_drop_lands_on_the_packet_that_completes_the_magic(outcome, name):
             sent += bytes(frame[Raw].load)
             if b"\r\n\r\n\x7fELF" in sent:
                 break
-    [alert] = [a for a in by_flow[name] if a.signature_id == 9100120]
-    assert alert.pcap_cnt == first + index
+    drops = [a for a in by_flow[name] if a.signature_id in BOTH]
+    assert drops and all(alert.pcap_cnt == first + index for alert in drops)
