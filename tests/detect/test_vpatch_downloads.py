@@ -141,6 +141,11 @@ OTHER_FLOWS = [
     ("telnet: after forty harmless commands",
      _telnet([b"echo %d\r\n" % i for i in range(40)] + [ECHO.replace(b"\\x7f", b"\\x7\xff\xf1f")],
              450.0, 31003), {9100123}),
+    # XiongMai's hidden telnet (port 9527) opens a root shell with no login:
+    # only the patch on the shell's line covers a port the raw one does not list
+    ("telnet: shell without login on port 9527", _tcp_session(
+        [(False, b"\xff\xfd\x01\xff\xfb\x01\r\n~ # "), (True, ECHO)], sport=31005, start=470.0,
+        client=LOADER, server=DEVICE, dport=9527), {9100123}),
     ("telnet: ordinary session", _telnet([b"cat /proc/cpuinfo\r\n", b"echo -ne 'ok\\n'\r\n"], 460.0, 31004),
      set()),
 ]
