@@ -8,7 +8,7 @@ is also shown as the median of the ratios of bulk runs that follow each
 other (`bulk_ratios`): the VM's speed drifts by ±25 % within minutes, and
 two runs seconds apart see the same speed where two medians may not.
 
-    sudo /tmp/probe/bin/python bench/inline.py [--seconds 5] [--rounds 4] [--no-et]
+    sudo .venv/bin/python bench/inline.py [--seconds 5] [--rounds 4] [--no-et]
 
 Figures: bulk TCP (iperf3 -t SECONDS), latency at idle (iputils ping on one
 ICMP flow, 2 ms interval, and a UDP echo on one flow; p50/p99 of --pings

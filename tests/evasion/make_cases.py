@@ -1,6 +1,6 @@
 """Write the evasion conformance cases (one folder per case, verify format).
 
-    /tmp/probe/bin/python -m tests.evasion.make_cases        # rewrites tests/evasion/cases/
+    .venv/bin/python -m tests.evasion.make_cases        # rewrites tests/evasion/cases/
 
 Each case is a complete, realistic conversation built with scapy (handshake,
 server ACKs, response, FIN exchange) in the documentation ranges only
