@@ -14,7 +14,7 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc make kmod \
 APT_STAMP   := $(VENV)/.stamp-apt
 PIP_STAMP   := $(VENV)/.stamp-pip
 
-DIFF_PACKAGES := busybox mini-httpd lighttpd nginx-light fcgiwrap
+DIFF_PACKAGES := busybox mini-httpd lighttpd nginx-light fcgiwrap wget curl
 
 .PHONY: demo test test-all bench differential replay-demo lint clean setup
 
@@ -56,13 +56,15 @@ bench: $(PIP_STAMP)
 # root: HTTP against four web servers (installed; on a machine with systemd,
 # Debian may start the nginx and lighttpd services on port 80: stop them if
 # unwanted), telnet against busybox telnetd (busybox-static is downloaded
-# into ~/.cache/reefguard and unpacked, never installed).
+# into ~/.cache/reefguard and unpacked, never installed), and the HTTP
+# clients busybox wget, GNU wget and curl against crafted responses.
 differential: $(PIP_STAMP)
 	@missing=$$(for p in $(DIFF_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; fi
 	PYTHONPATH=. $(PY) -m tests.differential.run
 	PYTHONPATH=. $(PY) -m tests.differential.telnet_run
+	PYTHONPATH=. $(PY) -m tests.differential.response_run
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

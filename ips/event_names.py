@@ -89,6 +89,10 @@ EXTENSION_EVENTS = frozenset({
     # the requests in its frames are invisible to http.* rules. Suricata
     # parses HTTP/2 instead and needs no such event.
     "http.http2_cleartext",
+    # ips/applayer/http.py: a response body in a coding clients undo and
+    # this parser does not (brotli, zstd): what a client saves is not what
+    # file.data shows. libhtp does not decode them either, and has no event.
+    "http.response_encoding_unsupported",
 })
 """Events of this engine's own for conditions Suricata flags without an
 event. A rule may name them; such a rule loads here and not in Suricata."""

@@ -37,6 +37,8 @@ SENT_TO_DEVICE = {
                          "an exploit past the box",
     "protocol_switch": "a switch to cleartext HTTP/2, which the box cannot read, so an exploit "
                        "could pass uninspected",
+    "uninspectable_body": "a web response in a compression the box cannot read (brotli or zstd), "
+                          "so what it carried could not be checked",
 }
 # metadata `attack` -> what the device did (it is the sender)
 DONE_BY_DEVICE = {

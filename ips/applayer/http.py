@@ -391,6 +391,11 @@ class _HttpTx(Tx):
 # choice first, whatever the label says: 47 reads a gzip or a zlib header,
 # -15 raw deflate (servers send all three under either name).
 _INFLATE_CODINGS = frozenset((b"gzip", b"x-gzip", b"deflate"))
+UNDECODED_CODINGS = frozenset((b"br", b"zstd", b"compress", b"x-compress", b"dcb", b"dcz"))
+"""Codings clients undo (curl --compressed: br, zstd) that this parser does
+not: the body it shows is then not what the client saves, which the
+transaction says (`http.response_encoding_unsupported`). Junk labels
+("utf-8", "none") are not here: clients refuse or ignore them too."""
 _INFLATE_MODES = (47, -15)
 MAX_ENCODING_LAYERS = 2
 """Content-Encoding layers undone (Suricata's response-decompression-layer-limit)."""
@@ -969,6 +974,9 @@ class HttpParser:
         http_tx.status = status
         encoding = headers.get(b"content-encoding")
         http_tx.content_encoding = encoding.lower().strip() if encoding else b""
+        if encoding and any(part.strip() in UNDECODED_CODINGS
+                            for part in http_tx.content_encoding.split(b",")):
+            self._tx_event(http_tx, "http.response_encoding_unsupported")
         content_type = headers.get(b"content-type") or b""
         http_tx.response_xml = b"xml" in content_type.lower()
         side.tx = http_tx

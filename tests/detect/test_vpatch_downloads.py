@@ -3,7 +3,8 @@
 The last step of a Mirai-style infection puts a binary on the device: the
 device runs `wget` (HTTP) or `tftp`, or the attacker types the binary in with
 `echo -ne '\\x7f\\x45...'` over telnet. The loader names the file anything,
-so patches 9100120-9100124 look at the bytes: an ELF header in a response
+so patches 9100120-9100124 look at the bytes (and 9100125 drops a body in a
+compression the box cannot read): an ELF header in a response
 body (as the client saves it: de-chunked, decompressed; and, for a
 response a client frames otherwise, right after a line feed in the raw
 bytes), in TFTP's first data block, or in a shell's echo line. Each case is one flow through the
@@ -27,7 +28,7 @@ from tests.detect.make_cases import CLIENT_MAC, SERVER_MAC, _request, _stamp, _t
 
 ROOT = Path(__file__).resolve().parents[2]
 PATCHES = ROOT / "signatures" / "virtual-patches.rules"
-LOADER_SIDS = {9100120, 9100121, 9100122, 9100123, 9100124}
+LOADER_SIDS = {9100120, 9100121, 9100122, 9100123, 9100124, 9100125}
 BOTH = {9100120, 9100124}
 """The body as parsed, and the raw twin: the magic right after a line feed."""
 DEVICE = "192.0.2.20"        # $HOME_NET
@@ -84,7 +85,13 @@ HTTP_CASES = {
     "second response of a keep-alive connection": (
         [(True, _request("GET", "/")), (False, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"),
          (True, GET)] + _response(HEAD_200 + b"Content-Length: %d\r\n\r\n" % len(ELF), ELF), BOTH),
+    # a coding clients undo and the box cannot: what the client saves is unknown
+    "brotli": ([(True, GET)] + _response(HEAD_200 + b"Content-Encoding: br\r\nContent-Length: 9\r\n\r\n",
+                                         b"\x1b\x08\x00\xf8\x25\x82\x82\x08\x00"), {9100125}),
     # what must pass: what devices and people fetch every day
+    "a junk Content-Encoding label": ([(True, _request("GET", "/"))] + _response(
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: UTF-8\r\nContent-Length: 13\r\n\r\n", b"<html></html>"),
+                                      set()),
     "web page": ([(True, _request("GET", "/"))] + _response(
         b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n", b"<html><body>\x7fELF is a format</body></html>"[:40]),
                  set()),

@@ -8,6 +8,10 @@
   busybox telnetd (unpacked from Debian's busybox-static, never installed)
   with a device-login stand-in; every password the login reads must be in
   one of the parser's `telnet.password` readings.
+* HTTP clients (`response_run.py`): crafted responses go to busybox wget,
+  GNU wget and curl; every one a client saves as an ELF executable must be
+  dropped by the shipped rules, replayed through the pipeline in inline
+  mode, however its bytes are cut into segments.
 
 Each runs in a network namespace of its own, as root, and is slow-marked
-(`make test-all`); `make differential` runs both."""
+(`make test-all`); `make differential` runs all three."""
