@@ -3,7 +3,7 @@
 The last step of a Mirai-style infection puts a binary on the device: the
 device runs `wget` (HTTP) or `tftp`, or the attacker types the binary in with
 `echo -ne '\\x7f\\x45...'` over telnet. The loader names the file anything,
-so patches 9100120-9100124 look at the bytes (and 9100125 drops a body in a
+so patches 9100120-9100127 look at the bytes (and 9100125 drops a body in a
 compression the box cannot read): an ELF header in a response
 body (as the client saves it: de-chunked, decompressed; and, for a
 response a client frames otherwise, right after a line feed in the raw
@@ -28,7 +28,7 @@ from tests.detect.make_cases import CLIENT_MAC, SERVER_MAC, _request, _stamp, _t
 
 ROOT = Path(__file__).resolve().parents[2]
 PATCHES = ROOT / "signatures" / "virtual-patches.rules"
-LOADER_SIDS = {9100120, 9100121, 9100122, 9100123, 9100124, 9100125}
+LOADER_SIDS = {9100120, 9100121, 9100122, 9100123, 9100124, 9100125, 9100126, 9100127}
 BOTH = {9100120, 9100124}
 """The body as parsed, and the raw twin: the magic right after a line feed."""
 DEVICE = "192.0.2.20"        # $HOME_NET
@@ -153,7 +153,12 @@ OTHER_FLOWS = [
     ("telnet: shell without login on port 9527", _tcp_session(
         [(False, b"\xff\xfd\x01\xff\xfb\x01\r\n~ # "), (True, ECHO)], sport=31005, start=470.0,
         client=LOADER, server=DEVICE, dport=9527), {9100123}),
-    ("telnet: ordinary session", _telnet([b"cat /proc/cpuinfo\r\n", b"echo -ne 'ok\\n'\r\n"], 460.0, 31004),
+    ("telnet: printf with octal escapes", _telnet([b"printf '\\177ELF\\1\\1\\1' > .d\r\n"], 480.0, 31006),
+     {9100126, 9100127}),
+    ("telnet: echo -e with every byte in octal",
+     _telnet([b"echo -ne '\\0177\\0105\\0114\\0106\\01' > .d\r\n"], 490.0, 31007), {9100126, 9100127}),
+    ("telnet: ordinary session", _telnet([b"cat /proc/cpuinfo\r\n", b"echo -ne 'ok\\n'\r\n",
+                                          b"printf '\\177 is DEL\\n'\r\n"], 500.0, 31004),
      set()),
 ]
 
