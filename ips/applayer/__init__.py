@@ -53,6 +53,8 @@ DHCP_PORTS = (67, 68)
 SSDP_PORT = 1900
 MODBUS_PORT = 502
 MQTT_PORTS = (1883, 8883)
+FTP_PORTS = (21,)
+SMTP_PORTS = (25, 465, 587, 2525)
 
 
 @dataclass(slots=True)
@@ -167,6 +169,64 @@ def _looks_like_telnet(data: bytes) -> str:
     return FAILED
 
 
+def _looks_like_ssh(data: bytes) -> str:
+    """Either side opens with its version banner (RFC 4253 4.2)."""
+    if data.startswith(b"SSH-"):
+        return "ssh"
+    return UNKNOWN if b"SSH-".startswith(data) else FAILED
+
+
+_SMB_MAGICS = (b"\xffSMB", b"\xfeSMB", b"\xfdSMB")
+
+
+def _looks_like_smb(data: bytes) -> str:
+    """A NetBIOS session message carrying SMB1, SMB2/3 or an SMB3 transform."""
+    if not data or data[0] != 0:
+        return FAILED
+    if len(data) < 8:
+        return UNKNOWN
+    return "smb" if data[4:8] in _SMB_MAGICS else FAILED
+
+
+def _first_line(data: bytes) -> bytes | None:
+    end = data.find(b"\n")
+    return None if end < 0 else data[:end]
+
+
+def _looks_like_mail_or_ftp_banner(data: bytes, server_port: int) -> str:
+    """A server's "220" greeting: FTP or SMTP when the line or the port says
+    which; otherwise wait for the client's first command."""
+    if not data.startswith(b"220"):
+        return UNKNOWN if b"220".startswith(data) else FAILED
+    line = _first_line(data)
+    if line is None:
+        return UNKNOWN if len(data) < DETECT_BUFFER_BYTES else FAILED
+    upper = line.upper()
+    if b"SMTP" in upper or server_port in SMTP_PORTS:
+        return "smtp"
+    if b"FTP" in upper or server_port in FTP_PORTS:
+        return "ftp"
+    return UNKNOWN
+
+
+_SMTP_COMMANDS = (b"EHLO", b"HELO")
+_FTP_COMMANDS = (b"USER ", b"AUTH TLS", b"AUTH SSL", b"FEAT", b"SYST", b"OPTS ")
+
+
+def _looks_like_mail_or_ftp_client(data: bytes, server_port: int, peer: bytes) -> str:
+    """The client's first command: EHLO/HELO is SMTP; USER and friends are
+    FTP when the server greeted with "220" or listens on the FTP port (POP3
+    and IRC clients send USER too)."""
+    upper = data[:8].upper()
+    if upper.startswith(_SMTP_COMMANDS):
+        return "smtp"
+    if upper.startswith(_FTP_COMMANDS):
+        return "ftp" if server_port in FTP_PORTS or peer.startswith(b"220") else FAILED
+    if any(command.startswith(upper) for command in _SMTP_COMMANDS + _FTP_COMMANDS):
+        return UNKNOWN
+    return FAILED
+
+
 def _looks_like_modbus(data: bytes) -> str:
     if len(data) < 8:
         return UNKNOWN
@@ -187,21 +247,26 @@ def _looks_like_dns_tcp(data: bytes) -> str:
     return FAILED
 
 
-def detect_tcp(data: bytes, to_server: bool, client_port: int, server_port: int) -> str:
-    """Decide the protocol of a TCP flow from the first bytes of one side.
+def detect_tcp(data: bytes, to_server: bool, client_port: int, server_port: int,
+               peer: bytes = b"") -> str:
+    """Decide the protocol of a TCP flow from the first bytes of one side
+    (`peer`: what the other side sent first, if anything).
 
     Returns a protocol name, UNKNOWN (need more bytes) or FAILED (this side
     does not identify the protocol)."""
     outcomes = []
     if to_server:
         probes = [_looks_like_http_request, _looks_like_tls, _looks_like_mqtt_connect,
-                  _looks_like_telnet]
+                  _looks_like_telnet, _looks_like_ssh, _looks_like_smb,
+                  lambda data: _looks_like_mail_or_ftp_client(data, server_port, peer)]
         if server_port in DNS_PORTS:
             probes.append(_looks_like_dns_tcp)
         if server_port == MODBUS_PORT:
             probes.append(_looks_like_modbus)
     else:
-        probes = [_looks_like_http_response, _looks_like_tls_server, _looks_like_telnet]
+        probes = [_looks_like_http_response, _looks_like_tls_server, _looks_like_telnet,
+                  _looks_like_ssh, _looks_like_smb,
+                  lambda data: _looks_like_mail_or_ftp_banner(data, server_port)]
         if server_port == MODBUS_PORT:
             probes.append(_looks_like_modbus)
         if server_port in DNS_PORTS:
@@ -273,6 +338,12 @@ _PARSERS = {
     "modbus": ("ips.applayer.modbus", "ModbusParser"),
 }
 _PARSER_CLASSES: dict[str, type] = {}
+DETECTION_ONLY = frozenset({"ftp", "smtp", "ssh", "smb"})
+"""Named from their first bytes and not parsed: the flow's app_proto is
+set, so rules on their raw bytes (`alert ftp ... content:"RETR"`) apply;
+no transaction, no sticky buffer (the rule parser refuses those)."""
+DETECTED_PROTOCOLS = frozenset(_PARSERS) | DETECTION_ONLY
+"""Every app_proto a flow can get here: a rule on any other could never fire."""
 
 
 def _parser_for(name: str, config, tcp: bool = False, probe: bool = False):
@@ -498,7 +569,7 @@ class AppLayer:
             return []
         pending[to_server] += data[: DETECT_BUFFER_BYTES - len(pending[to_server])]
         outcome = detect_tcp(bytes(pending[to_server]), to_server,
-                             flow.client_port, flow.server_port)
+                             flow.client_port, flow.server_port, bytes(pending[not to_server]))
         if outcome == FAILED and to_server and getattr(flow, "midstream", False) \
                 and not pending[False]:
             # Midstream pickup may take the server for the client (its packet
@@ -532,6 +603,11 @@ class AppLayer:
         being handled now); those of the other side wait for that side's
         next packet, as on_stream defers them: a request whose method only
         the server's reply revealed as HTTP is still inspected as a request."""
+        if name in DETECTION_ONLY:
+            flow.app_proto = name
+            state["done"] = True
+            state.pop("pending", None)
+            return []
         parser = _parser_for(name, self.config, tcp=flow.proto == 6)
         if parser is None:
             state["done"] = True

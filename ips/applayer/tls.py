@@ -52,6 +52,8 @@ MAX_RECORD_BYTES = 5 + 16384 + 2048
 """Largest legal TLS record (TLSCiphertext) with its header."""
 MAX_HANDSHAKE_BYTES = 64 * 1024
 """Handshake bytes buffered per direction (certificate chains included)."""
+MAX_CHAIN_CERTIFICATES = 16
+"""Certificates of a chain exposed as `tls.certs`."""
 
 _CONTENT_CCS, _CONTENT_ALERT, _CONTENT_HANDSHAKE, _CONTENT_APPDATA = 20, 21, 22, 23
 _CLIENT_HELLO, _SERVER_HELLO, _CERTIFICATE = 1, 2, 11
@@ -460,14 +462,26 @@ class TlsParser:
         self.record["version"] = name
         ja3s = f"{int.from_bytes(body[:2], 'big')},{cipher}," \
                + "-".join(str(e) for e in extensions)
-        self.record["ja3s"] = {"hash": hashlib.md5(ja3s.encode()).hexdigest(), "string": ja3s}
+        ja3s_hash = hashlib.md5(ja3s.encode()).hexdigest()
+        self.tx.buffers["ja3s.hash"] = ja3s_hash.encode()
+        self.tx.buffers["ja3s.string"] = ja3s.encode()
+        self.record["ja3s"] = {"hash": ja3s_hash, "string": ja3s}
 
     def _certificate(self, body: bytes) -> None:
         reader = _Reader(body)
         chain = _Reader(reader.vector(3))
         if not chain.remaining:
             return
-        der = chain.vector(3)
+        # `tls.certs`: every certificate of the chain as sent (DER), a
+        # multi-buffer as Suricata's; the fields below are the first one's.
+        certificates = [chain.vector(3)]
+        try:
+            while chain.remaining and len(certificates) < MAX_CHAIN_CERTIFICATES:
+                certificates.append(chain.vector(3))
+        except ValueError:
+            pass        # what follows is no certificate: the ones before it stand
+        self.tx.buffers["tls.certs"] = certificates
+        der = certificates[0]
         cached = _certificates.get(der)
         if cached is not None:
             if cached is _INVALID_CERTIFICATE:

@@ -21,6 +21,7 @@ import re
 import warnings
 
 from ips import event_names
+from ips.applayer import DETECTED_PROTOCOLS, DETECTION_ONLY
 
 from . import transforms, verify
 from .variables import VariableError, Variables
@@ -1144,7 +1145,10 @@ def _opt_app_layer_protocol(builder: _Builder, value: str | None) -> None:
     name = text.lstrip("!").strip().lower()
     if name not in APP_PROTOCOLS and name not in ("failed", "unknown"):
         raise RuleError("syntax", "app-layer-protocol", syntax=True, detail=name)
-    builder.rule.app_layer_protocol = (negated, APP_PROTO_ALIASES.get(name, name))
+    name = APP_PROTO_ALIASES.get(name, name)
+    if name in APP_PROTOCOLS and name not in DETECTED_PROTOCOLS:
+        raise RuleError("unsupported-protocol", name, detail="no flow is detected as it here")
+    builder.rule.app_layer_protocol = (negated, name)
 
 
 def _opt_event(builder: _Builder, keyword: str, value: str | None) -> None:
@@ -1396,6 +1400,21 @@ def _read_header(text: str, variables: Variables, rule: Rule | RuleHeader) -> in
     return open_paren
 
 
+def _check_app_proto(rule: Rule) -> None:
+    """Refuse, don't weaken: a rule on a protocol no flow is ever detected as
+    (Suricata parses SIP, SNMP, NFS, ...; this engine does not) would load
+    and never fire, and so would a sticky buffer of a protocol that is only
+    detected (`alert smtp ... file.data`: no MIME parser here)."""
+    if rule.app_proto is not None and rule.app_proto not in DETECTED_PROTOCOLS:
+        raise RuleError("unsupported-protocol", rule.app_proto,
+                        detail="no flow is detected as it here")
+    if rule.app_proto in DETECTION_ONLY:
+        parsed = [name for name in rule.buffers if name != PAYLOAD]
+        if parsed:
+            raise RuleError("unsupported-keyword", parsed[0].split("|", 1)[0],
+                            detail=f"{rule.app_proto} is detected, not parsed")
+
+
 def _finish(rule: Rule, classifications: dict) -> None:
     if rule.sid <= 0:
         raise RuleError("syntax", "sid", syntax=True, detail="missing sid")
@@ -1442,6 +1461,7 @@ def _finish(rule: Rule, classifications: dict) -> None:
         if not decoders:
             raise RuleError("syntax", "base64_data", syntax=True, detail="no base64_decode before it")
         decoders[-1].data_matchers = rule.buffers.pop(BASE64_DATA)
+    _check_app_proto(rule)
     if rule.flow_to_server is not None:
         rule.direction_hint = "ts" if rule.flow_to_server else "tc"
     rule.tx_buffers = tuple(name for name in rule.buffers if name != PAYLOAD)

@@ -40,7 +40,21 @@ def test_http_detected_by_content_on_any_port(port):
     (b"\x00\x01\x00\x00\x00\x06\x11\x03\x00\x6b\x00\x03", True, 502, "modbus"),
     (struct.pack(">H", 29) + bytes.fromhex("1234010000010000000000000378797a00000100 01"), True, 53, "dns"),
     (b"HTTP/1.1 200 OK\r\n", False, 8000, "http"),
-    (b"SSH-2.0-OpenSSH\r\n", True, 22, "failed"),
+    (b"SSH-2.0-OpenSSH\r\n", True, 22, "ssh"),
+    (b"SSH-2.0-dropbear_2019.78\r\n", False, 2222, "ssh"),
+    # named, not parsed (DETECTION_ONLY): rules on their raw bytes apply
+    (b"220 (vsFTPd 3.0.3)\r\n", False, 21, "ftp"),
+    (b"220 NAS FTP server ready\r\n", False, 2121, "ftp"),
+    (b"220 mail.example ESMTP Postfix\r\n", False, 2500, "smtp"),
+    (b"220 ready\r\n", False, 25, "smtp"),
+    (b"220 ready\r\n", False, 4000, "unknown"),          # the client's command decides
+    (b"220 rea", False, 21, "unknown"),
+    (b"EHLO client.example\r\n", True, 4000, "smtp"),
+    (b"USER anonymous\r\n", True, 21, "ftp"),
+    (b"USER alice\r\n", True, 110, "failed"),            # POP3 and IRC send USER too
+    (b"\x00\x00\x00\x85\xffSMBr\x00", True, 445, "smb"),
+    (b"\x00\x00\x00\x85\xfeSMB@\x00", False, 445, "smb"),
+    (b"\x00\x00\x00", True, 445, "unknown"),
     # what servers (and libhtp) take for a request: empty lines first, a
     # lower-case method, a tab after it
     (b"\r\n\r\nPOST /cgi-bin/x HTTP/1.1\r\n", True, 80, "http"),
@@ -53,6 +67,17 @@ def test_http_detected_by_content_on_any_port(port):
 ])
 def test_tcp_detection(data, to_server, port, expected):
     assert detect_tcp(data, to_server, 40000, port) == expected
+
+
+def test_ftp_commands_count_after_a_220_greeting_on_any_port():
+    assert detect_tcp(b"USER anonymous\r\n", True, 40000, 2121, peer=b"220 hello\r\n") == "ftp"
+    assert detect_tcp(b"USER alice\r\n", True, 40000, 2121, peer=b"+OK POP3\r\n") == "failed"
+
+
+def test_a_detection_only_protocol_names_the_flow_and_stops():
+    flow = FakeFlow(server_port=21)
+    _, txs = run(flow, [(False, b"220 (vsFTPd 3.0.3)\r\n"), (True, b"USER anonymous\r\n")])
+    assert flow.app_proto == "ftp" and txs == [] and flow.app.get("done")
 
 
 def test_detection_waits_for_enough_bytes():

@@ -156,6 +156,32 @@ def test_refusals_name_the_keyword(text, keyword):
     assert not info.value.syntax and info.value.keyword == keyword
 
 
+@pytest.mark.parametrize("text,reason,keyword", [
+    # no flow is ever detected as these here: the rule would never fire
+    ('alert sip any any -> any any (content:"INVITE"; sid:1;)', "unsupported-protocol", "sip"),
+    ('alert ftp-data any any -> any any (content:"x"; sid:1;)', "unsupported-protocol", "ftp-data"),
+    ('alert tcp any any -> any any (app-layer-protocol:dcerpc; sid:1;)', "unsupported-protocol", "dcerpc"),
+    # detected, not parsed: no transaction carries their buffers
+    ('alert smtp any any -> any any (file.data; content:"x"; sid:1;)', "unsupported-keyword", "file.data"),
+    ('alert tcp any any -> any any (ssh.proto; content:"2.0"; sid:1;)', "unsupported-keyword", "ssh.proto"),
+])
+def test_a_rule_that_could_never_fire_is_refused_not_loaded(text, reason, keyword):
+    with pytest.raises(RuleError) as info:
+        parse(text)
+    assert (info.value.reason, info.value.keyword) == (reason, keyword)
+
+
+@pytest.mark.parametrize("text", [
+    'alert ftp any any -> any 21 (flow:to_server; content:"RETR"; content:"passwd"; sid:1;)',
+    'alert smtp any any -> any any (content:"EHLO"; sid:1;)',
+    'alert smb any any -> any 445 (content:"|ff|SMB"; sid:1;)',
+    'alert ssh any any -> any any (content:"SSH-1."; sid:1;)',
+    'alert tcp any any -> any any (app-layer-protocol:ftp; content:"SITE"; sid:1;)',
+])
+def test_raw_content_on_a_detected_protocol_loads(text):
+    assert parse(text).sid == 1
+
+
 @pytest.mark.parametrize("text", [
     "alert tcp any any -> any any",
     'alert tcp any any -> any any (content:"a" sid:1)',

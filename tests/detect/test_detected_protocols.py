@@ -1,0 +1,83 @@
+"""Rules on protocols and buffers that once loaded and could never fire.
+
+ET Open has 44 `alert ftp`, 88 `alert smtp`, 36 `alert smb` and 4 `alert ssh`
+rules on raw bytes; no flow was ever named so, so they were loaded and
+inert. FTP, SMTP, SSH and SMB are now detected (not parsed), and the rules
+that need a parser (`alert smtp ... file.data`) are refused instead. 431 ET
+rules read `tls.certs` and 7 `ja3s.hash`, which the TLS parser never filled.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from scapy.all import wrpcap
+
+from ips.config import Config
+from ips.detect import DetectEngine
+from ips.replay import replay
+from tests.applayer.applayer_helpers import PCAPS
+from tests.detect.make_cases import _tcp_session
+
+# ET Open's rule, as shipped
+FTP_RULE = ('alert ftp $EXTERNAL_NET any -> $HOME_NET any (msg:"GPL FTP passwd retrieval attempt"; '
+            'flow:to_server,established; content:"RETR"; nocase; content:"passwd"; '
+            'reference:arachnids,213; classtype:suspicious-filename-detect; sid:2100356; rev:7; '
+            'metadata:created_at 2010_09_23, updated_at 2019_07_26;)')
+OUTSIDE, NAS = "203.0.113.5", "192.0.2.30"
+
+
+class _Alerts:
+    def __init__(self) -> None:
+        self.sids: list[int] = []
+        self.ports: list[int] = []
+
+    def alert(self, event) -> None:
+        self.sids.append(event.signature_id)
+        self.ports.append(event.src_port)
+
+
+def _run(tmp_path: Path, rules: str, pcaps: list[str]) -> _Alerts:
+    (tmp_path / "test.rules").write_text(rules + "\n")
+    config = Config()
+    engine, report = DetectEngine.load([str(tmp_path / "test.rules")], config)
+    assert not report.skipped and not report.errors
+    alerts = _Alerts()
+    replay(pcaps, engine, tmp_path / "out", config, consumers=[alerts], progress=False)
+    return alerts
+
+
+def test_an_ftp_rule_fires_on_ftp_and_not_on_the_same_bytes_in_pop3(tmp_path):
+    ftp = _tcp_session([(False, b"220 (vsFTPd 3.0.3)\r\n"), (True, b"USER anonymous\r\n"),
+                        (False, b"331 Please specify the password.\r\n"), (True, b"PASS x@y\r\n"),
+                        (False, b"230 Login successful.\r\n"), (True, b"RETR ../../etc/passwd\r\n")],
+                       sport=41000, client=OUTSIDE, server=NAS, dport=21)
+    pop3 = _tcp_session([(False, b"+OK POP3 ready\r\n"), (True, b"USER alice\r\n"),
+                         (False, b"+OK\r\n"), (True, b"RETR passwd\r\n")],
+                        sport=41001, start=10.0, client=OUTSIDE, server=NAS, dport=110)
+    wrpcap(str(tmp_path / "ftp.pcap"), ftp + pop3)
+    alerts = _run(tmp_path, FTP_RULE, [str(tmp_path / "ftp.pcap")])
+    assert alerts.sids == [2100356] and alerts.ports == [41000]
+
+
+def test_tls_certs_reads_every_certificate_of_the_chain_and_ja3s_is_filled(tmp_path):
+    # alexa-app: www.amazon.com's chain; the issuer's name is in the second
+    # certificate's subject, so only the whole chain shows it as a subject.
+    rules = "\n".join([
+        'alert tls any any -> any any (msg:"intermediate"; tls.certs; '
+        'content:"Symantec Class 3 Secure Server CA - G4"; sid:1;)',
+        'alert tls any any -> any any (msg:"ja3s"; ja3s.hash; content:"'
+        + _first_ja3s(tmp_path) + '"; sid:2;)'])
+    alerts = _run(tmp_path, rules, [str(PCAPS / "benign/ndpi/alexa-app.pcapng")])
+    assert {1, 2} <= set(alerts.sids)
+
+
+def _first_ja3s(tmp_path: Path) -> str:
+    """The JA3S of the capture's first ServerHello, as its EVE record says."""
+    import json
+    replay([str(PCAPS / "benign/ndpi/alexa-app.pcapng")], None, tmp_path / "eve", Config(),
+           progress=False)
+    for line in (tmp_path / "eve" / "eve.json").read_text().splitlines():
+        record = json.loads(line)
+        if record.get("event_type") == "tls" and "ja3s" in record["tls"]:
+            return record["tls"]["ja3s"]["hash"]
+    raise AssertionError("no ServerHello in the capture")
