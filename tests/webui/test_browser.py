@@ -132,6 +132,7 @@ def test_dashboard_end_to_end(page, store, store_path, tmp_path_factory):
         "INSERT INTO alerts (ts, action, sid, signature, severity, device_mac)"
         " VALUES (?, 'blocked', 2023452, 'ET TELNET live brute force', 1, ?)", (time.time(), CAMERA))
     expect(page.locator("#timeline-body tr").first).to_contain_text("ET TELNET live brute force")
+    expect(page.locator("#timeline-body tr").first.locator(".tag-blocked")).to_have_text("blocked")
     shot(page, "alerts")
     page.locator("#timeline-body a", has_text="ET EXPLOIT Hikvision").first.click()
     expect(page.locator("h1")).to_contain_text("Hikvision")

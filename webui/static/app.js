@@ -110,7 +110,11 @@
     cell(row, span("kind", item.kind));
     cell(row, item.device_mac ? link("/devices/" + encodeURIComponent(item.device_mac),
       item.device_name || item.device_mac) : span("muted", "unknown"));
-    cell(row, link((item.source === "signature" ? "/alerts/" : "/anomalies/") + item.id, item.title));
+    var what = cell(row, link((item.source === "signature" ? "/alerts/" : "/anomalies/") + item.id, item.title));
+    if (item.source === "signature" && (item.action === "blocked" || item.action === "allowed")) {
+      what.appendChild(document.createTextNode(" "));
+      what.appendChild(span("tag tag-" + item.action, item.action));
+    }
     var empty = body.querySelector("td[colspan]");
     if (empty) { empty.parentNode.remove(); }
     body.insertBefore(row, body.firstChild);
