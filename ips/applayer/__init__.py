@@ -336,14 +336,22 @@ _PARSERS = {
     "mqtt": ("ips.applayer.mqtt", "MqttParser"),
     "telnet": ("ips.applayer.telnet", "TelnetParser"),
     "modbus": ("ips.applayer.modbus", "ModbusParser"),
+    "ftp": ("ips.applayer.ftp", "FtpParser"),
+    "ftp-data": ("ips.applayer.ftp", "FtpDataParser"),
 }
 _PARSER_CLASSES: dict[str, type] = {}
-DETECTION_ONLY = frozenset({"ftp", "smtp", "ssh", "smb"})
+DETECTION_ONLY = frozenset({"smtp", "ssh", "smb"})
 """Named from their first bytes and not parsed: the flow's app_proto is
-set, so rules on their raw bytes (`alert ftp ... content:"RETR"`) apply;
-no transaction, no sticky buffer (the rule parser refuses those)."""
+set, so rules on their raw bytes (`alert smtp ... content:"EHLO"`) apply."""
+WITHOUT_BUFFERS = DETECTION_ONLY | {"ftp"}
+"""No transaction carries a sticky buffer of these (FTP's control channel is
+read only for its data connections): the rule parser refuses such rules."""
 DETECTED_PROTOCOLS = frozenset(_PARSERS) | DETECTION_ONLY
 """Every app_proto a flow can get here: a rule on any other could never fire."""
+FTP_DATA_WAIT = 120.0
+"""Seconds an announced FTP data connection is expected (packet time)."""
+MAX_FTP_EXPECTED = 1024
+"""Announced data connections kept per worker; the oldest go first."""
 
 
 def _parser_for(name: str, config, tcp: bool = False, probe: bool = False):
@@ -372,10 +380,13 @@ class AppLayer:
     * "done": True when the flow will not be parsed (detection failed, error).
     """
 
-    __slots__ = ("config",)
+    __slots__ = ("config", "ftp_expected")
 
     def __init__(self, config) -> None:
         self.config = config
+        # (data client, data server, data server port) -> until when (packet
+        # time): data connections FTP control connections announced.
+        self.ftp_expected: dict[tuple[str, str, int], float] = {}
         _preload_parsers()
 
     def on_data(self, flow, pkt, data: bytes, to_server: bool, gap: bool = False) -> list[Tx]:
@@ -583,7 +594,11 @@ class AppLayer:
                 outcome = reversed_outcome
         if outcome == UNKNOWN and len(pending[to_server]) >= DETECT_BUFFER_BYTES:
             outcome = FAILED
-        if outcome == FAILED:
+        if outcome == FAILED and self._ftp_data_expected(flow):
+            # An announced FTP data connection that no probe names otherwise
+            # (an HTTP request to the announced port stays HTTP).
+            outcome = "ftp-data"
+        elif outcome == FAILED:
             failed[to_server] = True
             if failed[not to_server] or len(pending[not to_server]) >= DETECT_BUFFER_BYTES:
                 state["done"] = True
@@ -629,12 +644,39 @@ class AppLayer:
         if state.get("reversed"):
             to_server = not to_server
         txs = parser.feed(data, to_server, gap)
+        if flow.app_proto == "ftp" and parser.expected:
+            self._expect_ftp_data(flow, parser.expected)
         if parser.events:
             if pkt is not None:
                 for event in parser.events:
                     pkt.anomaly(event)
             parser.events.clear()
         return txs
+
+
+    def _expect_ftp_data(self, flow, announced: list) -> None:
+        """Keep the data connections an FTP control connection announced:
+        passive (PASV/EPSV), the client connects to the announced address
+        (the server's when EPSV names none); active (PORT/EPRT), the server
+        connects to the client's announced address."""
+        expected = self.ftp_expected
+        until = flow.last + FTP_DATA_WAIT
+        for host, port, active in announced:
+            if active:
+                key = (flow.server_ip, host, port)
+            else:
+                key = (flow.client_ip, host or flow.server_ip, port)
+            expected.pop(key, None)
+            expected[key] = until
+            while len(expected) > MAX_FTP_EXPECTED:
+                del expected[next(iter(expected))]
+        announced.clear()
+
+    def _ftp_data_expected(self, flow) -> bool:
+        """Whether an FTP control connection announced this flow (taken off
+        the list: an announcement opens one data connection)."""
+        until = self.ftp_expected.pop((flow.client_ip, flow.server_ip, flow.server_port), None)
+        return until is not None and flow.start <= until
 
 
 def _present(txs: list[Tx], to_server: bool) -> list[Tx]:

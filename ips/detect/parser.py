@@ -21,7 +21,7 @@ import re
 import warnings
 
 from ips import event_names
-from ips.applayer import DETECTED_PROTOCOLS, DETECTION_ONLY
+from ips.applayer import DETECTED_PROTOCOLS, WITHOUT_BUFFERS
 
 from . import transforms, verify
 from .variables import VariableError, Variables
@@ -1408,11 +1408,11 @@ def _check_app_proto(rule: Rule) -> None:
     if rule.app_proto is not None and rule.app_proto not in DETECTED_PROTOCOLS:
         raise RuleError("unsupported-protocol", rule.app_proto,
                         detail="no flow is detected as it here")
-    if rule.app_proto in DETECTION_ONLY:
+    if rule.app_proto in WITHOUT_BUFFERS:
         parsed = [name for name in rule.buffers if name != PAYLOAD]
         if parsed:
             raise RuleError("unsupported-keyword", parsed[0].split("|", 1)[0],
-                            detail=f"{rule.app_proto} is detected, not parsed")
+                            detail=f"no {rule.app_proto} transaction has it here")
 
 
 def _finish(rule: Rule, classifications: dict) -> None:

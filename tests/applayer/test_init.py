@@ -75,9 +75,9 @@ def test_ftp_commands_count_after_a_220_greeting_on_any_port():
 
 
 def test_a_detection_only_protocol_names_the_flow_and_stops():
-    flow = FakeFlow(server_port=21)
-    _, txs = run(flow, [(False, b"220 (vsFTPd 3.0.3)\r\n"), (True, b"USER anonymous\r\n")])
-    assert flow.app_proto == "ftp" and txs == [] and flow.app.get("done")
+    flow = FakeFlow(server_port=25)
+    _, txs = run(flow, [(False, b"220 mail ESMTP\r\n"), (True, b"EHLO me\r\n")])
+    assert flow.app_proto == "smtp" and txs == [] and flow.app.get("done")
 
 
 def test_detection_waits_for_enough_bytes():

@@ -159,11 +159,12 @@ def test_refusals_name_the_keyword(text, keyword):
 @pytest.mark.parametrize("text,reason,keyword", [
     # no flow is ever detected as these here: the rule would never fire
     ('alert sip any any -> any any (content:"INVITE"; sid:1;)', "unsupported-protocol", "sip"),
-    ('alert ftp-data any any -> any any (content:"x"; sid:1;)', "unsupported-protocol", "ftp-data"),
+    ('alert nfs any any -> any any (content:"x"; sid:1;)', "unsupported-protocol", "nfs"),
     ('alert tcp any any -> any any (app-layer-protocol:dcerpc; sid:1;)', "unsupported-protocol", "dcerpc"),
     # detected, not parsed: no transaction carries their buffers
     ('alert smtp any any -> any any (file.data; content:"x"; sid:1;)', "unsupported-keyword", "file.data"),
     ('alert tcp any any -> any any (ssh.proto; content:"2.0"; sid:1;)', "unsupported-keyword", "ssh.proto"),
+    ('alert ftp any any -> any any (file.data; content:"x"; sid:1;)', "unsupported-keyword", "file.data"),
 ])
 def test_a_rule_that_could_never_fire_is_refused_not_loaded(text, reason, keyword):
     with pytest.raises(RuleError) as info:
@@ -177,6 +178,7 @@ def test_a_rule_that_could_never_fire_is_refused_not_loaded(text, reason, keywor
     'alert smb any any -> any 445 (content:"|ff|SMB"; sid:1;)',
     'alert ssh any any -> any any (content:"SSH-1."; sid:1;)',
     'alert tcp any any -> any any (app-layer-protocol:ftp; content:"SITE"; sid:1;)',
+    'alert ftp-data any any -> any any (file.data; content:"|7f|ELF"; startswith; sid:1;)',
 ])
 def test_raw_content_on_a_detected_protocol_loads(text):
     assert parse(text).sid == 1

