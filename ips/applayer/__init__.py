@@ -61,7 +61,7 @@ SMTP_PORTS = (25, 465, 587, 2525)
 class Tx:
     """One application transaction as detection and logging see it."""
     app_proto: str
-    """"http", "dns", "tls", "dhcp", "mdns", "ssdp", "mqtt", "telnet", "modbus"."""
+    """"http", "dns", "tls", "dhcp", "mdns", "ssdp", "mqtt", "telnet", "modbus", "ftp-data"."""
     tx_id: int
     """Index within the flow, increasing."""
     to_server: bool
