@@ -350,8 +350,12 @@ DETECTED_PROTOCOLS = frozenset(_PARSERS) | DETECTION_ONLY
 """Every app_proto a flow can get here: a rule on any other could never fire."""
 FTP_DATA_WAIT = 120.0
 """Seconds an announced FTP data connection is expected (packet time)."""
-MAX_FTP_EXPECTED = 1024
-"""Announced data connections kept per worker; the oldest go first."""
+MAX_FTP_EXPECTED = 16384
+"""Announced (data client, data server) pairs kept per worker; the oldest
+go first. Large, so that evicting a device's pair takes thousands of
+control connections within FTP_DATA_WAIT (MAX_FTP_ANNOUNCED each)."""
+MAX_FTP_ANNOUNCED = 64
+"""Announcements one control connection may make: beyond, it floods."""
 
 
 def _parser_for(name: str, config, tcp: bool = False, probe: bool = False):
@@ -384,9 +388,9 @@ class AppLayer:
 
     def __init__(self, config) -> None:
         self.config = config
-        # (data client, data server, data server port) -> until when (packet
-        # time): data connections FTP control connections announced.
-        self.ftp_expected: dict[tuple[str, str, int], float] = {}
+        # (data client, data server) -> until when (packet time): the pairs
+        # FTP control connections announced data connections between.
+        self.ftp_expected: dict[tuple[str, str], float] = {}
         _preload_parsers()
 
     def on_data(self, flow, pkt, data: bytes, to_server: bool, gap: bool = False) -> list[Tx]:
@@ -645,7 +649,7 @@ class AppLayer:
             to_server = not to_server
         txs = parser.feed(data, to_server, gap)
         if flow.app_proto == "ftp" and parser.expected:
-            self._expect_ftp_data(flow, parser.expected)
+            self._expect_ftp_data(flow, state, parser.expected)
         if parser.events:
             if pkt is not None:
                 for event in parser.events:
@@ -654,28 +658,35 @@ class AppLayer:
         return txs
 
 
-    def _expect_ftp_data(self, flow, announced: list) -> None:
-        """Keep the data connections an FTP control connection announced:
-        passive (PASV/EPSV), the client connects to the announced address
-        (the server's when EPSV names none); active (PORT/EPRT), the server
-        connects to the client's announced address."""
+    def _expect_ftp_data(self, flow, state: dict, announced: list) -> None:
+        """Keep the pairs an FTP control connection announced a data
+        connection between: passive (PASV/EPSV), the client connects to the
+        announced address (the server's when EPSV names none); active
+        (PORT/EPRT), the server connects to the client's announced address.
+
+        Pairs, not ports: a server can announce one port and then, in a
+        multi-line reply the client skips, hundreds of others; any unnamed
+        flow between the pair in FTP_DATA_WAIT is taken for a data
+        connection (more inspection, never less: a probe's name wins)."""
+        count = state.get("ftp_announced", 0)
         expected = self.ftp_expected
         until = flow.last + FTP_DATA_WAIT
-        for host, port, active in announced:
-            if active:
-                key = (flow.server_ip, host, port)
-            else:
-                key = (flow.client_ip, host or flow.server_ip, port)
+        for host, _port, active in announced:
+            if count >= MAX_FTP_ANNOUNCED:
+                break
+            count += 1
+            key = (flow.server_ip, host) if active else (flow.client_ip, host or flow.server_ip)
             expected.pop(key, None)
             expected[key] = until
             while len(expected) > MAX_FTP_EXPECTED:
                 del expected[next(iter(expected))]
+        state["ftp_announced"] = count
         announced.clear()
 
     def _ftp_data_expected(self, flow) -> bool:
-        """Whether an FTP control connection announced this flow (taken off
-        the list: an announcement opens one data connection)."""
-        until = self.ftp_expected.pop((flow.client_ip, flow.server_ip, flow.server_port), None)
+        """Whether an FTP control connection announced a data connection
+        between this flow's client and server, recently enough."""
+        until = self.ftp_expected.get((flow.client_ip, flow.server_ip))
         return until is not None and flow.start <= until
 
 

@@ -126,14 +126,21 @@ def _tftp(block1: bytes, start: float) -> list:
                    to_loader / UDP(sport=41000, dport=50123) / Raw(b"\x00\x04\x00\x01")], start)
 
 
-def _ftpget(payload: bytes, start: float, port: int, active: bool = False) -> list:
+def _ftpget(payload: bytes, start: float, port: int, active: bool = False,
+            flood: int = 0) -> list:
     """busybox `ftpget LOADER x mips`: the control connection announces the
     data connection (PASV reply, or the device's PORT), then the file flows
-    from the loader to the device on a connection of its own."""
+    from the loader to the device on a connection of its own. `flood`: the
+    server then announces that many other data connections inside a
+    multi-line reply (which the client skips), to push the real one out."""
     announce = ([(True, b"PORT 192,0,2,20,%d,%d\r\n" % divmod(port, 256)), (False, b"200 PORT ok.\r\n")]
                 if active else
                 [(True, b"PASV\r\n"), (False, b"227 Entering Passive Mode (203,0,113,9,%d,%d).\r\n"
                                         % divmod(port, 256))])
+    if flood:
+        lines = b"".join(b"227 (198,51,%d,%d,1,1)\r\n" % divmod(i, 256) for i in range(flood))
+        reply = b"150-Opening\r\n" + lines + b"150 BINARY mode.\r\n"
+        announce += [(False, reply[i:i + MSS]) for i in range(0, len(reply), MSS)]
     control = _tcp_session([(False, b"220 (vsFTPd 3.0.3)\r\n"), (True, b"USER anonymous\r\n"),
                             (False, b"331 Please specify the password.\r\n"), (True, b"PASS a@b\r\n"),
                             (False, b"230 Login successful.\r\n"), (True, b"TYPE I\r\n"),
@@ -183,6 +190,8 @@ OTHER_FLOWS = [
      _telnet([b"echo -ne '\\0177\\0105\\0114\\0106\\01' > .d\r\n"], 490.0, 31007), {9100126, 9100127}),
     ("ftp: executable, passive", _ftpget(ELF, 510.0, 50000), {9100128}),
     ("ftp: executable, active (PORT)", _ftpget(ELF, 520.0, 50010, active=True), {9100128}),
+    ("ftp: executable after 3,000 other announcements", _ftpget(ELF, 540.0, 50030, flood=3000),
+     {9100128}),
     ("ftp: a text file", _ftpget(b"#!/bin/sh\necho ok\n", 530.0, 50020), set()),
     ("telnet: ordinary session", _telnet([b"cat /proc/cpuinfo\r\n", b"echo -ne 'ok\\n'\r\n",
                                           b"printf '\\177 is DEL\\n'\r\n"], 500.0, 31004),
