@@ -66,10 +66,16 @@ _PASSWORD_PROMPT = re.compile(rb"(?:password|passcode|passwd)\s*:\s*$", re.I)
 # still on when the line was typed), seen only while a line waits.
 _PASSWORD_PROMPT_ECHOED = re.compile(
     rb"(?:password|passcode|passwd)\s*:[^\r\n]*\r*\n[\r\n]*$", re.I)
+# The same for the login prompt: a user name typed ahead is echoed right
+# after the prompt that reads it, in the same write when the server is slow.
+_USER_PROMPT_ECHOED = re.compile(
+    rb"(?:login|username|user name|user)\s*:[^\r\n]*\r*\n[\r\n]*$", re.I)
 # A login prompt right before the password prompt, in one write: the login
-# program read a user name typed ahead and asked for the password at once.
+# program read a user name typed ahead (echoed or not) and asked for the
+# password at once.
 _USER_THEN_PASSWORD = re.compile(
-    rb"(?:login|username|user name|user)\s*:\s*(?:password|passcode|passwd)\s*:\s*$", re.I)
+    rb"(?:login|username|user name|user)\s*:(?:[^\r\n]*\r*\n[\r\n]*)?\s*"
+    rb"(?:password|passcode|passwd)\s*:\s*$", re.I)
 _FAILURE = re.compile(rb"incorrect|fail|denied|invalid|bad password|wrong|not allowed", re.I)
 _SUCCESS = re.compile(rb"(?:[#$>%]\s*$)|last login|welcome|busybox|built-in shell", re.I)
 # A shell's prompt as the first thing a server shows: many cameras' telnet
@@ -346,15 +352,15 @@ class TelnetParser:
               and _SHELL_PROMPT.search(tail)):
             self._shell(out)
             return out
+        waiting = any(reading.queued for reading in self.readings)
         password = _PASSWORD_PROMPT.search(tail) is not None or (
-            any(reading.queued for reading in self.readings)
-            and _PASSWORD_PROMPT_ECHOED.search(tail) is not None)
+            waiting and _PASSWORD_PROMPT_ECHOED.search(tail) is not None)
         if password and _USER_THEN_PASSWORD.search(tail):
             self._user_prompt(out)
         if password:
             self.tail.clear()
             self._prompt("password", out)
-        elif _USER_PROMPT.search(tail):
+        elif _USER_PROMPT.search(tail) or (waiting and _USER_PROMPT_ECHOED.search(tail)):
             self._user_prompt(out)
         return out
 

@@ -82,6 +82,19 @@ def test_lines_typed_far_ahead_are_inspected_not_dropped():
     assert sorted(commands) == sorted(lines)
 
 
+@pytest.mark.parametrize("server", [[b"camera login: root\r\n", b"Password: "],
+                                    [b"camera login: root\r\nPassword: "]])
+def test_a_user_name_typed_ahead_and_echoed_with_its_prompt(server):
+    # A slow server writes the login prompt together with the echo of the
+    # user name typed ahead (found by the busybox telnetd run under load).
+    parser = TelnetParser()
+    txs = feed_all(parser, [(True, b"root\r\n")] + [(False, part) for part in server]
+                   + [(True, b"xc3511\r")])
+    [attempt] = {id(tx): tx for tx in txs}.values()
+    assert attempt.buffers["telnet.login"][0] == b"root"
+    assert b"xc3511" in attempt.buffers["telnet.password"]
+
+
 def test_a_banner_is_no_shell_when_a_login_prompt_follows():
     parser = TelnetParser()
     txs = feed_all(parser, [(False, b"Welcome\r\nlogin: "), (True, b"admin\r\n"),
