@@ -52,6 +52,10 @@ DEFAULT_BRIDGE = "br-reefguard"
 STATE_FILE = "state.json"
 STATUS_FILE = "status.json"
 STORE_FILE = "reefguard.db"
+RULES_REPORT_FILE = "rules-report.json"
+"""What the running engine loaded and refused (the dashboard's Rules page)."""
+RULES_REPORT_REFUSED = 200
+"""Refused rules listed one by one in the report; the counts cover all."""
 
 HEARTBEAT_STALE_SECONDS = 3.0   # a worker silent this long is stuck
 STATUS_INTERVAL = 1.0
@@ -114,35 +118,50 @@ class _TrivialWorker:
 
 
 def load_engine(rules: list[str], config: Config, cache_dir: str | None):
-    """(engine or None, message). Never raises: no rules, no detection."""
+    """(engine or None, message, report for RULES_REPORT_FILE or None).
+    Never raises: no rules, no detection."""
     if not rules:
-        return None, "no rules"
+        return None, "no rules", None
     missing = [path for path in rules if not Path(path).exists()]
     if missing:
-        return None, f"rule file(s) missing: {', '.join(missing)}"
+        return None, f"rule file(s) missing: {', '.join(missing)}", None
     from ips.cli import load_engine as cli_load_engine
     try:
         engine, report = cli_load_engine(rules, config, cache_dir, quiet=True)
     except (OSError, ValueError) as exc:
-        return None, f"rules could not be read ({exc})"
+        return None, f"rules could not be read ({exc})", None
     loaded = getattr(report, "loaded", 0)
     if engine is None or not loaded:
         # A rule set that lost every rule (a truncated or garbled file) is
         # refused: the running rules stay rather than the box going blind.
         errors = len(getattr(report, "errors", ()) or ())
-        return None, f"no rule loaded ({errors} syntax errors)"
+        return None, f"no rule loaded ({errors} syntax errors)", None
     errors = len(report.errors)
-    return engine, f"{loaded} rules loaded" + (f", {errors} with syntax errors" if errors else "")
+    message = (f"{loaded} rules loaded, {len(report.skipped)} refused"
+               + (f", {errors} with syntax errors" if errors else ""))
+    return engine, message, rules_report(report)
+
+
+def rules_report(report) -> dict:
+    """A LoadReport as the Rules page shows it: counts by reason, and the
+    first RULES_REPORT_REFUSED refused or broken rules with file and line."""
+    refused = [{"file": Path(file).name, "line": line, "sid": sid,
+                "reason": f"{reason}: {keyword}" if keyword else reason}
+               for kind in (report.errors, report.skipped)
+               for file, line, sid, reason, keyword in kind][:RULES_REPORT_REFUSED]
+    return {"loaded": report.loaded, "refused": len(report.skipped),
+            "syntax_errors": len(report.errors), "time": time.time(),
+            "by_reason": dict(report.by_keyword().most_common()), "rules": refused}
 
 
 def _build_worker(spec: WorkerSpec, emit):
     if spec.inspect == "accept":
-        return _TrivialWorker(ACCEPT), "trivial accept"
+        return _TrivialWorker(ACCEPT), "trivial accept", None
     if spec.inspect == "bypass":
-        return _TrivialWorker(BYPASS), "trivial bypass"
+        return _TrivialWorker(BYPASS), "trivial bypass", None
     from ips.worker import Worker
-    engine, message = load_engine(spec.rules, spec.config, spec.cache_dir)
-    return Worker(spec.config, engine, emit), message
+    engine, message, report = load_engine(spec.rules, spec.config, spec.cache_dir)
+    return Worker(spec.config, engine, emit), message, report
 
 
 def raise_priority(priority: str) -> str:
@@ -172,7 +191,7 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     sink = BatchingQueueSink(events_queue)
     raise_priority(spec.priority)
-    worker, message = _build_worker(spec, sink)
+    worker, message, rules = _build_worker(spec, sink)
     # The loaded ruleset is frozen out of the cyclic collector, and full
     # collections come from the maintenance tick, not mid-packet.
     collector_pacing = PacedCollector()
@@ -245,7 +264,7 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
                 raise StopServing
 
     def reload_in_background() -> None:
-        engine, text = load_engine(spec.rules, spec.config, spec.cache_dir)
+        engine, text, _report = load_engine(spec.rules, spec.config, spec.cache_dir)
         if engine is None and spec.rules:
             local[_INDEX["reload_failures"]] += 1
             log.warning("queue %d: reload failed (%s); keeping the running rules",
@@ -256,7 +275,7 @@ def worker_main(spec: WorkerSpec, events_queue, control, counters, heartbeat) ->
     source = NfqSource(spec.queue_num, handle, fail_open=spec.fail_open,
                        fallback_verdict=ACCEPT if spec.fail_open else DROP)
     control.send(("ready", {"queue": spec.queue_num, "fail_open_flag": source.fail_open_set,
-                            "pipeline": message}))
+                            "pipeline": message, "rules": rules}))
     try:
         while not stopping.is_set():
             source.serve()    # returns when idle for a moment, or to stop
@@ -674,12 +693,21 @@ class InlineService:
             if slot.control.poll(timeout):
                 kind, info = slot.control.recv()
                 if kind == "ready":
+                    rules = info.pop("rules", None)
                     slot.ready = True
                     slot.info = info
                     slot.heartbeat.value = time.time()
                     log.info("queue %d ready: %s", slot.spec.queue_num, info)
+                    if rules is not None:
+                        self._write_rules_report(rules)
         except (EOFError, OSError):
             pass
+
+    def _write_rules_report(self, report: dict) -> None:
+        try:
+            _write_json(self.data_dir / RULES_REPORT_FILE, report)
+        except OSError as exc:
+            log.warning("rules report not written: %s", exc)
 
     def _watchdog(self, now: float) -> None:
         for slot in self.slots:
@@ -713,12 +741,14 @@ class InlineService:
         if spec is None or spec.inspect != "full":
             return
         rules = self._rule_list()
-        engine, message = load_engine(rules, self.config, spec.cache_dir)
+        engine, message, report = load_engine(rules, self.config, spec.cache_dir)
         if engine is None and rules:
             self.reload_failures += 1
             log.error("reload failed (%s); keeping the running rules", message)
             return
         log.info("reload: %s; swapping in %d worker(s)", message, len(self.slots))
+        if report is not None:
+            self._write_rules_report(report)
         # Nothing the new rules might need stays in the kernel while they
         # are swapped in; the fast path follows from their analysis.
         generation = self._new_fastpath_generation()
@@ -745,8 +775,8 @@ class InlineService:
             generation = self._new_fastpath_generation()
         try:
             if engine is None:
-                engine, _ = load_engine(self._rule_list(), self.config,
-                                        str(self.data_dir / "rule-cache"))
+                engine, _message, _report = load_engine(self._rule_list(), self.config,
+                                                        str(self.data_dir / "rule-cache"))
             rules = [engine.rule(i) for i in range(len(engine.rules))] if engine else []
             self._set_fastpath(fastpath.Analysis.of(rules), generation)
         except Exception:  # noqa: BLE001 - the fast path is an optimisation: stay off

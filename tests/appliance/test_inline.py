@@ -112,6 +112,13 @@ def test_no_byte_of_a_loader_executable_reaches_the_camera(lab):
     assert alerts and all(a["alert"]["action"] == "blocked" for a in alerts)
 
 
+def test_the_box_reports_what_its_engine_loaded_for_the_dashboard(lab):
+    report = json.loads((Path(lab.data_dir) / "rules-report.json").read_text())
+    shipped = [line for line in Path(RULES[0]).read_text().splitlines()
+               if line.startswith("drop ")]
+    assert (report["loaded"], report["refused"], report["syntax_errors"]) == (len(shipped), 0, 0)
+
+
 def test_infected_device_scan_is_alerted(lab):
     lab.act("cam", "telnet-scan")
     assert _alerts_for(lab.data_dir, 9100030)

@@ -38,3 +38,23 @@ def test_worker_priority_falls_back_when_not_permitted(monkeypatch):
     monkeypatch.setattr(service.os, "sched_setscheduler", refuse)
     assert service.raise_priority("realtime") == "normal"
     assert service.raise_priority("normal") == "normal"
+
+
+def test_the_rules_report_says_what_was_refused_with_file_and_line(tmp_path):
+    from ips.config import Config
+    rules = tmp_path / "local.rules"
+    rules.write_text('alert tcp any any -> any any (msg:"fine"; content:"x"; sid:1;)\n'
+                     'alert sip any any -> any any (msg:"never fires here"; content:"INVITE"; sid:2;)\n'
+                     'alert tcp any any -> any any (msg:"broken"; content:"x"; sid:3\n')
+    engine, message, report = service.load_engine([str(rules)], Config(), None)
+    assert engine is not None and message == "1 rules loaded, 1 refused, 1 with syntax errors"
+    assert (report["loaded"], report["refused"], report["syntax_errors"]) == (1, 1, 1)
+    assert report["by_reason"] == {"unsupported-protocol: sip": 1}
+    assert [(r["file"], r["line"], r["sid"]) for r in report["rules"]] == [("local.rules", 3, 3),
+                                                                         ("local.rules", 2, 2)]
+    assert report["rules"][1]["reason"] == "unsupported-protocol: sip"
+
+
+def test_no_rules_no_report():
+    from ips.config import Config
+    assert service.load_engine([], Config(), None) == (None, "no rules", None)

@@ -96,6 +96,19 @@ def test_alert_filters_detail_and_mute(authed):
     assert authed.get(f"/api/alerts/{detail['id']}").json()["acknowledged"] is True
 
 
+def test_rules_page_shows_what_the_engine_refused(authed, store_path):
+    assert authed.get("/api/rules").json()["engine"] is None      # no inline service yet
+    report = {"loaded": 24801, "refused": 2, "syntax_errors": 0, "time": time.time(),
+              "by_reason": {"unsupported-protocol: dcerpc": 1, "unsupported-keyword: asn1": 1},
+              "rules": [{"file": "emerging-exploit.rules", "line": 17, "sid": 2100001,
+                         "reason": "unsupported-keyword: asn1"}]}
+    (store_path.parent / "rules-report.json").write_text(json.dumps(report))
+    assert authed.get("/api/rules").json()["engine"] == report
+    page = authed.get("/rules").text
+    assert "24801 rules loaded, 2 refused" in page
+    assert "unsupported-protocol: dcerpc" in page and "emerging-exploit.rules" in page
+
+
 def test_rules_summary_and_toggles(authed, store):
     summary = authed.get("/api/rules").json()
     assert (summary["total"], summary["active"], summary["patches"]) == (4, 3, 2)

@@ -5,6 +5,7 @@ when Playwright or Chromium is missing.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -154,9 +155,19 @@ def test_dashboard_end_to_end(page, store, store_path, tmp_path_factory):
     shot(page, "anomaly")
     # A virtual patch that came with the signed feed is listed like a shipped one.
     _install_feed(store_path.parent, tmp_path_factory.mktemp("vendor"))
+    # What the inline service reports of the engine it loaded (ET Open's figures).
+    (store_path.parent / "rules-report.json").write_text(json.dumps({
+        "loaded": 24801, "refused": 26, "syntax_errors": 1, "time": time.time(),
+        "by_reason": {"unsupported-keyword: file.data": 17, "unsupported-keyword: asn1": 4,
+                      "unsupported-protocol: dcerpc": 1},
+        "rules": [{"file": "emerging-exploit.rules", "line": 2213, "sid": 2041733,
+                   "reason": "unsupported-keyword: file.data"}]}))
     page.goto("/rules")
     expect(page.locator("#patches")).to_contain_text("CVE-2021-36260")
     expect(page.locator("#patches")).to_contain_text("CVE-2024-3721")
+    expect(page.locator("#engine-report")).to_contain_text("24801 rules loaded, 26 refused")
+    page.click("#engine-report summary")
+    expect(page.locator("#refused-rules")).to_contain_text("emerging-exploit.rules")
     shot(page, "rules")
     page.goto("/settings")
     page.select_option("select[name=failure_policy]", "fail-closed")

@@ -1,5 +1,9 @@
-"""Rules: ruleset version and counts, virtual patches, enable/disable."""
+"""Rules: ruleset version and counts, virtual patches, enable/disable, and
+what the running engine refused (`ips.service.RULES_REPORT_FILE`, written
+by the inline service next to the store)."""
 from __future__ import annotations
+
+import json
 
 from fastapi import APIRouter, HTTPException, status
 
@@ -36,7 +40,21 @@ def rules_summary(store, settings) -> dict:
         "disabled_sids": sorted(disabled_sids),
         "disabled_categories": sorted(disabled_categories),
         "feed": state["feed"],
+        "engine": engine_report(settings),
     }
+
+
+ENGINE_REPORT_FILE = "rules-report.json"     # ips.service.RULES_REPORT_FILE
+
+
+def engine_report(settings) -> dict | None:
+    """What the running engine loaded and refused, with file and line (None:
+    no inline service has written it yet, as offline)."""
+    try:
+        report = json.loads((settings.store_path.parent / ENGINE_REPORT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return report if isinstance(report, dict) else None
 
 
 def patch_list(store, settings) -> list[dict]:
