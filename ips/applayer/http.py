@@ -317,13 +317,17 @@ _RESPONSE_HEADER_BUFFERS = {
 
 
 def _split_lines(section: bytes) -> list[bytes]:
-    """Lines ending in LF or CRLF (both are accepted, as libhtp does)."""
+    """A header section's lines, ending in LF or CRLF (both are accepted, as
+    libhtp does), without the empty ones that end the section."""
     if section.count(b"\n") == section.count(b"\r\n"):   # all CRLF: one C split
         lines = section.split(b"\r\n")
         if lines[-1].endswith(b"\r"):
             lines[-1] = lines[-1][:-1]
-        return lines
-    return [line[:-1] if line.endswith(b"\r") else line for line in section.split(b"\n")]
+    else:
+        lines = [line[:-1] if line.endswith(b"\r") else line for line in section.split(b"\n")]
+    while lines and lines[-1] == b"":
+        lines.pop()
+    return lines
 
 
 # -- transactions ----------------------------------------------------------------
@@ -714,8 +718,6 @@ class HttpParser:
     def _on_request(self, section: bytes, updated) -> None:
         side = self.requests
         lines = _split_lines(section)
-        while lines and lines[-1] == b"":
-            lines.pop()
         request_line = lines[0] if lines else b""
         http_tx = side.partial
         side.partial = None
@@ -942,8 +944,6 @@ class HttpParser:
     def _on_response_section(self, section: bytes, updated) -> None:
         side = self.responses
         lines = _split_lines(section)
-        while lines and lines[-1] == b"":
-            lines.pop()
         status_line = lines[0] if lines else b""
         match = _STATUS_RE.match(status_line)
         http_tx = self._response_tx(updated)
