@@ -373,7 +373,7 @@ class TelnetParser:
                 queued, reading.queued = reading.queued, []
                 if number == 0:
                     for line, _pushed in queued:
-                        self._command(line.replace(b"\0", b""), out)
+                        self._command(line, out)
 
     def _user_prompt(self, out: list[Tx]) -> None:
         if self.attempt is not None and not self.attempt.complete:
@@ -434,7 +434,7 @@ class TelnetParser:
                     continue
                 if self.logged_in and not self.prompts[reading.next_prompt:]:
                     if number == 0:
-                        self._command(line.replace(b"\0", b""), out)
+                        self._command(line, out)
                     continue
                 if reading.next_prompt < len(self.prompts):
                     reading.next_prompt += 1
@@ -445,7 +445,7 @@ class TelnetParser:
                     # No room left to wait for a prompt: a line typed this
                     # far ahead is for a shell if for anything, and is
                     # inspected as a command now rather than dropped.
-                    self._command(line.replace(b"\0", b""), out)
+                    self._command(line, out)
         return out
 
     def _answer(self, index: int, line: bytes, pushed: list[bytes], primary: bool,
@@ -497,6 +497,7 @@ class TelnetParser:
             out.append(attempt)
 
     def _command(self, line: bytes, out: list[Tx]) -> None:
+        line = line.replace(b"\0", b"")        # telnet's CR NUL: no part of the command
         if not line:
             return
         if self.session is None or self.session.complete:
