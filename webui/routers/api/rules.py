@@ -8,6 +8,7 @@ import json
 from fastapi import APIRouter, HTTPException, status
 
 from ips import control
+from ips.service import RULES_REPORT_FILE
 from webui import queries, rules_catalog
 from webui.deps import CsrfDep, SettingsDep, StoreDep, UserDep
 from webui.models import Done, RuleToggle
@@ -44,14 +45,11 @@ def rules_summary(store, settings) -> dict:
     }
 
 
-ENGINE_REPORT_FILE = "rules-report.json"     # ips.service.RULES_REPORT_FILE
-
-
 def engine_report(settings) -> dict | None:
     """What the running engine loaded and refused, with file and line (None:
     no inline service has written it yet, as offline)."""
     try:
-        report = json.loads((settings.store_path.parent / ENGINE_REPORT_FILE).read_text())
+        report = json.loads((settings.store_path.parent / RULES_REPORT_FILE).read_text())
     except (OSError, ValueError):
         return None
     return report if isinstance(report, dict) else None
