@@ -10,6 +10,17 @@ from ips.detect import DetectEngine
 from ips.packet import Packet
 
 
+class AlertLog:
+    """Replay consumer (`ips.replay.replay(..., consumers=[...])`): every alert
+    event, in the order the collector emits them."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def alert(self, event) -> None:
+        self.events.append(event)
+
+
 class FakeFlow:
     """Stand-in with the attributes DetectEngine reads from ips.flow.Flow."""
 

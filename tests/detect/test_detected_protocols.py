@@ -17,6 +17,7 @@ from ips.config import Config
 from ips.detect import DetectEngine
 from ips.replay import replay
 from tests.applayer.applayer_helpers import PCAPS
+from tests.detect.factories import AlertLog
 from tests.detect.make_cases import _tcp_session
 
 # ET Open's rule, as shipped
@@ -27,22 +28,12 @@ FTP_RULE = ('alert ftp $EXTERNAL_NET any -> $HOME_NET any (msg:"GPL FTP passwd r
 OUTSIDE, NAS = "203.0.113.5", "192.0.2.30"
 
 
-class _Alerts:
-    def __init__(self) -> None:
-        self.sids: list[int] = []
-        self.ports: list[int] = []
-
-    def alert(self, event) -> None:
-        self.sids.append(event.signature_id)
-        self.ports.append(event.src_port)
-
-
-def _run(tmp_path: Path, rules: str, pcaps: list[str]) -> _Alerts:
+def _run(tmp_path: Path, rules: str, pcaps: list[str]) -> AlertLog:
     (tmp_path / "test.rules").write_text(rules + "\n")
     config = Config()
     engine, report = DetectEngine.load([str(tmp_path / "test.rules")], config)
     assert not report.skipped and not report.errors
-    alerts = _Alerts()
+    alerts = AlertLog()
     replay(pcaps, engine, tmp_path / "out", config, consumers=[alerts], progress=False)
     return alerts
 
@@ -57,7 +48,7 @@ def test_an_ftp_rule_fires_on_ftp_and_not_on_the_same_bytes_in_pop3(tmp_path):
                         sport=41001, start=10.0, client=OUTSIDE, server=NAS, dport=110)
     wrpcap(str(tmp_path / "ftp.pcap"), ftp + pop3)
     alerts = _run(tmp_path, FTP_RULE, [str(tmp_path / "ftp.pcap")])
-    assert alerts.sids == [2100356] and alerts.ports == [41000]
+    assert [(a.signature_id, a.src_port) for a in alerts.events] == [(2100356, 41000)]
 
 
 def test_tls_certs_reads_every_certificate_of_the_chain_and_ja3s_is_filled(tmp_path):
@@ -71,4 +62,4 @@ def test_tls_certs_reads_every_certificate_of_the_chain_and_ja3s_is_filled(tmp_p
         'content:"Symantec Class 3 Secure Server CA - G4"; sid:1;)',
         f'alert tls any any -> any any (msg:"ja3s"; ja3s.hash; content:"{ja3s}"; sid:2;)'])
     alerts = _run(tmp_path, rules, [str(PCAPS / "benign/ndpi/alexa-app.pcapng")])
-    assert {1, 2} <= set(alerts.sids)
+    assert {1, 2} <= {a.signature_id for a in alerts.events}

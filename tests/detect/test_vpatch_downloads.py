@@ -24,6 +24,7 @@ from scapy.all import IP, UDP, Ether, Raw, wrpcap
 from ips.config import Config
 from ips.detect import DetectEngine
 from ips.replay import replay
+from tests.detect.factories import AlertLog
 from tests.detect.make_cases import CLIENT_MAC, SERVER_MAC, _request, _stamp, _tcp_session
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -199,16 +200,6 @@ OTHER_FLOWS = [
 ]
 
 
-class _Alerts:
-    """Collector consumer: the alerts of each flow, by its first packet number."""
-
-    def __init__(self) -> None:
-        self.events: list = []
-
-    def alert(self, event) -> None:
-        self.events.append(event)
-
-
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory):
     folder = tmp_path_factory.mktemp("vpatch-downloads")
@@ -222,7 +213,7 @@ def outcome(tmp_path_factory):
     config.stream_inline = True     # as the box runs: data is inspected when it arrives
     engine, report = DetectEngine.load([str(PATCHES)], config)
     assert not report.skipped and not report.errors
-    alerts = _Alerts()
+    alerts = AlertLog()
     summary = replay([str(folder / "downloads.pcap")], engine, folder / "out", config,
                      consumers=[alerts], progress=False)
     assert summary.packets == len(frames)

@@ -66,6 +66,7 @@ from scapy.utils import RawPcapWriter
 from ips.config import Config
 from ips.detect import DetectEngine
 from ips.replay import replay
+from tests.detect.factories import AlertLog
 from tests.detect.make_cases import CLIENT_MAC, SERVER_MAC
 from tests.differential.responses import BASELINE, CASES, PATH, Case
 from tests.differential.servers import (HOST, ServerStartError, create_namespace, delete_namespace,
@@ -440,16 +441,6 @@ def write_pcap(outcomes: list[Outcome], path: Path) -> tuple[list[Flow], int]:
     return flows, count
 
 
-class _Alerts:
-    """Replay consumer: every alert."""
-
-    def __init__(self) -> None:
-        self.events: list = []
-
-    def alert(self, event) -> None:
-        self.events.append(event)
-
-
 def judge(outcomes: list[Outcome], workdir: Path) -> list[str]:
     """Replay every outcome through the pipeline (inline stream mode, the
     shipped rules) and fill in its verdicts; returns sanity failures."""
@@ -458,7 +449,7 @@ def judge(outcomes: list[Outcome], workdir: Path) -> list[str]:
     config = Config()
     config.stream_inline = True     # as the box runs: data is inspected when it arrives
     engine, report = DetectEngine.load([str(RULES)], config)
-    alerts = _Alerts()
+    alerts = AlertLog()
     summary = replay([str(pcap)], engine, workdir / "replay", config, consumers=[alerts], progress=False)
     by_port: dict[int, list] = {}
     for event in alerts.events:
