@@ -303,9 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("replay", help="run captures through the engine offline")
-    p.add_argument("-r", dest="pcaps", action="append", required=True, metavar="PCAP")
-    p.add_argument("-S", dest="rules", action="append", metavar="RULES",
-                   help="rule file or directory (repeatable)")
+    # `-S a.rules b.rules` (what a shell glob gives) and `-S a -S b` both work.
+    p.add_argument("-r", dest="pcaps", action="extend", nargs="+", required=True, metavar="PCAP",
+                   help="capture file or directory (repeatable; several may follow one -r)")
+    p.add_argument("-S", dest="rules", action="extend", nargs="+", metavar="RULES",
+                   help="rule file or directory (repeatable; several may follow one -S)")
     p.add_argument("-l", dest="outdir", required=True, metavar="OUTDIR")
     p.add_argument("-k", dest="checksum", choices=["none", "all", "auto"], default="auto")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[])
@@ -320,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rules", help="rule tools")
     rsub = p.add_subparsers(dest="rules_command", required=True)
     c = rsub.add_parser("check", help="parse rules; report what would be skipped and why")
-    c.add_argument("-S", dest="rules", action="append", required=True, metavar="RULES")
+    c.add_argument("-S", dest="rules", action="extend", nargs="+", required=True, metavar="RULES",
+                   help="rule file or directory (repeatable; several may follow one -S)")
     c.add_argument("--verbose", "-v", action="store_true", help="list every skipped rule")
     c.set_defaults(func=cmd_rules_check)
 

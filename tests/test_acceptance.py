@@ -27,17 +27,29 @@ def test_project_detection_cases(capsys):
 
 def test_et_open_coverage_and_reasons(shared_data, capsys):
     rules = sorted((shared_data / "rules" / "et-open").glob("*.rules"))
-    argv = ["rules", "check"]
-    for path in rules:
-        argv += ["-S", str(path)]
-    reefguard(argv)
+    # As the issue writes it: `rules check -S ../et-open/*.rules`, the files
+    # a shell glob gives after one -S.
+    rc = reefguard(["rules", "check", "-S", *map(str, rules)])
     out = capsys.readouterr().out
+    assert rc == 1, "ET has one syntax error (emerging-info.rules:3335): non-zero exit"
     loaded, skipped = map(int, re.search(r"^(\d+) loaded, (\d+) skipped$", out, re.M).groups())
     assert loaded / 24827 >= 0.97, out[-2000:]
     # every skipped rule is accounted for by a reason line
     reasons = sum(int(n) for n in re.findall(r"^\s+(\d+)\s+\S", out, re.M))
     errors = len(re.findall(r"^error: \S+:\d+ ", out, re.M))
     assert reasons + errors == skipped, out[-3000:]
+
+
+def test_rules_check_takes_files_after_one_or_many_S(tmp_path, capsys):
+    good = tmp_path / "good.rules"
+    good.write_text('alert tcp any any -> any 80 (msg:"a"; content:"x"; sid:1;)\n')
+    odd = tmp_path / "odd.rules"
+    odd.write_text('alert tcp any any -> any 80 (msg:"b"; asn1:oversize_length 1; sid:2;)\n')
+    assert reefguard(["rules", "check", "-S", str(good), str(odd)]) == 0
+    one = capsys.readouterr().out
+    assert reefguard(["rules", "check", "-S", str(good), "-S", str(odd)]) == 0
+    assert capsys.readouterr().out == one
+    assert re.search(r"^1 loaded, 1 skipped$", one, re.M), one
 
 
 def test_replay_every_shared_capture_without_a_traceback(shared_data, tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""`reefguard rules check -S FILE [-S FILE ...]`: what would load, and why not.
+"""`reefguard rules check -S FILE [FILE ...] [-S FILE ...]`: what would load, and why not.
 
 Prints the skipped rules counted by reason (and keyword), each syntax error
 with its file and line, then exactly `N loaded, M skipped`. Exits 1 when any
@@ -14,8 +14,8 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="reefguard rules check",
                                      description="Parse rule files and report what loads.")
-    parser.add_argument("-S", "--rules", dest="rules", action="append", required=True,
-                        metavar="FILE", help="rule file (repeatable)")
+    parser.add_argument("-S", "--rules", dest="rules", action="extend", nargs="+", required=True,
+                        metavar="FILE", help="rule file (repeatable; several may follow one -S)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="list every skipped rule with file, line and sid")
     args = parser.parse_args(argv)
