@@ -73,7 +73,7 @@ BUFFERS = {
     "tls.sni": ("tls", "ts"), "tls.cert_subject": ("tls", "tc"), "tls.cert_issuer": ("tls", "tc"),
     "tls.cert_serial": ("tls", "tc"), "tls.cert_fingerprint": ("tls", "tc"),
     "tls.certs": ("tls", "tc"), "ja3.hash": ("tls", "ts"), "ja3.string": ("tls", "ts"),
-    "ja3s.hash": ("tls", "tc"), "ja3s.string": ("tls", "tc"),
+    "ja3s.hash": ("tls", "tc"), "ja3s.string": ("tls", "tc"), "ja4.hash": ("tls", "ts"),
     "ssh.proto": ("ssh", None), "ssh.software": ("ssh", None),
     # ReefGuard's own (Suricata 7 has no telnet parser): a login attempt's
     # user name and password and the lines typed after a login, as the

@@ -63,3 +63,21 @@ def test_tls_certs_reads_every_certificate_of_the_chain_and_ja3s_is_filled(tmp_p
         f'alert tls any any -> any any (msg:"ja3s"; ja3s.hash; content:"{ja3s}"; sid:2;)'])
     alerts = _run(tmp_path, rules, [str(PCAPS / "benign/ndpi/alexa-app.pcapng")])
     assert {1, 2} <= {a.signature_id for a in alerts.events}
+
+
+def test_ja4_hash_matches_ndpi_fingerprints(tmp_path):
+    # `ja4.hash` (Suricata 7.0.5+, 8): the parser already computed JA4 for
+    # EVE; the rule keyword was refused. Two of nDPI's fingerprints for this
+    # capture, one frequent and one seen once, and one nDPI never reports.
+    expected = (PCAPS / "benign/ndpi/expected/alexa-app.pcapng.out").read_text()
+    assert expected.count("JA4: t12d1510h2_f0daf39aad75_e69ac49eb88f") == 73
+    assert expected.count("JA4: t12d200700_93851ff8129a_036209cd1ead") == 1
+    rules = "\n".join([
+        'alert tls any any -> any any (msg:"a"; ja4.hash; '
+        'content:"t12d1510h2_f0daf39aad75_e69ac49eb88f"; sid:1;)',
+        'alert tls any any -> any any (msg:"b"; ja4.hash; '
+        'content:"t12d200700_93851ff8129a_036209cd1ead"; sid:2;)',
+        'alert tls any any -> any any (msg:"c"; ja4.hash; content:"t13d"; startswith; sid:3;)'])
+    alerts = _run(tmp_path, rules, [str(PCAPS / "benign/ndpi/alexa-app.pcapng")])
+    fired = [a.signature_id for a in alerts.events]
+    assert fired.count(1) == 73 and fired.count(2) == 1 and 3 not in fired
