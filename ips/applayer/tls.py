@@ -502,8 +502,13 @@ class TlsParser:
             return
         self.tx.buffers["tls.cert_subject"] = subject.encode()
         self.tx.buffers["tls.cert_issuer"] = issuer.encode()
-        serial = format(certificate.serial_number, "X")
-        fingerprint = hashlib.sha1(der).hexdigest()
+        # As Suricata writes both (buffer and EVE): the serial's DER bytes
+        # (a leading 00 kept when the high bit is set) and the SHA-1, as
+        # colon-separated hex; ET's rules match these forms.
+        number = certificate.serial_number
+        raw_serial = number.to_bytes((number.bit_length() + 8) // 8, "big", signed=number < 0)
+        serial = raw_serial.hex(":").upper()
+        fingerprint = hashlib.sha1(der).digest().hex(":")
         not_before = not_after = None
         try:
             not_before = certificate.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%S")
@@ -524,7 +529,8 @@ class TlsParser:
         record = self.record
         record["subject"] = subject
         record["issuerdn"] = issuer
-        record["fingerprint"] = ":".join([fingerprint[i:i + 2] for i in range(0, 40, 2)])
+        record["serial"] = serial
+        record["fingerprint"] = fingerprint
         if not_before is not None:
             record["notbefore"] = not_before
         if not_after is not None:
@@ -532,6 +538,6 @@ class TlsParser:
 
     def _complete(self) -> None:
         self.tx.complete = True
-        order = ("subject", "issuerdn", "fingerprint", "sni", "version", "notbefore",
+        order = ("subject", "issuerdn", "serial", "fingerprint", "sni", "version", "notbefore",
                  "notafter", "ja3", "ja3s", "ja4")
         self.tx.record = {key: self.record[key] for key in order if key in self.record}

@@ -173,9 +173,13 @@ def test_a_cached_certificate_gives_the_same_fields_and_events():
     assert (first.tx.buffers, first.record) == (second.tx.buffers, second.record)
     assert first.record == {
         "subject": "C=US, CN=camera.example", "issuerdn": "C=US, CN=camera.example",
+        "serial": "00:C0:FF:EE",
         "fingerprint": ":".join(hashlib.sha1(der).hexdigest()[i:i + 2] for i in range(0, 40, 2)),
         "notbefore": "2020-01-02T03:04:05", "notafter": "2020-02-01T03:04:05"}
-    assert first.tx.buffers["tls.cert_serial"] == b"C0FFEE"
+    # Suricata's forms, which ET's rules match: the serial's DER bytes
+    # (0xC0 has its high bit set, so DER keeps a 00) and the colon SHA-1.
+    assert first.tx.buffers["tls.cert_serial"] == b"00:C0:FF:EE"
+    assert first.tx.buffers["tls.cert_fingerprint"] == first.record["fingerprint"].encode()
     assert len(tls_module._certificates) <= tls_module._CERTIFICATE_CACHE_LIMIT
     # A certificate larger than the per-entry bound is decoded every time, not kept.
     tls_module._certificates.clear()

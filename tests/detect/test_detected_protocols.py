@@ -81,3 +81,16 @@ def test_ja4_hash_matches_ndpi_fingerprints(tmp_path):
     alerts = _run(tmp_path, rules, [str(PCAPS / "benign/ndpi/alexa-app.pcapng")])
     fired = [a.signature_id for a in alerts.events]
     assert fired.count(1) == 73 and fired.count(2) == 1 and 3 not in fired
+
+
+def test_cert_fingerprint_and_serial_are_in_suricatas_colon_form(tmp_path):
+    # ET writes `tls.cert_serial; content:"0A:E1:…"` and fingerprints as
+    # colon-separated SHA-1: in bare hex (as before) such rules never fired.
+    rules = "\n".join([
+        'alert tls any any -> any any (msg:"fp"; tls.cert_fingerprint; '
+        'content:"ef:14:6c:f1:5c:4a:f8:4d:ba:83:c2:1e:6c:5b:ed:c4:fa:34:1c:3e"; sid:1;)',
+        'alert tls any any -> any any (msg:"serial"; tls.cert_serial; '
+        'pcre:"/^(?:[0-9A-F]{2}:)+[0-9A-F]{2}$/"; sid:2;)'])
+    alerts = _run(tmp_path, rules, [str(PCAPS / "benign/ndpi/alexa-app.pcapng")])
+    fired = {a.signature_id for a in alerts.events}
+    assert fired == {1, 2}
