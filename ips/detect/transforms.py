@@ -10,6 +10,9 @@ import hashlib
 import re
 
 _WHITESPACE = re.compile(rb"[ \t\r\n\v\f]+")
+# A run of whitespace after its first byte: Suricata's compress_whitespace
+# keeps that first byte as it is (a tab stays a tab), drops the rest.
+_WHITESPACE_AFTER_FIRST = re.compile(rb"(?<=[ \t\r\n\v\f])[ \t\r\n\v\f]+")
 _PERCENT = re.compile(rb"%([0-9a-fA-F]{2})")
 
 
@@ -22,7 +25,7 @@ TRANSFORMS = {
     "to_lowercase": bytes.lower,
     "to_uppercase": bytes.upper,
     "strip_whitespace": lambda data: _WHITESPACE.sub(b"", data),
-    "compress_whitespace": lambda data: _WHITESPACE.sub(b" ", data),
+    "compress_whitespace": lambda data: _WHITESPACE_AFTER_FIRST.sub(b"", data),
     "url_decode": _url_decode,
     "to_md5": lambda data: hashlib.md5(data).digest(),
     "to_sha1": lambda data: hashlib.sha1(data).digest(),
