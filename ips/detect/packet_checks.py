@@ -172,6 +172,71 @@ def _read_ip_proto(pkt):
     return pkt.proto if pkt.ip_version else None
 
 
+def _read_mss(pkt):
+    """The TCP MSS option's value, None without one (Suricata's tcp.mss)."""
+    if pkt.proto != 6:
+        return None
+    options = pkt.tcp_options
+    position, end = 0, len(options)
+    while position < end:
+        kind = options[position]
+        if kind == 0:
+            return None
+        if kind == 1:
+            position += 1
+            continue
+        if position + 1 >= end or options[position + 1] < 2:
+            return None
+        length = options[position + 1]
+        if kind == 2:
+            return int.from_bytes(options[position + 2:position + 4], "big") \
+                if length == 4 and position + 4 <= end else None
+        position += length
+    return None
+
+
+# ipopts names (Suricata's detect-ipopts.c) and their IPv4 option types.
+IP_OPTIONS = {"eol": 0, "nop": 1, "rr": 7, "ts": 68, "sec": 130, "lsrr": 131, "esec": 133,
+              "satid": 136, "ssrr": 137}
+
+
+def _ipv4_option_types(pkt) -> set[int]:
+    """The option types in an IPv4 header, up to the end-of-list option."""
+    found = set()
+    data = pkt.data
+    position, end = pkt.ip_offset + 20, min(pkt.l4_offset, len(data))
+    while position < end:
+        kind = data[position]
+        found.add(kind)
+        if kind == 0:
+            break
+        if kind == 1:
+            position += 1
+            continue
+        if position + 1 >= end or data[position + 1] < 2:
+            break
+        position += data[position + 1]
+    return found
+
+
+class _IpOpts:
+    """`ipopts:NAME` (or `any`): the IPv4 header carries that option."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, value: str) -> None:
+        name = value.strip().lower()
+        if name != "any" and name not in IP_OPTIONS:
+            raise ValueError(f"unknown ipopts {value!r}")
+        self.kind = None if name == "any" else IP_OPTIONS[name]
+
+    def match(self, pkt) -> bool:
+        if pkt.ip_version != 4 or pkt.l4_offset <= pkt.ip_offset + 20:
+            return False
+        found = _ipv4_option_types(pkt)
+        return bool(found) if self.kind is None else self.kind in found
+
+
 _read_icmp_id = _icmp_field(4)
 _read_icmp_seq = _icmp_field(6)
 
@@ -179,7 +244,8 @@ _read_icmp_seq = _icmp_field(6)
 # ruleset pickles into the on-disk cache.
 READERS = {"dsize": _read_dsize, "ttl": _read_ttl, "itype": _read_itype, "icode": _read_icode,
            "ack": _read_ack, "seq": _read_seq, "window": _read_window,
-           "icmp_id": _read_icmp_id, "icmp_seq": _read_icmp_seq, "ip_proto": _read_ip_proto}
+           "icmp_id": _read_icmp_id, "icmp_seq": _read_icmp_seq, "ip_proto": _read_ip_proto,
+           "tcp.mss": _read_mss}
 
 
 class _Compare:
@@ -307,7 +373,7 @@ def apply_flowints(rule, flow) -> None:
 # The width of each field (Suricata refuses a value the field cannot hold).
 _FIELD_MAX = {"dsize": 0xFFFF, "ttl": 0xFF, "itype": 0xFF, "icode": 0xFF, "ack": 0xFFFFFFFF,
               "seq": 0xFFFFFFFF, "icmp_id": 0xFFFF, "icmp_seq": 0xFFFF, "window": 0xFFFF,
-              "ip_proto": 0xFF}
+              "ip_proto": 0xFF, "tcp.mss": 0xFFFF}
 
 
 def _in_range(keyword: str, *numbers: int) -> None:
@@ -320,15 +386,15 @@ def build(keyword: str, value: str | None):
     value = (value or "").strip()
     if keyword in ("icmp_id", "icmp_seq") and len(value) >= 2 and value[0] == value[-1] == '"':
         value = value[1:-1].strip()                 # Suricata takes icmp_id:"300" too
-    if keyword in ("dsize", "ttl", "itype", "icode", "ack", "seq", "icmp_id", "icmp_seq"):
+    if keyword in ("dsize", "ttl", "itype", "icode", "ack", "seq", "icmp_id", "icmp_seq",
+                   "window", "tcp.mss"):
+        # Suricata 8's integer keywords (window and tcp.mss among them).
         check = UintCheck(value)
-        _in_range(keyword, check.low, check.high)
+        _in_range(keyword, check.low, check.high,
+                  *(() if check.mask is None else (check.mask,)))
         return _FieldCheck(keyword, check)
-    if keyword == "window":
-        negated = value.startswith("!")
-        number = int(value.lstrip("!").strip(), 0)
-        _in_range(keyword, number)
-        return _FieldCheck(keyword, _Compare("!" if negated else "", number))
+    if keyword == "ipopts":
+        return _IpOpts(value)
     if keyword == "ip_proto":
         match = _IP_PROTO.match(value)
         if match is None:

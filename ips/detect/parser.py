@@ -1231,8 +1231,10 @@ def _apply_option(builder: _Builder, name: str, value: str | None) -> None:
     elif name == "urilen":
         _opt_urilen(builder, value)
     elif name in ("dsize", "itype", "icode", "ttl", "ip_proto", "flags", "ack", "seq", "window",
-                  "icmp_id", "icmp_seq", "fragbits", "sameip", "tcp.flags", "stream_size"):
-        _opt_packet_check(builder, "flags" if name == "tcp.flags" else name, value)
+                  "icmp_id", "icmp_seq", "fragbits", "sameip", "tcp.flags", "stream_size",
+                  "tcp.window", "tcp.mss", "ipopts"):
+        aliases = {"tcp.flags": "flags", "tcp.window": "window"}
+        _opt_packet_check(builder, aliases.get(name, name), value)
     elif name == "flow":
         _opt_flow(builder, value)
     elif name == "flowbits":

@@ -254,27 +254,48 @@ class IsDataAt:
 
 
 class UintCheck:
-    """Suricata's integer comparisons: N, <N, <=N, >N, >=N, A<>B (exclusive), A-B, !N."""
+    """Suricata's integer comparisons (detect/uint.rs): N, =N, !N, !=N, <N,
+    <=N, >N, >=N, A-B and A<>B (exclusive ranges), !A-B, and bitmasks
+    &M=V / &M!=V. Numbers are decimal or 0x hex, with an optional kb/mb/gb
+    (or kib/mib/gib) multiplier."""
 
-    __slots__ = ("mode", "low", "high")
+    __slots__ = ("mode", "low", "high", "mask")
 
-    _FORM = re.compile(r"^\s*(!|<=|>=|<|>|=)?\s*(\d+)\s*(?:(<>|-)\s*(\d+))?\s*$")
+    _NUMBER = r"(0[xX][0-9a-fA-F]+|\d+)\s*(kib|kb|mib|mb|gib|gb)?"
+    _FORM = re.compile(r"^\s*(!=|!|<=|>=|<|>|=)?\s*" + _NUMBER
+                       + r"\s*(?:(<>|-)\s*" + _NUMBER + r")?\s*$", re.I)
+    _MASK = re.compile(r"^\s*&\s*" + _NUMBER + r"\s*(!=|=)\s*" + _NUMBER + r"\s*$", re.I)
+    _UNITS = {"kb": 1 << 10, "kib": 1 << 10, "mb": 1 << 20, "mib": 1 << 20,
+              "gb": 1 << 30, "gib": 1 << 30}
+
+    @classmethod
+    def _number(cls, digits: str, unit: str | None) -> int:
+        return int(digits, 0) * (cls._UNITS[unit.lower()] if unit else 1)
 
     def __init__(self, text: str) -> None:
+        self.mask = None
+        masked = self._MASK.match(text)
+        if masked is not None:
+            mask, mask_unit, op, value, value_unit = masked.groups()
+            self.mask = self._number(mask, mask_unit)
+            self.mode = "mask=" if op == "=" else "mask!="
+            self.low = self.high = self._number(value, value_unit)
+            return
         match = self._FORM.match(text)
         if match is None:
             raise ValueError(f"bad number comparison {text!r}")
-        op, first, range_op, second = match.groups()
+        op, first, first_unit, range_op, second, second_unit = match.groups()
+        low = self._number(first, first_unit)
         if range_op:
             if op not in (None, "!"):
                 raise ValueError(f"bad range {text!r}")
             self.mode = "notrange" if op == "!" else "range"
-            self.low, self.high = int(first), int(second)
+            self.low, self.high = low, self._number(second, second_unit)
             if self.low >= self.high:
                 raise ValueError(f"empty range {text!r}")
         else:
-            self.mode = op or "="
-            self.low = self.high = int(first)
+            self.mode = {None: "=", "!=": "!"}.get(op, op)
+            self.low = self.high = low
 
     def __call__(self, value: int) -> bool:
         mode = self.mode
@@ -292,6 +313,10 @@ class UintCheck:
             return value != self.low
         if mode == "range":
             return self.low < value < self.high
+        if mode == "mask=":
+            return value & self.mask == self.low
+        if mode == "mask!=":
+            return value & self.mask != self.low
         return not (self.low < value < self.high)
 
 

@@ -208,3 +208,16 @@ def test_uricontent_negated_after_relative_chain_sig21():
     assert matches(options, b"/fix_this_now", "http.uri")
     # The case's URI: the first fix/this is followed by "and", the second is not.
     assert matches(options, b"/we_need_to_fix_this_and_yes_fix_this_now", "http.uri")
+
+
+def test_suricata8_integer_forms():
+    # detect/uint.rs: hex, !=, negated ranges, bitmasks, unit multipliers.
+    assert verify.UintCheck("0x40")(64) and verify.UintCheck("=0x13")(19)
+    assert verify.UintCheck("!=20")(19) and not verify.UintCheck("!=20")(20)
+    assert verify.UintCheck("!19-22")(19) and not verify.UintCheck("!19-22")(20)
+    assert verify.UintCheck("&0xc0=0x80")(0x8F) and not verify.UintCheck("&0xc0=0x80")(0xC0)
+    assert verify.UintCheck("&0xc0!=0")(0x40) and not verify.UintCheck("&0xc0!=0")(0x3F)
+    assert verify.UintCheck(">1kb")(1025) and not verify.UintCheck("<=1KiB")(1025)
+    for bad in ("", "<>5", "5-5", "&0xc0", "=<5", "abc"):
+        with pytest.raises(ValueError):
+            verify.UintCheck(bad)
