@@ -765,8 +765,11 @@ def _byte_common(obj, parts: list[str], keyword: str, builder: _Builder, allowed
         raise RuleError("syntax", keyword, syntax=True, detail="from_beginning with from_end")
     if isinstance(obj.count, str):
         return          # a byte_extract variable: its value is checked when read
-    if obj.base is None and not (1 <= obj.count <= 8):
-        raise RuleError("syntax", keyword, syntax=True, detail="binary count must be 1..8")
+    # A binary byte_jump may read 0 bytes: it moves by post_offset alone
+    # (Suricata 7+, suricata-verify bug-4623).
+    lowest = 0 if keyword == "byte_jump" else 1
+    if obj.base is None and not (lowest <= obj.count <= 8):
+        raise RuleError("syntax", keyword, syntax=True, detail=f"binary count must be {lowest}..8")
     if obj.base is not None and obj.count == 0 and keyword == "byte_jump":
         # byte_test and byte_extract read a number of any length there
         # (strtoull on the unbounded buffer); byte_jump reads none.

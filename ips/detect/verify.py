@@ -527,7 +527,13 @@ class ByteJump:
         count = _count(self.count, inspection.variables, self.base)
         if count is None or not buffer:
             return
-        read = read_number(buffer, position, count, self.little, self.base)
+        if count == 0 and self.base is None:
+            # Nothing to read: the jump is post_offset from here.
+            if not 0 <= position <= len(buffer):
+                return
+            read = (0, 0)
+        else:
+            read = read_number(buffer, position, count, self.little, self.base)
         if read is None:
             return
         number, consumed = read

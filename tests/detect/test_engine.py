@@ -495,3 +495,19 @@ def test_ip_only_rules_are_inspected_once_per_flow_direction():
                       to_server=False, ts=3.0 + i)
         fired.append(sids(eng.inspect(back, flow, None, [])))
     assert fired == [[1, 2, 3, 4], [4], [4], [1, 3, 4], [4]]
+
+
+def test_byte_jump_of_zero_bytes_moves_by_post_offset_alone():
+    # suricata-verify bug-4623: byte_jump:0,0,relative,post_offset -7 reads
+    # nothing and steps back 7 bytes from the end of the content.
+    rules = "\n".join([
+        'alert tcp any any -> any any (msg:"a"; content:"|3a 01 e8 ed 0f|"; '
+        'byte_jump:0,0,relative,post_offset -7; pcre:"/^\\x7c\\xe0\\x3a\\x01\\xe8\\xed\\x0f\\x54/R"; sid:1;)',
+        'alert tcp any any -> any any (msg:"b"; content:"|01 e8 ed 0f 54|"; '
+        'byte_jump:0,0,relative,post_offset -7; pcre:"/^\\xe0\\x3a\\x01\\xe8\\xed\\x0f\\x54/R"; sid:3;)',
+        'alert tcp any any -> any any (msg:"c"; content:"|01 e8 ed 0f 54|"; '
+        'byte_jump:0,0,relative,post_offset -6; pcre:"/^\\xe0/R"; sid:4;)'])
+    eng, report = engine(rules)
+    assert not report.skipped and not report.errors
+    payload = b"\x00" * 20 + bytes.fromhex("7ce03a01e8ed0f54")
+    assert sids(eng.inspect(packet(payload), None, None, [])) == [1, 3]
