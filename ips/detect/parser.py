@@ -929,6 +929,38 @@ def _opt_xbits(builder: _Builder, value: str | None) -> None:
         raise RuleError("syntax", "xbits", syntax=True, detail=f"unknown command {command!r}")
 
 
+_HOSTBITS_DIRECTIONS = {"src": ("ip_src",), "dst": ("ip_dst",), "both": ("ip_src", "ip_dst")}
+
+
+def _opt_hostbits(builder: _Builder, value: str | None) -> None:
+    """`hostbits:<set|unset|toggle|isset|isnotset>,<name>[,src|dst|both]`:
+    xbits on one host (the packet's source by default), with xbits'
+    default expiry. `both` sets, unsets or toggles the bit on each host."""
+    parts = [p.strip() for p in (value or "").split(",")]
+    if parts == ["noalert"]:
+        builder.rule.noalert = True
+        return
+    if len(parts) not in (2, 3):
+        raise RuleError("syntax", "hostbits", syntax=True, detail="needs command and name")
+    command, name = parts[0].lower(), parts[1]
+    if not _FLOWBIT_NAME.match(name):
+        raise RuleError("syntax", "hostbits", syntax=True, detail=f"bad name {name!r}")
+    direction = parts[2].lower() if len(parts) == 3 else "src"
+    tracks = _HOSTBITS_DIRECTIONS.get(direction)
+    if tracks is None:
+        raise RuleError("syntax", "hostbits", syntax=True, detail=f"bad direction {parts[2]!r}")
+    if command in ("isset", "isnotset"):
+        if len(tracks) > 1:
+            # Whether "both" means either host or each: not guessed.
+            raise RuleError("unsupported-keyword", "hostbits", detail=f"{command} on both hosts")
+        builder.rule.xbit_checks.append((command, name, tracks[0]))
+    elif command in ("set", "unset", "toggle"):
+        for track in tracks:
+            builder.rule.xbit_actions.append((command, name, track, XBITS_EXPIRE_DEFAULT))
+    else:
+        raise RuleError("syntax", "hostbits", syntax=True, detail=f"unknown command {command!r}")
+
+
 _FLOWINT_CHECKS = ("==", "!=", "<", "<=", ">", ">=")
 # Suricata's flowint variable names start with a letter or '_' ("657x" is refused).
 _FLOWINT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
@@ -1244,6 +1276,8 @@ def _apply_option(builder: _Builder, name: str, value: str | None) -> None:
         _opt_flowbits(builder, value)
     elif name == "xbits":
         _opt_xbits(builder, value)
+    elif name == "hostbits":
+        _opt_hostbits(builder, value)
     elif name == "flowint":
         _opt_flowint(builder, value)
     elif name == "noalert":

@@ -274,3 +274,15 @@ def test_random_text_only_raises_rule_error(text):
         parse(text)
     except RuleError:
         pass
+
+
+def test_hostbits_are_xbits_on_one_host():
+    rule = parse('alert ip any any -> any any (hostbits:set,abc,dst; sid:1;)')
+    assert rule.xbit_actions == [("set", "abc", "ip_dst", 30)]
+    rule = parse('alert ip any any -> any any (hostbits:toggle,abc,both; sid:2;)')
+    assert [a[2] for a in rule.xbit_actions] == ["ip_src", "ip_dst"]
+    rule = parse('alert ip any any -> any any (hostbits:isnotset,abc; sid:3;)')
+    assert rule.xbit_checks == [("isnotset", "abc", "ip_src")]
+    for bad in ("isset,abc,both", "set,abc,left", "set", "flip,abc"):
+        with pytest.raises(RuleError):
+            parse(f'alert ip any any -> any any (hostbits:{bad}; sid:4;)')
