@@ -254,6 +254,15 @@ def ja4(hello: ClientHello, transport: str = "t") -> str:
     return f"{part_a}_{part_b}_{part_c}"
 
 
+def _dns_alt_names(x509, certificate) -> tuple[str, ...]:
+    """The certificate's subjectAltName DNS names (`tls.subjectaltname`)."""
+    try:
+        extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return ()
+    return tuple(extension.value.get_values_for_type(x509.DNSName))
+
+
 def _distinguished_name(name) -> str:
     """Suricata's format: attributes in certificate order, ", "-joined."""
     return ", ".join(f"{attribute.rfc4514_attribute_name}={attribute.value}"
@@ -418,6 +427,7 @@ class TlsParser:
             buffers["ja3.string"] = ja3.encode()
             buffers["ja3.hash"] = ja3_hash.encode()
             buffers["ja4.hash"] = fingerprint.encode()
+            self._random(body[2:34])
             self.record["ja3"] = {"hash": ja3_hash, "string": ja3}
             self.record["ja4"] = fingerprint
             if hello.sni is not None:
@@ -441,10 +451,21 @@ class TlsParser:
             return True
         return False
 
+    def _random(self, random: bytes) -> None:
+        """`tls.random` (32 bytes) and its two parts, `tls.random_time` (4)
+        and `tls.random_bytes` (28), of the hello being read: the client's,
+        then the server's (rules pick one with flow:to_server/to_client)."""
+        if len(random) != 32:
+            return
+        buffers = self.tx.buffers
+        buffers["tls.random"] = bytes(random)
+        buffers["tls.random_time"] = bytes(random[:4])
+        buffers["tls.random_bytes"] = bytes(random[4:])
+
     def _server_hello(self, body: bytes) -> None:
         reader = _Reader(body)
         version = reader.integer(2)
-        reader.take(32)
+        self._random(reader.take(32))
         reader.vector(1)
         cipher = reader.integer(2)
         reader.integer(1)
@@ -475,12 +496,18 @@ class TlsParser:
         # `tls.certs`: every certificate of the chain as sent (DER), a
         # multi-buffer as Suricata's; the fields below are the first one's.
         certificates = [chain.vector(3)]
+        count = 1
         try:
-            while chain.remaining and len(certificates) < MAX_CHAIN_CERTIFICATES:
-                certificates.append(chain.vector(3))
+            while chain.remaining:
+                certificate = chain.vector(3)
+                count += 1
+                if len(certificates) < MAX_CHAIN_CERTIFICATES:
+                    certificates.append(certificate)
         except ValueError:
             pass        # what follows is no certificate: the ones before it stand
         self.tx.buffers["tls.certs"] = certificates
+        # `tls.cert_chain_len`: an integer keyword, kept as one byte.
+        self.tx.buffers["tls.cert_chain_len"] = bytes([min(count, 255)])
         der = certificates[0]
         cached = _certificates.get(der)
         if cached is not None:
@@ -496,6 +523,7 @@ class TlsParser:
             certificate = x509.load_der_x509_certificate(der)
             subject = _distinguished_name(certificate.subject)
             issuer = _distinguished_name(certificate.issuer)
+            sans = _dns_alt_names(x509, certificate)
         except Exception:  # noqa: BLE001 - any malformed certificate is just an event
             _remember_certificate(der, _INVALID_CERTIFICATE)
             self.events.append("tls.certificate_invalid")
@@ -515,22 +543,27 @@ class TlsParser:
             not_after = certificate.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%S")
         except (AttributeError, ValueError):
             pass
-        fields = (subject, issuer, serial, fingerprint, not_before, not_after)
+        fields = (subject, issuer, serial, fingerprint, not_before, not_after, sans)
         _remember_certificate(der, fields)
         self._certificate_fields(*fields)
 
     def _certificate_fields(self, subject: str, issuer: str, serial: str, fingerprint: str,
-                            not_before: str | None, not_after: str | None) -> None:
+                            not_before: str | None, not_after: str | None,
+                            sans: tuple[str, ...]) -> None:
         buffers = self.tx.buffers
         buffers["tls.cert_subject"] = subject.encode()
         buffers["tls.cert_issuer"] = issuer.encode()
         buffers["tls.cert_serial"] = serial.encode()
         buffers["tls.cert_fingerprint"] = fingerprint.encode()
+        if sans:
+            buffers["tls.subjectaltname"] = [name.encode() for name in sans]
         record = self.record
         record["subject"] = subject
         record["issuerdn"] = issuer
         record["serial"] = serial
         record["fingerprint"] = fingerprint
+        if sans:
+            record["subjectaltname"] = list(sans)
         if not_before is not None:
             record["notbefore"] = not_before
         if not_after is not None:
@@ -538,6 +571,6 @@ class TlsParser:
 
     def _complete(self) -> None:
         self.tx.complete = True
-        order = ("subject", "issuerdn", "serial", "fingerprint", "sni", "version", "notbefore",
+        order = ("subject", "issuerdn", "serial", "fingerprint", "subjectaltname", "sni", "version", "notbefore",
                  "notafter", "ja3", "ja3s", "ja4")
         self.tx.record = {key: self.record[key] for key in order if key in self.record}

@@ -74,6 +74,9 @@ BUFFERS = {
     "tls.cert_serial": ("tls", "tc"), "tls.cert_fingerprint": ("tls", "tc"),
     "tls.certs": ("tls", "tc"), "ja3.hash": ("tls", "ts"), "ja3.string": ("tls", "ts"),
     "ja3s.hash": ("tls", "tc"), "ja3s.string": ("tls", "tc"), "ja4.hash": ("tls", "ts"),
+    "tls.subjectaltname": ("tls", "tc"), "tls.cert_chain_len": ("tls", "tc"),
+    "tls.random": ("tls", None), "tls.random_time": ("tls", None),
+    "tls.random_bytes": ("tls", None),
     "ssh.proto": ("ssh", None), "ssh.software": ("ssh", None),
     # ReefGuard's own (Suricata 7 has no telnet parser): a login attempt's
     # user name and password and the lines typed after a login, as the
@@ -1092,7 +1095,7 @@ def _opt_packet_check(builder: _Builder, keyword: str, value: str | None) -> Non
 
 
 # Integer fields a parser keeps as a one-byte buffer.
-_TX_BYTE_KEYWORDS = ("dns.opcode", "dns.rcode")
+_TX_BYTE_KEYWORDS = ("dns.opcode", "dns.rcode", "tls.cert_chain_len")
 # dns.rcode may name its value (dns.rcode:NXDOMAIN), as Suricata 8 allows.
 _RCODE_NAMES = {"noerror": 0, "formerr": 1, "servfail": 2, "nxdomain": 3, "notimp": 4,
                 "refused": 5, "yxdomain": 6, "yxrrset": 7, "nxrrset": 8, "notauth": 9,
@@ -1150,6 +1153,37 @@ def _opt_tls_version(builder: _Builder, value: str) -> None:
         raise RuleError("syntax", "tls.version", syntax=True, detail=f"bad version {text!r}")
     builder.rule.buffers.setdefault("tls.version", []).insert(
         0, verify.BufferIn(frozenset(accepted), negated))
+
+
+# Suricata's legacy TLS keywords, each a match on a certificate buffer.
+_TLS_LEGACY = {"tls.subject": "tls.cert_subject", "tls.issuerdn": "tls.cert_issuer",
+               "tls.fingerprint": "tls.cert_fingerprint"}
+
+
+def _opt_tls_legacy(builder: _Builder, name: str, value: str | None) -> None:
+    """`tls.subject:"CN=..."`, `tls.issuerdn:"..."` (the string anywhere in
+    the field, `!` for not), `tls.fingerprint:"90:86:..."` (the whole
+    fingerprint, any case): a content on the certificate buffer, which
+    does not become the rule's sticky buffer."""
+    text = (value or "").strip()
+    negated = text.startswith("!")
+    quoted = text[1:].strip() if negated else text
+    if len(quoted) < 2 or quoted[0] != '"' or quoted[-1] != '"':
+        raise RuleError("syntax", name, syntax=True, detail="needs a quoted string")
+    # A literal "|" in a field is content's hex delimiter: written as hex.
+    literal = quoted[1:-1].replace("|", "|7C|")
+    if name == "tls.fingerprint":
+        if negated:
+            raise RuleError("unsupported-keyword", name, detail="negated tls.fingerprint")
+        literal = literal.lower()
+    sticky, last = builder.current_buffer, builder.last_content
+    builder.current_buffer = _TLS_LEGACY[name]
+    builder.last_content = None
+    _opt_content(builder, f'{"!" if negated else ""}"{literal}"')
+    if name == "tls.fingerprint":
+        _opt_flag(builder, "startswith")
+        _opt_flag(builder, "endswith")
+    builder.current_buffer, builder.last_content = sticky, last
 
 
 def _opt_base64_decode(builder: _Builder, value: str | None) -> None:
@@ -1240,6 +1274,8 @@ def _apply_option(builder: _Builder, name: str, value: str | None) -> None:
         _opt_base64_decode(builder, value)
     elif name == "tls.version" and value is not None:
         _opt_tls_version(builder, value)
+    elif name in _TLS_LEGACY:
+        _opt_tls_legacy(builder, name, value)
     elif name in _TX_BYTE_KEYWORDS:
         _opt_tx_byte(builder, name, value)
     elif name in BUFFERS or name in STICKY_ALIASES:

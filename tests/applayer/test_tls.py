@@ -46,6 +46,8 @@ def test_certificate_fields_match_ndpi(alexa):
     assert record["fingerprint"] == "ef:14:6c:f1:5c:4a:f8:4d:ba:83:c2:1e:6c:5b:ed:c4:fa:34:1c:3e"
     assert record["version"] == "TLS 1.2"
     assert record["notafter"] == "2017-12-31T23:59:59"
+    assert "www.amazon.com" in record["subjectaltname"]
+    assert record["serial"].count(":") >= 1 and record["serial"] == record["serial"].upper()
 
 
 def reference_buffers(record: bytes) -> dict:

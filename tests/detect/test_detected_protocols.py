@@ -94,3 +94,30 @@ def test_cert_fingerprint_and_serial_are_in_suricatas_colon_form(tmp_path):
     alerts = _run(tmp_path, rules, [str(PCAPS / "benign/ndpi/alexa-app.pcapng")])
     fired = {a.signature_id for a in alerts.events}
     assert fired == {1, 2}
+
+
+def test_tls_legacy_keywords_chain_length_alt_names_and_randoms(tmp_path):
+    # suricata-verify's tls-subject, tls-issuerdn, tls-fingerprint-alert,
+    # tls-cert-chain-len, tls-subjectaltname and tls-random cases use these.
+    # alexa-app: 88 TLS handshakes, 34 with a certificate, 31 of them
+    # Amazon's, 5 of those www.amazon.com's (fingerprint ef:14:...).
+    rules = "\n".join([
+        'alert tls any any -> any any (msg:"s"; tls.subject:"O=Amazon.com, Inc."; sid:1;)',
+        'alert tls any any -> any any (msg:"i"; tls.issuerdn:"Symantec Class 3"; sid:2;)',
+        'alert tls any any -> any any (msg:"f"; tls.fingerprint:'
+        '"EF:14:6c:f1:5c:4a:f8:4d:ba:83:c2:1e:6c:5b:ed:c4:fa:34:1c:3e"; sid:3;)',
+        # the whole fingerprint or nothing
+        'alert tls any any -> any any (msg:"f4"; tls.fingerprint:"ef:14:6c:f1"; sid:4;)',
+        'alert tls any any -> any any (msg:"!s"; tls.subject:!"O=Amazon.com, Inc."; sid:5;)',
+        'alert tls any any -> any any (msg:"c"; tls.cert_chain_len:>1; sid:6;)',
+        'alert tls any any -> any any (msg:"c1"; tls.cert_chain_len:1; sid:11;)',
+        'alert tls any any -> any any (msg:"a"; tls.subjectaltname; content:"www.amazon.com"; sid:7;)',
+        'alert tls any any -> any any (msg:"r"; flow:to_server; tls.random; bsize:32; sid:8;)',
+        'alert tls any any -> any any (msg:"b"; flow:to_client; tls.random_bytes; bsize:28; sid:9;)',
+        'alert tls any any -> any any (msg:"t"; tls.random_time; bsize:!4; sid:12;)'])
+    alerts = _run(tmp_path, rules, [str(PCAPS / "benign/ndpi/alexa-app.pcapng")])
+    fired = {sid: [a.signature_id for a in alerts.events].count(sid) for sid in range(1, 13)}
+    assert fired[1] == 31 and fired[5] == 3 and fired[6] == fired[1] + fired[5] == 34
+    assert fired[2] == 31 and fired[3] == fired[7] == 5
+    assert fired[8] == fired[9] == 88
+    assert fired[4] == fired[11] == fired[12] == 0
