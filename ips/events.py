@@ -149,6 +149,8 @@ class Alert:
     """Flow counters at alert time, as EVE's alert.flow object."""
     vlan: tuple = ()
     """VLAN ids of the packet, outermost first (EVE's "vlan")."""
+    direction: str | None = None
+    """"to_server" or "to_client": the packet's direction in its flow."""
 
 
 @quick_pickle

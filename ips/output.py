@@ -99,6 +99,8 @@ def alert_record(a: events.Alert) -> dict[str, Any]:
         record["app_proto"] = a.app_proto
     if a.tx_id is not None:
         record["tx_id"] = a.tx_id
+    if a.direction:
+        record["direction"] = a.direction
     alert: dict[str, Any] = {
         "action": a.action, "gid": a.gid, "signature_id": a.signature_id,
         "rev": a.rev, "signature": a.signature, "category": a.category,

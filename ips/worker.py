@@ -425,7 +425,9 @@ class Worker:
                 rev=rule.rev, signature=rule.msg, category=rule.category or "",
                 severity=rule.severity, metadata=rule.metadata,
                 tx_id=match.tx_id, src_mac=pkt.src_mac, app=app, flow=flow_info,
-                vlan=flow.key[5] if flow is not None else pkt.vlan))
+                vlan=flow.key[5] if flow is not None else pkt.vlan,
+                direction=(("to_server" if pkt.to_server else "to_client")
+                           if flow is not None else None)))
 
     def _judge_undecoded(self, pkt: Packet) -> int:
         """decode-event rules on a packet the decoder gave up on (pkthdr)."""

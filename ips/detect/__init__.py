@@ -1071,7 +1071,8 @@ class DetectEngine:
             if failed is not None and index in failed:
                 continue
             identity = (index, tx.app_proto, tx.tx_id)
-            if alerted is not None and identity in alerted:
+            if alerted is not None and (identity in alerted
+                                        or (identity, tx.to_server) in alerted):
                 continue
             try:
                 header_ok = known.get(index) if known is not None else None
@@ -1091,7 +1092,11 @@ class DetectEngine:
                 continue
             if alerted is not None:
                 if len(alerted) < 65536:
-                    alerted.add(identity)
+                    # A rule bound to neither direction (a buffer both sides
+                    # have, no flow:to_*) fires once per direction of the
+                    # transaction, as Suricata's per-direction detect state.
+                    alerted.add(identity if rule.direction_hint is not None
+                                else (identity, tx.to_server))
             if self._report(rule, context, tx.tx_id, False, matches):
                 return True
         return False
