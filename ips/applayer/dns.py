@@ -281,6 +281,10 @@ def message_record(message: DnsMessage) -> dict:
     return record
 
 
+# Record types whose data is a domain name: NS, CNAME, PTR, MX, SRV.
+_NAME_RDATA = frozenset({2, 5, 12, 15, 33})
+
+
 def _fill(tx: Tx, message: DnsMessage, queries: list[bytes]) -> None:
     """The buffers and events a request and a response both have: query and
     answer names (Suricata 8's dns.query.name / dns.answer.name, either
@@ -289,8 +293,25 @@ def _fill(tx: Tx, message: DnsMessage, queries: list[bytes]) -> None:
     buffers = tx.buffers
     buffers["dns.query.name"] = queries
     buffers["dns.answer.name"] = [a.name for a in message.answers]
+    buffers["dns.authorities.rrname"] = [a.name for a in message.authorities]
+    buffers["dns.additionals.rrname"] = [a.name for a in message.additionals]
     buffers["dns.opcode"] = bytes((message.opcode,))
     buffers["dns.rcode"] = bytes((message.rcode,))
+    # dns.rrtype (an integer keyword): the query types, two bytes each.
+    buffers["dns.rrtype"] = [q.rrtype.to_bytes(2, "big") for q in message.questions]
+    if message.is_response:
+        # dns.response.rrname: every name a response carries, the records'
+        # own and those their data holds (CNAME, NS, PTR, MX, SRV targets).
+        names = list(queries)
+        for section in (message.answers, message.authorities, message.additionals):
+            for record in section:
+                names.append(record.name)
+                value = record.value
+                if isinstance(value, dict):
+                    value = value.get("name")
+                if isinstance(value, str) and record.rrtype in _NAME_RDATA:
+                    names.append(value.encode("utf-8", "surrogateescape"))
+        buffers["dns.response.rrname"] = names
     events = ()
     if message.flags & 0x0040:
         events += ("dns.z_flag_set",)       # the reserved Z bit must be zero

@@ -67,6 +67,8 @@ BUFFERS = {
     "file.data": (None, None),
     "dns.query": ("dns", "ts"),
     "dns.query.name": ("dns", None), "dns.answer.name": ("dns", None),
+    "dns.authorities.rrname": ("dns", None), "dns.additionals.rrname": ("dns", None),
+    "dns.response.rrname": ("dns", "tc"), "dns.rrtype": ("dns", None),
     "dns.opcode": ("dns", None), "dns.rcode": ("dns", None),   # integer keywords
     "tls.version": ("tls", None),
     "base64_data": (None, None),     # what base64_decode decoded (moved into it)
@@ -1095,7 +1097,7 @@ def _opt_packet_check(builder: _Builder, keyword: str, value: str | None) -> Non
 
 
 # Integer fields a parser keeps as a one-byte buffer.
-_TX_BYTE_KEYWORDS = ("dns.opcode", "dns.rcode", "tls.cert_chain_len")
+_TX_BYTE_KEYWORDS = ("dns.opcode", "dns.rcode", "tls.cert_chain_len", "dns.rrtype")
 # dns.rcode may name its value (dns.rcode:NXDOMAIN), as Suricata 8 allows.
 _RCODE_NAMES = {"noerror": 0, "formerr": 1, "servfail": 2, "nxdomain": 3, "notimp": 4,
                 "refused": 5, "yxdomain": 6, "yxrrset": 7, "nxrrset": 8, "notauth": 9,
@@ -1112,7 +1114,7 @@ def _opt_tx_byte(builder: _Builder, name: str, value: str | None) -> None:
     word = (text[1:].strip() if negated else text).lower()
     if name == "dns.rcode" and word in _RCODE_NAMES:
         text = f"{'!' if negated else ''}{_RCODE_NAMES[word]}"
-    builder.rule.buffers.setdefault(name, []).append(verify.FirstByte(_uint_keyword(name, text)))
+    builder.rule.buffers.setdefault(name, []).append(verify.IntegerBuffer(_uint_keyword(name, text)))
 
 
 def _opt_urilen(builder: _Builder, value: str | None) -> None:

@@ -334,9 +334,10 @@ class BufferSize:
             yield prev
 
 
-class FirstByte:
-    """An integer field a parser keeps as a one-byte buffer (`dns.opcode`,
-    `dns.rcode`), against an integer comparison."""
+class IntegerBuffer:
+    """An integer field a parser keeps as a short big-endian buffer
+    (`dns.opcode`, `dns.rcode`, `tls.cert_chain_len`: one byte; `dns.rrtype`:
+    two), against an integer comparison."""
 
     __slots__ = ("check", "relative_next")
 
@@ -346,7 +347,7 @@ class FirstByte:
 
     def positions(self, inspection: Inspection, prev: int):
         buffer = inspection.buffer
-        if buffer and self.check(buffer[0]):
+        if buffer and self.check(int.from_bytes(buffer, "big")):
             yield prev
 
 
