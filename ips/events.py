@@ -151,6 +151,9 @@ class Alert:
     """VLAN ids of the packet, outermost first (EVE's "vlan")."""
     direction: str | None = None
     """"to_server" or "to_client": the packet's direction in its flow."""
+    pkt_src: str = "wire/pcap"
+    """Where the packet came from, as EVE's pkt_src: "wire/pcap", or
+    "stream (flow timeout)" for the end-of-flow inspection."""
 
 
 @quick_pickle

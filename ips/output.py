@@ -94,6 +94,7 @@ def alert_record(a: events.Alert) -> dict[str, Any]:
         "src_ip": eve_ip(a.src_ip), "src_port": a.src_port,
         "dest_ip": eve_ip(a.dest_ip), "dest_port": a.dest_port,
         "proto": a.proto,
+        "pkt_src": a.pkt_src,
     }
     if a.app_proto:
         record["app_proto"] = a.app_proto

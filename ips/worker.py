@@ -427,7 +427,9 @@ class Worker:
                 tx_id=match.tx_id, src_mac=pkt.src_mac, app=app, flow=flow_info,
                 vlan=flow.key[5] if flow is not None else pkt.vlan,
                 direction=(("to_server" if pkt.to_server else "to_client")
-                           if flow is not None else None)))
+                           if flow is not None else None),
+                pkt_src=("stream (flow timeout)" if pkt.linktype == LINKTYPE_PSEUDO
+                         else "wire/pcap")))
 
     def _judge_undecoded(self, pkt: Packet) -> int:
         """decode-event rules on a packet the decoder gave up on (pkthdr)."""

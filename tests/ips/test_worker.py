@@ -140,3 +140,28 @@ def test_dsize_does_not_match_the_flow_end_pseudo_packet(tmp_path):
     worker.process(frame(tcp("PA", 101, 501, b"GET /index.html HTTP/1.0\r\n\r\n"), 1.0))
     worker.finish()      # the request, never acknowledged, is inspected now
     assert [a.signature_id for a in seen if isinstance(a, events.Alert)] == [4]
+
+
+def test_alerts_say_their_direction_and_packet_source(tmp_path):
+    # EVE's `direction` and `pkt_src`, which suricata-verify cases match on:
+    # a request seen on the wire, and a response body only the end-of-flow
+    # inspection (Suricata's flow-timeout pseudo packet) gets to.
+    config = Config()
+    config.checksum_mode = "none"
+    engine = engine_for(tmp_path, "\n".join([
+        'alert http any any -> any any (msg:"uri"; http.uri; content:"/admin"; sid:5;)',
+        'alert http any any -> any any (msg:"body"; flow:to_client; file.data; '
+        'content:"secret"; sid:6;)']), config)
+    seen = []
+    worker = Worker(config, engine, seen.append)
+    handshake(worker)
+    request = b"GET /admin HTTP/1.1\r\nHost: cam\r\n\r\n"
+    worker.process(frame(tcp("PA", 101, 501, request), 1.1))
+    worker.process(frame(tcp("A", 501, 101 + len(request), to_server=False), 1.2))
+    worker.process(frame(tcp("A", 101 + len(request), 501), 1.3))
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret"
+    worker.process(frame(tcp("PA", 501, 101 + len(request), response, to_server=False), 1.4))
+    worker.finish()
+    alerts = {a.signature_id: a for a in seen if isinstance(a, events.Alert)}
+    assert (alerts[5].direction, alerts[5].pkt_src) == ("to_server", "wire/pcap")
+    assert (alerts[6].direction, alerts[6].pkt_src) == ("to_client", "stream (flow timeout)")
