@@ -70,6 +70,11 @@ APPLAYER_EVENTS = frozenset({
     "dns.z_flag_set",
     "dns.malformed_data",
     "dns.name_too_long",
+    "dns.infinite_loop",        # a compression pointer to itself
+    "dns.too_many_labels",      # more than 255 labels and pointers in a name
+    "dns.invalid_opcode",       # opcode 7..15
+    "dns.not_request",          # the response flag on a client's message
+    "dns.not_response",         # no response flag on a server's message
 })
 """Parser events put on the transaction, as `app-layer-event` names them.
 Suricata's generic `applayer_*` events have no counterpart here."""

@@ -108,7 +108,8 @@ def read_name(data: bytes, offset: int, budget: list[int] | None = None) -> tupl
     while True:
         steps += 1
         if steps > MAX_NAME_STEPS:
-            return b".".join(labels), (end_after or position), "dns.name_pointer_loop"
+            # Suricata's LABEL_LIMIT: more than 255 labels and pointers.
+            return b".".join(labels), (end_after or position), "dns.too_many_labels"
         if budget is not None:
             budget[0] -= 1
             if budget[0] < 0:
@@ -119,9 +120,16 @@ def read_name(data: bytes, offset: int, budget: list[int] | None = None) -> tupl
         if length >= 0xC0:
             if position + 1 >= size:
                 return b".".join(labels), (end_after or position + 1), "dns.name_truncated"
+            target = ((length & 0x3F) << 8) | data[position + 1]
+            if target == position:
+                # A pointer to itself: Suricata's INFINITE_LOOP once a
+                # pointer led there; before any, the name has no end at all.
+                if end_after is None:
+                    return b".".join(labels), position + 2, "dns.malformed_data"
+                return b".".join(labels), end_after, "dns.infinite_loop"
             if end_after is None:
                 end_after = position + 2
-            position = ((length & 0x3F) << 8) | data[position + 1]
+            position = target
             continue
         if length & 0xC0:
             return b".".join(labels), (end_after or position + 1), "dns.name_bad_label"
@@ -319,6 +327,12 @@ def _fill(tx: Tx, message: DnsMessage, queries: list[bytes]) -> None:
         events += ("dns.malformed_data",)
     if "dns.name_too_long" in message.problems:
         events += ("dns.name_too_long",)       # a name cut at MAX_NAME_BYTES
+    if "dns.infinite_loop" in message.problems:
+        events += ("dns.infinite_loop",)
+    if "dns.too_many_labels" in message.problems:
+        events += ("dns.too_many_labels",)
+    if message.opcode >= 7:
+        events += ("dns.invalid_opcode",)     # as Suricata: 7..15 are unassigned
     tx.events = events
 
 
@@ -386,6 +400,9 @@ class DnsParser:
             # dns.query is the request's buffer only, as in Suricata.
             tx.buffers["dns.query"] = queries
             _fill(tx, message, queries)
+            if not to_server:
+                # A server sending a message without the response flag.
+                tx.events += ("dns.not_response",)
             if len(self.open) >= MAX_OPEN_QUERIES:
                 oldest = next(iter(self.open))
                 self.open.pop(oldest)[0].complete = True
@@ -407,6 +424,9 @@ class DnsParser:
         # record, and detection's once-per-tx_id rule keeps alerts single.
         tx = Tx(app_proto="dns", tx_id=tx_id, to_server=to_server)
         _fill(tx, message, queries)
+        if to_server:
+            # A client sending a message with the response flag.
+            tx.events += ("dns.not_request",)
         tx.record = record
         tx.complete = True
         return [tx]

@@ -60,10 +60,13 @@ def test_tcp_length_prefixed_messages_split_anywhere():
 
 
 def test_compression_loop_is_stopped():
-    # a pointer to itself, and two pointers pointing at each other
-    assert read_name(b"\x00" * 12 + b"\xc0\x0c", 12)[2] == "dns.name_pointer_loop"
+    # A pointer to itself is Suricata's infinite_loop; two pointers pointing
+    # at each other run into the 255-step bound, Suricata's too_many_labels.
+    assert read_name(b"\x00" * 12 + b"\xc0\x0e\xc0\x0e", 12)[2] == "dns.infinite_loop"
+    # ... reached with no pointer followed before it, the name never ends
+    assert read_name(b"\x00" * 12 + b"\xc0\x0c", 12)[2] == "dns.malformed_data"
     data = b"\x00" * 12 + b"\x01a\xc0\x10" + b"\xc0\x0c"
-    assert read_name(data, 16)[2] == "dns.name_pointer_loop"
+    assert read_name(data, 16)[2] == "dns.too_many_labels"
 
 
 def _labels(name: bytes) -> bytes:
