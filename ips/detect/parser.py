@@ -129,7 +129,7 @@ IGNORED = {
                  "keyword; every header-only rule here is already checked by its header",
 }
 # Known Suricata keywords this engine refuses (reported by name).
-TRANSFORMS = {"pcrexform", "xor", "header_lowercase", "strip_pseudo_headers", "from_base64"}
+TRANSFORMS = {"header_lowercase", "strip_pseudo_headers", "from_base64"}
 
 
 class RuleError(ValueError):
@@ -1188,6 +1188,27 @@ def _opt_tls_legacy(builder: _Builder, name: str, value: str | None) -> None:
     builder.current_buffer, builder.last_content = sticky, last
 
 
+def _transform_argument(name: str, value: str | None) -> str:
+    """`xor:"0d0ac8ff"` (a hex key, 1..255 bytes) and `pcrexform:"re"` (at
+    least one capture group): the chain element naming the transform."""
+    text = (value or "").strip()
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        text = text[1:-1]
+    if name == "xor":
+        if not re.fullmatch(r"(?:[0-9a-fA-F]{2}){1,255}", text):
+            raise RuleError("syntax", name, syntax=True, detail="key must be 1..255 hex bytes")
+        return transforms.with_argument(name, bytes.fromhex(text))
+    if not text:
+        raise RuleError("syntax", name, syntax=True, detail="needs a regular expression")
+    try:
+        regex = re.compile(translate_pcre(text).encode("latin-1"))
+    except (re.error, UnicodeEncodeError, RecursionError) as exc:
+        raise RuleError("pcre-unsupported", name, detail=str(exc)[:80]) from None
+    if regex.groups < 1:
+        raise RuleError("syntax", name, syntax=True, detail="needs a capture group")
+    return transforms.with_argument(name, text.encode("latin-1"))
+
+
 def _opt_base64_decode(builder: _Builder, value: str | None) -> None:
     """`base64_decode[:bytes N][, offset M][, relative]`."""
     count = offset = 0
@@ -1362,12 +1383,13 @@ def _apply_option(builder: _Builder, name: str, value: str | None) -> None:
         return
     elif name in IGNORED:
         return
-    elif name in transforms.TRANSFORMS:
+    elif name in transforms.TRANSFORMS or name in transforms.PARAMETRIZED:
         if builder.current_buffer == PAYLOAD:
             raise RuleError("transform-unsupported", name, detail="transform on packet payload")
         if builder.rule.buffers.get(builder.current_buffer):
             raise RuleError("syntax", name, syntax=True, detail="transform after a match")
-        builder.current_buffer = f"{builder.current_buffer}|{name}"
+        element = name if name in transforms.TRANSFORMS else _transform_argument(name, value)
+        builder.current_buffer = f"{builder.current_buffer}|{element}"
     elif name in TRANSFORMS:
         raise RuleError("transform-unsupported", name)
     elif name in ("decode-event", "stream-event", "app-layer-event"):

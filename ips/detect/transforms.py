@@ -33,6 +33,51 @@ TRANSFORMS = {
 }
 
 
+# Transforms with an argument: "name:hex(argument)" in a chain, so that a
+# pattern's "|" cannot split the buffer name (see `split`).
+PARAMETRIZED = ("xor", "pcrexform")
+
+
+def with_argument(name: str, argument: bytes) -> str:
+    return f"{name}:{argument.hex()}"
+
+
+def _xor(key: bytes):
+    size = len(key)
+
+    def transform(data: bytes) -> bytes:
+        repeated = (key * (len(data) // size + 1))[:len(data)]
+        return (int.from_bytes(data, "big") ^ int.from_bytes(repeated, "big")).to_bytes(
+            len(data), "big") if data else data
+    return transform
+
+
+def _pcrexform(pattern: bytes):
+    """The first capture group of the first match; the buffer unchanged when
+    the expression does not match (Suricata's pcrexform)."""
+    from .parser import translate_pcre
+    regex = re.compile(translate_pcre(pattern.decode("latin-1")).encode("latin-1"), re.S)
+
+    def transform(data: bytes) -> bytes:
+        match = regex.search(data)
+        return match.group(1) or b"" if match is not None else data
+    return transform
+
+
+_BUILT: dict[str, object] = {}
+
+
+def _parametrized(element: str):
+    transform = _BUILT.get(element)
+    if transform is None:
+        name, _, argument = element.partition(":")
+        raw = bytes.fromhex(argument)
+        transform = _xor(raw) if name == "xor" else _pcrexform(raw)
+        if len(_BUILT) < 4096:
+            _BUILT[element] = transform
+    return transform
+
+
 def split(name: str) -> tuple[str, tuple[str, ...]]:
     parts = name.split("|")
     return parts[0], tuple(parts[1:])
@@ -40,5 +85,8 @@ def split(name: str) -> tuple[str, tuple[str, ...]]:
 
 def apply(chain: tuple[str, ...], data: bytes) -> bytes:
     for transform in chain:
-        data = TRANSFORMS[transform](data)
+        function = TRANSFORMS.get(transform)
+        if function is None:
+            function = _parametrized(transform)
+        data = function(data)
     return data
