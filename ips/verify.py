@@ -22,9 +22,10 @@ The case runs as suricata-verify runs Suricata: with `--init-errors-fatal`,
 so a rule that does not load is the exit code 1 the case's `exit-code`
 (default 0) is compared with; with `--simulate-ips` when the case's folder
 name contains "ips"; with the case's `suricata.yaml` settings ReefGuard has
-(`vars.address-groups`, `stream.*`, `packet-alert-max`, `threshold-file`);
-with its `args`, `${TEST_DIR}` expanded as run.py expands it; and a rules
-file named `min<VERSION>.rules` is read only at that version or later.
+(`vars.address-groups`/`port-groups`, `stream.*`, `packet-alert-max`,
+`threshold-file`); with its `args`, `${TEST_DIR}` expanded as run.py
+expands it; and a rules file named `min<VERSION>.rules` is read only at
+that version or later.
 
 `requires:` (of a case or a check, and a check's `version`/`min-version`/
 `lt-version`/`feature`) is honoured against the Suricata version ReefGuard
@@ -331,14 +332,19 @@ def _apply_case_yaml(case_dir: Path, config: Config) -> None:
         return node
 
     settings = {
-        "vars.address-groups.HOME_NET": get("vars", "address-groups", "HOME_NET"),
-        "vars.address-groups.EXTERNAL_NET": get("vars", "address-groups", "EXTERNAL_NET"),
         "stream.midstream": get("stream", "midstream"),
         "stream.inline": get("stream", "inline"),
         "stream.reassembly.depth": get("stream", "reassembly", "depth"),
         "packet-alert-max": get("packet-alert-max"),
         "threshold-file": get("threshold-file"),
     }
+    # Every address and port group, not only HOME_NET and EXTERNAL_NET: a
+    # threshold.config may suppress `ip $SUPPRESS`, a rule name `$DNS_SERVERS`.
+    for kind in ("address-groups", "port-groups"):
+        groups = get("vars", kind)
+        for name, value in (groups.items() if isinstance(groups, dict) else ()):
+            if isinstance(value, (str, int)) and not isinstance(value, bool):
+                settings[f"vars.{kind}.{name}"] = value
     for key, value in settings.items():
         if value is None or (key == "stream.inline" and str(value).lower() == "auto"):
             continue
