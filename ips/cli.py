@@ -62,6 +62,11 @@ def load_engine(paths: list[str], config: Config, cache_dir: str | None = None,
               f"from {len(files)} file(s)", file=sys.stderr)
         for item in list(report.errors)[:5]:
             print(f"  error: {item}", file=sys.stderr)
+        if config.threshold_file:
+            print(f"threshold file {config.threshold_file}: {report.threshold_entries} "
+                  f"entries, {len(report.threshold_errors)} not loaded", file=sys.stderr)
+            for file, line, message in report.threshold_errors[:5]:
+                print(f"  {file}:{line}: {message}", file=sys.stderr)
     return engine, report
 
 

@@ -46,6 +46,9 @@ class Config:
     # detection
     packet_alert_max: int = 15
     max_verify_per_packet: int = 256       # candidate rules verified per buffer scan
+    # Suricata's threshold.config: suppress, threshold/event_filter and
+    # rate_filter entries, read with the rules (empty: none)
+    threshold_file: str = ""
     # exception policy: what happens to a packet or flow the engine cannot handle
     exception_policy: str = "pass"         # "pass" (fail-open) or "drop" (fail-closed)
     # home network (rule variables)
@@ -74,6 +77,7 @@ class Config:
         "stream.reassembly.memcap": ("stream_max_pending", _size),
         "flow.memcap": ("flow_memcap", _size),
         "packet-alert-max": ("packet_alert_max", int),
+        "threshold-file": ("threshold_file", str),
         "exception-policy": ("exception_policy", str),
         "vars.address-groups.HOME_NET": ("home_net", str),
         "vars.address-groups.EXTERNAL_NET": ("external_net", str),

@@ -19,7 +19,7 @@ __all__ = ["decide", "exception_verdict", "ACCEPT", "DROP", "REJECT", "BYPASS"]
 def decide(pkt, flow, matches, config) -> int:
     verdict = ACCEPT
     for match in matches:
-        action = match.rule.action
+        action = match.action
         if action == "pass":
             return ACCEPT
         if action == "reject":

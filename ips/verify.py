@@ -22,8 +22,10 @@ The case runs as suricata-verify runs Suricata: with `--init-errors-fatal`,
 so a rule that does not load is the exit code 1 the case's `exit-code`
 (default 0) is compared with; with `--simulate-ips` when the case's folder
 name contains "ips"; with the case's `suricata.yaml` settings ReefGuard has
-(`vars.address-groups`, `stream.*`, `packet-alert-max`); and a rules file
-named `min<VERSION>.rules` is read only at that version or later.
+(`vars.address-groups`/`port-groups`, `stream.*`, `packet-alert-max`,
+`threshold-file`); with its `args`, `${TEST_DIR}` expanded as run.py
+expands it; and a rules file named `min<VERSION>.rules` is read only at
+that version or later.
 
 `requires:` (of a case or a check, and a check's `version`/`min-version`/
 `lt-version`/`feature`) is honoured against the Suricata version ReefGuard
@@ -41,6 +43,7 @@ import platform
 import re
 import shlex
 import shutil
+import string
 import subprocess
 import sys
 import tempfile
@@ -252,10 +255,25 @@ def find_cases(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob("test.yaml"))
 
 
-def _parse_args(args: list[str] | None, config: Config) -> None:
+def case_environment(case_dir: Path, outdir: Path | None = None) -> dict[str, str]:
+    """The variables suricata-verify's run.py offers a case's `args` and
+    `command` (`${TEST_DIR}/threshold.config`). SRCDIR, Suricata's source
+    tree, does not exist here: an argument naming it stays unexpanded."""
+    env = {"TEST_DIR": str(case_dir), "TZ": "UTC"}
+    if outdir is not None:
+        env["OUTPUT_DIR"] = str(outdir)
+    return env
+
+
+def _parse_args(args: list[str] | None, config: Config, env: dict[str, str] | None = None) -> None:
     tokens: list[str] = []
     for item in args or []:
-        tokens += shlex.split(str(item))
+        text = str(item)
+        if env:
+            # As run.py: string.Template over its environment, unknown
+            # names left as they are.
+            text = string.Template(text).safe_substitute(env)
+        tokens += shlex.split(text)
     i = 0
     while i < len(tokens):
         tok = tokens[i]
@@ -314,28 +332,37 @@ def _apply_case_yaml(case_dir: Path, config: Config) -> None:
         return node
 
     settings = {
-        "vars.address-groups.HOME_NET": get("vars", "address-groups", "HOME_NET"),
-        "vars.address-groups.EXTERNAL_NET": get("vars", "address-groups", "EXTERNAL_NET"),
         "stream.midstream": get("stream", "midstream"),
         "stream.inline": get("stream", "inline"),
         "stream.reassembly.depth": get("stream", "reassembly", "depth"),
         "packet-alert-max": get("packet-alert-max"),
+        "threshold-file": get("threshold-file"),
     }
+    # Every address and port group, not only HOME_NET and EXTERNAL_NET: a
+    # threshold.config may suppress `ip $SUPPRESS`, a rule name `$DNS_SERVERS`.
+    for kind in ("address-groups", "port-groups"):
+        groups = get("vars", kind)
+        for name, value in (groups.items() if isinstance(groups, dict) else ()):
+            if isinstance(value, (str, int)) and not isinstance(value, bool):
+                settings[f"vars.{kind}.{name}"] = value
     for key, value in settings.items():
         if value is None or (key == "stream.inline" and str(value).lower() == "auto"):
             continue
         if isinstance(value, bool):
             value = "yes" if value else "no"
+        if key == "threshold-file":
+            # A relative path is the case's own file.
+            value = str(case_dir / str(value))
         try:
             config.set(key, str(value))
         except ValueError:
             pass
 
 
-def case_config(case_dir: Path, spec: dict) -> Config:
+def case_config(case_dir: Path, spec: dict, outdir: Path | None = None) -> Config:
     """The engine settings a case runs with: its suricata.yaml, then
     --simulate-ips when its folder name contains "ips" (as run.py does),
-    then its `args`."""
+    then its `args` (with `${TEST_DIR}` and the like expanded)."""
     config = Config()
     # Suricata's default suricata.yaml, which the cases are written for (the
     # appliance's default adds the documentation ranges its lab uses).
@@ -343,7 +370,7 @@ def case_config(case_dir: Path, spec: dict) -> Config:
     _apply_case_yaml(case_dir, config)
     if "ips" in case_dir.name:
         config.stream_inline = True
-    _parse_args(spec.get("args"), config)
+    _parse_args(spec.get("args"), config, case_environment(case_dir, outdir))
     return config
 
 
@@ -408,7 +435,7 @@ def run_case(case_dir: Path, root: Path, outdir: Path) -> CaseResult:
             result.error = "no capture found"
         return result
     try:
-        config = case_config(case_dir, spec)
+        config = case_config(case_dir, spec, outdir)
     except ValueError as exc:
         result.error = str(exc)
         return result
@@ -427,6 +454,10 @@ def run_case(case_dir: Path, root: Path, outdir: Path) -> CaseResult:
         detail += "; refused: " + "; ".join(f"{f}:{line} {reason}" for f, line, _, reason, _
                                             in refused[:3])
     result.checks.append(CheckResult(exit_code == expected_exit, "rules load", detail))
+    # Suricata skips a threshold.config line it cannot read and runs on
+    # (only a config test fails on it): shown, not failed.
+    for file, line, message in [] if report is None else report.threshold_errors:
+        result.checks.append(CheckResult(None, "threshold file", f"{file}:{line}: {message}"))
     if exit_code == 0:
         summary = replay([str(p) for p in pcaps], engine, outdir, config, progress=False)
         if summary.errors:
@@ -484,7 +515,7 @@ def run_case(case_dir: Path, root: Path, outdir: Path) -> CaseResult:
             if not ok:
                 result.checks.append(CheckResult(None, f"shell {sh.get('args')}", f"requires {why}"))
                 continue
-            env = dict(os.environ, TZ="UTC", TEST_DIR=str(case_dir), OUTPUT_DIR=str(outdir))
+            env = dict(os.environ, **case_environment(case_dir, outdir))
             proc = subprocess.run(sh["args"], shell=True, cwd=outdir, env=env,
                                   capture_output=True, text=True, timeout=60)
             out = proc.stdout.strip()

@@ -401,12 +401,12 @@ class Worker:
             }
         for match in matches:
             rule = match.rule
-            if match.noalert or rule.action == "pass":
+            if match.noalert or match.action == "pass":
                 continue
             if flow is not None:
                 flow.alerted = True
             self.counters["alerts"] += 1
-            rule_action = "blocked" if rule.action in ("drop", "reject") and action == "blocked" else "allowed"
+            rule_action = "blocked" if match.action in ("drop", "reject") and action == "blocked" else "allowed"
             app = None
             if match.tx_id is not None:
                 for tx in txs:

@@ -23,7 +23,9 @@ Inspect, per packet:
    is verified when all its buffers are present; it alerts at most once per
    (rule, flow, tx_id).
 4. A match applies its flowbit actions, then thresholds decide whether it is
-   reported. A `pass` match stops the packet.
+   reported, and threshold.config (`threshold_config`) may suppress its
+   alert, replace its threshold or, by a rate_filter, change its action. A
+   `pass` match stops the packet.
 
 Stream semantics. `stream` is (window, new_offset). A payload rule on TCP
 whose data went into the stream is matched against the window, and reported
@@ -52,7 +54,7 @@ from bisect import bisect_right
 from collections import Counter
 
 from . import cache as cache_module
-from . import packet_checks, state, transforms, verify
+from . import packet_checks, state, threshold_config, transforms, verify
 from .parser import PAYLOAD, STICKY_ALIASES, Rule, RuleError, parse_header, parse_rule
 from .prefilter import Matcher, PatternGroup
 from .variables import Variables, address_key
@@ -111,13 +113,16 @@ def _rule_directions(rule: Rule) -> tuple[str, ...]:
 class Match:
     """One rule that matched the packet."""
 
-    __slots__ = ("rule", "tx_id", "from_stream", "noalert")
+    __slots__ = ("rule", "tx_id", "from_stream", "noalert", "action")
 
     def __init__(self, rule: Rule, tx_id: int | None = None, from_stream: bool = False) -> None:
         self.rule = rule
         self.tx_id = tx_id
         self.from_stream = from_stream
         self.noalert = rule.noalert
+        # What this match does: the rule's action, unless a threshold.config
+        # rate_filter has changed it for now.
+        self.action = rule.action
 
     def __repr__(self) -> str:
         return f"Match(sid={self.rule.sid}, tx_id={self.tx_id}, from_stream={self.from_stream})"
@@ -126,13 +131,18 @@ class Match:
 class LoadReport:
     """What happened to each rule line."""
 
-    __slots__ = ("loaded", "skipped", "errors", "files", "details")
+    __slots__ = ("loaded", "skipped", "errors", "files", "details", "threshold_entries",
+                 "threshold_errors")
 
     def __init__(self) -> None:
         self.loaded = 0
         self.skipped: list[tuple[str, int, int | None, str, str | None]] = []
         self.errors: list[tuple[str, int, int | None, str, str | None]] = []
         self.files: list[str] = []
+        # threshold.config (`threshold-file`): entries loaded, and the lines
+        # that were not, as (file, line, message).
+        self.threshold_entries = 0
+        self.threshold_errors: list[tuple[str, int, str]] = []
         # (file, line) of a skipped rule -> what exactly was refused, when
         # the keyword alone does not say (the event an event keyword names).
         self.details: dict[tuple[str, int], str] = {}
@@ -215,7 +225,7 @@ class DetectEngine:
                  "packet_alert_max", "tx_groups_by_buffer", "rule_texts", "address_index",
                  "_variables", "_classifications", "generation", "_tx_scan_plans",
                  "_tx_scan_cached_bytes", "xbits", "_side_plans", "_address_rules", "_budget",
-                 "_headers", "packet_by_event", "tx_by_event")
+                 "_headers", "packet_by_event", "tx_by_event", "tuning")
 
     def __init__(self, rules: list, config) -> None:
         # rules[i] is a parsed Rule, or None until first needed when loaded
@@ -264,6 +274,8 @@ class DetectEngine:
         self._address_rules: dict[int, dict] = {}
         self._budget = verify.Budget()
         self.thresholds = state.Thresholds()
+        # threshold.config's suppressions, thresholds and rate filters, or None
+        self.tuning: threshold_config.ThresholdConfig | None = None
         self.xbits = state.XBits()
         self.stats: Counter = Counter()
         self.max_verify = max(1, int(getattr(config, "max_verify_per_packet", 256)))
@@ -274,6 +286,22 @@ class DetectEngine:
     @classmethod
     def load(cls, rule_paths: list[str], config, cache_dir: str | None = None,
              classification_path: str | None = None) -> tuple["DetectEngine", LoadReport]:
+        """The rules, and the threshold file `config.threshold_file` names.
+
+        The threshold file is read afresh at every load, never cached: it
+        tunes rules by id, and editing it must not cost a recompile."""
+        engine, report = cls._load_rules(rule_paths, config, cache_dir, classification_path)
+        report.threshold_entries, report.threshold_errors = 0, []
+        path = getattr(config, "threshold_file", "")
+        if path:
+            tuning, report.threshold_errors = threshold_config.load(path, engine._variables)
+            report.threshold_entries = len(tuning)
+            engine.tuning = tuning if len(tuning) else None
+        return engine, report
+
+    @classmethod
+    def _load_rules(cls, rule_paths: list[str], config, cache_dir: str | None,
+                    classification_path: str | None) -> tuple["DetectEngine", LoadReport]:
         variables = Variables.from_config(config)
         texts = []
         report = LoadReport()
@@ -850,24 +878,39 @@ class DetectEngine:
             self.xbits.apply(rule, pkt)
         if rule.flowint_actions:
             packet_checks.apply_flowints(rule, flow)
+        detection_filter, threshold, rate_filter = rule.detection_filter, rule.threshold, None
         alert = True
-        if rule.detection_filter is not None:
-            alert, act = self.thresholds.check(rule, rule.detection_filter, pkt, flow,
-                                               "detection_filter")
+        tuning = self.tuning.for_rule(rule) if self.tuning is not None else None
+        if tuning is not None:
+            if tuning.suppressions and tuning.suppresses(context.source, context.destination):
+                # As Suricata, suppressions come first: the alert is not
+                # logged, the action stands, and no threshold counts it.
+                detection_filter = threshold = None
+                alert = False
+            else:
+                detection_filter, threshold = tuning.detection_filter, tuning.threshold
+                rate_filter = tuning.rate_filter
+                alert = not tuning.noalert
+        if detection_filter is not None:
+            logged, act = self.thresholds.check(rule, detection_filter, pkt, flow,
+                                                "detection_filter")
             if not act:
                 return False
-        if rule.threshold is not None:
-            logged, act = self.thresholds.check(rule, rule.threshold, pkt, flow, "threshold")
+            alert = alert and logged
+        if threshold is not None:
+            logged, act = self.thresholds.check(rule, threshold, pkt, flow, "threshold")
             if not act:
                 return False
             alert = alert and logged
         match = Match(rule, tx_id, bool(from_stream))
+        if rate_filter is not None:
+            match.action = self.thresholds.rate(rule, rate_filter, pkt, flow) or rule.action
         if not alert:
-            # Thresholded: the action stands (a limited drop rule still
-            # drops), the alert is not logged.
+            # Thresholded or suppressed: the action stands (a limited drop
+            # rule still drops), the alert is not logged.
             match.noalert = True
         matches.append(match)
-        if rule.action == "pass":
+        if match.action == "pass":
             if flow is not None and getattr(flow, "detect", None) is not None:
                 flow.detect["pass"] = True
             return True

@@ -100,11 +100,13 @@ class XBits:
 
 
 class _Counter:
-    __slots__ = ("start", "count")
+    __slots__ = ("start", "count", "active_since")
 
     def __init__(self, start: float) -> None:
         self.start = start
         self.count = 0
+        # rate_filter: when its new action took over (None: not in force)
+        self.active_since: float | None = None
 
 
 class Thresholds:
@@ -114,6 +116,9 @@ class Thresholds:
     * threshold N: alert on every N-th match in the period.
     * both N: alert once per period, on the N-th match.
     * detection_filter N: alert on every match after the N-th in the period.
+    * rate_filter (threshold.config): once more than N matches came within
+      `seconds`, the rule's action becomes `new_action` for `timeout`
+      seconds, from that match on; after the timeout counting starts afresh.
     A period starts at the first match and lasts `seconds`; the next match
     after it starts a new period.
 
@@ -131,25 +136,9 @@ class Thresholds:
     def check(self, rule, spec: dict, pkt, flow, kind: str) -> tuple[bool, bool]:
         """(alert, act) for this match (counts it): whether it is logged, and
         whether the rule's action (drop, reject, pass) applies."""
-        key = self._key(rule, spec, pkt, kind)
-        if key is None:
+        counter = self._count(rule, spec, pkt, flow, kind)
+        if counter is None:
             return True, True
-        if spec["track"] == "by_flow":
-            if flow is None:
-                return True, True
-            table = flow.detect.setdefault("thresholds", {})
-        else:
-            table = self._table
-        now = pkt.ts
-        counter = table.get(key)
-        if counter is None or now - counter.start > spec["seconds"]:
-            counter = _Counter(now)
-            table[key] = counter
-            if table is self._table:
-                self._table.move_to_end(key)
-                while len(self._table) > MAX_THRESHOLD_ENTRIES:
-                    self._table.popitem(last=False)
-        counter.count += 1
         count = counter.count
         limit = spec["count"]
         if kind == "detection_filter":
@@ -164,6 +153,51 @@ class Thresholds:
             return False, False
         return count == limit, count >= limit  # both
 
+    def rate(self, rule, spec: dict, pkt, flow) -> str | None:
+        """A rate_filter's new action for this match (counts it), or None
+        while the rule's own action stands."""
+        table = self._table_for(spec, flow)
+        if table is None:
+            return None
+        key = self._key(rule, spec, pkt, "rate_filter")
+        counter = table.get(key)
+        if counter is not None and counter.active_since is not None:
+            if pkt.ts - counter.active_since <= spec["timeout"]:
+                return spec["new_action"]
+            del table[key]              # the timeout is over: count afresh
+        counter = self._count(rule, spec, pkt, flow, "rate_filter")
+        if counter.count > spec["count"]:
+            counter.active_since = pkt.ts
+            return spec["new_action"]
+        return None
+
+    def _table_for(self, spec: dict, flow):
+        """Where the counters of a spec live; None for a `by_flow` spec
+        without a flow (nothing to count against)."""
+        if spec["track"] != "by_flow":
+            return self._table
+        if flow is None:
+            return None
+        return flow.detect.setdefault("thresholds", {})
+
+    def _count(self, rule, spec: dict, pkt, flow, kind: str) -> _Counter | None:
+        """This match counted in its period (a new one when the last ended)."""
+        table = self._table_for(spec, flow)
+        if table is None:
+            return None
+        key = self._key(rule, spec, pkt, kind)
+        now = pkt.ts
+        counter = table.get(key)
+        if counter is None or now - counter.start > spec["seconds"]:
+            counter = _Counter(now)
+            table[key] = counter
+            if table is self._table:
+                self._table.move_to_end(key)
+                while len(self._table) > MAX_THRESHOLD_ENTRIES:
+                    self._table.popitem(last=False)
+        counter.count += 1
+        return counter
+
     @staticmethod
     def _key(rule, spec: dict, pkt, kind: str):
         track = spec["track"]
@@ -173,5 +207,8 @@ class Thresholds:
         if track == "by_dst":
             return base + (pkt.dst,)
         if track == "by_both":
-            return base + (pkt.src, pkt.dst)
+            # One count per address pair, whichever way the packet goes
+            # (Suricata's global-thresholds documentation).
+            low, high = sorted((str(pkt.src), str(pkt.dst)))
+            return base + (low, high)
         return base

@@ -109,6 +109,7 @@ def main() -> None:
     relative_keyword_cases()
     dns_keyword_cases()
     simultaneous_open_case()
+    threshold_config_cases()
 
 
 def event_cases() -> None:
@@ -486,6 +487,158 @@ def simultaneous_open_case() -> None:
            'content:"GET /admin"; sid:4002; rev:1;)\n',
            {4001: 1, 4002: 1},
            "a 4-way handshake establishes the flow, as in Suricata (no evasion by simultaneous open)")
+
+
+def _write_tuned(name: str, frames: list, rules: str, threshold: str,
+                 checks: list[tuple[int, dict]], note: str, *, args: tuple[str, ...] = (),
+                 suricata_yaml: str | None = None) -> None:
+    """A case with a threshold.config, named by `args` as suricata-verify's
+    threshold-config cases name it, or by the case's suricata.yaml.
+    `checks`: (count, match) filters on eve.json."""
+    folder = os.path.join(HERE, name)
+    os.makedirs(folder, exist_ok=True)
+    wrpcap(os.path.join(folder, "input.pcap"), frames)
+    with open(os.path.join(folder, "test.rules"), "w") as out:
+        out.write(rules)
+    with open(os.path.join(folder, "threshold.config"), "w") as out:
+        out.write(threshold)
+    if suricata_yaml is not None:
+        with open(os.path.join(folder, "suricata.yaml"), "w") as out:
+            out.write(suricata_yaml)
+    lines = [f"# {line}" for line in note.split("\n")]
+    if args:
+        lines += ["args:"] + [f"  - {arg}" for arg in args]
+    lines.append("checks:")
+    for count, match in checks:
+        lines += ["  - filter:", f"      count: {count}", "      match:"]
+        lines += [f"        {key}: {value}" for key, value in match.items()]
+    with open(os.path.join(folder, "test.yaml"), "w") as out:
+        out.write("\n".join(lines) + "\n")
+
+
+THRESHOLD_ARGS = ("--set threshold-file=${TEST_DIR}/threshold.config", "--simulate-ips")
+GET = b"GET /index.html HTTP/1.1\r\nHost: cam.example\r\n\r\n"
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+def _get_flows(clients: list[str]) -> list:
+    """One HTTP GET (and its answer) per client address, a second apart."""
+    frames = []
+    for index, client in enumerate(clients):
+        frames += _tcp_session([(True, GET), (False, OK)], sport=41000 + index,
+                               start=float(index), client=client)
+    return frames
+
+
+def _udp(src: str, dst: str, when: float, payload: bytes = b"PING", dport: int = 9999):
+    frame = (Ether(src=CLIENT_MAC, dst=SERVER_MAC) / IP(src=src, dst=dst)
+             / UDP(sport=5000, dport=dport) / Raw(payload))
+    frame.time = 1700000000 + when
+    return frame
+
+
+def _alerts(sid: int, **fields) -> dict:
+    return {"event_type": "alert", "alert.signature_id": sid, **fields}
+
+
+def threshold_config_cases() -> None:
+    """threshold.config cases, each after one of suricata-verify's
+    tests/threshold/threshold-config-* (whose pcaps are not here: these are
+    built, and their counts follow from Suricata's documented semantics)."""
+    other, third = "192.0.2.11", "203.0.113.5"
+    get_rule = ('{action} http any any -> any any (msg:"GET request"; flow:to_server; '
+                'http.method; content:"GET"; sid:1000001; rev:1;)\n')
+
+    # Client 192.0.2.10 opens three flows, 203.0.113.5 one, in between.
+    _write_tuned(
+        "threshold-config-rate-filter-drop-hostsrc",
+        _get_flows([CLIENT, third, CLIENT, CLIENT]), get_rule.format(action="alert"),
+        "rate_filter gen_id 1, sig_id 1000001, track by_src, count 1, seconds 60, "
+        "new_action drop, timeout 1000\n",
+        [(4, _alerts(1000001)),
+         # Each source's first GET keeps the rule's action (alert) ...
+         (2, _alerts(1000001, **{"alert.action": "allowed"})),
+         (1, _alerts(1000001, src_ip=third, **{"alert.action": "allowed"})),
+         # ... from 192.0.2.10's second on (count 1 exceeded within 60 s)
+         # the rate filter's drop applies, for its 1000 s timeout.
+         (2, _alerts(1000001, src_ip=CLIENT, **{"alert.action": "blocked"})),
+         (2, {"event_type": "flow", "flow.action": "drop"})],
+        "Follows suricata-verify tests/threshold/threshold-config-rate-filter-drop-hostsrc:\n"
+        "rate_filter by_src, count 1: a source's 2nd and later matches drop (alert.action\n"
+        "blocked), its 1st and another source's 1st keep the rule's alert action.",
+        args=THRESHOLD_ARGS)
+
+    # 192.0.2.10 is suppressed; its GETs are dropped all the same.
+    _write_tuned(
+        "threshold-config-suppress-bysrc-ip",
+        _get_flows([CLIENT, other, CLIENT, third]), get_rule.format(action="drop"),
+        "suppress gen_id 1, sig_id 1000001, track by_src, ip 192.0.2.10\n",
+        [(2, _alerts(1000001)),
+         (0, _alerts(1000001, src_ip=CLIENT)),
+         (2, _alerts(1000001, **{"alert.action": "blocked"})),
+         (4, {"event_type": "flow", "flow.action": "drop"}),
+         (2, {"event_type": "flow", "flow.action": "drop", "flow.alerted": "false",
+              "src_ip": CLIENT})],
+        "Follows suricata-verify tests/threshold/threshold-config-suppress-bysrc-ip:\n"
+        "suppress by_src ip: no alert for 192.0.2.10's requests, yet the drop rule still\n"
+        "drops them (suppress hides the alert, the action stands); other sources alert.",
+        args=THRESHOLD_ARGS)
+
+    # limit by_rule over six sources; limit by_flow over two TCP flows.
+    pings = [_udp(f"192.0.2.{20 + index}", SERVER, float(index)) for index in range(6)]
+    flows = (_tcp_session([(True, b"hello")], sport=42000, start=10.0)
+             + _tcp_session([(True, b"hello")], sport=42001, start=11.0))
+    _write_tuned(
+        "threshold-config-limit",
+        pings + flows,
+        'alert udp any any -> any 9999 (msg:"ping"; content:"PING"; sid:1000001; rev:1;)\n'
+        'alert tcp any any -> any any (msg:"empty segment"; dsize:0; sid:1000002; rev:1;)\n',
+        "threshold gen_id 1, sig_id 1000001, type limit, track by_rule, count 3, seconds 1000\n"
+        "threshold gen_id 1, sig_id 1000002, type limit, track by_flow, count 1, seconds 60\n",
+        [(3, _alerts(1000001)), (2, _alerts(1000002))],
+        "Follows suricata-verify tests/threshold-config-byrule (limit by_rule, count 3:\n"
+        "3 of the 6 pings alert) and tests/threshold/threshold-config-threshold-limit-flow\n"
+        "(limit by_flow, count 1, dsize:0: one alert per TCP flow, two flows).",
+        args=THRESHOLD_ARGS)
+
+    # type both replaces a rule's own limit; gen_id 0 / sig_id 0 applies
+    # only to a rule without a threshold of its own.
+    times = [(CLIENT, 0), (CLIENT, 1), (CLIENT, 2), (CLIENT, 3), (other, 4), (CLIENT, 70),
+             (CLIENT, 71)]
+    _write_tuned(
+        "threshold-config-both-override",
+        [_udp(src, SERVER, float(when)) for src, when in times],
+        'alert udp any any -> any 9999 (msg:"own limit, replaced"; content:"PING"; '
+        'threshold:type limit, track by_src, count 1, seconds 60; sid:1000001; rev:1;)\n'
+        'alert udp any any -> any 9999 (msg:"no threshold"; content:"PING"; sid:1000002; rev:1;)\n'
+        'alert udp any any -> any 9999 (msg:"own threshold, kept"; content:"PING"; '
+        'threshold:type threshold, track by_rule, count 3, seconds 1000; sid:1000003; rev:1;)\n',
+        "# both, by source: one alert per 60 s, on the 2nd match\n"
+        "event_filter gen_id 1, sig_id 1000001, type both, track by_src, count 2, seconds 60\n"
+        "threshold gen_id 0, sig_id 0, type limit, track by_rule, count 1, seconds 1000\n",
+        [(2, _alerts(1000001)), (0, _alerts(1000001, src_ip=other)),
+         (1, _alerts(1000002)), (2, _alerts(1000003))],
+        "Follows suricata-verify tests/threshold/threshold-config-threshold-both-flow, with\n"
+        "global-thresholds' precedence: the event_filter for sid 1000001 replaces its own\n"
+        "limit (192.0.2.10 alerts on its 2nd ping of each 60 s period: t=1 and t=71;\n"
+        "192.0.2.11's single ping never); the all-rules line limits 1000002 to 1 and\n"
+        "leaves 1000003's own threshold (every 3rd of 7: 2) alone.",
+        args=THRESHOLD_ARGS)
+
+    # The file named by the case's suricata.yaml, its ip a variable there.
+    _write_tuned(
+        "threshold-config-suppress-byeither-ipvar",
+        [_udp(CLIENT, SERVER, 0.0), _udp("198.51.100.7", "203.0.113.9", 1.0),
+         _udp(CLIENT, "203.0.113.9", 2.0)],
+        'alert udp any any -> any 9999 (msg:"ping"; content:"PING"; sid:1000001; rev:1;)\n',
+        "suppress gen_id 1, sig_id 1000001, track by_either, ip $SUPPRESS\n",
+        [(1, _alerts(1000001)),
+         (1, _alerts(1000001, src_ip=CLIENT, dest_ip="203.0.113.9"))],
+        "Follows suricata-verify tests/threshold/threshold-config-suppress-byeither-ipvar:\n"
+        "by_either suppresses a match whose source or destination is in $SUPPRESS\n"
+        "(198.51.100.0/24, from the case's suricata.yaml, which also names the file).",
+        suricata_yaml='%YAML 1.1\n---\nthreshold-file: threshold.config\n'
+                      'vars:\n  address-groups:\n    SUPPRESS: "[198.51.100.0/24]"\n')
 
 
 if __name__ == "__main__":

@@ -132,6 +132,40 @@ def test_min_version_rule_files(case_root):
     assert _run(case_root.root, "current").passed
 
 
+def test_a_threshold_file_from_args_or_the_case_yaml(case_root):
+    # suricata-verify's threshold-config cases name the file as
+    # ${TEST_DIR}/threshold.config in their args; run.py expands it.
+    args_case = case_root("from-args", {"test.rules": HELLO}, """
+    args:
+      - --set threshold-file=${TEST_DIR}/threshold.config
+""" + ALERTS.format(n=0))
+    (args_case / "threshold.config").write_text("suppress gen_id 1, sig_id 1\n")
+    assert _run(case_root.root, "from-args").passed
+    yaml_case = case_root("from-yaml", {"test.rules": HELLO}, ALERTS.format(n=0),
+                          "threshold-file: tuning/threshold.config\n")
+    (yaml_case / "tuning").mkdir()
+    (yaml_case / "tuning" / "threshold.config").write_text("suppress gen_id 1, sig_id 1\n")
+    assert _run(case_root.root, "from-yaml").passed
+    # A line the engine cannot read is shown, not failed (Suricata skips
+    # it outside a config test); the rest still loads.
+    (yaml_case / "tuning" / "threshold.config").write_text(
+        "suppress gen_id 1, sig_id 1, track by_src\nsuppress gen_id 1, sig_id 1\n")
+    result = _run(case_root.root, "from-yaml")
+    assert result.passed
+    assert [c.detail for c in result.checks if c.description == "threshold file"] == [
+        f"{yaml_case / 'tuning' / 'threshold.config'}:1: suppress takes track and ip together, "
+        "or neither"]
+
+
+def test_case_arguments_expand_run_pys_variables(tmp_path):
+    from ips.verify import case_config
+    config = case_config(tmp_path / "case", {"args": [
+        "--set threshold-file=${TEST_DIR}/t.config", "--set x=${OUTPUT_DIR}/${SRCDIR}"]},
+        tmp_path / "out")
+    assert config.threshold_file == f"{tmp_path}/case/t.config"
+    assert config.extra["x"] == f"{tmp_path}/out/${{SRCDIR}}"
+
+
 def test_ips_in_the_folder_name_simulates_ips(tmp_path):
     from ips.verify import case_config
     assert case_config(tmp_path / "bug-2576-02-ips", {}).stream_inline
