@@ -1045,10 +1045,8 @@ def _parse_threshold(value: str | None, keyword: str) -> dict:
         if len(words) != 2:
             raise RuleError("syntax", keyword, syntax=True, detail=part.strip())
         result[words[0].lower()] = words[1]
-    if result.get("type") == "backoff":
-        # Suricata 8's alert-at-1st, Nth, N*Mth... type: not implemented
-        # (nothing here to check its counts against), so refused, not weakened.
-        raise RuleError("unsupported-keyword", keyword, detail="type backoff")
+    if result.get("type") == "backoff" and keyword == "threshold":
+        return _parse_backoff(result, keyword)
     try:
         spec = {
             "type": result.pop("type", "threshold" if keyword == "detection_filter" else None),
@@ -1066,6 +1064,26 @@ def _parse_threshold(value: str | None, keyword: str) -> dict:
         raise RuleError("syntax", keyword, syntax=True, detail=f"track {spec['track']}")
     if spec["count"] < 0 or spec["seconds"] < 0:
         raise RuleError("syntax", keyword, syntax=True, detail="negative")
+    return spec
+
+
+def _parse_backoff(result: dict, keyword: str) -> dict:
+    """Suricata 8's `threshold: type backoff, track by_flow, count C,
+    multiplier M`: alerts on the C-th match of the flow, then the C*M-th,
+    C*M*M-th, ... (count 1, multiplier 10: 1, 10, 100, ...)."""
+    try:
+        spec = {"type": result.pop("type"), "track": result.pop("track"),
+                "count": int(result.pop("count")), "multiplier": int(result.pop("multiplier")),
+                "seconds": float("inf")}
+    except (KeyError, ValueError):
+        raise RuleError("syntax", keyword, syntax=True,
+                        detail="backoff needs track, count, multiplier") from None
+    if result:
+        raise RuleError("syntax", keyword, syntax=True, detail=f"unknown {sorted(result)}")
+    if spec["track"] != "by_flow":
+        raise RuleError("syntax", keyword, syntax=True, detail="backoff tracks by_flow only")
+    if spec["count"] < 1 or spec["multiplier"] < 2:
+        raise RuleError("syntax", keyword, syntax=True, detail="backoff count >= 1, multiplier >= 2")
     return spec
 
 

@@ -100,13 +100,15 @@ class XBits:
 
 
 class _Counter:
-    __slots__ = ("start", "count", "active_since")
+    __slots__ = ("start", "count", "active_since", "next_alert")
 
     def __init__(self, start: float) -> None:
         self.start = start
         self.count = 0
         # rate_filter: when its new action took over (None: not in force)
         self.active_since: float | None = None
+        # backoff: the match number that alerts next (None: not started)
+        self.next_alert: int | None = None
 
 
 class Thresholds:
@@ -116,6 +118,8 @@ class Thresholds:
     * threshold N: alert on every N-th match in the period.
     * both N: alert once per period, on the N-th match.
     * detection_filter N: alert on every match after the N-th in the period.
+    * backoff N, multiplier M (by_flow): alert on the N-th match, then the
+      N*M-th, N*M*M-th, ... of the flow.
     * rate_filter (threshold.config): once more than N matches came within
       `seconds`, the rule's action becomes `new_action` for `timeout`
       seconds, from that match on; after the timeout counting starts afresh.
@@ -146,6 +150,15 @@ class Thresholds:
         mode = spec["type"]
         if mode == "limit":
             return count <= limit, True
+        if mode == "backoff":
+            if counter.next_alert is None:
+                counter.next_alert = limit
+            alert = count == counter.next_alert
+            if alert:
+                counter.next_alert *= spec["multiplier"]
+            # Suricata 8: the action applies to every match but the first
+            # when the first alert waits for a later one.
+            return alert, not (count == 1 and limit > 1)
         if mode == "threshold":
             if count >= limit:
                 counter.count = 0

@@ -295,9 +295,9 @@ def parse_line(line: str, variables: Variables, number: int = 0) -> Entry:
     if directive == "threshold":
         kind = options["type"].lower()
         if kind == "backoff":
-            # As for the rule keyword: Suricata 8's backoff type is not
-            # implemented here, so refused rather than read as another type.
-            raise ThresholdConfigError("type backoff is not supported")
+            # The rule keyword has it (by_flow, with a multiplier);
+            # Suricata's global-thresholds page documents no backoff line.
+            raise ThresholdConfigError("type backoff is a rule keyword only")
         spec["type"] = _choice("type", kind, _THRESHOLD_TYPES)
     else:
         spec["type"] = "rate"

@@ -511,3 +511,31 @@ def test_byte_jump_of_zero_bytes_moves_by_post_offset_alone():
     assert not report.skipped and not report.errors
     payload = b"\x00" * 20 + bytes.fromhex("7ce03a01e8ed0f54")
     assert sids(eng.inspect(packet(payload), None, None, [])) == [1, 3]
+
+
+def test_threshold_backoff_alerts_at_count_times_powers_of_the_multiplier():
+    # Suricata 8's thresholding page: count 1, multiplier 10 alerts on
+    # matches 1, 10, 100; count 5, multiplier 5 on 5, 25, 125.
+    rules = "\n".join([
+        'alert tcp any any -> any any (msg:"a"; content:"x"; '
+        'threshold: type backoff, track by_flow, count 1, multiplier 10; sid:1;)',
+        'drop tcp any any -> any any (msg:"b"; content:"x"; '
+        'threshold: type backoff, track by_flow, count 5, multiplier 5; sid:2;)'])
+    eng, report = engine(rules)
+    assert not report.skipped and not report.errors
+    flow = FakeFlow()
+    alerted = {1: [], 2: []}
+    acted_first = None
+    for number in range(1, 131):
+        matches = eng.inspect(packet(b"x", ts=1.0 + number), flow, None, [])
+        for match in matches:
+            if not match.noalert:
+                alerted[match.rule.sid].append(number)
+        if number == 1:
+            acted_first = [m.rule.sid for m in matches]
+    assert alerted == {1: [1, 10, 100], 2: [5, 25, 125]}
+    # sid 2's first match neither alerts nor acts (its count is over 1)
+    assert acted_first == [1]
+    _, bad = engine('alert tcp any any -> any any (msg:"c"; content:"x"; '
+                    'threshold: type backoff, track by_src, count 1, multiplier 10; sid:3;)')
+    assert bad.errors
