@@ -951,8 +951,12 @@ class DetectEngine:
                 return False
         if rule.app_layer_protocol is not None:
             negated, name = rule.app_layer_protocol
-            app_proto = getattr(flow, "app_proto", None) if flow is not None else None
-            app_proto = _normal_app_proto(app_proto) if app_proto else "unknown"
+            app_proto = _layer_protocol(flow, context.pkt.to_server)
+            if app_proto == "unknown" and name != "unknown":
+                # As Suricata: while a direction's protocol is still being
+                # detected, app-layer-protocol (negated or not) has nothing
+                # to compare and does not match.
+                return False
             if (app_proto == name) == negated:
                 return False
         if rule.flow_established is not None:
@@ -1414,6 +1418,23 @@ def _cache_key(value) -> tuple:
 
 _APP_PROTO_ALIASES = {"http1": "http", "ssl": "tls", "ike": "ikev2"}
 _NORMAL_APP_PROTO: dict = {}
+
+
+def _layer_protocol(flow, to_server: bool) -> str:
+    """What app-layer-protocol compares with in this direction: the flow's
+    protocol, "failed" once detection gave up on the direction (or the
+    flow), "unknown" while it is still being detected."""
+    if flow is None:
+        return "unknown"
+    app_proto = getattr(flow, "app_proto", None)
+    if app_proto:
+        return _normal_app_proto(app_proto)
+    state = getattr(flow, "app", None)
+    if state:
+        failed = state.get("failed")
+        if state.get("done") or (failed is not None and failed.get(to_server)):
+            return "failed"
+    return "unknown"
 
 
 def _normal_app_proto(name):

@@ -539,3 +539,26 @@ def test_threshold_backoff_alerts_at_count_times_powers_of_the_multiplier():
     _, bad = engine('alert tcp any any -> any any (msg:"c"; content:"x"; '
                     'threshold: type backoff, track by_src, count 1, multiplier 10; sid:3;)')
     assert bad.errors
+
+
+def test_app_layer_protocol_does_not_match_while_the_protocol_is_unknown():
+    # Suricata compares a direction's protocol only once it is known (or
+    # detection failed): `!tls` on a flow still being detected is no match
+    # (suricata-verify bug-4394, app-layer-protocol-unknown).
+    rules = "\n".join([
+        'alert tcp any any -> any any (msg:"a"; app-layer-protocol:!tls; content:"ls"; sid:1;)',
+        'alert tcp any any -> any any (msg:"b"; app-layer-protocol:failed; content:"ls"; sid:2;)',
+        'alert tcp any any -> any any (msg:"c"; app-layer-protocol:!failed; content:"ls"; sid:3;)',
+        'alert tcp any any -> any any (msg:"d"; app-layer-protocol:unknown; content:"ls"; sid:4;)'])
+    eng, report = engine(rules)
+    assert not report.skipped and not report.errors
+    detecting = FakeFlow()
+    assert sids(eng.inspect(packet(b"ls\n"), detecting, None, [])) == [4]
+    failed = FakeFlow()
+    failed.app = {"failed": {True: True, False: False}}
+    assert sids(eng.inspect(packet(b"ls\n"), failed, None, [])) == [1, 2]
+    # the other direction is still being detected
+    reply = packet(b"ls\n", to_server=False, src="198.51.100.9", dst="192.168.1.2")
+    assert sids(eng.inspect(reply, failed, None, [])) == [4]
+    http = FakeFlow(app_proto="http")
+    assert sids(eng.inspect(packet(b"ls\n"), http, None, [])) == [1, 3]
