@@ -27,6 +27,8 @@ and conservatively:
   `ip_proto:41`) rules it out; `ip_proto` and `sameip` that it passes hold
   for the whole flow, like addresses; any other per-packet keyword (ttl, window, seq, ack,
   flowbits checks, counting thresholds) might match one: the rule needs them;
+  so does one inspecting the IP or TCP header as a buffer (`ipv4.hdr`,
+  `tcp.hdr`, ...): sequence numbers, flags and window change per packet;
 * a rule on addresses, ports and flow direction alone matches every packet
   of the flow in that direction alike: it has already matched (and dropped,
   if it drops) on an earlier packet of that direction, so skipping the pure
@@ -102,7 +104,9 @@ def needs_pure_acks(rule) -> bool:
     what `rule` does (see the module docstring)."""
     if rule.transports is not None and PROTO_TCP not in rule.transports:
         return False
-    if rule.buffers or rule.tx_buffers or rule.app_proto or rule.app_layer_protocol:
+    header_buffers = rule.packet_buffers
+    if (len(rule.buffers) > len(header_buffers) or rule.tx_buffers or rule.app_proto
+            or rule.app_layer_protocol):
         return False
     if rule.flow_established is False:
         return False
@@ -110,7 +114,7 @@ def needs_pure_acks(rule) -> bool:
     if not all(_admits_pure_ack(check) for check in checks):
         return False
     varying = [c for c in checks if _check_name(c) not in _EVALUATED | _PER_FLOW]
-    if varying or rule.flowbit_checks or rule.xbit_checks or rule.detection_filter:
+    if varying or header_buffers or rule.flowbit_checks or rule.xbit_checks or rule.detection_filter:
         return True
     if rule.packet_events:
         return True   # decode/stream events differ packet by packet (tcp.invalid_optlen)

@@ -17,8 +17,10 @@ Inspect, per packet:
 1. A flow passed by a `pass` rule is not inspected again (Suricata 7: a pass
    match on a flow passes the whole flow).
 2. Packet rules: the packet payload and, for TCP, the new part of the
-   reassembled stream are scanned; candidates plus the no-pattern bucket are
-   verified cheapest first: header, flow, packet keywords, flowbits, payload.
+   reassembled stream are scanned, and so are the packet header buffers
+   (`tcp.hdr`, ...) that some rule's fast pattern is in; candidates plus the
+   no-pattern bucket are verified cheapest first: header, flow, packet
+   keywords, flowbits, header buffers, payload.
 3. Transaction rules: each tx's buffers are scanned per buffer group; a rule
    is verified when all its buffers are present; it alerts at most once per
    (rule, flow, tx_id).
@@ -54,7 +56,7 @@ from bisect import bisect_right
 from collections import Counter
 
 from . import cache as cache_module
-from . import packet_checks, state, threshold_config, transforms, verify
+from . import packet_buffers, packet_checks, state, threshold_config, transforms, verify
 from .parser import PAYLOAD, STICKY_ALIASES, Rule, RuleError, parse_header, parse_rule
 from .prefilter import Matcher, PatternGroup
 from .variables import Variables, address_key
@@ -84,6 +86,10 @@ _BUFFER_FALLBACKS = {
 
 
 _PROTO_CLASS = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
+# Third part of a packet group key naming a header buffer's group:
+# (proto class, direction, HEADER_GROUP, buffer) beside the port groups'
+# (proto class, direction, "dport" | "sport", port).
+HEADER_GROUP = "header"
 _GENERATIONS = itertools.count(1)
 
 
@@ -556,6 +562,13 @@ class DetectEngine:
                             pending.append((version, low, high, rule.index))
                     elif fast is None:
                         self._add_no_pattern(rule, proto_class, direction)
+                    elif fast[0] != PAYLOAD:
+                        # A packet header buffer's pattern: scanned in that
+                        # header of every packet of the class (ports are
+                        # checked with the rest of the header).
+                        groups.setdefault(("packet", proto_class, direction, HEADER_GROUP, fast[0]),
+                                          PatternGroup()).add(
+                            fast[1].fast_bytes, fast[1].nocase, rule.index)
                     elif port_groups and proto_class in ("tcp", "udp"):
                         for side, port in port_groups:
                             groups.setdefault(("packet", proto_class, direction, side, port),
@@ -573,7 +586,8 @@ class DetectEngine:
         (header-only rules for any packet, by destination port, by source
         port, address range index, its answers by address (bounded by
         ADDRESS_RULES_MAX), protocol's matcher, port-group matchers by
-        destination port, by source port)."""
+        destination port, by source port, header buffer scans: (buffer,
+        transform chain, `Matcher.call`) each)."""
         key = (proto, to_server)
         plan = self._side_plans.get(key)
         if plan is not None:
@@ -583,8 +597,13 @@ class DetectEngine:
         group = (proto_class, direction)
         matchers_by_dport: dict = {}
         matchers_by_sport: dict = {}
+        header_scans = []
         for group_key, matcher in self.packet_matchers.items():
             if len(group_key) == 4 and group_key[:2] == group:
+                if group_key[2] == HEADER_GROUP:
+                    base, chain = transforms.split(group_key[3])
+                    header_scans.append((base, chain) + matcher.call)
+                    continue
                 target = matchers_by_dport if group_key[2] == "dport" else matchers_by_sport
                 target[group_key[3]] = matcher
         rules_by_dport, rules_by_sport = self.packet_by_port.get(group, ({}, {}))
@@ -592,17 +611,18 @@ class DetectEngine:
         address_rules = self._address_rules.setdefault(id(by_address), {})
         plan = (tuple(self.packet_no_pattern.get(group, ())), rules_by_dport, rules_by_sport,
                 by_address, address_rules, self.packet_matchers.get(group),
-                matchers_by_dport, matchers_by_sport)
+                matchers_by_dport, matchers_by_sport, tuple(header_scans))
         if len(self._side_plans) < 512:     # 256 IP protocols, two directions
             self._side_plans[key] = plan
         return plan
 
-    def _side_parts(self, pkt, flow, source, destination) -> tuple[tuple, tuple]:
-        """(header-only candidate rules, prefilter matchers) of a packet's
-        flow direction: both depend only on its protocol, ports and
-        addresses. `source`, `destination`: the `address_key`s."""
+    def _side_parts(self, pkt, flow, source, destination) -> tuple[tuple, tuple, tuple]:
+        """(header-only candidate rules, payload prefilter matchers, header
+        buffer scans) of a packet's flow direction: all depend only on its
+        protocol, ports and addresses. `source`, `destination`: the
+        `address_key`s."""
         (no_pattern, rules_by_dport, rules_by_sport, by_address, address_rules, generic,
-         matchers_by_dport, matchers_by_sport) = self._side_plan(pkt.proto, pkt.to_server)
+         matchers_by_dport, matchers_by_sport, header_scans) = self._side_plan(pkt.proto, pkt.to_server)
         sport, dport = pkt.sport, pkt.dport
         scanners = () if generic is None else (generic.call,)
         if matchers_by_dport:
@@ -632,8 +652,8 @@ class DetectEngine:
                     address_rules[address] = rules
                 found.update(rules)
         if not found:
-            return (), scanners
-        return self._header_filter(found, pkt, flow, source, destination), scanners
+            return (), scanners, header_scans
+        return self._header_filter(found, pkt, flow, source, destination), scanners, header_scans
 
     # -- inspection ----------------------------------------------------------
     def inspect(self, pkt, flow, stream, txs) -> list[Match]:
@@ -656,12 +676,13 @@ class DetectEngine:
                     side = detect[side_key] = self._new_side(pkt, flow, side)
                 header_rules = side.header_rules
                 scanners = side.scanners
+                header_scans = side.header_scans
                 if side.iponly:
                     header_rules = header_rules + side.iponly
                     side.iponly = ()
             else:
-                header_rules, scanners = self._side_parts(pkt, flow, address_key(pkt.src),
-                                                          address_key(pkt.dst))
+                header_rules, scanners, header_scans = self._side_parts(
+                    pkt, flow, address_key(pkt.src), address_key(pkt.dst))
 
             payload = pkt.payload or b""
             window = None
@@ -670,7 +691,8 @@ class DetectEngine:
                 window, new_offset = stream
             # Only a loaded event rule makes a packet's events worth a look.
             events = pkt.events if self.packet_by_event else ()
-            if not header_rules and not txs and window is None and not payload and not events:
+            if (not header_rules and not txs and window is None and not payload and not events
+                    and not header_scans):
                 return []
 
             # Bound payload work per flow direction.
@@ -692,10 +714,17 @@ class DetectEngine:
                 if data:
                     for scan, handler in scanners:
                         scan(data, handler, 0, candidates)
-                if len(candidates) > self.max_verify:
-                    ordered = sorted(candidates)
-                    self.stats["verify_capped"] += len(ordered) - self.max_verify
-                    candidates = set(ordered[:self.max_verify])
+            if header_scans:
+                # Header buffers are the packet's own, outside the payload bound.
+                for name, chain, scan, handler in header_scans:
+                    header = packet_buffers.read(pkt, name)
+                    if header:
+                        scan(transforms.apply(chain, header) if chain else header, handler, 0,
+                             candidates)
+            if len(candidates) > self.max_verify:
+                ordered = sorted(candidates)
+                self.stats["verify_capped"] += len(ordered) - self.max_verify
+                candidates = set(ordered[:self.max_verify])
             if header_rules:
                 candidates.update(header_rules)
             if events:
@@ -825,7 +854,7 @@ class DetectEngine:
         side.generation = self.generation
         side.source = source = address_key(pkt.src)
         side.destination = destination = address_key(pkt.dst)
-        header_rules, side.scanners = self._side_parts(pkt, flow, source, destination)
+        header_rules, side.scanners, side.header_scans = self._side_parts(pkt, flow, source, destination)
         # Suricata inspects IP-only rules (addresses alone decide) on the
         # first packet of each flow direction, not on every packet; what
         # they do (a drop, a flowbit) holds for the flow from there.
@@ -981,6 +1010,14 @@ class DetectEngine:
             return None
         if rule.xbit_checks and not self.xbits.match(rule, pkt):
             return None
+        variables = None
+        if rule.packet_buffers:
+            # Header buffers before the payload: a few dozen bytes each, and
+            # a variable one extracts (byte_extract, byte_math) is then
+            # there for the payload's keywords.
+            variables = {}
+            if not self._packet_buffers_match(rule, pkt, variables):
+                return None
         matchers = rule.buffers.get(PAYLOAD)
         if matchers is None:
             return False
@@ -996,9 +1033,23 @@ class DetectEngine:
             return None
         if rule.stream_only and pkt.proto == 6:
             return None
-        if self._buffer_match(matchers, pkt.payload or b""):
+        if self._buffer_match(matchers, pkt.payload or b"", variables):
             return False
         return None
+
+    def _packet_buffers_match(self, rule: Rule, pkt, variables: dict) -> bool:
+        """Whether every packet header buffer of `rule` (`tcp.hdr`, ...) is
+        in the packet and matches."""
+        for name in rule.packet_buffers:
+            base, chain = transforms.split(name)
+            data = packet_buffers.read(pkt, base)
+            if data is None:
+                return False
+            if chain:
+                data = transforms.apply(chain, data)
+            if not self._buffer_match(rule.buffers[name], data, variables):
+                return False
+        return True
 
     def _buffer_match(self, matchers: list, data: bytes, variables: dict | None = None) -> bool:
         # One budget object, refilled for each inspection (never nested).
@@ -1484,7 +1535,7 @@ class _FlowSide:
     (`generation`: a rule reload starts it afresh, as rule indices change)."""
 
     __slots__ = ("generation", "header_rules", "iponly", "header_known", "header_failed",
-                 "inspected", "source", "destination", "scanners")
+                 "inspected", "source", "destination", "scanners", "header_scans")
 
     generation: int
     header_rules: tuple
@@ -1505,6 +1556,10 @@ class _FlowSide:
     scanners: tuple
     """`Matcher.call` of the prefilter groups for this direction's payloads
     (`_side_parts`)."""
+    header_scans: tuple
+    """(buffer, transform chain, `Matcher.call`) of the prefilter groups of
+    packet header buffers (`tcp.hdr`, ...); empty unless a rule's fast
+    pattern is in one."""
 
 
 def _guess_sid(text: str) -> int | None:

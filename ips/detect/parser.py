@@ -10,7 +10,8 @@ blocking rule into one that blocks the wrong traffic.
 Layout of a parsed rule:
 * header: action, protocol, address/port matchers, direction;
 * `buffers`: ordered {buffer name: [matchers]} — "payload" is the packet or
-  reassembled stream, other names are Suricata sticky buffers filled by the
+  reassembled stream, the packet header buffers (`tcp.hdr`, ...) are sliced
+  from the packet, other names are Suricata sticky buffers filled by the
   app-layer (`http.uri`, `dns.query`, ...);
 * `packet_checks`: header keywords (dsize, flags, ttl, itype, ...);
 * flow, flowbits, threshold, and informational fields.
@@ -23,7 +24,7 @@ import warnings
 from ips import event_names
 from ips.applayer import DETECTED_PROTOCOLS, WITHOUT_BUFFERS
 
-from . import transforms, verify
+from . import packet_buffers, transforms, verify
 from .variables import VariableError, Variables
 
 ACTIONS = {"alert": "alert", "drop": "drop", "reject": "reject", "rejectsrc": "reject",
@@ -156,6 +157,7 @@ class Rule:
         "flowint_actions", "noalert", "bypass",
         "threshold", "detection_filter", "app_layer_protocol", "fast_pattern", "direction_hint",
         "order", "tx_buffers", "index", "packet_events", "tx_events", "ip_version",
+        "packet_buffers",
     )
 
     def __init__(self) -> None:
@@ -201,6 +203,7 @@ class Rule:
         self.direction_hint = None        # "ts", "tc" or None
         self.order = 0
         self.tx_buffers = ()               # names of app-layer buffers the rule inspects
+        self.packet_buffers = ()           # names of packet header buffers it inspects (tcp.hdr)
         self.index = 0
         self.packet_events: tuple = ()     # decode-event / stream-event names the packet must carry
         self.tx_events: tuple = ()         # app-layer-event names the transaction must carry
@@ -838,8 +841,127 @@ def _opt_byte_extract(builder: _Builder, value: str | None) -> None:
     builder.add(extract, builder.byte_keyword_buffer(extract.relative))
 
 
+_BYTE_MATH_OPERATORS = ("+", "-", "*", "/", "<<", ">>")
+_BYTE_MATH_REQUIRED = ("bytes", "offset", "oper", "rvalue", "result")
+_VARIABLE_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+def _byte_math_variable(text: str, option: str, builder: _Builder) -> str:
+    if text not in builder.variables_defined:
+        raise RuleError("syntax", "byte_math", syntax=True,
+                        detail=f"{option}: unknown variable {text!r}")
+    return text
+
+
+def _opt_byte_math(builder: _Builder, value: str | None) -> None:
+    """`byte_math:bytes N, offset O, oper OP, rvalue V, result NAME
+    [, relative] [, endian big|little] [, string hex|dec|oct] [, bitmask M]`,
+    options in any order, each once (Suricata's detect/byte_math.rs).
+    `bytes` is 1..10 or a variable, `rvalue` a decimal 32-bit number or a
+    variable (byte_extract or an earlier byte_math's result), `bitmask` hex.
+    `dce` (byte order from the DCERPC header) is refused: there is no
+    DCERPC parser here to say it."""
+    parts = [p.strip() for p in (value or "").split(",")]
+    if not 5 <= len(parts) <= 10:
+        raise RuleError("syntax", "byte_math", syntax=True, detail="needs 5 to 10 options")
+    math = verify.ByteMath()
+    seen: set[str] = set()
+    for part in parts:
+        words = part.split(None, 1)
+        option = words[0] if words else ""
+        argument = words[1].strip() if len(words) > 1 else ""
+        if option == "dce" or (option == "endian" and argument == "dce"):
+            raise RuleError("unsupported-keyword", "byte_math",
+                            detail="dce byte order: no DCERPC parser to read it from")
+        if option in seen:
+            raise RuleError("syntax", "byte_math", syntax=True, detail=f"{option} given twice")
+        seen.add(option)
+        if option == "relative":
+            if argument:
+                raise RuleError("syntax", "byte_math", syntax=True, detail=f"bad option {part!r}")
+            math.relative = True
+        elif option == "bytes":
+            if argument.isdigit():
+                math.count = int(argument)
+                if not 1 <= math.count <= 10:
+                    raise RuleError("syntax", "byte_math", syntax=True, detail="bytes must be 1..10")
+            else:
+                math.count = _byte_math_variable(argument, option, builder)
+        elif option == "offset":
+            if not re.fullmatch(r"-?\d+", argument) or not -65535 <= int(argument) <= 65535:
+                raise RuleError("syntax", "byte_math", syntax=True,
+                                detail="offset must be -65535..65535")
+            math.offset = int(argument)
+        elif option == "oper":
+            if argument not in _BYTE_MATH_OPERATORS:
+                raise RuleError("syntax", "byte_math", syntax=True, detail=f"oper {argument!r}")
+            math.operator = argument
+        elif option == "rvalue":
+            if argument.isdigit():
+                math.rvalue = int(argument)
+                if math.rvalue > 0xFFFFFFFF:
+                    raise RuleError("syntax", "byte_math", syntax=True, detail="rvalue over 32 bits")
+            else:
+                math.rvalue = _byte_math_variable(argument, option, builder)
+        elif option == "result":
+            if not _VARIABLE_NAME.fullmatch(argument):
+                raise RuleError("syntax", "byte_math", syntax=True, detail="bad result name")
+            math.result = argument
+        elif option == "endian":
+            if argument not in _ENDIAN:
+                raise RuleError("syntax", "byte_math", syntax=True, detail=f"endian {argument!r}")
+            math.little = _ENDIAN[argument]
+        elif option == "string":
+            if argument not in _BASES:
+                raise RuleError("syntax", "byte_math", syntax=True, detail=f"string {argument!r}")
+            math.base = _BASES[argument]
+        elif option == "bitmask":
+            digits = argument[2:] if argument[:2].lower() == "0x" else argument
+            if not re.fullmatch(r"[0-9a-fA-F]{1,8}", digits):
+                raise RuleError("syntax", "byte_math", syntax=True, detail="bitmask must be 32-bit hex")
+            math.bitmask = int(digits, 16)
+        else:
+            raise RuleError("syntax", "byte_math", syntax=True, detail=f"unknown option {part!r}")
+    missing = [option for option in _BYTE_MATH_REQUIRED if option not in seen]
+    if missing:
+        raise RuleError("syntax", "byte_math", syntax=True, detail=f"missing {', '.join(missing)}")
+    if math.operator in ("<<", ">>") and isinstance(math.count, int) and math.count > 4:
+        raise RuleError("syntax", "byte_math", syntax=True, detail="bytes must be 1..4 with << or >>")
+    builder.variables_defined.add(math.result)
+    builder.add(math, builder.byte_keyword_buffer(math.relative))
+
+
+_PROTOCOL_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 132: "sctp"}
+
+
+def _opt_packet_buffer(builder: _Builder, name: str) -> None:
+    """`ipv4.hdr`, `ipv6.hdr`, `tcp.hdr`, `udp.hdr`, `icmpv4.hdr`,
+    `icmpv6.hdr`: a packet header as a sticky buffer (`packet_buffers`).
+
+    As Suricata's: a rule whose protocol cannot carry the header is refused
+    (`alert udp ... tcp.hdr`); the rule then only applies to packets of
+    the protocols and IP version that carry it (which its header checks
+    rule out cheaply); and like dsize it needs the packet, so its payload
+    keywords inspect the packet payload, never the reassembled stream."""
+    rule = builder.rule
+    protocols, version = packet_buffers.SCOPES[name]
+    if protocols is not None:
+        if rule.transports is not None and not rule.transports & protocols:
+            names = "/".join(_PROTOCOL_NAMES.get(number, str(number)) for number in sorted(rule.transports))
+            raise RuleError("syntax", name, syntax=True, detail=f"{name} on a {names} rule")
+        rule.transports = set(protocols if rule.transports is None else rule.transports & protocols)
+    if version:
+        if rule.ip_version not in (0, version):
+            raise RuleError("syntax", name, syntax=True, detail=f"{name} on an IPv{rule.ip_version} rule")
+        rule.ip_version = version
+    rule.packet_only = True
+    builder.current_buffer = name
+    builder.last_content = None
+
+
 # What a relative pcre can anchor on (Suricata 9 added the byte_* ones).
-_POINTER_MOVERS = (verify.Content, verify.Pcre, verify.ByteJump, verify.ByteExtract)
+_POINTER_MOVERS = (verify.Content, verify.Pcre, verify.ByteJump, verify.ByteExtract,
+                   verify.ByteMath)
 
 
 def _opt_pcre(builder: _Builder, value: str | None) -> None:
@@ -1322,6 +1444,8 @@ def _apply_option(builder: _Builder, name: str, value: str | None) -> None:
     elif name in BUFFERS or name in STICKY_ALIASES:
         builder.current_buffer = STICKY_ALIASES.get(name, name)
         builder.last_content = None
+    elif name in packet_buffers.SCOPES:
+        _opt_packet_buffer(builder, name)
     elif name == "pkt_data":
         builder.current_buffer = PAYLOAD
         builder.last_content = None
@@ -1340,6 +1464,8 @@ def _apply_option(builder: _Builder, name: str, value: str | None) -> None:
         _opt_byte_jump(builder, value)
     elif name == "byte_extract":
         _opt_byte_extract(builder, value)
+    elif name == "byte_math":
+        _opt_byte_math(builder, value)
     elif name == "urilen":
         _opt_urilen(builder, value)
     elif name in ("dsize", "itype", "icode", "ttl", "ip_proto", "flags", "ack", "seq", "window",
@@ -1526,7 +1652,8 @@ def _check_app_proto(rule: Rule) -> None:
         raise RuleError("unsupported-protocol", rule.app_proto,
                         detail="no flow is detected as it here")
     if rule.app_proto in WITHOUT_BUFFERS:
-        parsed = [name for name in rule.buffers if name != PAYLOAD]
+        parsed = [name for name in rule.buffers
+                  if name != PAYLOAD and not packet_buffers.is_packet_buffer(name)]
         if parsed:
             raise RuleError("unsupported-keyword", parsed[0].split("|", 1)[0],
                             detail=f"no {rule.app_proto} transaction has it here")
@@ -1560,7 +1687,7 @@ def _finish(rule: Rule, classifications: dict) -> None:
                 if matcher.endswith and matcher.depth is not None and not matcher.relative:
                     pass
         verify.link_relative(matchers)
-        if name != PAYLOAD:
+        if name != PAYLOAD and not packet_buffers.is_packet_buffer(name):
             app_proto, direction = BUFFERS[name.split("|", 1)[0]]
             if direction is not None and rule.direction_hint is None:
                 rule.direction_hint = direction
@@ -1581,9 +1708,20 @@ def _finish(rule: Rule, classifications: dict) -> None:
     _check_app_proto(rule)
     if rule.flow_to_server is not None:
         rule.direction_hint = "ts" if rule.flow_to_server else "tc"
-    rule.tx_buffers = tuple(name for name in rule.buffers if name != PAYLOAD)
+    rule.packet_buffers = tuple(name for name in rule.buffers if packet_buffers.is_packet_buffer(name))
+    rule.tx_buffers = tuple(name for name in rule.buffers
+                            if name != PAYLOAD and name not in rule.packet_buffers)
+    if rule.packet_buffers and rule.tx_buffers:
+        # Suricata refuses packet matches (dsize, tcp.hdr) with app-layer
+        # buffers: one is judged per packet, the other per transaction.
+        raise RuleError("syntax", rule.packet_buffers[0].split("|", 1)[0], syntax=True,
+                        detail=f"packet header buffer with app-layer buffer {rule.tx_buffers[0]}")
+    if rule.packet_buffers and rule.tx_events:
+        raise RuleError("unsupported-keyword", "app-layer-event",
+                        detail="with a packet header buffer (transactions are not inspected per packet)")
     if rule.stream_only and rule.packet_only:
-        raise RuleError("syntax", "flow", syntax=True, detail="only_stream with no_stream/dsize")
+        raise RuleError("syntax", "flow", syntax=True,
+                        detail="only_stream with no_stream, dsize or a packet header buffer")
     _choose_fast_pattern(rule)
 
 
@@ -1604,12 +1742,17 @@ def _pattern_strength(pattern: bytes) -> int:
 
 
 def _buffer_priority(name: str) -> int:
-    """Higher wins: app-layer buffers, then payload, then http.method (Suricata's order)."""
+    """Higher wins: app-layer buffers, then payload, then http.method
+    (Suricata's order). A packet header ranks just below the payload: its
+    bytes are structure most packets share ("|02 04|", the MSS option),
+    where a payload pattern names what an attack sends."""
     if name == "http.method":
         return 0
-    if name == PAYLOAD:
+    if packet_buffers.is_packet_buffer(name):
         return 1
-    return 2
+    if name == PAYLOAD:
+        return 2
+    return 3
 
 
 def _choose_fast_pattern(rule: Rule) -> None:

@@ -70,7 +70,7 @@ class Inspection:
 
 
 def _value(value, variables: dict) -> int | None:
-    """A numeric option that may name a byte_extract variable."""
+    """A numeric option that may name a byte_extract or byte_math variable."""
     if isinstance(value, str):
         return variables.get(value)
     return value
@@ -78,8 +78,8 @@ def _value(value, variables: dict) -> int | None:
 
 def _count(count, variables: dict, base: int | None) -> int | None:
     """The byte count of a byte_test/byte_jump, which may name a
-    byte_extract variable; None (no match) when the variable holds a count
-    the keyword could not have been written with."""
+    byte_extract or byte_math variable; None (no match) when the variable
+    holds a count the keyword could not have been written with."""
     if isinstance(count, str):
         count = variables.get(count)
         if count is None or not (1 <= count <= (23 if base is not None else 8)):
@@ -583,6 +583,70 @@ class ByteExtract:
         yield position + consumed          # a string: past the digits read, as Suricata
 
 
+_UINT64 = (1 << 64) - 1
+
+
+class ByteMath:
+    """`byte_math`: a number read from the buffer, combined with `rvalue` (a
+    number or a byte_extract/byte_math variable) and kept as variable
+    `result` for the keywords after it; the anchor moves past what was
+    read, as byte_extract's. Suricata's arithmetic: unsigned 64-bit,
+    wrapping; a division by zero does not match; the bitmask applies to
+    the result, shifted right by the mask's trailing zero bits."""
+
+    __slots__ = ("count", "offset", "operator", "rvalue", "result", "relative", "little", "base",
+                 "bitmask", "relative_next")
+
+    def __init__(self) -> None:
+        self.relative = False
+        self.little = False
+        self.base = None
+        self.bitmask = None
+        self.relative_next = False
+
+    def positions(self, inspection: Inspection, prev: int):
+        variables = inspection.variables
+        count = self.count
+        if isinstance(count, str):
+            count = variables.get(count)
+            if count is None or not 1 <= count <= 10:
+                return
+        if self.base is None and count > 8:
+            return                  # a binary read stops at 8 bytes: Suricata never matches
+        rvalue = _value(self.rvalue, variables)
+        if rvalue is None:
+            return
+        position = prev + self.offset if self.relative else self.offset
+        read = read_number(inspection.buffer, position, count, self.little, self.base)
+        if read is None:
+            return
+        number, consumed = read
+        operator = self.operator
+        if operator == "+":
+            number = (number + rvalue) & _UINT64
+        elif operator == "-":
+            number = (number - rvalue) & _UINT64
+        elif operator == "*":
+            number = (number * rvalue) & _UINT64
+        elif operator == "/":
+            if not rvalue:
+                return
+            number //= rvalue
+        elif operator == "<<":
+            # Past 63 bits every bit is shifted out (C leaves it undefined;
+            # a variable rvalue could otherwise ask Python for a huge number).
+            number = (number << rvalue) & _UINT64 if rvalue < 64 else 0
+        else:  # ">>"
+            number = number >> rvalue if rvalue < 64 else 0
+        mask = self.bitmask
+        if mask is not None:
+            number &= mask
+            if number and mask:
+                number >>= (mask & -mask).bit_length() - 1
+        variables[self.result] = number
+        yield position + consumed
+
+
 def inspect_buffer(matchers: list, buffer: bytes, variables: dict, budget: Budget) -> bool:
     """True when the ordered matcher list matches `buffer`."""
     # Every positive content must occur somewhere in the buffer, whatever
@@ -606,8 +670,8 @@ def inspect_buffer(matchers: list, buffer: bytes, variables: dict, budget: Budge
 
 
 # Matchers whose outcome depends only on (buffer, anchor): none of them
-# writes a byte_extract variable, so a failed (index, anchor) stays failed
-# for the rest of one inspection.
+# writes a variable (byte_extract, byte_math does), so a failed (index,
+# anchor) stays failed for the rest of one inspection.
 _PURE_MATCHERS = (Content, Pcre, IsDataAt, BufferSize, BufferIn, ByteTest, ByteJump)
 
 

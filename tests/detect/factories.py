@@ -6,6 +6,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 from ips.config import Config
+from ips.decode import decode
 from ips.detect import DetectEngine
 from ips.packet import Packet
 
@@ -52,6 +53,15 @@ def packet(payload: bytes = b"", *, proto: int = 6, src: str = "192.168.1.2", ds
     pkt.proto, pkt.src, pkt.dst, pkt.sport, pkt.dport = proto, src, dst, sport, dport
     pkt.payload, pkt.to_server, pkt.tcp_flags, pkt.ttl = payload, to_server, flags, ttl
     pkt.icmp_type, pkt.icmp_code = icmp_type, icmp_code
+    return pkt
+
+
+def decoded(frame, *, to_server: bool = True, ts: float = 1.0) -> Packet:
+    """A packet decoded from real bytes (a scapy frame or bytes), for keywords
+    that read the headers themselves (`tcp.hdr`, ...)."""
+    pkt = Packet(bytes(frame), ts=ts)
+    assert decode(pkt, False), "the frame must decode"
+    pkt.to_server = to_server
     return pkt
 
 

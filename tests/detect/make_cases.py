@@ -58,7 +58,7 @@ def _write(name: str, frames: list, rules: str, expected: dict[int, int], note: 
     wrpcap(os.path.join(folder, "input.pcap"), frames)
     with open(os.path.join(folder, "test.rules"), "w") as out:
         out.write(rules)
-    lines = [f"# {note}", "checks:"]
+    lines = [f"# {line}" if line else "#" for line in note.splitlines()] + ["checks:"]
     for sid, count in expected.items():
         lines += ["  - filter:", f"      count: {count}", "      match:",
                   "        event_type: alert", f"        alert.signature_id: {sid}"]
@@ -110,6 +110,8 @@ def main() -> None:
     dns_keyword_cases()
     simultaneous_open_case()
     threshold_config_cases()
+    header_buffer_cases()
+    byte_math_cases()
 
 
 def event_cases() -> None:
@@ -639,6 +641,166 @@ def threshold_config_cases() -> None:
         "(198.51.100.0/24, from the case's suricata.yaml, which also names the file).",
         suricata_yaml='%YAML 1.1\n---\nthreshold-file: threshold.config\n'
                       'vars:\n  address-groups:\n    SUPPRESS: "[198.51.100.0/24]"\n')
+# Documentation hosts for the header buffer and byte_math cases.
+HOST_A, HOST_B = "192.0.2.1", "198.51.100.1"
+HOST_A6, HOST_B6 = "2001:db8::1", "2001:db8::2"
+
+
+def _frame(*layers, vlan: int | None = None):
+    """One Ethernet frame (optionally 802.1Q-tagged, as the upstream cases)
+    from the given layers."""
+    from scapy.all import Dot1Q
+    frame = Ether(src=CLIENT_MAC, dst=SERVER_MAC)
+    if vlan is not None:
+        frame = frame / Dot1Q(vlan=vlan)
+    for layer in layers:
+        frame = frame / layer
+    return frame
+
+
+def header_buffer_cases() -> None:
+    """ipv4.hdr, ipv6.hdr, tcp.hdr, udp.hdr, icmpv4.hdr, icmpv6.hdr: each
+    upstream rule on the upstream packet, plus packets that must not match
+    (another value, a packet without that header)."""
+    from scapy.all import ICMP, ICMPv6EchoRequest, ICMPv6ND_NS, IPOption_RR, IPv6
+
+    frames = _stamp([
+        _frame(IP(src=HOST_A, dst=HOST_B), TCP(sport=1000, dport=80, flags="S",
+                                               options=[("NOP", None), ("MSS", 8)]), vlan=6),
+        _frame(IP(src=HOST_A, dst=HOST_B), TCP(sport=1001, dport=80, flags="S",
+                                               options=[("NOP", None), ("MSS", 1460)]), vlan=6),
+        _frame(IP(src=HOST_A, dst=HOST_B), UDP(sport=1002, dport=80),
+               Raw(b"\x00" * 12 + b"\x02\x04\x00\x08")),
+    ])
+    _write("tcp-hdr-keyword", frames,
+           'alert tcp any any -> any any (tcp.hdr; content:"|02 04|"; offset:20; '
+           'byte_test:2,<,536,0,big,relative; sid:1234; rev:5;)\n'
+           'alert ip any any -> any any (msg:"no tcp.hdr on UDP"; tcp.hdr; content:"|02 04|"; '
+           'offset:20; byte_test:2,<,536,0,big,relative; sid:2; rev:1;)\n'
+           'alert tcp any any -> any any (msg:"flags byte"; tcp.hdr; content:"|02|"; offset:13; '
+           'depth:1; sid:3; rev:1;)\n'
+           'alert tcp any any -> any any (msg:"NOP+MSS pad the header to 28"; tcp.hdr; bsize:<28; '
+           'sid:4; rev:1;)\n'
+           'alert tcp any any -> any any (msg:"MSS 1460 by pcre"; tcp.hdr; '
+           'pcre:"/\\x02\\x04\\x05\\xb4/"; sid:5; rev:1;)\n',
+           {1234: 1, 2: 1, 3: 2, 4: 0, 5: 1},
+           "Follows OISF/suricata-verify tests/tcp-hdr-keyword (sid 1234 is its rule; its pcap,\n"
+           "rebuilt with scapy on documentation addresses, VLAN 6 as upstream):\n"
+           "1: TCP SYN 192.0.2.1:1000 -> 198.51.100.1:80, options NOP + MSS 8 (matches 1234)\n"
+           "2: the same SYN from port 1001 with MSS 1460 (byte_test <536 fails)\n"
+           "3: UDP 192.0.2.1:1002 -> :80 with MSS-like bytes 20 bytes into its transport\n"
+           "   layer: it has no tcp.hdr, so the alert ip rule (sid 2) does not fire on it")
+
+    frames = _stamp([
+        _frame(IP(src=HOST_A, dst=HOST_B, id=0), UDP(sport=1000, dport=80), vlan=6),
+        _frame(IP(src=HOST_A, dst=HOST_B, id=1), UDP(sport=1001, dport=80), vlan=6),
+        _frame(IP(src=HOST_A, dst=HOST_B, id=0, options=[IPOption_RR()]), UDP(sport=1002, dport=80)),
+        _frame(IPv6(src=HOST_A6, dst=HOST_B6), UDP(sport=1003, dport=80)),
+    ])
+    _write("ipv4-hdr-keyword", frames,
+           'alert ip any any -> any any (ipv4.hdr; content:"|00 00|"; offset:4; depth:2; sid:1234;)\n'
+           'alert ip any any -> any any (msg:"TOS 0, IPv4 only"; ipv4.hdr; content:"|00|"; offset:1; '
+           'depth:1; sid:2; rev:1;)\n'
+           'alert ip any any -> any any (msg:"options are in ipv4.hdr"; ipv4.hdr; bsize:>20; '
+           'content:"|07|"; offset:20; depth:1; sid:3; rev:1;)\n'
+           'alert ip any any -> any any (msg:"ipv6.hdr is 40 bytes"; ipv6.hdr; bsize:40; '
+           'content:"|11|"; offset:6; depth:1; sid:4; rev:1;)\n'
+           'alert ip any any -> any any (msg:"no ipv6.hdr on IPv4"; ipv6.hdr; content:"|45|"; '
+           'depth:1; sid:5; rev:1;)\n',
+           {1234: 2, 2: 3, 3: 1, 4: 1, 5: 0},
+           "Follows OISF/suricata-verify tests/ipv4-hdr-keyword (sid 1234 is its rule; its pcap,\n"
+           "rebuilt with scapy on documentation addresses):\n"
+           "1: UDP 192.0.2.1 -> 198.51.100.1:80, IP id 0, VLAN 6 (matches 1234)\n"
+           "2: the same with IP id 1 (does not)\n"
+           "3: IP id 0 with the record-route option: a 24-byte ipv4.hdr (1234, 3)\n"
+           "4: UDP over IPv6 2001:db8::1 -> ::2: ipv6.hdr only (4), whose byte 1 is 0 too (2 must\n"
+           "   not count it)")
+
+    frames = _stamp([
+        _frame(IP(src=HOST_A, dst=HOST_B), UDP(sport=1000, dport=80), vlan=6),
+        _frame(IP(src=HOST_A, dst=HOST_B), UDP(sport=1001, dport=80), Raw(b"data"), vlan=6),
+        _frame(IP(src=HOST_A, dst=HOST_B), TCP(sport=1002, dport=80, flags="S", seq=0x00080000)),
+    ])
+    _write("udp-hdr-keyword", frames,
+           'alert udp any any -> any any (udp.hdr; content:"|00 08|"; offset:4; depth:2; sid:1234;)\n'
+           'alert ip any any -> any any (msg:"no udp.hdr on TCP"; udp.hdr; content:"|00 08|"; '
+           'offset:4; depth:2; sid:2; rev:1;)\n'
+           'alert udp any any -> any any (msg:"8 bytes, port 80"; udp.hdr; bsize:8; '
+           'byte_test:2,=,80,2; sid:3; rev:1;)\n'
+           'alert udp any any -> any any (msg:"nothing past the header"; udp.hdr; isdataat:8; '
+           'sid:4; rev:1;)\n',
+           {1234: 1, 2: 1, 3: 2, 4: 0},
+           "Follows OISF/suricata-verify tests/udp-hdr-keyword (sid 1234 is its rule; its pcap,\n"
+           "rebuilt with scapy on documentation addresses):\n"
+           "1: UDP 192.0.2.1:1000 -> 198.51.100.1:80, no payload (length 8), VLAN 6 (matches 1234)\n"
+           "2: UDP with 4 bytes of payload (length 12, does not)\n"
+           "3: TCP SYN whose bytes 4-5 are 00 08 (sequence 0x00080000): no udp.hdr (sid 2)")
+
+    frames = _stamp([
+        _frame(IP(src=HOST_A, dst=HOST_B), ICMP(type=8, id=7, seq=9), Raw(b"ping")),
+        _frame(IP(src=HOST_A, dst=HOST_B), ICMP(type=13, id=7, seq=10, ts_ori=1, ts_rx=2, ts_tx=3)),
+        _frame(IPv6(src=HOST_A6, dst=HOST_B6), ICMPv6EchoRequest(id=7, seq=9), Raw(b"ping")),
+        _frame(IPv6(src=HOST_A6, dst="ff02::1:ff00:2"), ICMPv6ND_NS(tgt=HOST_B6)),
+    ])
+    _write("icmp-hdr-keywords", frames,
+           'alert icmp any any -> any any (msg:"echo seq 9"; icmpv4.hdr; content:"|08 00|"; depth:2; '
+           'byte_test:2,=,9,6; sid:1; rev:1;)\n'
+           'alert icmp any any -> any any (msg:"timestamps in the header"; icmpv4.hdr; bsize:20; '
+           'sid:2; rev:1;)\n'
+           'alert icmp any any -> any any (msg:"icmpv6.hdr is 8 bytes"; icmpv6.hdr; bsize:8; '
+           'sid:3; rev:1;)\n'
+           'alert icmp any any -> any any (msg:"echo6 seq 9"; icmpv6.hdr; content:"|80 00|"; '
+           'depth:2; byte_test:2,=,9,6; sid:4; rev:1;)\n'
+           'alert icmp any any -> any any (msg:"no icmpv4.hdr on ICMPv6"; icmpv4.hdr; '
+           'content:"|80|"; depth:1; sid:5; rev:1;)\n',
+           {1: 1, 2: 1, 3: 2, 4: 1, 5: 0},
+           "No upstream case for these two; modelled on OISF/suricata-verify's *-hdr-keyword ones.\n"
+           "1: ICMP echo request 192.0.2.1 -> 198.51.100.1, id 7 seq 9 (8-byte icmpv4.hdr)\n"
+           "2: ICMP timestamp request: icmpv4.hdr is 20 bytes, as Suricata's\n"
+           "3: ICMPv6 echo request 2001:db8::1 -> ::2, id 7 seq 9\n"
+           "4: ICMPv6 neighbour solicitation (4-byte header, but icmpv6.hdr is 8 bytes)")
+
+
+def byte_math_cases() -> None:
+    """byte_math on header buffers, its result and a byte_extract rvalue."""
+    frames = _stamp([
+        _frame(IP(src=HOST_A, dst=HOST_B), TCP(sport=0x1388, dport=80, flags="S")),
+        _frame(IP(src=HOST_A, dst=HOST_B), TCP(sport=0x1389, dport=80, flags="S")),
+    ])
+    _write("byte-math-01", frames,
+           'alert tcp any any -> any any (msg:"Byte-math test"; ipv4.hdr; byte_math:bytes 1, '
+           'offset 1, oper <<, rvalue 2, result result_val, relative; tcp.hdr; '
+           'byte_test: 1, =, 0x88, 1, relative; sid:1;)\n'
+           'alert tcp any any -> any any (msg:"Byte-math test"; ipv4.hdr; byte_math:bytes 1, '
+           'offset 1, oper <<, rvalue 2, result result_val; tcp.hdr; '
+           'byte_test: 1, =, 0x88, 1, relative; sid:2;)\n'
+           'alert tcp any any -> any any (msg:"division by zero never matches"; ipv4.hdr; '
+           'byte_math:bytes 1, offset 1, oper /, rvalue 0, result q; tcp.hdr; '
+           'byte_test: 1, =, 0x88, 1, relative; sid:3;)\n',
+           {1: 1, 2: 1, 3: 0},
+           "Follows OISF/suricata-verify tests/byte-math-01 (sid 1, its rule) and\n"
+           "detect-bytemath-01 (sid 2, the same without relative); pcaps rebuilt with scapy:\n"
+           "1: TCP SYN 192.0.2.1:5000 (0x1388) -> 198.51.100.1:80: tcp.hdr byte 1 is 0x88\n"
+           "2: the same from port 5001 (0x1389): no match")
+
+    frames = _stamp([
+        _frame(IP(src=HOST_A, dst=HOST_B), TCP(sport=5000, dport=80, flags="S")),
+        _frame(IP(src=HOST_A, dst=HOST_B), UDP(sport=5000, dport=80)),
+    ])
+    chain = ("ipv4.hdr; byte_extract: 1, 0, extracted_val, relative;byte_math: bytes 1, offset 1, "
+             "oper +, rvalue extracted_val, result var;")
+    _write("detect-bytemath-04", frames,
+           f'alert tcp any any -> any any ({chain}byte_test: 2, <, var, 2;sid:1;)\n'
+           f'alert tcp any any -> any any ({chain}byte_test: 2, !=, var, 2;sid:2;)\n'
+           f'alert tcp any any -> any any ({chain}byte_test: 2, >, var, 11;sid:3;)\n'
+           f'alert tcp any any -> any any ({chain}byte_test: 2, =, var, 2;sid:4;)\n'
+           f'alert ip any any -> any any ({chain}byte_test: 2, <, var, 2;sid:5;)\n',
+           {1: 1, 2: 1, 3: 1, 4: 0, 5: 2},
+           "Follows OISF/suricata-verify tests/detect-bytemath-04 (sids 1-3, its rules without\n"
+           "the msg); var = IHL byte 0x45 + TOS 0 = 69. Packets rebuilt with scapy:\n"
+           "1: TCP SYN 192.0.2.1:5000 -> 198.51.100.1:80, IP total length 40 (< and != 69; bytes\n"
+           "   11-12 end with 0xc0, > 69)\n"
+           "2: UDP 192.0.2.1:5000 -> 198.51.100.1:80, total length 28: only the alert ip rule")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ips.config import Config
 from ips.detect.check import main as check_main
-from tests.detect.factories import FakeFlow, FakeTx, alerting, engine, packet, sids
+from tests.detect.factories import FakeFlow, FakeTx, alerting, decoded, engine, packet, sids
 
 
 def test_load_report_counts_and_reasons():
@@ -562,3 +562,85 @@ def test_app_layer_protocol_does_not_match_while_the_protocol_is_unknown():
     assert sids(eng.inspect(reply, failed, None, [])) == [4]
     http = FakeFlow(app_proto="http")
     assert sids(eng.inspect(packet(b"ls\n"), http, None, [])) == [1, 3]
+def _syn(mss: int, sport: int = 5000, payload: bytes = b"", flags: str = "S"):
+    from scapy.all import IP, TCP, Ether, Raw
+    return decoded(Ether(src="02:00:00:00:00:0a", dst="02:00:00:00:00:14")
+                   / IP(src="192.0.2.1", dst="198.51.100.1")
+                   / TCP(sport=sport, dport=80, flags=flags, options=[("NOP", None), ("MSS", mss)])
+                   / Raw(payload))
+
+
+def test_packet_header_buffers_are_prefiltered_and_matched_on_every_packet(tmp_path):
+    # suricata-verify tcp-hdr-keyword's rule, and one with no pattern at all.
+    rules = ('alert tcp any any -> any any (tcp.hdr; content:"|02 04|"; offset:20; '
+             'byte_test:2,<,536,0,big,relative; sid:1;)\n'
+             'alert ip any any -> any any (ipv4.hdr; byte_test:1,=,6,9; sid:2;)\n'
+             'alert udp any any -> any any (udp.hdr; content:"|13 88|"; depth:2; sid:3;)\n')
+    eng, report = engine(rules, cache_dir=str(tmp_path))
+    assert report.loaded == 3
+    assert ("tcp", "ts", "header", "tcp.hdr") in eng.packet_matchers
+    cached, _ = engine(rules, cache_dir=str(tmp_path))
+    assert cached.rules == [None] * 3                      # loaded from the cache, unparsed
+    for each, flow in ((eng, None), (eng, FakeFlow()), (cached, None), (cached, FakeFlow())):
+        assert sids(each.inspect(_syn(8), flow, None, [])) == [1, 2]     # a SYN: no payload
+        assert sids(each.inspect(_syn(536), flow, None, [])) == [2]      # '<536' excludes 536
+        assert sids(each.inspect(_syn(8, flags="A"), flow, (b"", 0), [])) == [1, 2]
+    from scapy.all import IP, UDP, Ether, Raw
+    udp = decoded(Ether(src="02:00:00:00:00:0a", dst="02:00:00:00:00:14")
+                  / IP(src="192.0.2.1", dst="198.51.100.1") / UDP(sport=5000, dport=53)
+                  / Raw(b"\x02\x04\x00\x08" * 8))
+    assert sids(eng.inspect(udp, None, None, [])) == [3]
+    for each in (eng, cached):
+        assert not each.stats["inspect_errors"] and not each.stats["verify_errors"]
+
+
+def test_a_header_buffer_rule_inspects_the_packet_payload_not_the_stream():
+    eng, _ = engine('alert tcp any any -> any any (tcp.hdr; content:"|18|"; offset:13; depth:1; '
+                    'pkt_data; content:"abc"; sid:1;)\n')
+    flow = FakeFlow()
+    # The stream window holds "abc" across two packets; no single packet does.
+    assert eng.inspect(_syn(8, payload=b"bc", flags="PA"), flow, (b"xabc", 2), []) == []
+    assert sids(eng.inspect(_syn(8, payload=b"abc", flags="PA"), flow, (b"xabcabc", 4), [])) == [1]
+    assert eng.inspect(_syn(8, payload=b"abc", flags="A"), flow, None, []) == []   # PSH unset
+
+
+def test_byte_math_across_header_buffers_bytemath_01():
+    # suricata-verify byte-math-01 / detect-bytemath-01 / detect-bytemath-04
+    eng, report = engine(
+        'alert tcp any any -> any any (ipv4.hdr; byte_math:bytes 1, offset 1, oper <<, rvalue 2, '
+        'result result_val, relative; tcp.hdr; byte_test: 1, =, 0x88, 1, relative; sid:1;)\n'
+        'alert tcp any any -> any any (ipv4.hdr; byte_extract: 1, 0, extracted_val, relative; '
+        'byte_math: bytes 1, offset 1, oper +, rvalue extracted_val, result var; '
+        'byte_test: 2, <, var, 2; sid:4;)\n'
+        'alert tcp any any -> any any (ipv4.hdr; byte_extract: 1, 0, extracted_val, relative; '
+        'byte_math: bytes 1, offset 1, oper +, rvalue extracted_val, result var; '
+        'byte_test: 2, =, var, 2; sid:5;)\n'
+        # a header buffer's variable, read by the payload's keywords
+        'alert tcp any any -> any any (tcp.hdr; byte_math:bytes 1, offset 12, oper >>, rvalue 4, '
+        'result words; pkt_data; byte_test:1,=,words,0; sid:6;)\n')
+    assert report.loaded == 4
+    assert sids(eng.inspect(_syn(8, sport=0x1388, payload=b"\x07"), None, None, [])) == [1, 4, 6]
+    assert sids(eng.inspect(_syn(8, sport=0x1389), None, None, [])) == [4]
+
+
+def test_header_buffers_and_byte_math_never_raise_on_random_packets():
+    from hypothesis import given, settings, strategies as st
+    from ips.decode import decode
+    from ips.packet import LINKTYPE_RAW, Packet
+    eng, _ = engine(
+        'alert ip any any -> any any (ipv4.hdr; byte_math:bytes 4, offset 0, oper <<, rvalue 31, '
+        'result r; byte_test:4,>,r,16; sid:1;)\n'
+        'alert tcp any any -> any any (tcp.hdr; content:"|00|"; byte_math:bytes 2, offset 0, '
+        'oper /, rvalue 0, result q, relative; sid:2;)\n'
+        'alert ip any any -> any any (icmpv4.hdr; bsize:>8; sid:3;)\n'
+        'alert ip any any -> any any (ipv6.hdr; content:"|06|"; offset:6; depth:1; sid:4;)\n')
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.sampled_from([b"\x45\x00", b"\x46\x00", b"\x60\x00"]), st.binary(max_size=90))
+    def check(start, rest):
+        pkt = Packet(start + rest, linktype=LINKTYPE_RAW)
+        if decode(pkt, False):
+            eng.inspect(pkt, None, None, [])
+
+    check()
+    assert not eng.stats["inspect_errors"] and not eng.stats["verify_errors"]

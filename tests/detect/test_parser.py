@@ -286,3 +286,94 @@ def test_hostbits_are_xbits_on_one_host():
     for bad in ("isset,abc,both", "set,abc,left", "set", "flip,abc"):
         with pytest.raises(RuleError):
             parse(f'alert ip any any -> any any (hostbits:{bad}; sid:4;)')
+
+
+def test_packet_header_buffers_narrow_the_rule_to_packets_carrying_them():
+    rule = parse('alert ip any any -> any any (tcp.hdr; content:"|02 04|"; offset:20; sid:1;)')
+    assert rule.transports == {6} and rule.packet_only
+    assert rule.packet_buffers == ("tcp.hdr",) and rule.tx_buffers == ()
+    icmp6 = parse('alert icmp any any -> any any (icmpv6.hdr; content:"|80|"; depth:1; sid:1;)')
+    assert (icmp6.transports, icmp6.ip_version) == ({58}, 6)
+    v4 = parse('alert tcp any any -> any any (ipv4.hdr; bsize:>20; pkt_data; content:"x"; sid:1;)')
+    assert v4.ip_version == 4 and list(v4.buffers) == ["ipv4.hdr", "payload"]
+    # Shared tables are not narrowed in place.
+    assert parse('alert tcp any any -> any any (sid:2;)').transports == {6}
+
+
+def test_fast_pattern_prefers_the_payload_to_a_packet_header():
+    both = parse('alert tcp any any -> any any (tcp.hdr; content:"|02 04 05 b4|"; offset:20; '
+                 'pkt_data; content:"ab"; sid:1;)')
+    assert both.fast_pattern[0] == "payload"
+    header_only = parse('alert tcp any any -> any any (tcp.hdr; content:"|02 04|"; sid:1;)')
+    assert header_only.fast_pattern[0] == "tcp.hdr"
+
+
+@pytest.mark.parametrize("text,detail", [
+    ('alert udp any any -> any any (tcp.hdr; content:"x"; sid:1;)', "tcp.hdr on a udp rule"),
+    ('alert icmp any any -> any any (udp.hdr; sid:1;)', "udp.hdr on a icmp/icmpv6 rule"),
+    ('alert ip any any -> any any (tcp.hdr; udp.hdr; sid:1;)', "udp.hdr on a tcp rule"),
+    ('alert ipv6 any any -> any any (ipv4.hdr; sid:1;)', "ipv4.hdr on an IPv6 rule"),
+    ('alert tcp any any -> any any (tcp.hdr; content:"x"; http.uri; content:"/a"; sid:1;)',
+     "app-layer buffer http.uri"),
+    ('alert tcp any any -> any any (flow:only_stream; tcp.hdr; content:"x"; sid:1;)',
+     "packet header buffer"),
+    ('alert tcp any any -> any any (byte_math:bytes 1, offset 0, oper +, rvalue 1; sid:1;)',
+     "needs 5 to 10"),
+    ('alert tcp any any -> any any (byte_math:bytes 1, offset 0, oper +, rvalue 1, relative; sid:1;)',
+     "missing result"),
+    ('alert tcp any any -> any any (byte_math:bytes 11, offset 0, oper +, rvalue 1, result r; sid:1;)',
+     "bytes must be 1..10"),
+    ('alert tcp any any -> any any (byte_math:bytes 5, offset 0, oper <<, rvalue 1, result r; sid:1;)',
+     "1..4 with << or >>"),
+    ('alert tcp any any -> any any (byte_math:bytes 1, offset 70000, oper +, rvalue 1, result r; '
+     'sid:1;)', "offset must be"),
+    ('alert tcp any any -> any any (byte_math:bytes 1, offset 0, oper &, rvalue 1, result r; sid:1;)',
+     "oper '&'"),
+    ('alert tcp any any -> any any (byte_math:bytes 1, offset 0, oper +, rvalue 0x10, result r; '
+     'sid:1;)', "unknown variable '0x10'"),
+    ('alert tcp any any -> any any (byte_math:bytes 1, offset 0, oper +, rvalue 4294967296, '
+     'result r; sid:1;)', "over 32 bits"),
+    ('alert tcp any any -> any any (byte_math:bytes n, offset 0, oper +, rvalue 1, result r; sid:1;)',
+     "bytes: unknown variable"),
+    ('alert tcp any any -> any any (byte_math:bytes 1, offset 0, oper +, rvalue 1, result r, '
+     'relative, relative; sid:1;)', "relative given twice"),
+    ('alert tcp any any -> any any (byte_math:bytes 1, offset 0, oper +, rvalue 1, result r, '
+     'bitmask 0x1ffffffff; sid:1;)', "32-bit hex"),
+    ('alert tcp any any -> any any (byte_math:bytes 1, offset 0, oper +, rvalue 1, result r, '
+     'string bin; sid:1;)', "string 'bin'"),
+    ('alert tcp any any -> any any (byte_math:bytes 1, offset 0, oper +, rvalue 1, result 1r; '
+     'sid:1;)', "bad result name"),
+])
+def test_packet_buffer_and_byte_math_rules_suricata_refuses(text, detail):
+    with pytest.raises(RuleError, match=detail) as info:
+        parse(text)
+    assert info.value.syntax
+
+
+def test_byte_math_options_in_any_order_and_its_result_as_a_variable():
+    rule = parse('alert tcp any any -> any any (content:"L"; byte_extract:1,0,size,relative; '
+                 'byte_math:result total, rvalue size, oper *, offset 1, bytes 2, relative, '
+                 'endian little, bitmask 0xff00; byte_test:1,=,total,0,relative; '
+                 'isdataat:total,relative; content:"x"; distance:total; sid:1;)')
+    math = rule.buffers["payload"][2]
+    assert (math.count, math.offset, math.operator, math.rvalue, math.result) == (2, 1, "*", "size", "total")
+    assert math.relative and math.little and math.bitmask == 0xFF00 and math.base is None
+    assert parse('alert tcp any any -> any any (byte_math:bytes 3, offset -2, oper -, rvalue 7, '
+                 'result r, string hex, relative; sid:1;)').buffers["payload"][0].base == 16
+
+
+@pytest.mark.parametrize("options", [
+    "byte_math:bytes 2, offset 0, oper +, rvalue 1, result r, dce;",
+    "byte_math:bytes 2, offset 0, oper +, rvalue 1, result r, endian dce;",
+])
+def test_byte_math_dce_is_refused_for_want_of_a_dcerpc_parser(options):
+    with pytest.raises(RuleError, match="DCERPC") as info:
+        parse(f"alert tcp any any -> any any ({options} sid:1;)")
+    assert not info.value.syntax and info.value.keyword == "byte_math"
+
+
+def test_app_layer_event_with_a_packet_header_buffer_is_refused():
+    with pytest.raises(RuleError, match="packet header buffer") as info:
+        parse('alert http any any -> any any (app-layer-event:http.host_header_ambiguous; '
+              'tcp.hdr; content:"|18|"; sid:1;)')
+    assert not info.value.syntax and info.value.keyword == "app-layer-event"

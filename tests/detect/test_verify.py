@@ -221,3 +221,77 @@ def test_suricata8_integer_forms():
     for bad in ("", "<>5", "5-5", "&0xc0", "=<5", "abc"):
         with pytest.raises(ValueError):
             verify.UintCheck(bad)
+
+
+def _math(options: str, data: bytes) -> dict | None:
+    """The variables after `options` matched `data`, None when they did not."""
+    rule = parse_rule(f"alert tcp any any -> any any ({options} sid:1;)", VARIABLES, {})
+    variables: dict = {}
+    if not verify.inspect_buffer(rule.buffers["payload"], data, variables, verify.Budget()):
+        return None
+    return variables
+
+
+@pytest.mark.parametrize("operator,rvalue,expected", [
+    ("+", 5, 0x0102 + 5), ("-", 5, 0x0102 - 5), ("*", 3, 0x0102 * 3), ("/", 16, 0x0102 // 16),
+    ("<<", 4, 0x1020), (">>", 8, 0x01),
+    # unsigned 64-bit, as Suricata's uint64_t: wraps rather than going negative
+    ("-", 0x0103, (1 << 64) - 1),
+])
+def test_byte_math_operators(operator, rvalue, expected):
+    found = _math(f"byte_math:bytes 2, offset 0, oper {operator}, rvalue {rvalue}, result r;", b"\x01\x02")
+    assert found == {"r": expected}
+
+
+def test_byte_math_division_by_zero_does_not_match():
+    options = "byte_extract:1,0,d; byte_math:bytes 1, offset 1, oper /, rvalue d, result q;"
+    assert _math(options, b"\x00\x08") is None
+    assert _math(options, b"\x02\x08") == {"d": 2, "q": 4}
+
+
+def test_byte_math_reads_like_byte_extract_and_moves_the_anchor():
+    # little endian, string, out of range
+    assert _math("byte_math:bytes 2, offset 0, oper +, rvalue 0, result r, endian little;",
+                 b"\x01\x02") == {"r": 0x0201}
+    assert _math("byte_math:bytes 3, offset 1, oper +, rvalue 1, result r, string dec;",
+                 b"x41y") == {"r": 42}
+    assert _math("byte_math:bytes 2, offset 0, oper +, rvalue 1, result r, string hex;", b"zz") is None
+    assert _math("byte_math:bytes 2, offset 1, oper +, rvalue 1, result r;", b"\x01\x02") is None
+    # bitmask on the result, shifted by the mask's trailing zeros
+    assert _math("byte_math:bytes 2, offset 0, oper +, rvalue 0, result r, bitmask 0x0ff0;",
+                 b"\x12\x34") == {"r": 0x23}
+    # relative to the previous match, and the next match is relative to it
+    options = ('content:"LEN"; byte_math:bytes 1, offset 1, oper +, rvalue 0, result n, relative; '
+               'content:"!"; distance:0; within:1;')
+    assert _math(options, b"LEN-\x05!") == {"n": 5}
+    assert _math(options, b"LEN-\x05?!") is None
+    # a binary read of 9 or 10 bytes never matches (Suricata's reader stops at 8)
+    assert _math("byte_math:bytes 9, offset 0, oper +, rvalue 0, result r;", b"\x01" * 9) is None
+    assert _math("byte_math:bytes 9, offset 0, oper +, rvalue 0, result r, string dec;",
+                 b"123456789") == {"r": 123456789}
+
+
+def test_byte_math_result_feeds_the_keywords_after_it():
+    # detect-bytemath-04's chain: byte_extract -> byte_math rvalue -> byte_test value
+    chain = ("byte_extract:1,0,x,relative; byte_math:bytes 1, offset 1, oper +, rvalue x, result v; "
+             "byte_test:2,{},v,2;")
+    header = bytes([0x45, 0x00, 0x00, 0x2C])            # 0x45 + 0 = 69; total length 44
+    assert _math(chain.format("<"), header)
+    assert _math(chain.format("!="), header)
+    assert not _math(chain.format("="), header)
+    # bytes from a variable, and a variable result as a within
+    assert _math("byte_extract:1,0,size; byte_math:bytes size, offset 1, oper -, rvalue 1, result n; "
+                 'content:"ab"; distance:0; within:n;', b"\x02\x00\x03ab") == {"size": 2, "n": 2}
+    assert _math("byte_extract:1,0,size; byte_math:bytes size, offset 1, oper +, rvalue 0, result n;",
+                 b"\x0b" + b"\x00" * 12) is None          # 11 bytes: no byte_math reads that many
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=24), st.sampled_from(["+", "-", "*", "/", "<<", ">>"]),
+       st.booleans())
+def test_byte_math_never_raises_whatever_the_bytes_and_shift(data, operator, string):
+    # The rvalue is the payload's own first 8 bytes: shifts by 2**63 included.
+    options = (f"byte_extract:8,0,big; byte_math:bytes 4, offset 8, oper {operator}, rvalue big, "
+               f"result r{', string dec' if string else ''}; byte_test:8,>,r,0;")
+    found = _math(options, data)
+    assert found is None or 0 <= found["r"] < 1 << 64

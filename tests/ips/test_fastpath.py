@@ -29,6 +29,8 @@ def rule(options: str, header: str = "alert tcp any any -> any any"):
     ("alert ip [198.51.100.66] any -> $HOME_NET any",
      "threshold: type limit, track by_src, seconds 3600, count 1;"),
     ("drop tcp [198.51.100.66] any -> $HOME_NET any", "flow:established,to_server;"),
+    ("alert ip any any -> any any", 'udp.hdr; content:"|00 35|"; depth:2;'),   # not TCP
+    ("alert tcp any any -> any any", 'tcp.hdr; content:"|18|"; offset:13; pkt_data; content:"x";'),
 ])
 def test_rules_that_cannot_be_changed_by_skipping_pure_acks(header, options):
     assert not fastpath.needs_pure_acks(rule(options, header))
@@ -45,6 +47,8 @@ def test_rules_that_cannot_be_changed_by_skipping_pure_acks(header, options):
     "detection_filter: track by_src, count 10, seconds 1;",
     "decode-event:tcp.invalid_optlen;",                # events differ packet by packet
     "stream-event:reassembly_seq_gap;",
+    'tcp.hdr; content:"|10|"; offset:13; depth:1;',    # the header changes packet by packet
+    "ipv4.hdr; byte_test:2,>,40,2;",
 ])
 def test_rules_that_could_match_a_pure_ack(options):
     assert fastpath.needs_pure_acks(rule(options))
@@ -131,6 +135,8 @@ def test_fast_path_sits_after_the_block_marks_and_before_the_queue():
     ("alert icmp any any -> any any", "itype:8; icmp_seq:0;", 0),               # per packet
     ("alert icmp any any -> any any", 'pcre:"/^x/";', 0),                        # any size
     ("alert ip any any -> any any", 'content:"EVILPING"; dsize:>60;', 61),
+    ("alert icmp any any -> any any", "icmpv4.hdr; byte_test:2,>,9,6;", 0),     # header: any size
+    ("alert ip any any -> any any", 'tcp.hdr; content:"|02|";', None),          # not ICMP
 ])
 def test_smallest_echo_payload_a_rule_can_match(header, options, smallest):
     limit, bounding = fastpath.icmp_echo_limit([rule(options, header)])
