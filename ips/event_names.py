@@ -66,6 +66,18 @@ APPLAYER_EVENTS = frozenset({
     "http.invalid_content_length_field_in_response",
     # a chunk size without hex digits or over 2**31 - 1 (libhtp gives up there)
     "http.invalid_request_chunk_len", "http.invalid_response_chunk_len",
+    # the request line: blanks before the method, a delimiter after it that
+    # is not only spaces, a target with no space but another blank
+    "http.request_line_leading_whitespace", "http.method_delim_non_compliant",
+    "http.uri_delim_non_compliant",
+    # libhtp's host flags: no Host header on HTTP/1.1, a Host value or an
+    # absolute URI's / CONNECT's authority that is no valid host[:port]
+    "http.missing_host_header", "http.request_header_host_invalid",
+    "http.request_uri_host_invalid",
+    # the first header line starts with a blank (a fold with nothing to fold)
+    "http.invalid_request_field_folding", "http.invalid_response_field_folding",
+    # a second "100 Continue" for one request; a response with no request left
+    "http.100_continue_already_seen", "http.unable_to_match_response_to_request",
     # ips/applayer/dns.py, on the request's or response's transaction
     "dns.z_flag_set",
     "dns.malformed_data",
@@ -78,6 +90,41 @@ APPLAYER_EVENTS = frozenset({
 })
 """Parser events put on the transaction, as `app-layer-event` names them.
 Suricata's generic `applayer_*` events have no counterpart here."""
+
+REFUSED_APPLAYER_EVENTS = {
+    "http.unknown_error":
+        "libhtp's catch-all for messages Suricata has no name for; the set "
+        "changes with each libhtp version",
+    "http.gzip_decompression_failed":
+        "libhtp raises it where zlib fails inside its decoder (libhtp 0.5 also "
+        "when its retry in the other format then works): points that depend "
+        "on zlib's buffering and on how the body is cut into chunks, which "
+        "this decoder (another retry order) does not reproduce",
+    "http.request_field_too_long":
+        "libhtp checks its field limit on a header line only when it had to "
+        "buffer the line across data chunks: whether it fires depends on "
+        "segmentation",
+    "http.response_field_too_long": "as http.request_field_too_long",
+    "http.invalid_server_port_in_request":
+        "no libhtp of Suricata 7 or 8 logs it (libhtp 0.5 compiles the code "
+        "out, rust/htp never logs the code)",
+    "http.request_server_port_tcp_port_mismatch": "as http.invalid_server_port_in_request",
+    "http.invalid_authority_port":
+        "no libhtp of Suricata 7 or 8 logs it (Suricata 7: 'htp no longer "
+        "returns this error')",
+    "http.too_many_encoding_layers":
+        "libhtp versions disagree on how Content-Encoding values are counted, "
+        "and this parser undoes gzip and deflate only",
+    "http.abnormal_ce_header":
+        "libhtp versions disagree on which Content-Encoding values are "
+        "abnormal (identity, none, lzma, case, substrings)",
+    "http.multipart_generic_error": "no multipart/form-data parser here",
+    "http.multipart_no_filedata": "no multipart/form-data parser here",
+    "http.multipart_invalid_header": "no multipart/form-data parser here",
+}
+"""Suricata app-layer events this engine does not raise, and why (the
+parser gives the reason when it refuses a rule naming one). Those raised
+but kept from rules are in `LOG_ONLY`."""
 
 EXTENSION_EVENTS = frozenset({
     # ips/applayer/http.py: a request a server could read otherwise than
@@ -120,9 +167,9 @@ LOG_ONLY = {
     "stream.reassembly_memcap": "Suricata counts memcap hits, it raises no event",
     "stream.reassembly_overlap_unverified": "ours: overlap with data not yet inspected",
     "http.invalid_transfer_encoding_value_in_response":
-        "Suricata 7 no longer raises it (libhtp 0.5.7 dropped the mapping): a rule "
-        "naming it never fires there, and a drop on it here would cut odd but "
-        "legitimate responses",
+        "neither Suricata 7 (libhtp 0.5.7 dropped the mapping) nor 8 (its htp "
+        "never logs the code) raises it: a rule naming it never fires there, "
+        "and a drop on it here would cut odd but legitimate responses",
 }
 """Anomalies that are logged and counted but that no rule may name, and why."""
 # App-layer parsers' connection-level anomalies (http.gap, dns.gap,

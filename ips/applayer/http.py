@@ -26,9 +26,16 @@ the query, as in Suricata.
 A gap in a direction ends parsing of that direction with an
 "http.gap" event: resynchronising inside an unknown body would let an
 attacker choose what we take for a request line.
+
+What libhtp flags on a message (a request line with odd blanks, a Host that
+is no host, a second "100 Continue", a response to no request, ...) becomes
+an event on that message's transaction, under Suricata's name, where
+Suricata 8's htp raises it (ips/event_names.py lists them); the parser's
+own conditions (a gap, a bound reached) are logged on the connection.
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 import zlib
 
@@ -175,6 +182,164 @@ def _strip_port(host: bytes) -> bytes:
     return host.partition(b":")[0]
 
 
+# -- libhtp's checks of the request line and of the host --------------------------
+#
+# As Suricata 8's htp (rust/htp: request_generic.rs, parsers.rs, uri.rs,
+# transaction.rs) raises them; the names are Suricata's app-layer events.
+
+_LIBHTP_SPACE = b" \t\r\n\x0b\x0c"
+"""libhtp's is_space: the blanks it skips around a request line's parts."""
+_REQUEST_LINE_DELIMITERS_RE = re.compile(
+    rb"([ \t\r\n\x0b\x0c]*)[^ \t\r\n\x0b\x0c]*([ \t\r\n\x0b\x0c]*)")
+_BLANK_NOT_SPACE_RE = re.compile(rb"[\t\r\n\x0b\x0c]")
+
+
+def _request_line_events(request_line: bytes) -> list[str]:
+    """libhtp's warnings on a request line (its trailing CR/LF removed):
+    blanks before the method; a delimiter after the method that is not
+    only spaces ("GET\t/"); and a target part that holds no space but
+    another blank ("GET /a\tHTTP/1.1"), which libhtp then splits there,
+    as servers that take any blank for a delimiter do."""
+    found = _REQUEST_LINE_DELIMITERS_RE.match(request_line)
+    leading, delimiter = found.groups()
+    events = []
+    if leading:
+        events.append("http.request_line_leading_whitespace")
+    if delimiter.strip(b" "):
+        events.append("http.method_delim_non_compliant")
+    rest = request_line[found.end():].strip(_LIBHTP_SPACE)
+    if rest and b" " not in rest and _BLANK_NOT_SPACE_RE.search(rest):
+        events.append("http.uri_delim_non_compliant")
+    return events
+
+
+_HTTP_1_1_RE = re.compile(rb"[ \t\n\r\x0c]*[Hh][Tt][Tt][Pp][ \t\n\r\x0c]*/[ \t\n\r\x0c0]*1\.1[ \t\n\r\x0c]*")
+"""A protocol libhtp reads as HTTP/1.1 (blanks around the parts and leading
+zeros in the version are tolerated)."""
+
+# Label bytes libhtp's validate_hostname accepts: '-', '_' and what Rust's
+# char::is_alphanumeric takes for the byte read as a Latin-1 character.
+_HOSTNAME_BYTES = bytes(c for c in range(256) if c in b"-_" or chr(c).isalnum())
+_IPV6_LITERAL_RE = re.compile(rb"\[([^#?/\]]+)\]")
+# libhtp's hostname(): an IPv6 literal, or the run up to a port or a path.
+_HOST_RE = re.compile(rb"\[[^/?#\]]+\]?|[^/?#:]+")
+_PORT_TEXT_RE = re.compile(rb"[^/?#]+")
+_PORT_NUMBER_RE = re.compile(rb"\+?[0-9]+")
+
+
+def _valid_hostname(host: bytes) -> bool:
+    """libhtp's relaxed hostname check: an IPv6 address in brackets, or
+    labels of letters, digits, '-' and '_', at most 63 bytes each and 255
+    in all, separated by single dots (a trailing dot is fine)."""
+    if not host or len(host) > 255:
+        return False
+    literal = _IPV6_LITERAL_RE.match(host)
+    if literal is not None:
+        address = literal.group(1)
+        if b"%" in address:              # Rust's Ipv6Addr takes no zone index
+            return False
+        try:
+            ipaddress.IPv6Address(address.decode("ascii"))
+        except ValueError:               # UnicodeDecodeError included
+            return False
+        return True
+    if host[:1] == b"." or b".." in host:
+        return False
+    if host.translate(None, _HOSTNAME_BYTES).replace(b".", b""):
+        return False
+    return all(len(label) <= 63 for label in host.split(b"."))
+
+
+def _port_number(text: bytes) -> int | None:
+    """libhtp's convert_port: a decimal u16 (Rust's parser takes a leading
+    '+'); 0 is no port."""
+    if _PORT_NUMBER_RE.fullmatch(text) is None:
+        return None
+    digits = text.lstrip(b"+").lstrip(b"0")
+    if len(digits) > 5:
+        return None
+    number = int(digits or b"0")
+    return number if 0 < number <= 0xFFFF else None
+
+
+def _host_and_port(text: bytes) -> tuple[bytes, bytes | None, bytes] | None:
+    """libhtp's hostname() then port() over an authority: (host, port text
+    or None, what follows the host); None when there is no host ("", "/x",
+    ":80")."""
+    if text[:2] == b"//":
+        text = text[2:]
+    if text[:1] == b"/":
+        return None
+    text = text.lstrip(b" ")
+    found = _HOST_RE.match(text)
+    if found is None:
+        return None
+    rest = text[found.end():]
+    port = None
+    if rest[:1] == b":":
+        digits = _PORT_TEXT_RE.match(rest[1:].lstrip(b" "))
+        if digits is not None:
+            port = digits.group().partition(b" ")[0]
+    return found.group().rstrip(b" "), port, rest
+
+
+# The common Host value, valid by the rules below at one regex's cost
+# (up to 255 bytes): ASCII labels of up to 63 bytes, a port of 1 to 9999.
+_PLAIN_HOSTPORT_RE = re.compile(
+    rb"[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?(?::0*[1-9][0-9]{0,3})?")
+
+
+def _hostport_valid(text: bytes) -> bool | None:
+    """libhtp's parse_hostport: whether a Host value or a CONNECT target is
+    a valid host with an optional valid port and nothing else after the
+    host but the port's run; None when it has no host at all (libhtp then
+    does not judge it)."""
+    if len(text) <= 255 and _PLAIN_HOSTPORT_RE.fullmatch(text) is not None:
+        return True
+    parts = _host_and_port(text)
+    if parts is None:
+        return None
+    host, port, rest = parts
+    if port is not None:
+        return _port_number(port) is not None and _valid_hostname(host)
+    return not rest and _valid_hostname(host)
+
+
+def _uri_host_invalid(method: bytes, raw_uri: bytes) -> bool:
+    """libhtp's HOSTU_INVALID (Suricata's http.request_uri_host_invalid):
+    the request target names a host (CONNECT's authority, or the
+    authority after a scheme), and that host, %-decoded, lowercased and
+    without trailing dots, is not a valid hostname, or its port is not a
+    port number."""
+    if method == b"CONNECT":
+        valid = _hostport_valid(raw_uri)
+        if valid is None:
+            return False
+        if not valid:
+            return True
+        host = _host_and_port(raw_uri)[0]
+    else:
+        # A scheme is whatever comes before the first ':' of a target that
+        # does not start with '/'; credentials run to an '@' anywhere.
+        if raw_uri[:1] == b"/":
+            return False
+        colon = raw_uri.find(b":")
+        if colon < 0:
+            return False
+        rest = raw_uri[colon + 1:]
+        if rest[:2] == b"//" and rest[2:3] != b"/":
+            at = rest.find(b"@", 2)
+            if at >= 0:
+                rest = rest[at + 1:]
+        parts = _host_and_port(rest)
+        if parts is None:
+            return False
+        host, port, _rest = parts
+        if port is not None and _port_number(port) is None:
+            return True
+    return not _valid_hostname(_percent_decode(host).lower().rstrip(b"."))
+
+
 # -- header section --------------------------------------------------------------
 
 class _Headers(dict):
@@ -190,9 +355,12 @@ class _Headers(dict):
     `length_folded`) for the framing checks of `_body_framing`.
     `invalid`: the lowercased names sent malformed (blanks before the
     colon, empty, not a token), libhtp's "Request field invalid": a server
-    may not know "Content-Length :" for what it is."""
+    may not know "Content-Length :" for what it is.
+    `folding_invalid`: the first line starts with a blank and has a colon,
+    libhtp's invalid folding (a continuation with nothing to continue)."""
 
-    __slots__ = ("names", "missing_colon", "lengths", "length_folded", "invalid")
+    __slots__ = ("names", "missing_colon", "lengths", "length_folded", "invalid",
+                 "folding_invalid")
 
 
 def _parse_header_lines(lines: list[bytes]) -> _Headers:
@@ -201,6 +369,8 @@ def _parse_header_lines(lines: list[bytes]) -> _Headers:
     headers.missing_colon = headers.length_folded = False
     headers.invalid = invalid = set()
     headers.lengths = lengths = []
+    first = lines[0] if lines else b""
+    headers.folding_invalid = first[:1] in (b" ", b"\t") and b":" in first
     name = value = None             # the pending header (folding may extend it)
     folded = False
     for line in (*lines, None):     # None: the end, where the last header is stored
@@ -340,7 +510,7 @@ class _HttpTx(Tx):
                  "response_body", "response_body_seen", "response_started",
                  "response_done", "request_done", "content_encoding", "response_xml",
                  "request_buffers", "response_buffers", "decoder",
-                 "request_published", "response_published")
+                 "request_published", "response_published", "continue_seen")
 
     def __init__(self, tx_id: int) -> None:
         # Tx.__init__(self, app_proto="http", tx_id=tx_id, to_server=True),
@@ -376,6 +546,7 @@ class _HttpTx(Tx):
         self.decoder = None                 # list of _Inflater layers, False for identity
         self.request_published = 0          # body bytes already exposed as buffers
         self.response_published = 0
+        self.continue_seen = False          # a "100 Continue" answered it already
 
     # Alerts on an incomplete transaction log what is known so far (Suricata
     # logs the tx state); detection may look at a tx from either direction
@@ -674,7 +845,9 @@ class HttpParser:
         # take "POST\t/x\tHTTP/1.1" too), and blanks inside the URI stay.
         # Its IDS personality (Suricata's default) skips blanks before the
         # method: " GET /x" is a GET of /x, not a method "" and a URI "GET".
-        request_line = request_line.lstrip(b" \t")
+        for event in _request_line_events(request_line):
+            self._tx_event(http_tx, event)
+        request_line = request_line.lstrip(_LIBHTP_SPACE)
         first = _first_blank(request_line)
         method = request_line if first < 0 else request_line[:first]
         rest = b"" if first < 0 else request_line[first:].strip(b" \t")
@@ -697,6 +870,8 @@ class HttpParser:
         buffers["http.uri"] = normalise_uri(raw_uri)
         buffers["http.protocol"] = protocol
         buffers["http.request_line"] = request_line
+        if raw_uri[:1] != b"/" and _uri_host_invalid(method, raw_uri):
+            self._tx_event(http_tx, "http.request_uri_host_invalid")
 
     def _on_request_section(self, section: bytes, updated) -> None:
         """A request line and its header section; or, as libhtp reads it,
@@ -731,6 +906,8 @@ class HttpParser:
             self._tx_event(http_tx, "http.request_field_missing_colon")
         if headers.invalid:
             self._tx_event(http_tx, "http.request_header_invalid")
+        if headers.folding_invalid:
+            self._tx_event(http_tx, "http.invalid_request_field_folding")
         http_tx.request_headers = headers
         buffers = http_tx.request_buffers
         header_end = section.find(b"\n") + 1
@@ -751,6 +928,7 @@ class HttpParser:
         elif host is not None:
             buffers["http.host.raw"] = host
             buffers["http.host"] = _strip_port(host.strip()).lower()
+        self._check_host(http_tx, headers)
         self._check_transfer_encoding(http_tx, headers, request=True)
         body_state, length = self._body_framing(http_tx, headers, request=True)
         side.state, side.remaining = body_state, length
@@ -800,6 +978,25 @@ class HttpParser:
         buffers["http.header_names"] = (b"\r\n" + b"\r\n".join(original.values()) + b"\r\n\r\n"
                                         if original else b"\r\n\r\n")
         buffers["http.request_header" if request else "http.response_header"] = lines
+
+    def _check_host(self, http_tx: _HttpTx, headers: _Headers) -> None:
+        """libhtp's host checks on a request's headers: no Host header on
+        HTTP/1.1 (HOST_MISSING, Suricata's http.missing_host_header), or
+        one whose value is not a valid host with an optional port
+        (HOSTH_INVALID, http.request_header_host_invalid). libhtp finds
+        the header by name ignoring case and NUL bytes; a value without
+        any host ("", ":80") is not judged, as there."""
+        host = headers.get(b"host")
+        if host is None and headers.invalid:
+            for name, value in headers.items():
+                if b"\x00" in name and name.replace(b"\x00", b"") == b"host":
+                    host = value
+                    break
+        if host is None:
+            if _HTTP_1_1_RE.fullmatch(http_tx.protocol) is not None:
+                self._tx_event(http_tx, "http.missing_host_header")
+        elif _hostport_valid(host.strip(_LIBHTP_SPACE)) is False:
+            self._tx_event(http_tx, "http.request_header_host_invalid")
 
     def _check_transfer_encoding(self, http_tx: _HttpTx, headers: _Headers,
                                  request: bool) -> None:
@@ -913,14 +1110,15 @@ class HttpParser:
                 http_tx = waiting
                 break
         if http_tx is None:
-            # A response without a request we saw (midstream, or extra data).
-            self.events.append("http.unsolicited_response")
+            # A response without a request we saw (midstream, or extra
+            # data): libhtp gives it a transaction of its own, as here.
             http_tx = _HttpTx(self.next_tx_id)
             self.next_tx_id += 1
             http_tx.request_done = True
             if len(self.open) >= MAX_OPEN_TRANSACTIONS:
                 self._complete(self.open.pop(0))
             self.open.append(http_tx)
+            self._tx_event(http_tx, "http.unable_to_match_response_to_request")
         updated.append(http_tx)
         return http_tx
 
@@ -953,6 +1151,8 @@ class HttpParser:
             self._tx_event(http_tx, "http.response_field_missing_colon")
         if headers.invalid:
             self._tx_event(http_tx, "http.response_header_invalid")
+        if headers.folding_invalid:
+            self._tx_event(http_tx, "http.invalid_response_field_folding")
         protocol, status_text, message = _STATUS_PARTS_RE.match(status_line).groups()
         if match is None:
             self.events.append("http.response_line_invalid")
@@ -968,6 +1168,14 @@ class HttpParser:
         self._fill_header_buffers(buffers, headers, request=False)
         if status is not None and 100 <= status < 200 and status != 101:
             # Interim response: the final one follows for the same request.
+            if status == 100 and b"transfer-encoding" not in headers and not (
+                    _content_length(headers.get(b"content-length", b""))[0] or 0):
+                # What libhtp takes for a "100 Continue" (no T-E, no
+                # Content-Length over 0); a second one on the same request
+                # is its CONTINUE_ALREADY_SEEN.
+                if http_tx.continue_seen:
+                    self._tx_event(http_tx, "http.100_continue_already_seen")
+                http_tx.continue_seen = True
             side.state = _START_LINE
             return
         http_tx.response_started = True
@@ -1112,6 +1320,10 @@ class HttpParser:
         if headers is None:
             return
         trailer = _parse_header_lines(lines)
+        if trailer.folding_invalid:
+            # libhtp parses trailers as headers, with the same check
+            self._tx_event(http_tx, "http.invalid_request_field_folding" if to_server
+                           else "http.invalid_response_field_folding")
         for key, value in trailer.items():
             known = headers.get(key)
             if known is None:

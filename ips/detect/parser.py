@@ -1402,7 +1402,9 @@ def _opt_event(builder: _Builder, keyword: str, value: str | None) -> None:
         proto = APP_PROTO_ALIASES.get(proto, proto)
         name = f"{proto}.{event}"
         if name not in event_names.APPLAYER_EVENTS and name not in event_names.EXTENSION_EVENTS:
-            raise RuleError("unsupported-keyword", keyword, detail=f"event {text} is not raised")
+            why = event_names.REFUSED_APPLAYER_EVENTS.get(name) or event_names.LOG_ONLY.get(name)
+            raise RuleError("unsupported-keyword", keyword,
+                            detail=f"event {text} is not raised" + (f": {why}" if why else ""))
         if rule.app_proto is None and rule.protocol in ("tcp", "udp", "ip"):
             rule.app_proto = proto
         elif rule.app_proto not in (None, proto):

@@ -238,3 +238,225 @@ def test_response_header_section_over_the_bound_stops_the_response_side_only():
     assert parser.feed(b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70_000 + b"\r\n\r\n", False) == []
     assert "http.response_header_too_large" in parser.events
     assert [tx.buffers["http.uri"] for tx in parser.feed(HIDDEN, True)] == [b"/shell?wget"]
+
+
+# -- libhtp's request-line, host, folding and response-matching events ----------
+#
+# Each is raised where Suricata 8's htp raises it, on the same transaction;
+# each test pairs a message that raises it with a close one that does not.
+
+def _request_events(request_bytes: bytes) -> set:
+    txs = HttpParser().feed(request_bytes, True)
+    assert len(txs) == 1
+    return set(txs[0].events)
+
+
+@pytest.mark.parametrize("request_line, raised", [
+    (b" GET / HTTP/1.1", True),
+    (b"\tGET / HTTP/1.1", True),
+    (b"\x0bGET / HTTP/1.1", True),          # libhtp's blanks include VT and FF
+    (b"GET / HTTP/1.1", False),
+])
+def test_request_line_leading_whitespace(request_line, raised):
+    events = _request_events(request_line + b"\r\nHost: a\r\n\r\n")
+    assert ("http.request_line_leading_whitespace" in events) is raised
+
+
+def test_empty_lines_before_a_request_are_not_leading_whitespace():
+    # libhtp ignores empty lines between requests; they are not the request line
+    parser = HttpParser()
+    parser.feed(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n", True)
+    txs = parser.feed(b"\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n", True)
+    assert [(tx.buffers["http.uri"], tx.events) for tx in txs] == [(b"/b", ())]
+
+
+def test_leading_whitespace_is_skipped_before_the_method():
+    txs = HttpParser().feed(b"\x0b GET /x HTTP/1.1\r\nHost: a\r\n\r\n", True)
+    assert (txs[0].buffers["http.method"], txs[0].buffers["http.uri"]) == (b"GET", b"/x")
+
+
+@pytest.mark.parametrize("request_line, raised", [
+    (b"GET\t/ HTTP/1.1", True),
+    (b"GET \t/ HTTP/1.1", True),            # any non-space byte in the run
+    (b"GET\x0c/ HTTP/1.1", True),
+    (b"GET  / HTTP/1.1", False),            # several spaces are fine
+    (b"GET / HTTP/1.1", False),
+])
+def test_method_delim_non_compliant(request_line, raised):
+    events = _request_events(request_line + b"\r\nHost: a\r\n\r\n")
+    assert ("http.method_delim_non_compliant" in events) is raised
+
+
+@pytest.mark.parametrize("request_line, raised", [
+    (b"GET /a\tHTTP/1.1", True),            # no space after the target: libhtp splits at the tab
+    (b"GET /a\x0bHTTP/1.1", True),
+    (b"GET /a\tb HTTP/1.1", False),         # a space ends the target first
+    (b"GET /a HTTP/1.1\t", False),          # trailing blanks are trimmed
+    (b"GET /a", False),
+])
+def test_uri_delim_non_compliant(request_line, raised):
+    events = _request_events(request_line + b"\r\nHost: a\r\n\r\n")
+    assert ("http.uri_delim_non_compliant" in events) is raised
+
+
+def test_target_cut_at_a_tab_is_the_uri_libhtp_reads():
+    txs = HttpParser().feed(b"GET /cgi-bin/a.cgi\tHTTP/1.1\r\nHost: a\r\n\r\n", True)
+    assert (txs[0].buffers["http.uri"], txs[0].buffers["http.protocol"]) == (
+        b"/cgi-bin/a.cgi", b"HTTP/1.1")
+
+
+@pytest.mark.parametrize("request_bytes, raised", [
+    (b"GET / HTTP/1.1\r\n\r\n", True),
+    (b"GET / HTTP/01.1\r\n\r\n", True),             # libhtp reads it as 1.1
+    (b"GET / HTTP/1.1\r\nX-Host: a\r\n\r\n", True),
+    (b"GET / HTTP/1.1\r\nhost: a\r\n\r\n", False),
+    (b"GET / HTTP/1.1\r\nHo\x00st: a\r\n\r\n", False),   # libhtp ignores NULs in names
+    (b"GET / HTTP/1.0\r\n\r\n", False),
+    (b"GET /\r\n", False),                          # HTTP/0.9
+])
+def test_missing_host_header(request_bytes, raised):
+    assert ("http.missing_host_header" in _request_events(request_bytes)) is raised
+
+
+@pytest.mark.parametrize("host, raised", [
+    (b"a b", True),                  # a blank inside the name
+    (b"a..b", True),
+    (b".a", True),
+    (b"a:0", True),                  # port 0 is no port
+    (b"a:99999", True),
+    (b"a:", True),
+    (b"a:http", True),
+    (b"a/x", True),                  # something after the host that is no port
+    (b"[::1", True),
+    (b"[::g]", True),
+    (b"a" * 64 + b".com", True),     # a label over 63 bytes
+    (b"a, b", True),                 # two Host headers, joined as libhtp does
+    (b"a", False),
+    (b"a.", False),
+    (b"a_b-c.example", False),
+    (b"A.Example:8080", False),
+    (b"a:80/x", False),              # libhtp reads the port's run and stops
+    (b"a:+80", False),
+    (b"[::1]:8080", False),
+    (b"192.0.2.1", False),
+    (b"\xe9t\xe9.example", False),   # Latin-1 letters pass libhtp's check
+    (b"", False),                    # no host at all is not judged
+    (b":80", False),
+])
+def test_request_header_host_invalid(host, raised):
+    events = _request_events(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+    assert ("http.request_header_host_invalid" in events) is raised
+
+
+def test_host_value_fast_path_agrees_with_the_full_check():
+    from ips.applayer.http import _host_and_port, _hostport_valid, _port_number, _valid_hostname
+    for text in (b"a", b"a.b.c", b"a.", b"a:1", b"a:0009", b"a:65535", b"a-b_c.d:80", b"a" * 63,
+                 b"a" * 64, b"%s.%s" % (b"a" * 63, b"b" * 63)):
+        host, port, rest = _host_and_port(text)
+        full = (_port_number(port) is not None and _valid_hostname(host) if port is not None
+                else not rest and _valid_hostname(host))
+        assert _hostport_valid(text) is full, text
+
+
+@pytest.mark.parametrize("request_line, raised", [
+    (b"GET http://a..b/x HTTP/1.1", True),
+    (b"GET http://a_b%20c/ HTTP/1.1", True),     # judged %-decoded
+    (b"GET http://a.b:99999/ HTTP/1.1", True),
+    (b"GET http://a.b:x/ HTTP/1.1", True),
+    (b"GET http://user@[::1/ HTTP/1.1", True),
+    (b"CONNECT a..b:443 HTTP/1.1", True),
+    (b"CONNECT a.b:0 HTTP/1.1", True),
+    (b"CONNECT a.b HTTP/1.1", False),
+    (b"CONNECT a.b:443 HTTP/1.1", False),
+    (b"GET http://A.B.:8080/x HTTP/1.1", False), # trailing dots are dropped first
+    (b"GET http://%61.b/ HTTP/1.1", False),
+    (b"GET http://user:pw@a.b/ HTTP/1.1", False),
+    (b"GET http://[::1]:80/ HTTP/1.1", False),
+    (b"GET /http://a..b/ HTTP/1.1", False),      # a path, not an authority
+    (b"GET * HTTP/1.1", False),
+])
+def test_request_uri_host_invalid(request_line, raised):
+    events = _request_events(request_line + b"\r\nHost: a\r\n\r\n")
+    assert ("http.request_uri_host_invalid" in events) is raised
+
+
+def test_uri_host_is_judged_when_the_request_line_is_complete():
+    # as libhtp, before the headers arrive (inline, the request line's own packet)
+    txs = HttpParser().feed(b"GET http://a..b/ HTTP/1.1\r\nHost: a\r\n", True)
+    assert "http.request_uri_host_invalid" in txs[0].events
+
+
+@pytest.mark.parametrize("headers, raised", [
+    (b" Host: a\r\n", True),
+    (b"\tX-A: 1\r\nHost: a\r\n", True),
+    (b"Host: a\r\nX-A: 1\r\n 2\r\n", False),     # a fold of X-A, which libhtp accepts
+    (b" junk\r\nHost: a\r\n", False),            # no colon: missing colon, not folding
+])
+def test_invalid_request_field_folding(headers, raised):
+    events = _request_events(b"GET / HTTP/1.1\r\n" + headers + b"\r\n")
+    assert ("http.invalid_request_field_folding" in events) is raised
+
+
+@pytest.mark.parametrize("headers, raised", [
+    (b" Server: x\r\nContent-Length: 0\r\n", True),
+    (b"Server: x\r\n y\r\nContent-Length: 0\r\n", False),
+])
+def test_invalid_response_field_folding(headers, raised):
+    parser = HttpParser()
+    request = parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", True)[0]
+    txs = parser.feed(b"HTTP/1.1 200 OK\r\n" + headers + b"\r\n", False)
+    assert txs == [request]
+    assert ("http.invalid_response_field_folding" in request.events) is raised
+    assert "http.invalid_request_field_folding" not in request.events
+
+
+def test_invalid_folding_in_trailers():
+    parser = HttpParser()
+    txs = parser.feed(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"0\r\n X-Sum: 1\r\n\r\n", True)
+    assert "http.invalid_request_field_folding" in txs[0].events
+
+
+@pytest.mark.parametrize("interim, raised", [
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n", True),
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\nContent-Length: 0\r\n\r\n", True),
+    (b"HTTP/1.1 100 Continue\r\n\r\n", False),
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n", False),
+])
+def test_100_continue_already_seen(interim, raised):
+    parser = HttpParser()
+    request = parser.feed(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab", True)[0]
+    parser.feed(interim + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", False)
+    assert ("http.100_continue_already_seen" in request.events) is raised
+    assert request.status == 200
+
+
+def test_each_request_may_have_its_own_100_continue():
+    parser = HttpParser()
+    txs = parser.feed(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n", True)
+    continued = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    parser.feed(continued * 2, False)
+    assert [tx.events for tx in txs] == [(), ()]
+
+
+def test_unable_to_match_response_to_request():
+    parser = HttpParser()
+    request = parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", True)[0]
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    assert parser.feed(ok, False) == [request]
+    assert request.events == ()
+    extra = parser.feed(ok, False)          # a second response, no request left
+    assert [tx.events for tx in extra] == [("http.unable_to_match_response_to_request",)]
+    assert extra[0] is not request
+
+
+def test_response_before_any_request_is_unmatched():
+    txs = HttpParser().feed(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", False)
+    assert txs[0].events == ("http.unable_to_match_response_to_request",)
+
+
+def test_pipelined_responses_are_matched():
+    parser = HttpParser()
+    parser.feed(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n", True)
+    txs = parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" * 2, False)
+    assert [tx.events for tx in txs] == [(), ()]

@@ -104,6 +104,7 @@ def main() -> None:
     xbits_case()
     flowint_case()
     event_cases()
+    http_events_case()
     virtual_patch_cases()
     mirai_telnet_case()
     relative_keyword_cases()
@@ -112,6 +113,95 @@ def main() -> None:
     threshold_config_cases()
     header_buffer_cases()
     byte_math_cases()
+
+
+# The rules of Suricata's rules/http-events.rules whose events ReefGuard
+# raises, verbatim. The others (and the file's non-event rule) are left out:
+# a rule naming an event the engine never raises is refused, and a refused
+# rule fails a verify case at load (ips.event_names.REFUSED_APPLAYER_EVENTS
+# says why each one is not raised).
+HTTP_EVENTS_RULES = """\
+# From OISF/suricata, rules/http-events.rules (commit 06561e92858956ab56276e4175d8185dea5e1e7b,
+# https://github.com/OISF/suricata/blob/master/rules/http-events.rules).
+# Copyright (C) Open Information Security Foundation; licensed GPL-2.0-only, as Suricata.
+# Only the rules whose events ReefGuard raises are kept; left out (refused at load,
+# see ips/event_names.py REFUSED_APPLAYER_EVENTS and LOG_ONLY): sids 2221000 2221001
+# 2221006 2221011 2221012 2221018 2221019 2221022 2221023 2221024 2221026 2221032
+# 2221033, the later sids 2221034-2221057 (events not raised here), and a rule
+# without an app-layer-event.
+#
+# HTTP event  rules
+#
+# SID's fall in the 2221000+ range. See http://doc.emergingthreats.net/bin/view/Main/SidAllocation
+#
+# These sigs fire at most once per HTTP transaction.
+#
+# A flowint http.anomaly.count is incremented for each match. By default it will be 0.
+#
+alert http any any -> any any (msg:"SURICATA HTTP request field missing colon"; flow:established,to_server; app-layer-event:http.request_field_missing_colon; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221002; rev:1;)
+alert http any any -> any any (msg:"SURICATA HTTP response field missing colon"; flow:established,to_client; app-layer-event:http.response_field_missing_colon; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221020; rev:1;)
+alert http any any -> any any (msg:"SURICATA HTTP invalid request chunk len"; flow:established,to_server; app-layer-event:http.invalid_request_chunk_len; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221003; rev:1;)
+alert http any any -> any any (msg:"SURICATA HTTP invalid response chunk len"; flow:established,to_client; app-layer-event:http.invalid_response_chunk_len; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221004; rev:1;)
+alert http any any -> any any (msg:"SURICATA HTTP invalid transfer encoding value in request"; flow:established,to_server; app-layer-event:http.invalid_transfer_encoding_value_in_request; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221005; rev:1;)
+alert http any any -> any any (msg:"SURICATA HTTP invalid content length field in request"; flow:established,to_server; app-layer-event:http.invalid_content_length_field_in_request; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221007; rev:1;)
+alert http any any -> any any (msg:"SURICATA HTTP invalid content length field in response"; flow:established,to_client; app-layer-event:http.invalid_content_length_field_in_response; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221008; rev:1;)
+alert http any any -> any any (msg:"SURICATA HTTP status 100-Continue already seen"; flow:established,to_client; app-layer-event:http.100_continue_already_seen; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221009; rev:1;)
+alert http any any -> any any (msg:"SURICATA HTTP unable to match response to request"; flow:established,to_client; app-layer-event:http.unable_to_match_response_to_request; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221010; rev:1;)
+alert http any any -> any any (msg:"SURICATA HTTP request header invalid"; flow:established,to_server; app-layer-event:http.request_header_invalid; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221013; rev:1;)
+alert http any any -> any any (msg:"SURICATA HTTP response header invalid"; flow:established,to_client; app-layer-event:http.response_header_invalid; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221021; rev:1;)
+alert http any any -> any any (msg:"SURICATA HTTP missing Host header"; flow:established,to_server; app-layer-event:http.missing_host_header; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221014; rev:1;)
+# Alert if hostname is both part of URL and Host header and they are not the same.
+alert http any any -> any any (msg:"SURICATA HTTP Host header ambiguous"; flow:established,to_server; app-layer-event:http.host_header_ambiguous; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221015; rev:1;)
+alert http any any -> any any (msg:"SURICATA HTTP invalid request field folding"; flow:established,to_server; app-layer-event:http.invalid_request_field_folding; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221016; rev:1;)
+alert http any any -> any any (msg:"SURICATA HTTP invalid response field folding"; flow:established,to_client; app-layer-event:http.invalid_response_field_folding; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221017; rev:1;)
+# Host part of URI is invalid
+alert http any any -> any any (msg:"SURICATA HTTP Host part of URI is invalid"; flow:established,to_server; app-layer-event:http.request_uri_host_invalid; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221027; rev:1;)
+# Host header is invalid
+alert http any any -> any any (msg:"SURICATA HTTP Host header invalid"; flow:established,to_server; app-layer-event:http.request_header_host_invalid; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221028; rev:1;)
+# URI is terminated by non-compliant characters. RFC allows for space (0x20), but many implementations permit others like tab and more.
+alert http any any -> any any (msg:"SURICATA HTTP URI terminated by non-compliant character"; flow:established,to_server; app-layer-event:http.uri_delim_non_compliant; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221029; rev:1;)
+# Method is terminated by non-compliant characters. RFC allows for space (0x20), but many implementations permit others like tab and more.
+alert http any any -> any any (msg:"SURICATA HTTP METHOD terminated by non-compliant character"; flow:established,to_server; app-layer-event:http.method_delim_non_compliant; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221030; rev:1;)
+# Request line started with whitespace
+alert http any any -> any any (msg:"SURICATA HTTP Request line with leading whitespace"; flow:established,to_server; app-layer-event:http.request_line_leading_whitespace; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221031; rev:1;)
+
+alert http any any -> any any (msg:"SURICATA HTTP duplicate content length field in request"; flow:established,to_server; app-layer-event:http.duplicate_content_length_field_in_request; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221047; rev:1;)
+alert http any any -> any any (msg:"SURICATA HTTP duplicate content length field in response"; flow:established,to_client; app-layer-event:http.duplicate_content_length_field_in_response; flowint:http.anomaly.count,+,1; classtype:protocol-command-decode; sid:2221048; rev:1;)
+"""
+
+
+def http_events_case() -> None:
+    """Suricata's own HTTP event rules over requests and responses that
+    raise a few of libhtp's events, each flow with the one anomaly named
+    in its comment, and a clean exchange that raises none."""
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    frames = []
+    flows = [
+        # blanks before the method
+        [(True, b" GET /status HTTP/1.1\r\nHost: cam.example\r\n\r\n"), (False, ok)],
+        # a tab after the method, and no Host on HTTP/1.1
+        [(True, b"GET\t/status HTTP/1.1\r\n\r\n"), (False, ok)],
+        # an absolute URI whose host is no hostname, a Host with a blank in
+        # it, and the two differ
+        [(True, b"GET http://cam..example/ HTTP/1.1\r\nHost: cam example\r\n\r\n"), (False, ok)],
+        # a second 100 Continue for one request, then a response to no request
+        [(True, b"POST /upload HTTP/1.1\r\nHost: cam.example\r\nExpect: 100-continue\r\n"
+                b"Content-Length: 4\r\n\r\n"),
+         (False, b"HTTP/1.1 100 Continue\r\n\r\n"),
+         (True, b"data"),
+         (False, b"HTTP/1.1 100 Continue\r\n\r\n" + ok),
+         (False, ok)],
+        # clean: none of the events
+        [(True, b"GET /status HTTP/1.1\r\nHost: cam.example:8080\r\n\r\n"), (False, ok)],
+    ]
+    for index, segments in enumerate(flows):
+        frames += _tcp_session(segments, sport=40200 + index, start=index)
+    _write("http-events-libhtp", frames, HTTP_EVENTS_RULES,
+           {2221031: 1, 2221030: 1, 2221014: 1, 2221027: 1, 2221028: 1, 2221015: 1,
+            2221009: 1, 2221010: 1, 2221029: 0, 2221016: 0, 2221017: 0, 2221013: 0,
+            2221021: 0, 2221002: 0, 2221020: 0},
+           "Suricata's http-events.rules (the rules whose events ReefGuard raises) over "
+           "requests and responses with a few libhtp anomalies")
 
 
 def event_cases() -> None:

@@ -30,8 +30,8 @@ def test_each_keyword_parses_to_its_event():
     ("app-layer-event:http.request_field_too_long;", "app-layer-event"),
     ("app-layer-event:applayer_mismatch_protocol_both_directions;", "app-layer-event"),
     ("decode-event:stream.reassembly_seq_gap;", "decode-event"),
-    # Logged, but Suricata 7 never raises it: refused rather than a drop
-    # that fires where Suricata's would not.
+    # Logged, but neither Suricata 7 nor 8 raises it: refused rather than a
+    # drop that fires where Suricata's would not.
     ("app-layer-event:http.invalid_transfer_encoding_value_in_response;", "app-layer-event"),
 ])
 def test_an_event_never_raised_is_refused_with_its_name(options, keyword):
@@ -41,6 +41,14 @@ def test_an_event_never_raised_is_refused_with_its_name(options, keyword):
     assert not error.syntax
     assert (error.reason, error.keyword) == ("unsupported-keyword", keyword)
     assert options.split(":", 1)[1].rstrip(";") in error.detail
+
+
+@pytest.mark.parametrize("event", ["http.gzip_decompression_failed", "http.multipart_no_filedata",
+                                   "http.invalid_transfer_encoding_value_in_response"])
+def test_a_refused_http_event_says_why(event):
+    with pytest.raises(RuleError) as caught:
+        _parse(f"app-layer-event:{event};")
+    assert caught.value.detail.startswith(f"event {event} is not raised: ")
 
 
 def test_refused_rule_is_reported_with_file_line_and_event():
