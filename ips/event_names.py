@@ -87,6 +87,29 @@ APPLAYER_EVENTS = frozenset({
     "dns.invalid_opcode",       # opcode 7..15
     "dns.not_request",          # the response flag on a client's message
     "dns.not_response",         # no response flag on a server's message
+    # ips/applayer/tls.py, on the flow's one transaction (Suricata 8's app-layer-ssl.c)
+    "tls.invalid_sslv2_header",         # an SSLv2 record of length 0
+    "tls.invalid_record_type",          # a record type other than 20-24
+    "tls.invalid_record_version",       # an unknown version, where Suricata checks one
+    "tls.invalid_record_length",        # an empty record, or one over 2**14 + 1024 bytes
+    "tls.invalid_handshake_message",    # an unknown message type, a header split over records
+    "tls.invalid_ssl_record",           # a handshake record under 4 bytes, a short SSLv2 hello
+    "tls.invalid_alert_message",        # an alert record under 2 bytes
+    "tls.error_message_encountered",    # an SSLv2 ERROR message
+    "tls.handshake_invalid_length",     # a hello field or extension that does not fit
+    "tls.invalid_sni_type",             # an SNI name type other than host_name
+    "tls.invalid_sni_length",           # an SNI name empty, over 255 bytes or past its extension
+    "tls.multiple_sni_extensions",      # a second SNI from the same side
+    "tls.invalid_certificate",          # a certificate length past the chain (not x509 errors)
+    "tls.overflow_heartbeat_message",   # a clear heartbeat's payload past its record: Heartbleed
+    "tls.invalid_heartbeat_message",    # bad type, padding under 16, two in flight from a side
+    # Suricata's TLS events refused here: heartbeat_message and invalid_tls_header
+    # (it never raises them); dataleak_heartbeat_mismatch (encrypted heartbeats,
+    # after the handshake this engine bypasses); too_many_records_in_packet (its
+    # per-call record count); certificate_invalid_length and the other x509
+    # decoder events (x509-parser's error classes); certificate_missing_element,
+    # certificate_unknown_element, certificate_invalid_string (removed with its
+    # old DER decoder).
 })
 """Parser events put on the transaction, as `app-layer-event` names them.
 Suricata's generic `applayer_*` events have no counterpart here."""
@@ -172,7 +195,7 @@ LOG_ONLY = {
         "and a drop on it here would cut odd but legitimate responses",
 }
 """Anomalies that are logged and counted but that no rule may name, and why."""
-# App-layer parsers' connection-level anomalies (http.gap, dns.gap,
+# App-layer parsers' connection-level anomalies (http.gap, dns.gap, tls.gap,
 # <proto>.parser_error, ...) are logged only: they are not on a transaction,
 # and their names and conditions are ours, not Suricata's parsers'.
 

@@ -9,7 +9,7 @@ from ips import event_names
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "ips"
 # How the stages spell anomaly names: literals, and "<layer>" + suffix.
 _NAME = re.compile(r'"((?:ethernet|sll2?|ltnull|vlan|pppoe|decoder|ipv4|ipv6|tcp|udp|icmpv4|icmpv6|'
-                   r'stream|http|dns)\.[a-z0-9_]+)"')
+                   r'stream|http|dns|tls)\.[a-z0-9_]+)"')
 _LAYERED = re.compile(r'layer \+ "(\.[a-z0-9_]+)"')
 _LAYERS = {"decode.py": ("icmpv4", "icmpv6"), "defrag.py": ("ipv4", "ipv6")}
 
@@ -17,10 +17,11 @@ _LAYERS = {"decode.py": ("icmpv4", "icmpv6"), "defrag.py": ("ipv4", "ipv6")}
 def _raised() -> set[str]:
     names: set[str] = set()
     for path in [ROOT / "decode.py", ROOT / "defrag.py", ROOT / "stream.py",
-                 ROOT / "applayer" / "http.py", ROOT / "applayer" / "dns.py"]:
+                 ROOT / "applayer" / "http.py", ROOT / "applayer" / "dns.py",
+                 ROOT / "applayer" / "tls.py"]:
         text = path.read_text()
         for name in _NAME.findall(text):
-            if path.name in ("http.py", "dns.py") and name.count(".") != 1:
+            if path.name in ("http.py", "dns.py", "tls.py") and name.count(".") != 1:
                 continue
             names.add(name)
         for suffix in _LAYERED.findall(text):
@@ -34,7 +35,7 @@ def test_every_rule_visible_event_is_raised():
 
 
 def test_every_decode_and_stream_event_raised_is_listed_or_log_only():
-    raised = {name for name in _raised() if not name.startswith(("http.", "dns."))}
+    raised = {name for name in _raised() if not name.startswith(("http.", "dns.", "tls."))}
     unlisted = raised - event_names.RULE_EVENTS - set(event_names.LOG_ONLY)
     assert unlisted == set()
 

@@ -1,11 +1,15 @@
-"""TLS handshake parser (sans-IO): SNI, versions, JA3/JA3S, JA4, certificate.
+"""TLS handshake parser (sans-IO): SNI, versions, JA3/JA3S, JA4, certificate,
+and Suricata's TLS app-layer events.
 
 Theory of operation
 -------------------
 Per direction, bytes go through two bounded buffers:
 
-* `records`: TLS record framing (5-byte header + fragment). At most one
-  record (MAX_RECORD_BYTES) is ever waiting for its end.
+* `records`: record framing as Suricata's parser frames it (app-layer-ssl.c):
+  a TLS record (5-byte header + fragment), or, when the record's first byte
+  has one of its two top bits set, an SSLv2 record (2- or 3-byte header),
+  whose body is skipped rather than buffered. At most one TLS record
+  (MAX_RECORD_BYTES) is ever waiting for its end.
 * `handshake`: the concatenated fragments of handshake records
   (content type 22), bounded by MAX_HANDSHAKE_BYTES. Handshake messages may
   be split over many records (even 1-byte records, a known evasion) and over
@@ -16,6 +20,23 @@ After a ChangeCipherSpec or application-data record a direction is encrypted
 and its handshake content is no longer parsed. When both directions are
 encrypted the transaction is complete and `handshake_done` tells the engine
 the flow can be bypassed.
+
+Suricata's events (`app-layer-event:tls.*`) are raised on the transaction
+under the conditions Suricata 8's parser raises them, which follow its own
+view of the connection: the record version it tracks per direction (the
+record header's until that side's hello, then the hello's), its per-flow
+flags (a ChangeCipherSpec from either side ends its handshake parsing), and
+its handshake message framing, which is stricter than ours (a message
+header must lie within one record; a handshake record shorter than 4 bytes
+is an error). That framing is followed alongside ours, keeping only the
+hello or Certificate message being reassembled (a longer one than
+MAX_HANDSHAKE_BYTES is framed, not read). Where Suricata stops parsing the
+flow (an error it treats as fatal, a gap) no more of its events are raised,
+but this parser goes on reading what it can; where it can no longer follow
+Suricata (this side stopped on a bound of its own) it raises none either.
+Events need the flow inspected: once the handshake is done the flow is
+bypassed, as with Suricata's `encryption-handling: bypass`, so heartbeats
+under encryption are not seen.
 
 JA3: md5 of "version,ciphers,extensions,curves,point_formats" (decimal,
 '-'-joined, GREASE values removed). JA4 follows the FoxIO specification
@@ -48,15 +69,33 @@ def load_x509():
         _x509 = x509
     return _x509 or None
 
-MAX_RECORD_BYTES = 5 + 16384 + 2048
-"""Largest legal TLS record (TLSCiphertext) with its header."""
+MAX_RECORD_LENGTH = 16384 + 1024
+"""Longest record fragment Suricata accepts (RFC 5246 6.2.2's TLSCompressed
+bound); a longer one, or an empty one, stops its parser."""
+MAX_RECORD_BYTES = 5 + MAX_RECORD_LENGTH
+"""Largest TLS record with its header."""
 MAX_HANDSHAKE_BYTES = 64 * 1024
 """Handshake bytes buffered per direction (certificate chains included)."""
 MAX_CHAIN_CERTIFICATES = 16
 """Certificates of a chain exposed as `tls.certs`."""
 
 _CONTENT_CCS, _CONTENT_ALERT, _CONTENT_HANDSHAKE, _CONTENT_APPDATA = 20, 21, 22, 23
+_CONTENT_HEARTBEAT = 24
+_CONTENT_TYPES = frozenset((20, 21, 22, 23, 24))
 _CLIENT_HELLO, _SERVER_HELLO, _CERTIFICATE = 1, 2, 11
+
+# What Suricata's events depend on (app-layer-ssl.c, app-layer-ssl.h).
+_SURICATA_HANDSHAKE_TYPES = frozenset((0, 1, 2, 4, 11, 12, 13, 14, 15, 16, 20, 21, 22))
+"""Handshake message types Suricata reads; any other is an invalid message."""
+_SSLV2, _TLS10, _TLS11, _TLS12, _TLS13 = 0x0200, 0x0301, 0x0302, 0x0303, 0x0304
+_TLS13_PRE_DRAFT16 = 0x7F01
+_VALID_VERSIONS = frozenset((0x0300, _TLS10, _TLS11, _TLS12, _TLS13, _TLS13_PRE_DRAFT16,
+                             *range(0x7F10, 0x7F1D), 0xFB14, 0xFB15, 0xFB16, 0xFB17, 0xFB1A))
+"""Suricata's TLSVersionValid: SSLv3, TLS 1.0-1.3 and the TLS 1.3 drafts it names."""
+_SSLV2_ERROR, _SSLV2_CLIENT_HELLO, _SSLV2_SERVER_HELLO = 0, 1, 4
+_HEARTBEAT_REQUEST, _HEARTBEAT_RESPONSE = 1, 2
+_HEARTBEAT_MIN_PADDING = 16                 # RFC 6520, section 4
+_RECORD_OK, _RECORD_SKIP_REST, _RECORD_REFUSED = 0, 1, 2
 
 _EXT_SNI, _EXT_GROUPS, _EXT_POINT_FORMATS, _EXT_SIG_ALGS, _EXT_ALPN = 0, 10, 11, 13, 16
 _EXT_SUPPORTED_VERSIONS = 43
@@ -290,20 +329,71 @@ def _remember_certificate(der: bytes, fields: tuple) -> None:
 
 
 class _Direction:
-    __slots__ = ("records", "handshake", "encrypted", "stopped")
+    """One direction's buffers, and its state as Suricata's parser keeps it
+    (SSLStateConnp): what that side's events depend on."""
+
+    __slots__ = ("records", "handshake", "encrypted", "stopped", "version", "header_checked",
+                 "sslv2_skip", "sslv2_record", "message_left", "message_type", "message_body",
+                 "change_cipher_spec", "sni", "certificates", "ja3_done")
 
     def __init__(self) -> None:
         self.records = bytearray()
         self.handshake = bytearray()
         self.encrypted = False
         self.stopped = False
+        self.version = 0
+        """Suricata's record version for this side: the last record header's
+        until this side's hello is read, then the hello's."""
+        self.header_checked = False
+        """The header of the record at the start of `records` passed its checks."""
+        self.sslv2_skip = 0
+        """Bytes of the current SSLv2 record's body still to come."""
+        self.sslv2_record: tuple | None = None
+        """(message type, record length, hello version) of the SSLv2 record
+        being skipped: Suricata reads it once all of it is there."""
+        self.message_left = 0
+        """Bytes still to come of a handshake message that Suricata frames
+        over several records."""
+        self.message_type = 0
+        self.message_body: bytearray | None = None
+        """That message's body so far, when its content matters (a hello, the
+        first Certificate); at most MAX_HANDSHAKE_BYTES."""
+        self.change_cipher_spec = False
+        self.sni = False
+        """A hello of this side carried a valid SNI (a second one is an event)."""
+        self.certificates = False
+        """Suricata read this side's Certificate message (it reads one)."""
+        self.ja3_done = False
+        """A hello of this side was read to its end: Suricata fixed its JA3
+        (with ET's ja3 rules loaded it computes JA3), and no longer walks a
+        later hello's curve list pair by pair."""
+
+
+class _SslFlags:
+    """Suricata's per-flow flags (SSLState.flags) that its events depend on."""
+
+    __slots__ = ("client_hello", "server_hello", "change_cipher_spec", "client_versions_extension",
+                 "log_without_cert", "heartbeat_in_flight", "heartbeat_from_client", "stopped")
+
+    def __init__(self) -> None:
+        self.client_hello = False          # a ClientHello was read (either side)
+        self.server_hello = False
+        self.change_cipher_spec = False    # either side: handshake records are no longer read
+        self.client_versions_extension = False
+        self.log_without_cert = False      # a TLS 1.3 ServerHello: no session id nor compression
+        self.heartbeat_in_flight = False
+        self.heartbeat_from_client = False
+        self.stopped = False
+        """Suricata's parser stopped on this flow (an error it treats as
+        fatal, a gap), or this parser can no longer follow it: no more of
+        Suricata's events are raised."""
 
 
 class TlsParser:
     """One TLS connection; a single transaction (tx_id 0)."""
 
     __slots__ = ("events", "client", "server", "tx", "record", "handshake_done",
-                 "client_hello_seen", "server_hello_seen", "certificate_seen")
+                 "client_hello_seen", "server_hello_seen", "certificate_seen", "ssl", "raised")
 
     def __init__(self, config=None) -> None:
         self.events: list[str] = []
@@ -315,10 +405,14 @@ class TlsParser:
         self.client_hello_seen = False
         self.server_hello_seen = False
         self.certificate_seen = False
+        self.ssl = _SslFlags()
+        self.raised = False
+        """An event was put on the transaction by the current `feed`."""
 
     @property
     def buffered_bytes(self) -> int:
-        return sum(len(d.records) + len(d.handshake) for d in (self.client, self.server))
+        return sum(len(d.records) + len(d.handshake) + len(d.message_body or b"")
+                   for d in (self.client, self.server))
 
     def feed(self, data: bytes, to_server: bool, gap: bool = False) -> list[Tx]:
         side = self.client if to_server else self.server
@@ -328,15 +422,18 @@ class TlsParser:
             side.stopped = True
             side.records = bytearray()
             side.handshake = bytearray()
+            # Suricata's TLS parser takes no gaps: it stops on the flow.
+            self.ssl.stopped = True
         if side.stopped or self.tx.complete:
             return []
+        self.raised = False
         side.records += data
         changed = self._records(side, to_server)
         if self.client.encrypted and self.server.encrypted and not self.tx.complete:
             self.handshake_done = True
             self._complete()
             changed = True
-        if changed:
+        if changed or self.raised:
             self.tx.to_server = to_server
             return [self.tx]
         return []
@@ -352,38 +449,152 @@ class TlsParser:
     def _records(self, side: _Direction, to_server: bool) -> bool:
         buffer = side.records
         position = 0
+        end = len(buffer)
         changed = False
-        while len(buffer) - position >= 5:
+        while position < end:
+            if side.sslv2_record is not None:
+                take = min(side.sslv2_skip, end - position)
+                position += take
+                side.sslv2_skip -= take
+                if side.sslv2_skip:
+                    break
+                record, side.sslv2_record = side.sslv2_record, None
+                if not self._sslv2_record(side, *record):
+                    return self._stop(side, changed)
+                continue
             content_type = buffer[position]
-            major = buffer[position + 1]
-            length = (buffer[position + 3] << 8) | buffer[position + 4]
-            if content_type not in (20, 21, 22, 23, 24) or major != 3 or length > MAX_RECORD_BYTES - 5:
-                self.events.append("tls.invalid_record")
-                side.stopped = True
-                side.records = bytearray()
-                side.handshake = bytearray()
-                return changed
-            if len(buffer) - position < 5 + length:
+            if content_type & 0xC0:
+                # Suricata reads a record starting with one of these bits as SSLv2.
+                length_bytes = 2 if content_type & 0x80 else 3
+                header = length_bytes + 1              # the lengths, then the message type
+                if end - position < header:
+                    break
+                length = ((content_type & (0x7F if length_bytes == 2 else 0x3F)) << 8) \
+                    | buffer[position + 1]
+                message_type = buffer[position + header - 1]
+                body = length - 1 if length else 0
+                hello = message_type == _SSLV2_CLIENT_HELLO and length >= 7
+                # It reads the record when all of it is there and a byte
+                # follows its header; a ClientHello's version opens the body.
+                if end - position < header + (1 if not body else 2 if hello else 0):
+                    break
+                version = ((buffer[position + header] << 8) | buffer[position + header + 1]
+                           if hello else 0)
+                side.version = _SSLV2
+                position += header
+                side.sslv2_skip = body
+                side.sslv2_record = (message_type, length, version)
+                continue
+            if end - position < 5:
                 break
+            length = (buffer[position + 3] << 8) | buffer[position + 4]
+            if not side.header_checked:
+                verdict = self._record_header(side, content_type,
+                                              (buffer[position + 1] << 8) | buffer[position + 2],
+                                              length, to_server)
+                if verdict == _RECORD_SKIP_REST:
+                    # Suricata drops what it was given with the record and
+                    # starts afresh with the next data (TLS 1.0/1.1 peers).
+                    side.records = bytearray()
+                    return changed
+                if verdict == _RECORD_REFUSED:
+                    return self._stop(side, changed)
+                side.header_checked = True
+            if end - position < 5 + length:
+                break
+            side.header_checked = False
             start = position + 5
             position = start + length
-            if content_type == _CONTENT_HANDSHAKE and not side.encrypted:
+            if content_type == _CONTENT_HANDSHAKE:
+                if not self.ssl.stopped and self._suricata_reads_handshake():
+                    self._handshake_record(side, buffer, start, position, to_server)
+                if side.encrypted:
+                    continue
                 # Only handshake fragments are copied: application data
                 # records (up to 16 KB each) are framed and skipped.
                 if len(side.handshake) + length > MAX_HANDSHAKE_BYTES:
                     self.events.append("tls.handshake_too_large")
+                    self.ssl.stopped = True       # this side's events can no longer be followed
                     side.stopped = True
                     side.handshake = bytearray()
                     break
                 side.handshake += buffer[start:position]
                 changed |= self._handshake_messages(side, to_server)
-            elif content_type in (_CONTENT_CCS, _CONTENT_APPDATA):
+            elif content_type == _CONTENT_APPDATA:
                 side.encrypted = True
                 side.handshake = bytearray()
+            elif content_type == _CONTENT_CCS:
+                side.encrypted = True
+                side.handshake = bytearray()
+                side.change_cipher_spec = True
+                self.ssl.change_cipher_spec = True
+            elif content_type == _CONTENT_HEARTBEAT:
+                if not self.ssl.stopped:
+                    self._heartbeat(buffer, start, length, to_server)
+            elif content_type == _CONTENT_ALERT and length < 2:     # its level and description
+                self._suricata_stops("tls.invalid_alert_message")
         del buffer[:position]
-        if len(side.records) > MAX_RECORD_BYTES:   # cannot happen: length was checked
-            side.records = bytearray()
         return changed
+
+    def _stop(self, side: _Direction, changed: bool) -> bool:
+        """The direction's records can no longer be framed: its parsing ends."""
+        side.stopped = True
+        side.records = bytearray()
+        side.handshake = bytearray()
+        side.message_body = None
+        return changed
+
+    def _record_header(self, side: _Direction, content_type: int, version: int, length: int,
+                       to_server: bool) -> int:
+        """Suricata's checks of a TLS record header, in its order."""
+        ssl = self.ssl
+        if side.version == _SSLV2:
+            side.version = 0
+        previous = side.version
+        # Once this side's hello is read, its version stands for the records'.
+        if not ((ssl.client_hello if to_server else ssl.server_hello) and side.version):
+            side.version = version
+        if content_type not in _CONTENT_TYPES:
+            if previous in (_TLS10, _TLS11):
+                # As Wireshark does: TLS 1.0 and 1.1 peers may send others.
+                self._event("tls.invalid_record_type")
+                side.version = previous
+                return _RECORD_SKIP_REST
+            return self._refused("tls.invalid_record_type")
+        if not length:
+            return self._refused("tls.invalid_record_length")
+        if side.version not in _VALID_VERSIONS:
+            return self._refused("tls.invalid_record_version")
+        if length > MAX_RECORD_LENGTH:
+            return self._refused("tls.invalid_record_length")
+        return _RECORD_OK
+
+    def _refused(self, *names: str) -> int:
+        """A record Suricata stops on: its events; once it has stopped (it
+        raises no more), this parser's own log-only one."""
+        if self.ssl.stopped:
+            self.events.append("tls.invalid_record")
+        else:
+            self._suricata_stops(*names)
+        return _RECORD_REFUSED
+
+    def _sslv2_record(self, side: _Direction, message_type: int, length: int, version: int) -> bool:
+        """An SSLv2 record, once Suricata would read it; False: it stops there."""
+        ssl = self.ssl
+        if not length:
+            self._refused("tls.invalid_sslv2_header", "tls.invalid_ssl_record")
+            return False
+        if message_type == _SSLV2_ERROR:
+            self._event("tls.error_message_encountered")
+        elif message_type == _SSLV2_CLIENT_HELLO:
+            if length < 7:              # its version, cipher and session id lengths
+                self._refused("tls.invalid_ssl_record")
+                return False
+            ssl.client_hello = True
+            side.version = version
+        elif message_type == _SSLV2_SERVER_HELLO:
+            ssl.server_hello = True
+        return True
 
     def _handshake_messages(self, side: _Direction, to_server: bool) -> bool:
         buffer = side.handshake
@@ -412,7 +623,10 @@ class TlsParser:
             try:
                 changed |= self._message(message_type, bytes(buffer[start:position]), to_server)
             except ValueError:
-                self.events.append("tls.invalid_handshake_message")
+                # This parser could not read the message (its JA3, SNI or
+                # certificate fields stay unset). Not Suricata's events, which
+                # read messages its own way (_handshake_record).
+                self.events.append("tls.handshake_unreadable")
         del buffer[:position]
         return changed
 
@@ -568,6 +782,299 @@ class TlsParser:
             record["notbefore"] = not_before
         if not_after is not None:
             record["notafter"] = not_after
+
+    # -- Suricata's events ----------------------------------------------------------
+    # Each condition is the one Suricata 8's app-layer-ssl.c raises the event
+    # on, met in the same direction; the comments name its functions.
+
+    def _event(self, name: str) -> None:
+        """One of Suricata's events: on the transaction, for app-layer-event,
+        and logged as an anomaly like the others."""
+        if self.ssl.stopped:
+            return
+        if name not in self.tx.events:
+            self.tx.events += (name,)
+        self.events.append(name)
+        self.raised = True
+
+    def _suricata_stops(self, *names: str) -> None:
+        """Events after which Suricata's parser gives up on the flow
+        (APP_LAYER_ERROR: the app-layer is disabled in both directions)."""
+        for name in names:
+            self._event(name)
+        self.ssl.stopped = True
+
+    def _suricata_reads_handshake(self) -> bool:
+        """After a ChangeCipherSpec from either side Suricata skips handshake
+        records, but for a TLS 1.3 client's before the ServerHello."""
+        ssl = self.ssl
+        return not ssl.change_cipher_spec or (
+            ssl.client_hello and self.client.version > _TLS12 and not ssl.server_hello)
+
+    def _handshake_record(self, side: _Direction, buffer: bytearray, start: int, stop: int,
+                          to_server: bool) -> None:
+        """A handshake record as Suricata frames its messages
+        (SSLv3ParseHandshakeProtocol): a message header must lie within one
+        record, a body may span records; an unknown type is skipped to the
+        end of its record at most."""
+        if stop - start < 4:
+            self._suricata_stops("tls.invalid_ssl_record")
+            return
+        position = start
+        while position < stop:
+            if side.message_left:
+                take = min(side.message_left, stop - position)
+                if side.message_body is not None:
+                    side.message_body += buffer[position:position + take]
+                position += take
+                side.message_left -= take
+                if not side.message_left and side.message_body is not None:
+                    body, side.message_body = bytes(side.message_body), None
+                    self._message_events(side, side.message_type, body, to_server)
+                continue
+            if stop - position < 4:
+                self._suricata_stops("tls.invalid_ssl_record", "tls.invalid_handshake_message")
+                return
+            message_type = buffer[position]
+            length = ((buffer[position + 1] << 16) | (buffer[position + 2] << 8)
+                      | buffer[position + 3])
+            position += 4
+            available = stop - position
+            if message_type not in _SURICATA_HANDSHAKE_TYPES:
+                position += min(length, available)
+                if not side.change_cipher_spec:     # else an encrypted Finished, say
+                    self._event("tls.invalid_handshake_message")
+                continue
+            wanted = message_type in (_CLIENT_HELLO, _SERVER_HELLO) or (
+                message_type == _CERTIFICATE and not side.certificates)
+            if length > available:
+                side.message_left = length - available
+                side.message_type = message_type
+                side.message_body = None
+                if wanted:
+                    if length <= MAX_HANDSHAKE_BYTES:
+                        side.message_body = bytearray(buffer[position:stop])
+                    else:
+                        # Framed as Suricata frames it, but not kept: its
+                        # content's events are the ones not followed.
+                        self.events.append("tls.handshake_too_large")
+                return
+            if wanted:
+                self._message_events(side, message_type, bytes(buffer[position:position + length]),
+                                     to_server)
+                if self.ssl.stopped:
+                    return
+            position += length
+
+    def _message_events(self, side: _Direction, message_type: int, body: bytes,
+                        to_server: bool) -> None:
+        if message_type == _CERTIFICATE:
+            self._certificate_events(side, body)
+            return
+        client = message_type == _CLIENT_HELLO
+        self._hello_events(side, body, client)
+        if client:
+            self.ssl.client_hello = True
+        else:
+            self.ssl.server_hello = True
+
+    def _hello_events(self, side: _Direction, body: bytes, client: bool) -> None:
+        """A ClientHello or ServerHello as TLSDecodeHandshakeHello reads it:
+        a field that does not fit is tls.handshake_invalid_length, and the
+        rest of the hello is not read."""
+        ssl = self.ssl
+        end = len(body)
+        if end < 2:
+            return self._event("tls.handshake_invalid_length")
+        version = (body[0] << 8) | body[1]
+        if not client and (version == _TLS13 or version >> 8 == 0x7F):
+            ssl.log_without_cert = True
+        if version == _TLS13 or 0x7F01 <= version < 0x7F10:
+            version = _TLS13_PRE_DRAFT16          # drafts it cannot tell apart
+        side.version = version
+        position = 34                             # version, random
+        if position > end:
+            return self._event("tls.handshake_invalid_length")
+        # TLS 1.3 drafts dropped the ServerHello's session id and compression.
+        legacy_fields = client or not ssl.log_without_cert
+        if legacy_fields:
+            if position + 1 > end or position + 1 + body[position] > end:
+                return self._event("tls.handshake_invalid_length")
+            position += 1 + body[position]
+        if position + 2 > end:
+            return self._event("tls.handshake_invalid_length")
+        if client:
+            ciphers = (body[position] << 8) | body[position + 1]
+            position += 2
+            if position + ciphers > end or ciphers % 2:
+                return self._event("tls.handshake_invalid_length")
+            position += ciphers
+        else:
+            position += 2                         # the chosen cipher suite
+        if legacy_fields:
+            if position + 1 > end:
+                return self._event("tls.handshake_invalid_length")
+            position += 1 + body[position] if client else 1
+            if position > end:
+                return self._event("tls.handshake_invalid_length")
+        if position + 2 > end:                    # no extensions
+            side.ja3_done = True
+            return None
+        extensions_end = position + 2 + ((body[position] << 8) | body[position + 1])
+        position += 2
+        if extensions_end > end:
+            return self._event("tls.handshake_invalid_length")
+        ja3 = not side.ja3_done
+        while position < extensions_end:
+            if position + 4 > end:
+                return self._event("tls.handshake_invalid_length")
+            extension = (body[position] << 8) | body[position + 1]
+            length = (body[position + 2] << 8) | body[position + 3]
+            position += 4
+            if position + length > end or position + length > extensions_end:
+                return self._event("tls.handshake_invalid_length")
+            if length:
+                outcome = self._extension_events(side, extension, body, position, position + length,
+                                                 client, ja3)
+                if outcome is not None:
+                    # Suricata stops reading the extensions; after some
+                    # failures it still takes the hello as read (its JA3).
+                    side.ja3_done = side.ja3_done or outcome
+                    return None
+            position += length
+        side.ja3_done = True
+        return None
+
+    def _extension_events(self, side: _Direction, extension: int, body: bytes, start: int,
+                          stop: int, client: bool, ja3: bool) -> bool | None:
+        """One non-empty hello extension as Suricata reads it. None: go on;
+        else Suricata stops at it, True when it still takes the hello as
+        read (TLSDecodeHSHelloExtensions' `end`), False when not (`error`)."""
+        length = stop - start
+        if extension == _EXT_SNI:
+            if length < 3:
+                self._event("tls.handshake_invalid_length")
+                return True
+            if body[start + 2] != 0:              # only host_name (RFC 6066, 3)
+                self._event("tls.invalid_sni_type")
+                return True
+            if length < 5:
+                self._event("tls.handshake_invalid_length")
+                return True
+            # Only the list's first name is read.
+            name_length = (body[start + 3] << 8) | body[start + 4]
+            if name_length > length - 5 or name_length > 255 or not name_length:
+                self._event("tls.invalid_sni_length")
+                return True
+            if side.sni:
+                self._event("tls.multiple_sni_extensions")
+            side.sni = True
+        elif extension == _EXT_GROUPS:
+            count = (body[start] << 8) | body[start + 1] if length >= 2 else 0
+            # For JA3 the first ClientHello's list is read pair by pair: an
+            # odd length must then leave a byte in the extension.
+            if length < 2 or count > length - 2 or (
+                    client and ja3 and count % 2 and count + 3 > length):
+                self._event("tls.handshake_invalid_length")
+                return False
+        elif extension == _EXT_POINT_FORMATS:
+            if body[start] > length - 1:
+                self._event("tls.handshake_invalid_length")
+                return False
+        elif extension == _EXT_SIG_ALGS:
+            count = (body[start] << 8) | body[start + 1] if length >= 2 else 1
+            if count % 2 or count > length - 2:
+                self._event("tls.handshake_invalid_length")
+                return True
+        elif extension == _EXT_ALPN:
+            count = (body[start] << 8) | body[start + 1] if length >= 2 else length
+            if count > length - 2:
+                self._event("tls.handshake_invalid_length")
+                return True
+            # A protocol name longer than the extension is an error; one
+            # only past the list's own length ends the list.
+            position = start + 2
+            list_end = position + count
+            while position < list_end:
+                name_end = position + 1 + body[position]
+                if name_end > stop:
+                    self._event("tls.handshake_invalid_length")
+                    return True
+                if name_end > list_end:
+                    break
+                position = name_end
+        elif extension == _EXT_SUPPORTED_VERSIONS:
+            if client:
+                count = body[start]
+                if count < 2 or count > length - 1:
+                    self._event("tls.handshake_invalid_length")
+                    return True
+                # The first version it knows is the client's (GREASE skipped).
+                for version in _u16_list(body[start + 1:start + 1 + count]):
+                    if version in _VALID_VERSIONS:
+                        side.version = version
+                        break
+                self.ssl.client_versions_extension = True
+            else:
+                if length < 2:
+                    self._event("tls.handshake_invalid_length")
+                    return True
+                version = (body[start] << 8) | body[start + 1]
+                if self.ssl.client_versions_extension and version > _TLS12:
+                    self.ssl.log_without_cert = True
+                side.version = version
+        return None
+
+    def _certificate_events(self, side: _Direction, body: bytes) -> None:
+        """A side's first Certificate message (TlsDecodeHSCertificates): a
+        certificate whose length runs past the chain is tls.invalid_certificate.
+        A chain longer than the message is dropped without an event, and
+        does not count as the side's Certificate."""
+        end = len(body)
+        if end < 3:
+            return
+        chain_end = 3 + ((body[0] << 16) | (body[1] << 8) | body[2])
+        if chain_end > end:
+            return
+        side.certificates = True
+        position = 3
+        while position < chain_end:
+            if position + 3 > chain_end:
+                self._event("tls.invalid_certificate")
+                return
+            size = (body[position] << 16) | (body[position + 1] << 8) | body[position + 2]
+            position += 3 + size
+            if position > chain_end:
+                self._event("tls.invalid_certificate")
+                return
+
+    def _heartbeat(self, buffer: bytearray, start: int, length: int, to_server: bool) -> None:
+        """A heartbeat record (SSLv3ParseHeartbeatProtocol). In clear text,
+        a request whose payload length runs past the record is Heartbleed
+        (CVE-2014-0160): tls.overflow_heartbeat_message. Heartbeats under
+        encryption are only counted (one in flight per side)."""
+        ssl = self.ssl
+        if length < 3:                            # type and payload length
+            return
+        if not ssl.change_cipher_spec and buffer[start] not in (_HEARTBEAT_REQUEST,
+                                                                _HEARTBEAT_RESPONSE):
+            self._suricata_stops("tls.invalid_heartbeat_message")
+            return
+        if not ssl.heartbeat_in_flight:
+            ssl.heartbeat_in_flight = True
+            ssl.heartbeat_from_client = to_server
+            if ssl.change_cipher_spec:
+                return
+            payload = (buffer[start + 1] << 8) | buffer[start + 2]
+            if payload + 3 > length:
+                self._suricata_stops("tls.overflow_heartbeat_message")
+            elif length - payload - 3 < _HEARTBEAT_MIN_PADDING:
+                self._suricata_stops("tls.invalid_heartbeat_message")
+        elif ssl.heartbeat_from_client == to_server:
+            # A second one from the side whose heartbeat is unanswered.
+            self._suricata_stops("tls.invalid_heartbeat_message")
+        else:
+            ssl.heartbeat_in_flight = False       # the answer
 
     def _complete(self) -> None:
         self.tx.complete = True

@@ -50,9 +50,11 @@ def _stamp(frames: list, start: float = 0.0) -> list:
 
 
 def _write(name: str, frames: list, rules: str, expected: dict[int, int], note: str,
-           blocked: dict[int, int] | None = None) -> None:
+           blocked: dict[int, int] | None = None,
+           checks: list[tuple[int, dict]] | None = None) -> None:
     """`blocked`: sid -> how many of its alerts must carry action "blocked"
-    (a drop rule's verdict, the same offline as inline)."""
+    (a drop rule's verdict, the same offline as inline). `checks`: further
+    (count, match) filters on the EVE records."""
     folder = os.path.join(HERE, name)
     os.makedirs(folder, exist_ok=True)
     wrpcap(os.path.join(folder, "input.pcap"), frames)
@@ -66,6 +68,9 @@ def _write(name: str, frames: list, rules: str, expected: dict[int, int], note: 
         lines += ["  - filter:", f"      count: {count}", "      match:",
                   "        event_type: alert", f"        alert.signature_id: {sid}",
                   "        alert.action: blocked"]
+    for count, match in checks or ():
+        lines += ["  - filter:", f"      count: {count}", "      match:"]
+        lines += [f"        {key}: {value}" for key, value in match.items()]
     with open(os.path.join(folder, "test.yaml"), "w") as out:
         out.write("\n".join(lines) + "\n")
 
@@ -113,6 +118,7 @@ def main() -> None:
     threshold_config_cases()
     header_buffer_cases()
     byte_math_cases()
+    tls_event_case()
 
 
 # The rules of Suricata's rules/http-events.rules whose events ReefGuard
@@ -259,6 +265,119 @@ def event_cases() -> None:
            'decode-event:ipv4.hlen_too_small; sid:1023; rev:1;)\n',
            {1022: 1, 1023: 0},
            "decode-event: a truncated IPv4 packet alerts although it cannot be decoded")
+
+
+# Suricata's rules/tls-events.rules (OISF/suricata, GPL-2.0): the rules whose
+# events ReefGuard raises. Left out, as their events are refused:
+# invalid_tls_header, certificate_missing_element, certificate_unknown_element,
+# certificate_invalid_length, certificate_invalid_string, heartbeat_message,
+# dataleak_heartbeat_mismatch, too_many_records_in_packet.
+_TLS_EVENT_RULES = """\
+# From Suricata's rules/tls-events.rules (OISF/suricata, GPL-2.0), the rules
+# whose events ReefGuard raises.
+alert tls any any -> any any (msg:"SURICATA TLS invalid SSLv2 header"; flow:established; app-layer-event:tls.invalid_sslv2_header; flowint:tls.anomaly.count,+,1; classtype:protocol-command-decode; sid:2230000; rev:1;)
+alert tls any any -> any any (msg:"SURICATA TLS invalid record version"; flow:established; app-layer-event:tls.invalid_record_version; flowint:tls.anomaly.count,+,1; classtype:protocol-command-decode; sid:2230015; rev:1;)
+alert tls any any -> any any (msg:"SURICATA TLS invalid record type"; flow:established; app-layer-event:tls.invalid_record_type; flowint:tls.anomaly.count,+,1; classtype:protocol-command-decode; sid:2230002; rev:1;)
+alert tls any any -> any any (msg:"SURICATA TLS invalid handshake message"; flow:established; app-layer-event:tls.invalid_handshake_message; flowint:tls.anomaly.count,+,1; classtype:protocol-command-decode; sid:2230003; rev:1;)
+alert tls any any -> any any (msg:"SURICATA TLS invalid certificate"; flow:established; app-layer-event:tls.invalid_certificate; flowint:tls.anomaly.count,+,1; classtype:protocol-command-decode; sid:2230004; rev:1;)
+alert tls any any -> any any (msg:"SURICATA TLS error message encountered"; flow:established; app-layer-event:tls.error_message_encountered; flowint:tls.anomaly.count,+,1; classtype:protocol-command-decode; sid:2230009; rev:1;)
+alert tls any any -> any any (msg:"SURICATA TLS invalid record/traffic"; flow:established; app-layer-event:tls.invalid_ssl_record; flowint:tls.anomaly.count,+,1; classtype:protocol-command-decode; sid:2230010; rev:1;)
+alert tls any any -> any any (msg:"SURICATA TLS overflow heartbeat encountered, possible exploit attempt (heartbleed)"; flow:established; app-layer-event:tls.overflow_heartbeat_message; flowint:tls.anomaly.count,+,1; classtype:protocol-command-decode; reference:cve,2014-0160; sid:2230012; rev:1;)
+alert tls any any -> any any (msg:"SURICATA TLS invalid heartbeat encountered, possible exploit attempt (heartbleed)"; flow:established; app-layer-event:tls.invalid_heartbeat_message; flowint:tls.anomaly.count,+,1; classtype:protocol-command-decode; reference:cve,2014-0160; sid:2230013; rev:1;)
+alert tls any any -> any any (msg:"SURICATA TLS multiple SNI extensions"; flow:established,to_server; app-layer-event:tls.multiple_sni_extensions; flowint:tls.anomaly.count,+,1; classtype:protocol-command-decode; sid:2230016; rev:1;)
+alert tls any any -> any any (msg:"SURICATA TLS invalid SNI type"; flow:established,to_server; app-layer-event:tls.invalid_sni_type; flowint:tls.anomaly.count,+,1; classtype:protocol-command-decode; sid:2230017; rev:1;)
+alert tls any any -> any any (msg:"SURICATA TLS invalid SNI length"; flow:established,to_server; app-layer-event:tls.invalid_sni_length; flowint:tls.anomaly.count,+,1; classtype:protocol-command-decode; sid:2230018; rev:1;)
+alert tls any any -> any any (msg:"SURICATA TLS handshake invalid length"; flow:established; app-layer-event:tls.handshake_invalid_length; flowint:tls.anomaly.count,+,1; classtype:protocol-command-decode; sid:2230019; rev:1;)
+"""
+
+
+def _tls_record(content_type: int, body: bytes, version: int = 0x0303) -> bytes:
+    return bytes([content_type]) + version.to_bytes(2, "big") + len(body).to_bytes(2, "big") + body
+
+
+def _tls_message(message_type: int, body: bytes) -> bytes:
+    return bytes([message_type]) + len(body).to_bytes(3, "big") + body
+
+
+def _heartbeat(kind: int, payload: int, sent: int, padding: int) -> bytes:
+    """A clear-text heartbeat record announcing `payload` bytes, carrying `sent`."""
+    return _tls_record(24, bytes([kind]) + payload.to_bytes(2, "big") + b"P" * sent
+                       + b"\x00" * padding, version=0x0302)
+
+
+def tls_event_case() -> None:
+    """Suricata's TLS event rules over six TLS flows (port 443): five raise
+    events as Suricata 8 raises them, the sixth is a clean handshake with a
+    heartbeat exchange that raises none."""
+    from scapy.layers.tls.extensions import ServerName, TLS_Ext_ServerName
+    from scapy.layers.tls.handshake import TLSClientHello, TLSServerHello
+    from scapy.layers.tls.record import TLS
+
+    def client_hello(*names: ServerName, version: int = 0x0303) -> bytes:
+        hello = TLSClientHello(version=version, gmt_unix_time=0, random_bytes=bytes(28),
+                               ciphers=[0xC02F, 0x009C],
+                               ext=[TLS_Ext_ServerName(servernames=[name]) for name in names])
+        return bytes(TLS(msg=[hello]))
+
+    def server_hello(*messages: bytes) -> bytes:
+        hello = bytes(TLSServerHello(gmt_unix_time=0, random_bytes=bytes(28), cipher=0xC02F))
+        return _tls_record(22, hello + b"".join(messages) + _tls_message(14, b""))
+
+    camera = ServerName(servername=b"camera.example")
+    not_a_certificate = b"\x30\x03\x02\x01\x01"
+    entry = len(not_a_certificate).to_bytes(3, "big") + not_a_certificate
+    chain_with_junk = entry + b"\x00\x00"             # a certificate length cut short
+    flows = [
+        # Heartbleed (CVE-2014-0160) after the server's hello: 16 KB asked
+        # back, none sent. Before it, a second SNI extension and a chain
+        # whose last certificate has no room for its length.
+        [(True, client_hello(camera, ServerName(servername=b"other.example"))),
+         (False, server_hello(_tls_message(11, len(chain_with_junk).to_bytes(3, "big")
+                                           + chain_with_junk))),
+         (True, _tls_record(24, b"\x01\x40\x00", version=0x0302))],
+        # An SNI of type 1, an unknown handshake message (type 99), a
+        # heartbeat with 15 bytes of padding (RFC 6520 wants 16).
+        [(True, client_hello(ServerName(nametype=1, servername=b"camera.example"))),
+         (False, server_hello(_tls_message(99, b"\x00" * 8))),
+         (True, _heartbeat(1, 16, 16, 15))],
+        # A 256-byte SNI in a hello announcing version 0x0305: the client's
+        # next record is refused whatever its header says. The server's
+        # answer is an SSLv2 ERROR message.
+        [(True, client_hello(ServerName(servername=b"a" * 252 + b".iot"), version=0x0305)),
+         (False, b"\x80\x03\x00\x00\x01"),
+         (True, _tls_record(20, b"\x01"))],
+        # A session id longer than the rest of its ClientHello, then a record
+        # of type 25.
+        [(True, _tls_record(22, _tls_message(1, b"\x03\x03" + bytes(32) + b"\x20" + bytes(10)), 0x0301)),
+         (True, _tls_record(25, b"\x00"))],
+        # The server answers with an SSLv2 record of length 0.
+        [(True, client_hello(camera)), (False, b"\x80\x00\x01\x00")],
+        # Clean: a hello, a heartbeat answered, both sides' ChangeCipherSpec
+        # and Finished (a handshake record of ciphertext), application data.
+        [(True, client_hello(camera)), (False, server_hello()),
+         (True, _heartbeat(1, 16, 16, 16)), (False, _heartbeat(2, 16, 16, 16)),
+         (True, _tls_record(20, b"\x01") + _tls_record(22, bytes(range(40)))),
+         (False, _tls_record(20, b"\x01") + _tls_record(22, bytes(range(40)))),
+         (True, _tls_record(23, b"GET / HTTP/1.1 (encrypted)"))],
+    ]
+    frames = []
+    for index, segments in enumerate(flows):
+        frames += _tcp_session(segments, sport=40200 + index, start=index, dport=443)
+    clean = 40200 + len(flows) - 1
+    # A TLS flow has one transaction. The SNI rules (to_server) alert once;
+    # the others, bound to no direction, once per direction the transaction
+    # is inspected in after the event (Suricata's per-direction detect
+    # state): twice, but in the flow with client data only.
+    _write("tls-events", frames, _TLS_EVENT_RULES,
+           {2230016: 1, 2230004: 2, 2230012: 2, 2230017: 1, 2230003: 2, 2230013: 2,
+            2230018: 1, 2230009: 2, 2230015: 2, 2230019: 1, 2230002: 1, 2230000: 2, 2230010: 2},
+           "Suricata's TLS event rules that load (13 of 21) over five flows raising their "
+           "events and a clean one (a heartbeat exchange included) raising none; the "
+           "Heartbleed request alerts on 2230012 in its flow only",
+           checks=[(1, {"event_type": "alert", "alert.signature_id": 2230012, "src_port": 40200}),
+                   (1, {"event_type": "alert", "alert.signature_id": 2230012, "dest_port": 40200}),
+                   (0, {"event_type": "alert", "src_port": clean}),
+                   (0, {"event_type": "alert", "dest_port": clean})])
 
 
 def stream_size_case() -> None:
