@@ -266,7 +266,11 @@ class Worker:
                 reason = verdicts.bypass_reason(
                     flow,
                     depth_reached=(proto == PROTO_TCP and self.stream.depth_reached(flow, pkt.to_server)),
-                    encrypted=flow.app_proto == "tls" and self.applayer.inspection_done(flow))
+                    # Not while the handshake's last transaction waits for
+                    # its direction's next packet: it is inspected and
+                    # logged there (bypassed first, its EVE record was lost).
+                    encrypted=(flow.app_proto == "tls" and self.applayer.inspection_done(flow)
+                               and not self.applayer.has_deferred(flow)))
                 if reason:
                     flow.action = "bypass"
                     key = "bypass_" + reason
@@ -354,21 +358,27 @@ class Worker:
     def _end_flow(self, flow: Flow) -> None:
         releases = self.stream.flush(flow) if flow.proto == PROTO_TCP else ()
         touched = self.applayer.on_flow_end(flow, releases)
-        if self.engine is not None and flow.action != "drop":
-            # Suricata's flow-timeout pseudo packets: what was parsed at the
-            # end is still inspected, once per direction. Not in a dropped
-            # flow: detection stopped at the drop, and an "allowed" alert
-            # after it would tell the owner the exploit got through.
-            for to_server in (True, False):
-                pending = self.applayer.pending_txs(flow, to_server)
-                if pending:
-                    pseudo = _pseudo_packet(flow, to_server)
-                    tail = self.stream.tail(flow, to_server) if flow.proto == PROTO_TCP else b""
-                    pseudo.payload = tail
-                    # Nothing in the stream is new: raw rules do not fire again.
-                    matches = self.engine.inspect(pseudo, flow, (tail, len(tail)) if tail else None, pending)
-                    if matches:
-                        self._emit_alerts(pseudo, flow, matches, ACCEPT, pending)
+        inspect = self.engine is not None and flow.action != "drop"
+        for to_server in (True, False):
+            # Transactions still waiting for a packet of their direction are
+            # logged now (a bypassed flow sends the worker no more packets).
+            pending = self.applayer.pending_txs(flow, to_server)
+            if not pending:
+                continue
+            touched.extend(tx for tx in pending if tx not in touched)
+            if inspect:
+                # Suricata's flow-timeout pseudo packets: what was parsed at
+                # the end is still inspected, once per direction. Not in a
+                # dropped flow: detection stopped at the drop, and an
+                # "allowed" alert after it would tell the owner the exploit
+                # got through.
+                pseudo = _pseudo_packet(flow, to_server)
+                tail = self.stream.tail(flow, to_server) if flow.proto == PROTO_TCP else b""
+                pseudo.payload = tail
+                # Nothing in the stream is new: raw rules do not fire again.
+                matches = self.engine.inspect(pseudo, flow, (tail, len(tail)) if tail else None, pending)
+                if matches:
+                    self._emit_alerts(pseudo, flow, matches, ACCEPT, pending)
         for tx in touched:
             if tx.record is not None and not tx.logged:
                 tx.logged = True

@@ -505,6 +505,14 @@ class AppLayer:
         state = getattr(flow, "app", None)
         return bool(state and state.get("reversed"))
 
+    def has_deferred(self, flow) -> bool:
+        """Whether transactions wait for a packet of their direction (they
+        are inspected and logged with it: the flow must not be bypassed
+        before that packet comes)."""
+        state = getattr(flow, "app", None)
+        deferred = state.get("deferred") if state else None
+        return bool(deferred and (deferred[True] or deferred[False]))
+
     def pending_txs(self, flow, to_server: bool) -> list[Tx]:
         """Transactions still waiting to be inspected in one direction (flow
         end: the worker inspects them with a pseudo packet, as Suricata's

@@ -205,3 +205,24 @@ def test_client_version_is_the_first_supported_version_suricata_knows():
     [tx] = TlsParser().feed(bytes(hello), True)
     assert tx.buffers["tls.version"] == b"TLS 1.2"
     assert tx.buffers["ja4.hash"].startswith(b"t13")
+
+
+def test_every_tls_flow_gets_its_eve_record_even_when_bypassed(tmp_path):
+    # The handshake's last transaction completes on data the peer's ACK
+    # releases and waits for its own direction's next packet; the flow used
+    # to be bypassed (encrypted) first, and 33 of alexa-app's 88 TLS flows
+    # lost their tls record. Now the bypass waits for it.
+    import json
+
+    from ips.config import Config
+    from ips.replay import replay
+    config = Config()
+    config.checksum_mode = "none"
+    replay([str(ALEXA)], None, tmp_path, config, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "eve.json").read_text().splitlines()]
+    flows = {r["flow_id"]: r for r in records
+             if r["event_type"] == "flow" and r.get("app_proto") == "tls"}
+    logged = {r["flow_id"] for r in records if r["event_type"] == "tls"}
+    bypassed = [f for f, r in flows.items() if r["flow"].get("action") == "bypass"]
+    assert len(flows) == 88 and len(bypassed) > 80
+    assert set(flows) <= logged
