@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .variables import AddressMatcher, Variables
+from .variables import AddressMatcher, Variables, split_group
 
 __all__ = ["Entry", "RuleTuning", "ThresholdConfig", "load", "parse"]
 
@@ -222,21 +222,6 @@ def _logical_lines(text: str):
         yield start, pending.strip()
 
 
-def _top_level_parts(text: str) -> list[str]:
-    """Split at commas outside `[...]` (a suppress address list has its own)."""
-    parts, depth, start = [], 0, 0
-    for index, char in enumerate(text):
-        if char == "[":
-            depth += 1
-        elif char == "]":
-            depth -= 1
-        elif char == "," and depth == 0:
-            parts.append(text[start:index].strip())
-            start = index + 1
-    parts.append(text[start:].strip())
-    return parts
-
-
 def _number(key: str, value: str, high: int = MAX_ID) -> int:
     if not value.isdigit() or int(value) > high:
         raise ThresholdConfigError(f"{key} must be a number from 0 to {high}, not {value!r}")
@@ -263,7 +248,12 @@ def parse_line(line: str, variables: Variables, number: int = 0) -> Entry:
         raise ThresholdConfigError(
             f"unknown entry {words[0]!r}: expected threshold, event_filter, rate_filter or suppress")
     options: dict[str, str] = {}
-    for part in _top_level_parts(words[1] if len(words) > 1 else ""):
+    try:
+        # Commas inside a suppress address list `[...]` are its own.
+        parts = split_group(words[1] if len(words) > 1 else "", keep_empty=True)
+    except ValueError as exc:
+        raise ThresholdConfigError(str(exc)) from None
+    for part in parts:
         pair = part.split(None, 1)
         if len(pair) != 2:
             raise ThresholdConfigError(f"{part!r} is not 'name value'" if part

@@ -37,8 +37,9 @@ class VariableError(ValueError):
     """An address or port spec that cannot be resolved."""
 
 
-def split_group(text: str) -> list[str]:
-    """Split the inside of a `[...]` list at top-level commas."""
+def split_group(text: str, keep_empty: bool = False) -> list[str]:
+    """Split the inside of a `[...]` list at top-level commas (empty items
+    dropped unless `keep_empty`: a caller may want to report a stray comma)."""
     items, depth, start = [], 0, 0
     for index, char in enumerate(text):
         if char == "[":
@@ -53,7 +54,7 @@ def split_group(text: str) -> list[str]:
     if depth != 0:
         raise VariableError(f"unbalanced '[' in {text!r}")
     items.append(text[start:].strip())
-    return [item for item in items if item]
+    return items if keep_empty else [item for item in items if item]
 
 
 class AddressMatcher:
