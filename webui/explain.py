@@ -39,6 +39,8 @@ SENT_TO_DEVICE = {
                        "could pass uninspected",
     "uninspectable_body": "a web response in a compression the box cannot read (brotli or zstd), "
                           "so what it carried could not be checked",
+    "memory_disclosure": "a request that makes it send back pieces of its memory, where keys "
+                         "and passwords live (Heartbleed)",
 }
 # metadata `attack` -> what the device did (it is the sender)
 DONE_BY_DEVICE = {

@@ -51,16 +51,20 @@ def _stamp(frames: list, start: float = 0.0) -> list:
 
 def _write(name: str, frames: list, rules: str, expected: dict[int, int], note: str,
            blocked: dict[int, int] | None = None,
-           checks: list[tuple[int, dict]] | None = None) -> None:
+           checks: list[tuple[int, dict]] | None = None, args: tuple[str, ...] = ()) -> None:
     """`blocked`: sid -> how many of its alerts must carry action "blocked"
     (a drop rule's verdict, the same offline as inline). `checks`: further
-    (count, match) filters on the EVE records."""
+    (count, match) filters on the EVE records. `args`: Suricata's command
+    line flags for the case (e.g. --simulate-ips)."""
     folder = os.path.join(HERE, name)
     os.makedirs(folder, exist_ok=True)
     wrpcap(os.path.join(folder, "input.pcap"), frames)
     with open(os.path.join(folder, "test.rules"), "w") as out:
         out.write(rules)
-    lines = [f"# {line}" if line else "#" for line in note.splitlines()] + ["checks:"]
+    lines = [f"# {line}" if line else "#" for line in note.splitlines()]
+    if args:
+        lines += ["args:"] + [f"  - {arg}" for arg in args]
+    lines += ["checks:"]
     for sid, count in expected.items():
         lines += ["  - filter:", f"      count: {count}", "      match:",
                   "        event_type: alert", f"        alert.signature_id: {sid}"]
@@ -111,6 +115,7 @@ def main() -> None:
     event_cases()
     http_events_case()
     virtual_patch_cases()
+    heartbleed_vpatch_case()
     mirai_telnet_case()
     relative_keyword_cases()
     dns_keyword_cases()
@@ -378,6 +383,50 @@ def tls_event_case() -> None:
                    (1, {"event_type": "alert", "alert.signature_id": 2230012, "dest_port": 40200}),
                    (0, {"event_type": "alert", "src_port": clean}),
                    (0, {"event_type": "alert", "dest_port": clean})])
+
+
+def heartbleed_vpatch_case() -> None:
+    """The Heartbleed patch (9100129) as shipped: a heartbeat asking back
+    16 KB and carrying 3 bytes, sent to a camera's TLS server and, by a
+    malicious server, to the camera's client; heartbeats of honest length
+    both ways pass."""
+    from scapy.layers.tls.handshake import TLSClientHello, TLSServerHello
+    from scapy.layers.tls.record import TLS
+
+    hello = bytes(TLS(msg=[TLSClientHello(version=0x0303, gmt_unix_time=0,
+                                          random_bytes=bytes(28), ciphers=[0xC02F])]))
+    server = _tls_record(22, bytes(TLSServerHello(gmt_unix_time=0, random_bytes=bytes(28),
+                                                  cipher=0xC02F)) + _tls_message(14, b""))
+    bleed = _tls_record(24, b"\x01\x40\x00", version=0x0302)
+    honest = _heartbeat(1, 16, 16, 16)
+    answer = _heartbeat(2, 16, 16, 16)
+    sessions = [
+        # an attacker's client against the camera's web server
+        ([(True, hello), (False, server), (True, bleed)], ATTACKER, DEVICE),
+        # the camera's client against a malicious server (reverse Heartbleed)
+        ([(True, hello), (False, server), (False, bleed)], DEVICE, ATTACKER),
+        # honest heartbeats, the camera serving and the camera calling out
+        ([(True, hello), (False, server), (True, honest), (False, answer)], "192.0.2.30", DEVICE),
+        ([(True, hello), (False, server), (False, honest), (True, answer)], DEVICE, ATTACKER),
+    ]
+    frames = []
+    for index, (segments, client, server_ip) in enumerate(sessions):
+        frames += _tcp_session(segments, sport=43000 + index, start=index * 2.0, client=client,
+                               dport=443, server=server_ip)
+    _write("vpatch-heartbleed-cve-2014-0160", frames, _shipped_rules(9100129), {9100129: 2},
+           "OpenSSL Heartbleed (CVE-2014-0160): a heartbeat over-read toward a device drops, "
+           "to its server or to its client; honest heartbeats pass. In IPS mode, as the box "
+           "runs: the heartbeat is the flow's last record, and in IDS mode its transaction\n"
+           "is only inspected at flow end, when there is nothing left to drop.",
+           blocked={9100129: 2}, args=("--simulate-ips",),
+           checks=[(1, {"event_type": "alert", "alert.signature_id": 9100129, "dest_ip": DEVICE,
+                        "dest_port": 443}),
+                   (1, {"event_type": "alert", "alert.signature_id": 9100129, "dest_ip": DEVICE,
+                        "src_port": 443}),
+                   (0, {"event_type": "alert", "src_port": 43002}),
+                   (0, {"event_type": "alert", "src_port": 43003}),
+                   (0, {"event_type": "alert", "dest_port": 43002}),
+                   (0, {"event_type": "alert", "dest_port": 43003})])
 
 
 def stream_size_case() -> None:

@@ -89,3 +89,12 @@ def test_a_cve_in_another_ruleset_asks_for_the_vendor_update_not_a_patch():
 def test_an_alert_without_a_known_device_still_reads():
     told = explain_alert(_item(device_name=None, device_mac=None, src_ip=None))
     assert told["summary"] == 'a device on your network was sent traffic matching "ET TEST".'
+
+
+def test_heartbleed_is_told_as_memory_sent_back(shipped):
+    told = explain_alert(_item(shipped[9100129], proto="TCP"))
+    assert told["summary"] == ("garden camera was sent a request that makes it send back pieces "
+                               "of its memory, where keys and passwords live (Heartbleed) from "
+                               "203.0.113.66.")
+    assert any(point.startswith("It exploits CVE-2014-0160, a known flaw in OpenSSL 1.0.1-1.0.1f.")
+               for point in told["points"])
