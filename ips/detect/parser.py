@@ -78,6 +78,7 @@ BUFFERS = {
     "tls.certs": ("tls", "tc"), "ja3.hash": ("tls", "ts"), "ja3.string": ("tls", "ts"),
     "ja3s.hash": ("tls", "tc"), "ja3s.string": ("tls", "tc"), "ja4.hash": ("tls", "ts"),
     "tls.subjectaltname": ("tls", "tc"), "tls.cert_chain_len": ("tls", "tc"),
+    "tls.alpn": ("tls", "ts"),      # the ClientHello's ALPN protocols (a multi-buffer)
     "tls.random": ("tls", None), "tls.random_time": ("tls", None),
     "tls.random_bytes": ("tls", None),
     "ssh.proto": ("ssh", None), "ssh.software": ("ssh", None),

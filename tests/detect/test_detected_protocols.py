@@ -121,3 +121,18 @@ def test_tls_legacy_keywords_chain_length_alt_names_and_randoms(tmp_path):
     assert fired[2] == 31 and fired[3] == fired[7] == 5
     assert fired[8] == fired[9] == 88
     assert fired[4] == fired[11] == fired[12] == 0
+
+
+def test_tls_alpn_is_each_protocol_the_client_offers(tmp_path):
+    # tls.alpn (Suricata 8): the ClientHello's ALPN list, one buffer per
+    # protocol. nDPI lists 75 hellos offering "h2;http/1.1" in alexa-app.
+    expected = (PCAPS / "benign/ndpi/expected/alexa-app.pcapng.out").read_text()
+    offered = expected.count("ALPNs: h2;http/1.1]")
+    assert offered == 75
+    rules = "\n".join([
+        'alert tls any any -> any any (msg:"a"; tls.alpn; content:"http/1.1"; startswith; endswith; sid:1;)',
+        'alert tls any any -> any any (msg:"b"; tls.alpn; content:"h2"; startswith; endswith; sid:2;)',
+        'alert tls any any -> any any (msg:"c"; tls.alpn; content:"http/1"; startswith; endswith; sid:3;)'])
+    alerts = _run(tmp_path, rules, [str(PCAPS / "benign/ndpi/alexa-app.pcapng")])
+    fired = [a.signature_id for a in alerts.events]
+    assert fired.count(1) == fired.count(2) == offered and 3 not in fired
