@@ -24,7 +24,8 @@ MAX_MESSAGE_LOGGED = 1024
 TYPE_NAMES = {1: "connect", 2: "connack", 3: "publish", 4: "puback", 5: "pubrec",
               6: "pubrel", 7: "pubcomp", 8: "subscribe", 9: "suback", 10: "unsubscribe",
               11: "unsuback", 12: "pingreq", 13: "pingresp", 14: "disconnect", 15: "auth"}
-_LOGGED_TYPES = (1, 2, 3, 8, 10, 14)
+LOGGED_TYPES = (1, 2, 3, 8, 10, 14)
+"""Control packet types that become transactions (and EVE records)."""
 
 
 class _Reader:
@@ -149,7 +150,7 @@ class MqttParser:
 
     def _packet(self, packet_type: int, flags: int, body: bytes, to_server: bool,
                 truncated: bool) -> Tx | None:
-        if packet_type not in _LOGGED_TYPES:
+        if packet_type not in LOGGED_TYPES:
             return None
         reader = _Reader(body)
         buffers: dict = {"mqtt.type": TYPE_NAMES[packet_type].upper().encode()}
@@ -209,7 +210,7 @@ class MqttParser:
         fields["flags"] = {"username": bool(connect_flags & 0x80), "password": bool(connect_flags & 0x40),
                            "will_retain": bool(connect_flags & 0x20), "will": bool(connect_flags & 0x04),
                            "clean_session": bool(connect_flags & 0x02)}
-        buffers["mqtt.protocol_version"] = version
+        buffers["mqtt.protocol_version"] = bytes((version,))     # an integer keyword
         if version >= 5:
             reader.skip_properties()
         client_id = reader.string()

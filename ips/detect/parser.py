@@ -79,6 +79,12 @@ BUFFERS = {
     "ja3s.hash": ("tls", "tc"), "ja3s.string": ("tls", "tc"), "ja4.hash": ("tls", "ts"),
     "tls.subjectaltname": ("tls", "tc"), "tls.cert_chain_len": ("tls", "tc"),
     "tls.alpn": ("tls", "ts"),      # the ClientHello's ALPN protocols (a multi-buffer)
+    "mqtt.connect.clientid": ("mqtt", "ts"), "mqtt.connect.username": ("mqtt", "ts"),
+    "mqtt.connect.password": ("mqtt", "ts"), "mqtt.connect.willtopic": ("mqtt", "ts"),
+    "mqtt.connect.willmessage": ("mqtt", "ts"), "mqtt.publish.topic": ("mqtt", None),
+    "mqtt.publish.message": ("mqtt", None), "mqtt.subscribe.topic": ("mqtt", "ts"),
+    "mqtt.unsubscribe.topic": ("mqtt", "ts"),
+    "mqtt.protocol_version": ("mqtt", "ts"), "mqtt.type": ("mqtt", None),   # integer / enum
     "tls.random": ("tls", None), "tls.random_time": ("tls", None),
     "tls.random_bytes": ("tls", None),
     "ssh.proto": ("ssh", None), "ssh.software": ("ssh", None),
@@ -1238,7 +1244,8 @@ def _opt_packet_check(builder: _Builder, keyword: str, value: str | None) -> Non
 
 
 # Integer fields a parser keeps as a one-byte buffer.
-_TX_BYTE_KEYWORDS = ("dns.opcode", "dns.rcode", "tls.cert_chain_len", "dns.rrtype")
+_TX_BYTE_KEYWORDS = ("dns.opcode", "dns.rcode", "tls.cert_chain_len", "dns.rrtype",
+                     "mqtt.protocol_version")
 # dns.rcode may name its value (dns.rcode:NXDOMAIN), as Suricata 8 allows.
 _RCODE_NAMES = {"noerror": 0, "formerr": 1, "servfail": 2, "nxdomain": 3, "notimp": 4,
                 "refused": 5, "yxdomain": 6, "yxrrset": 7, "nxrrset": 8, "notauth": 9,
@@ -1350,6 +1357,25 @@ def _transform_argument(name: str, value: str | None) -> str:
     return transforms.with_argument(name, text.encode("latin-1"))
 
 
+def _opt_mqtt_type(builder: _Builder, value: str | None) -> None:
+    """`mqtt.type:PUBLISH` (or its number, `!` for not): the control packet's
+    type. Only the types the MQTT parser makes transactions of can match;
+    a rule on another is refused rather than left never to fire."""
+    from ips.applayer.mqtt import LOGGED_TYPES, TYPE_NAMES
+    text = (value or "").strip()
+    negated = text.startswith("!")
+    text = text[1:].strip() if negated else text
+    numbers = {name.upper(): number for number, name in TYPE_NAMES.items()}
+    number = int(text) if text.isdigit() else numbers.get(text.upper())
+    if number not in TYPE_NAMES:
+        raise RuleError("syntax", "mqtt.type", syntax=True, detail=f"unknown type {text!r}")
+    if number not in LOGGED_TYPES and not negated:
+        raise RuleError("unsupported-keyword", "mqtt.type",
+                        detail=f"{TYPE_NAMES[number].upper()} packets are not parsed")
+    builder.rule.buffers.setdefault("mqtt.type", []).insert(
+        0, verify.BufferIn(frozenset({TYPE_NAMES[number].upper().encode()}), negated))
+
+
 def _opt_base64_decode(builder: _Builder, value: str | None) -> None:
     """`base64_decode[:bytes N][, offset M][, relative]`."""
     count = offset = 0
@@ -1442,6 +1468,8 @@ def _apply_option(builder: _Builder, name: str, value: str | None) -> None:
         _opt_tls_version(builder, value)
     elif name in _TLS_LEGACY:
         _opt_tls_legacy(builder, name, value)
+    elif name == "mqtt.type":
+        _opt_mqtt_type(builder, value)
     elif name in _TX_BYTE_KEYWORDS:
         _opt_tx_byte(builder, name, value)
     elif name in BUFFERS or name in STICKY_ALIASES:

@@ -90,3 +90,30 @@ def test_mutated_connect_never_raises(data):
     for _ in range(data.draw(st.integers(1, 5))):
         message[data.draw(st.integers(0, len(message) - 1))] = data.draw(st.integers(0, 255))
     MqttParser().feed(bytes(message), True)
+
+
+def test_mqtt_rule_keywords_read_what_the_parser_fills():
+    # Suricata's MQTT keywords: sticky buffers for the CONNECT identity and
+    # PUBLISH/SUBSCRIBE topics, mqtt.protocol_version and mqtt.type.
+    from tests.detect.factories import FakeFlow, engine, packet as detect_packet, sids
+    rules = "\n".join([
+        'alert mqtt any any -> any any (msg:"a"; mqtt.connect.clientid; content:"thermostat"; sid:1;)',
+        'alert mqtt any any -> any any (msg:"b"; mqtt.connect.password; content:"s3cret"; '
+        'bsize:6; sid:2;)',
+        'alert mqtt any any -> any any (msg:"c"; mqtt.protocol_version:4; mqtt.type:CONNECT; sid:3;)',
+        'alert mqtt any any -> any any (msg:"d"; mqtt.protocol_version:5; sid:4;)',
+        'alert mqtt any any -> any any (msg:"e"; mqtt.publish.topic; content:"home/temp"; '
+        'mqtt.publish.message; content:"21.5"; sid:5;)',
+        'alert mqtt any any -> any any (msg:"f"; mqtt.subscribe.topic; content:"#"; endswith; sid:6;)',
+        'alert mqtt any any -> any any (msg:"g"; mqtt.type:!PUBLISH; mqtt.type:3; sid:7;)'])
+    eng, report = engine(rules)
+    assert not report.skipped and not report.errors
+    parser = MqttParser()
+    txs = parser.feed(CONNECT + packet(0x32, string(b"home/temp") + b"\x00\x05" + b"21.5")
+                      + packet(0x82, b"\x00\x06" + string(b"home/#") + b"\x01"), True)
+    fired = []
+    for tx in txs:
+        fired += sids(eng.inspect(detect_packet(b"x", dport=1883), FakeFlow(app_proto="mqtt"), None, [tx]))
+    assert sorted(fired) == [1, 2, 3, 5, 6]
+    _eng, refused = engine('alert mqtt any any -> any any (msg:"h"; mqtt.type:PINGREQ; sid:8;)')
+    assert refused.skipped
