@@ -73,9 +73,15 @@ class MdnsParser:
                             ("txt", txt), ("addresses", addresses)):
             if values:
                 fields[key] = values
+        # Suricata 8's mDNS sticky buffers: each section's record names.
+        buffers = {"dns.query": [q.name for q in message.questions[:MAX_RECORDS]]}
+        buffers["mdns.queries.rrname"] = buffers["dns.query"]
+        for key, section in (("mdns.answers.rrname", message.answers),
+                             ("mdns.authorities.rrname", message.authorities),
+                             ("mdns.additionals.rrname", message.additionals)):
+            buffers[key] = [record.name for record in section[:MAX_RECORDS]]
         tx = Tx(app_proto="mdns", tx_id=self.next_tx_id, to_server=to_server,
-                buffers={"dns.query": [q.name for q in message.questions[:MAX_RECORDS]]},
-                record=fields, complete=True)
+                buffers=buffers, record=fields, complete=True)
         self.next_tx_id += 1
         return [tx]
 

@@ -23,7 +23,7 @@ import tempfile
 
 log = logging.getLogger("reefguard.detect.cache")
 
-ENGINE_VERSION = "reefguard-detect-45"
+ENGINE_VERSION = "reefguard-detect-46"
 MAX_CACHE_FILES = 8   # older entries are removed so the cache directory stays bounded
 
 

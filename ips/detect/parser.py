@@ -85,6 +85,8 @@ BUFFERS = {
     "mqtt.publish.message": ("mqtt", None), "mqtt.subscribe.topic": ("mqtt", "ts"),
     "mqtt.unsubscribe.topic": ("mqtt", "ts"),
     "mqtt.protocol_version": ("mqtt", "ts"), "mqtt.type": ("mqtt", None),   # integer / enum
+    "mdns.queries.rrname": ("mdns", None), "mdns.answers.rrname": ("mdns", None),
+    "mdns.authorities.rrname": ("mdns", None), "mdns.additionals.rrname": ("mdns", None),
     "tls.random": ("tls", None), "tls.random_time": ("tls", None),
     "tls.random_bytes": ("tls", None),
     "ssh.proto": ("ssh", None), "ssh.software": ("ssh", None),

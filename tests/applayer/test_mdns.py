@@ -48,3 +48,23 @@ def test_mutated_never_raises(data):
     for _ in range(data.draw(st.integers(1, 8))):
         message[data.draw(st.integers(0, len(message) - 1))] = data.draw(st.integers(0, 255))
     MdnsParser().feed(bytes(message), False)
+
+
+def test_mdns_rule_keywords_read_each_section():
+    # Suricata 8's mdns.queries/answers/authorities/additionals.rrname.
+    from tests.detect.factories import FakeFlow, engine, packet, sids
+    rules = "\n".join([
+        'alert mdns any any -> any any (msg:"a"; mdns.answers.rrname; content:"_googlecast"; sid:1;)',
+        'alert mdns any any -> any any (msg:"b"; mdns.answers.rrname; content:"chromecast-1.local"; '
+        'startswith; endswith; sid:2;)',
+        'alert mdns any any -> any any (msg:"c"; mdns.queries.rrname; content:"_hap"; sid:3;)',
+        'alert mdns any any -> any any (msg:"d"; mdns.additionals.rrname; content:"x"; sid:4;)'])
+    eng, report = engine(rules)
+    assert not report.skipped and not report.errors
+    flow = FakeFlow(app_proto="mdns", proto=17)
+    [answer] = MdnsParser().feed(announcement(), False)
+    reply = packet(b"x", proto=17, sport=5353, dport=5353, to_server=False)
+    assert sids(eng.inspect(reply, flow, None, [answer])) == [1, 2]
+    query = struct.pack(">HHHHHH", 1, 0, 1, 0, 0, 0) + name("_hap._tcp.local") + struct.pack(">HH", 12, 1)
+    [asked] = MdnsParser().feed(query, True)
+    assert sids(eng.inspect(packet(b"x", proto=17, sport=5353, dport=5353), flow, None, [asked])) == [3]
