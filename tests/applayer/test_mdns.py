@@ -52,15 +52,13 @@ def test_mutated_never_raises(data):
 
 def test_mdns_rule_keywords_read_each_section():
     # Suricata 8's mdns.queries/answers/authorities/additionals.rrname.
-    from tests.detect.factories import FakeFlow, engine, packet, sids
-    rules = "\n".join([
+    from tests.detect.factories import FakeFlow, loaded, packet, sids
+    eng = loaded(
         'alert mdns any any -> any any (msg:"a"; mdns.answers.rrname; content:"_googlecast"; sid:1;)',
         'alert mdns any any -> any any (msg:"b"; mdns.answers.rrname; content:"chromecast-1.local"; '
         'startswith; endswith; sid:2;)',
         'alert mdns any any -> any any (msg:"c"; mdns.queries.rrname; content:"_hap"; sid:3;)',
-        'alert mdns any any -> any any (msg:"d"; mdns.additionals.rrname; content:"x"; sid:4;)'])
-    eng, report = engine(rules)
-    assert not report.skipped and not report.errors
+        'alert mdns any any -> any any (msg:"d"; mdns.additionals.rrname; content:"x"; sid:4;)')
     flow = FakeFlow(app_proto="mdns", proto=17)
     [answer] = MdnsParser().feed(announcement(), False)
     reply = packet(b"x", proto=17, sport=5353, dport=5353, to_server=False)

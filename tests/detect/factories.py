@@ -75,6 +75,14 @@ def engine(rules: str, config: Config | None = None, cache_dir: str | None = Non
         os.unlink(path)
 
 
+def loaded(*rules: str, config: Config | None = None):
+    """The engine of `rules` (one rule per argument), every one of them
+    loaded: a test of a keyword must not pass because its rule was refused."""
+    eng, report = engine("\n".join(rules), config)
+    assert not report.skipped and not report.errors, (report.skipped, report.errors)
+    return eng
+
+
 def sids(matches) -> list[int]:
     return sorted(match.rule.sid for match in matches)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ips.config import Config
 from ips.detect.check import main as check_main
-from tests.detect.factories import FakeFlow, FakeTx, alerting, decoded, engine, packet, sids
+from tests.detect.factories import FakeFlow, FakeTx, alerting, decoded, engine, loaded, packet, sids
 
 
 def test_load_report_counts_and_reasons():
@@ -500,15 +500,13 @@ def test_ip_only_rules_are_inspected_once_per_flow_direction():
 def test_byte_jump_of_zero_bytes_moves_by_post_offset_alone():
     # suricata-verify bug-4623: byte_jump:0,0,relative,post_offset -7 reads
     # nothing and steps back 7 bytes from the end of the content.
-    rules = "\n".join([
+    eng = loaded(
         'alert tcp any any -> any any (msg:"a"; content:"|3a 01 e8 ed 0f|"; '
         'byte_jump:0,0,relative,post_offset -7; pcre:"/^\\x7c\\xe0\\x3a\\x01\\xe8\\xed\\x0f\\x54/R"; sid:1;)',
         'alert tcp any any -> any any (msg:"b"; content:"|01 e8 ed 0f 54|"; '
         'byte_jump:0,0,relative,post_offset -7; pcre:"/^\\xe0\\x3a\\x01\\xe8\\xed\\x0f\\x54/R"; sid:3;)',
         'alert tcp any any -> any any (msg:"c"; content:"|01 e8 ed 0f 54|"; '
-        'byte_jump:0,0,relative,post_offset -6; pcre:"/^\\xe0/R"; sid:4;)'])
-    eng, report = engine(rules)
-    assert not report.skipped and not report.errors
+        'byte_jump:0,0,relative,post_offset -6; pcre:"/^\\xe0/R"; sid:4;)')
     payload = b"\x00" * 20 + bytes.fromhex("7ce03a01e8ed0f54")
     assert sids(eng.inspect(packet(payload), None, None, [])) == [1, 3]
 
@@ -516,13 +514,11 @@ def test_byte_jump_of_zero_bytes_moves_by_post_offset_alone():
 def test_threshold_backoff_alerts_at_count_times_powers_of_the_multiplier():
     # Suricata 8's thresholding page: count 1, multiplier 10 alerts on
     # matches 1, 10, 100; count 5, multiplier 5 on 5, 25, 125.
-    rules = "\n".join([
+    eng = loaded(
         'alert tcp any any -> any any (msg:"a"; content:"x"; '
         'threshold: type backoff, track by_flow, count 1, multiplier 10; sid:1;)',
         'drop tcp any any -> any any (msg:"b"; content:"x"; '
-        'threshold: type backoff, track by_flow, count 5, multiplier 5; sid:2;)'])
-    eng, report = engine(rules)
-    assert not report.skipped and not report.errors
+        'threshold: type backoff, track by_flow, count 5, multiplier 5; sid:2;)')
     flow = FakeFlow()
     alerted = {1: [], 2: []}
     acted_first = None
@@ -545,13 +541,11 @@ def test_app_layer_protocol_does_not_match_while_the_protocol_is_unknown():
     # Suricata compares a direction's protocol only once it is known (or
     # detection failed): `!tls` on a flow still being detected is no match
     # (suricata-verify bug-4394, app-layer-protocol-unknown).
-    rules = "\n".join([
+    eng = loaded(
         'alert tcp any any -> any any (msg:"a"; app-layer-protocol:!tls; content:"ls"; sid:1;)',
         'alert tcp any any -> any any (msg:"b"; app-layer-protocol:failed; content:"ls"; sid:2;)',
         'alert tcp any any -> any any (msg:"c"; app-layer-protocol:!failed; content:"ls"; sid:3;)',
-        'alert tcp any any -> any any (msg:"d"; app-layer-protocol:unknown; content:"ls"; sid:4;)'])
-    eng, report = engine(rules)
-    assert not report.skipped and not report.errors
+        'alert tcp any any -> any any (msg:"d"; app-layer-protocol:unknown; content:"ls"; sid:4;)')
     detecting = FakeFlow()
     assert sids(eng.inspect(packet(b"ls\n"), detecting, None, [])) == [4]
     failed = FakeFlow()

@@ -20,11 +20,11 @@ def test_strip_whitespace_and_url_decode():
 
 def test_xor_and_pcrexform_on_a_transaction():
     # suricata-verify's xor and detect-pcrexform-01 cases.
-    from tests.detect.factories import FakeFlow, FakeTx, engine, packet, sids
+    from tests.detect.factories import FakeFlow, FakeTx, loaded, packet, sids
     uri = b"/z4d4kWk.jpg"
     key = bytes.fromhex("0d0ac8ff")
     xored = bytes(b ^ key[i % 4] for i, b in enumerate(uri))
-    rules = "\n".join([
+    eng = loaded(
         'alert http any any -> any any (msg:"p"; http.request_line; '
         r'pcrexform:"[a-zA-Z]+\s+(.*)\s+HTTP"; content:"/z4d4kWk.jpg"; startswith; endswith; sid:1;)',
         f'alert http any any -> any any (msg:"x"; http.uri; xor:"0d0ac8ff"; '
@@ -34,9 +34,7 @@ def test_xor_and_pcrexform_on_a_transaction():
         'content:"Z4D4"; bsize:4; sid:3;)',
         # no match: the buffer is unchanged, so this content is not found
         'alert http any any -> any any (msg:"n"; http.uri; pcrexform:"^(nomatch)"; '
-        'content:"nomatch"; sid:4;)'])
-    eng, report = engine(rules)
-    assert not report.skipped and not report.errors
+        'content:"nomatch"; sid:4;)')
     tx = FakeTx("http", 0, True, {"http.request_line": b"GET " + uri + b" HTTP/1.1",
                                   "http.uri": uri})
     assert sids(eng.inspect(packet(b"GET"), FakeFlow(app_proto="http"), None, [tx])) == [1, 2, 3]
