@@ -698,6 +698,17 @@ class AppLayer:
         return until is not None and flow.start <= until
 
 
+def detection_failed(flow, to_server: bool) -> bool:
+    """Whether protocol detection gave up on this direction of a flow that
+    has no app protocol (app-layer-protocol:failed): that side identified
+    nothing, or the flow will not be parsed."""
+    state = getattr(flow, "app", None)
+    if not state:
+        return False
+    failed = state.get("failed")
+    return bool(state.get("done") or (failed is not None and failed.get(to_server)))
+
+
 def _present(txs: list[Tx], to_server: bool) -> list[Tx]:
     """Show each tx as seen from `to_server` (direction and buffers)."""
     for tx in txs:

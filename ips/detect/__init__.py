@@ -55,6 +55,8 @@ import os
 from bisect import bisect_right
 from collections import Counter
 
+from ips.applayer import detection_failed
+
 from . import cache as cache_module
 from . import packet_buffers, packet_checks, state, threshold_config, transforms, verify
 from .parser import PAYLOAD, STICKY_ALIASES, Rule, RuleError, parse_header, parse_rule
@@ -1480,12 +1482,7 @@ def _layer_protocol(flow, to_server: bool) -> str:
     app_proto = getattr(flow, "app_proto", None)
     if app_proto:
         return _normal_app_proto(app_proto)
-    state = getattr(flow, "app", None)
-    if state:
-        failed = state.get("failed")
-        if state.get("done") or (failed is not None and failed.get(to_server)):
-            return "failed"
-    return "unknown"
+    return "failed" if detection_failed(flow, to_server) else "unknown"
 
 
 def _normal_app_proto(name):
