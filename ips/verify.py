@@ -116,12 +116,15 @@ def requirements_met(requires: dict | None) -> tuple[bool, str]:
     if not requires:
         return True, ""
     for key, value in requires.items():
-        if key == "min-version" and COMPAT_VERSION < _version_tuple(value):
-            return False, f"min-version {value}"
-        elif key == "lt-version" and COMPAT_VERSION >= _version_tuple(value):
-            return False, f"lt-version {value}"
-        elif key == "gt-version" and COMPAT_VERSION <= _version_tuple(value):
-            return False, f"gt-version {value}"
+        if key == "min-version":
+            if COMPAT_VERSION < _version_tuple(value):
+                return False, f"min-version {value}"
+        elif key == "lt-version":
+            if COMPAT_VERSION >= _version_tuple(value):
+                return False, f"lt-version {value}"
+        elif key == "gt-version":
+            if COMPAT_VERSION <= _version_tuple(value):
+                return False, f"gt-version {value}"
         elif key == "version":
             # "7" is any 7.x.y, "7.0" any 7.0.y.
             named = _version_parts(value)
@@ -147,8 +150,6 @@ def requirements_met(requires: dict | None) -> tuple[bool, str]:
                 return False, f"arch {value}"
         elif key == "pcap":
             continue            # whether a capture is needed: run_case looks
-        elif key in ("min-version", "lt-version", "gt-version"):
-            continue
         else:
             # `script` and `lambda` run code against a Suricata build; any
             # other kind is one this runner does not know.
